@@ -1,0 +1,184 @@
+/**
+ * Sandbox records in the state database, and the allocation of everything a sandbox holds
+ * (name, TAP address, SSH port, vsock CID) in the same transaction as the row itself.
+ */
+import { z } from "zod";
+import { vmConfigSchema, type VmConfig } from "../config.ts";
+import { NotFoundError, SmolError } from "../errors.ts";
+import { parseOrThrow } from "../validate.ts";
+import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
+import { openStateDb, transaction, type Db } from "./db.ts";
+
+export const VM_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
+export type VmStatus = (typeof VM_STATUSES)[number];
+
+const rowSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: z.enum(VM_STATUSES),
+  config: z.string().transform((text, ctx) => {
+    try {
+      return vmConfigSchema.parse(JSON.parse(text));
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: `config is not a valid sandbox config: ${String(error)}` });
+      return z.NEVER;
+    }
+  }),
+  backend: z.enum(["qemu", "firecracker"]).nullable(),
+  channel: z.enum(["agent", "ssh"]).nullable(),
+  ip: z.string().nullable(),
+  ssh_port: z.number().nullable(),
+  cid: z.number().nullable(),
+  supervisor_pid: z.number().nullable(),
+  vmm_pid: z.number().nullable(),
+  last_error: z.string().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+
+export interface VmRecord {
+  id: string;
+  name: string;
+  status: VmStatus;
+  config: VmConfig;
+  backend: "qemu" | "firecracker" | null;
+  /** The channel persisted for this sandbox (`agent` = virtio-serial or vsock), if one was chosen. */
+  channel: "agent" | "ssh" | null;
+  ip: string | null;
+  sshPort: number | null;
+  cid: number | null;
+  supervisorPid: number | null;
+  vmmPid: number | null;
+  lastError: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewVm {
+  config: VmConfig;
+  backend: "qemu" | "firecracker";
+  /** Which pooled resources this sandbox needs; decided by its backend and network mode. */
+  allocate: { ip?: boolean; sshPort?: boolean; cid?: boolean };
+}
+
+export type VmPatch = Partial<
+  Pick<VmRecord, "status" | "channel" | "supervisorPid" | "vmmPid" | "lastError" | "backend">
+>;
+
+const PATCH_COLUMNS: Record<keyof VmPatch, string> = {
+  status: "status",
+  channel: "channel",
+  supervisorPid: "supervisor_pid",
+  vmmPid: "vmm_pid",
+  lastError: "last_error",
+  backend: "backend",
+};
+
+export class StateStore {
+  private constructor(private readonly db: Db) {}
+
+  static open(file?: string): StateStore {
+    return new StateStore(openStateDb(file));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Inserts a sandbox with a unique name and fresh allocations, all in one write transaction. */
+  createVm(request: NewVm): VmRecord {
+    const now = Date.now();
+    return transaction(this.db, () => {
+      const names = new Set(this.column<string>("name"));
+      const wanted = request.config.name;
+      if (wanted !== undefined && names.has(wanted)) {
+        throw new SmolError("ALREADY_EXISTS", `Cannot create sandbox "${wanted}": the name is taken`, {
+          hint: `pick another --name, or remove the old one with \`smolvm delete ${wanted}\``,
+        });
+      }
+      const name = wanted ?? generateName(names);
+      const id = generateId();
+      const ip = request.allocate.ip ? allocateIp(this.column<string>("ip")) : null;
+      const sshPort = request.allocate.sshPort ? allocateSshPort(this.column<number>("ssh_port")) : null;
+      const cid = request.allocate.cid ? allocateCid(this.column<number>("cid")) : null;
+      const config = { ...request.config, name };
+      this.db
+        .prepare(
+          `INSERT INTO vms (id, name, status, config, backend, ip, ssh_port, cid, created_at, updated_at)
+           VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(id, name, JSON.stringify(config), request.backend, ip, sshPort, cid, now, now);
+      return this.mustGet(id);
+    });
+  }
+
+  /** Finds a sandbox by id or by name. */
+  findVm(idOrName: string): VmRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM vms WHERE id = ? OR name = ? LIMIT 1").get(idOrName, idOrName);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  getVm(idOrName: string): VmRecord {
+    const found = this.findVm(idOrName);
+    if (found === undefined) {
+      throw new NotFoundError(`Cannot find sandbox "${idOrName}"`, {
+        hint: "`smolvm list` shows the sandboxes that exist",
+      });
+    }
+    return found;
+  }
+
+  listVms(): VmRecord[] {
+    return this.db.prepare("SELECT * FROM vms ORDER BY created_at, name").all().map(toRecord);
+  }
+
+  updateVm(id: string, patch: VmPatch): VmRecord {
+    const entries = Object.entries(patch) as [keyof VmPatch, unknown][];
+    const sets = entries.map(([key]) => `${PATCH_COLUMNS[key]} = ?`);
+    const values = entries.map(([, value]) => value as string | number | null);
+    const result = this.db
+      .prepare(`UPDATE vms SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ?`)
+      .run(...values, Date.now(), id);
+    if (result.changes === 0) throw new NotFoundError(`Cannot update sandbox "${id}": it no longer exists`);
+    return this.mustGet(id);
+  }
+
+  /** Removes the row, which releases its name and every allocation with it. */
+  deleteVm(id: string): boolean {
+    return this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0;
+  }
+
+  private column<T extends string | number>(name: "name" | "ip" | "ssh_port" | "cid"): T[] {
+    return this.db
+      .prepare(`SELECT ${name} AS v FROM vms WHERE ${name} IS NOT NULL`)
+      .all()
+      .map((row) => (row as { v: T }).v);
+  }
+
+  private mustGet(id: string): VmRecord {
+    const row = this.db.prepare("SELECT * FROM vms WHERE id = ?").get(id);
+    if (row === undefined) throw new NotFoundError(`Cannot find sandbox "${id}"`);
+    return toRecord(row);
+  }
+}
+
+function toRecord(row: unknown): VmRecord {
+  const r = parseOrThrow(rowSchema, row, "sandbox record in the state database",
+    "the state database was edited or written by another version; `smolvm cleanup` can remove the row");
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    config: r.config,
+    backend: r.backend,
+    channel: r.channel,
+    ip: r.ip,
+    sshPort: r.ssh_port,
+    cid: r.cid,
+    supervisorPid: r.supervisor_pid,
+    vmmPid: r.vmm_pid,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
