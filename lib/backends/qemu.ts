@@ -1,0 +1,269 @@
+/**
+ * The QEMU backend: disk overlays, launching QEMU detached, and the Backend the supervisor uses.
+ *
+ * The command line itself is built, without effects, in qemu-args.ts (re-exported here).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdir, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BackendUnavailableError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
+import { runHostChecked, which } from "../host/process.ts";
+import { type Accel, detectAccel, type GuestArch, qemuBinary, qemuVersion } from "./accel.ts";
+import { type HostForward, incomingFromFile, qemuArgs, type QemuSpec } from "./qemu-args.ts";
+import { type QmpClient, QmpClient as Qmp, type QmpStatus } from "./qmp.ts";
+import type {
+  Backend, BackendProbe, DiskRequest, LaunchedVmm, LaunchSpec, PreparedDisk, VmmControl, VmmExit, VmmStatus,
+} from "./types.ts";
+
+export {
+  AGENT_PORT_NAME, escapeOptionValue, hostForwardRule, incomingFromFile, migrateToFileUri, NETDEV_ID, qemuArgs,
+  shellQuote,
+} from "./qemu-args.ts";
+export type { HostForward, QemuDisk, QemuNetwork, QemuSpec } from "./qemu-args.ts";
+
+/** The file name of an isolated sandbox's overlay inside its directory. */
+export const OVERLAY_FILE = "disk.qcow2";
+
+/**
+ * Creates a qcow2 overlay at `overlayPath` whose reads fall through to `basePath` (left
+ * untouched). The base is referenced by absolute path, so the overlay may live anywhere.
+ */
+export async function createOverlay(
+  basePath: string,
+  overlayPath: string,
+  options: { baseFormat?: "raw" | "qcow2"; sizeMiB?: number } = {},
+): Promise<void> {
+  const base = resolve(basePath);
+  if (!existsSync(base)) {
+    throw new NotFoundError(`Cannot create the disk overlay "${overlayPath}": the base image "${base}" does not exist`, {
+      hint: "build or download the image first (`smolvm image build NAME`)",
+      details: { base, overlayPath },
+    });
+  }
+  const qemuImg = which("qemu-img");
+  if (!qemuImg) {
+    throw new BackendUnavailableError(`Cannot create the disk overlay "${overlayPath}": "qemu-img" is not installed`, {
+      hint: "run `smolvm setup`, or install the qemu-utils package",
+    });
+  }
+  await mkdir(dirname(resolve(overlayPath)), { recursive: true });
+  const args = ["create", "-q", "-f", "qcow2", "-F", options.baseFormat ?? "raw", "-b", base, overlayPath];
+  if (options.sizeMiB !== undefined) args.push(`${options.sizeMiB}M`);
+  await runHostChecked(qemuImg, args, { action: `Cannot create the disk overlay "${overlayPath}"`, timeoutMs: 30_000 });
+}
+
+export interface QemuProcess {
+  pid: number;
+  child: ChildProcess;
+  /** Resolves when QEMU ends. */
+  exited: Promise<VmmExit>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Starts QEMU for `spec` in its own process group, with its stdout and stderr appended to
+ * `logFile` (or discarded), and resolves once the process exists. It does not wait for QEMU to
+ * be ready: connect to its QMP socket for that.
+ */
+export async function launchQemu(
+  spec: QemuSpec,
+  options: { logFile?: string; binary?: string } = {},
+): Promise<QemuProcess> {
+  const binary = options.binary ?? qemuBinary(spec.arch);
+  const args = qemuArgs(spec);
+  let logFd: number | undefined;
+  if (options.logFile !== undefined) {
+    await mkdir(dirname(resolve(options.logFile)), { recursive: true });
+    logFd = openSync(options.logFile, "a");
+  }
+  let child: ChildProcess;
+  try {
+    child = spawn(binary, args, {
+      detached: true,
+      stdio: ["ignore", logFd ?? "ignore", logFd ?? "ignore"],
+    });
+  } finally {
+    if (logFd !== undefined) closeSync(logFd);
+  }
+  const exited = new Promise<VmmExit>((resolveExit) => {
+    child.once("exit", (code, signal) => resolveExit({ code, signal }));
+  });
+  await new Promise<void>((resolveSpawn, reject) => {
+    child.once("spawn", () => resolveSpawn());
+    child.once("error", (error) => {
+      reject(new BackendUnavailableError(`Cannot start QEMU ("${binary}"): ${error.message}`, {
+        cause: error,
+        hint: "run `smolvm setup` to install QEMU",
+      }));
+    });
+  });
+  const pid = child.pid!;
+  return {
+    pid,
+    child,
+    exited,
+    kill(signal: NodeJS.Signals = "SIGKILL") {
+      try {
+        process.kill(pid, signal);
+      } catch { /* already gone */ }
+    },
+  };
+}
+
+/**
+ * Waits until a Unix socket exists at `path`. Rejects at the deadline, or as soon as `exited`
+ * (the process expected to create it) settles.
+ */
+export async function waitForSocket(
+  path: string,
+  options: { timeoutMs?: number; exited?: Promise<unknown> } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  options.exited?.then(() => { gone = true; }, () => { gone = true; });
+  while (true) {
+    try {
+      if ((await stat(path)).isSocket()) return;
+    } catch { /* not yet */ }
+    if (gone) throw new SmolError("NOT_RUNNING", `Cannot reach "${path}": the process that should create it exited`);
+    if (Date.now() >= deadline) throw new TimeoutError(`Cannot reach "${path}": no socket after ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+/** The last `lines` lines of a text file, or "" if it cannot be read. */
+export function tailOf(file: string | undefined, lines = 20): string {
+  if (file === undefined) return "";
+  try {
+    const size = statSync(file).size;
+    const text = readFileSync(file, "utf8").slice(size > 65536 ? -65536 : 0);
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+function runState(status: QmpStatus): VmmStatus {
+  const detail = status.status;
+  if (status.running || detail === "running") return { state: "running", detail };
+  if (["paused", "inmigrate", "postmigrate", "prelaunch", "suspended", "save-vm", "restore-vm", "finish-migrate",
+    "debug", "colo"].includes(detail)) {
+    return { state: "paused", detail };
+  }
+  if (detail === "shutdown") return { state: "shutdown", detail };
+  if (["internal-error", "io-error", "guest-panicked", "watchdog"].includes(detail)) return { state: "error", detail };
+  return { state: "other", detail };
+}
+
+/** VmmControl over a QMP connection. */
+export function qmpControl(qmp: QmpClient): VmmControl {
+  return {
+    status: async () => runState(await qmp.queryStatus()),
+    pause: () => qmp.stop(),
+    resume: () => qmp.cont(),
+    quit: () => qmp.quit(),
+    addPortForward: (forward: HostForward) => qmp.addHostForward(forward),
+    removePortForward: (forward) => qmp.removeHostForward(forward),
+    saveState: async (file, options) => {
+      await qmp.migrateToFile(file, options);
+    },
+    onEvent: (listener) => qmp.onEvent((event) => listener({ name: event.event, data: event.data })),
+    disconnected: qmp.whenClosed,
+    close: () => qmp.close(),
+  };
+}
+
+/** The QEMU backend: microvm on x86_64, virt on aarch64; kvm, hvf or tcg as the host allows. */
+export class QemuBackend implements Backend {
+  readonly name = "qemu" as const;
+
+  async probe(arch: GuestArch): Promise<BackendProbe> {
+    let binary: string;
+    try {
+      binary = qemuBinary(arch);
+    } catch (error) {
+      return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint };
+    }
+    if (!which("qemu-img")) {
+      return { ok: false, reason: '"qemu-img" is not installed', hint: "run `smolvm setup` (package qemu-utils)" };
+    }
+    try {
+      const version = await qemuVersion(binary);
+      const accel = detectAccel(arch);
+      return { ok: true, accel: accel.accel, accelReason: accel.reason, version: version.text };
+    } catch (error) {
+      return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint };
+    }
+  }
+
+  async prepareDisk(request: DiskRequest): Promise<PreparedDisk> {
+    if (request.mode === "shared") {
+      if (!existsSync(request.imagePath)) {
+        throw new NotFoundError(`Cannot attach the disk: the image "${request.imagePath}" does not exist`);
+      }
+      return { path: resolve(request.imagePath), format: "raw", readOnly: false, created: false };
+    }
+    const overlay = join(resolve(request.vmDir), OVERLAY_FILE);
+    if (existsSync(overlay)) return { path: overlay, format: "qcow2", readOnly: false, created: false };
+    await createOverlay(request.imagePath, overlay, request.sizeMiB === undefined ? {} : { sizeMiB: request.sizeMiB });
+    return { path: overlay, format: "qcow2", readOnly: false, created: true };
+  }
+
+  async launch(spec: LaunchSpec, options: { timeoutMs?: number } = {}): Promise<LaunchedVmm> {
+    const accel: Accel = spec.accel ?? detectAccel(spec.arch).accel;
+    // Sockets left by an earlier QEMU would answer nothing; QEMU recreates them.
+    for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
+    const restoring = spec.restoreFrom !== undefined;
+    const qemu = await launchQemu({
+      arch: spec.arch,
+      accel,
+      vcpus: spec.vcpus,
+      memoryMiB: spec.memoryMiB,
+      kernelPath: spec.kernelPath,
+      cmdline: spec.cmdline,
+      disk: spec.disk,
+      network: spec.network,
+      agentSocketPath: spec.agentSocketPath,
+      qmpSocketPath: spec.controlSocketPath,
+      serialLogPath: spec.serialLogPath,
+      ...(spec.pidFile === undefined ? {} : { pidFile: spec.pidFile }),
+      ...(spec.startPaused ? { startPaused: true } : {}),
+      ...(restoring ? { incoming: incomingFromFile(spec.restoreFrom!) } : {}),
+    }, spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
+
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const early = qemu.exited.then((exit) => ({ exit }));
+    let outcome: { qmp: QmpClient } | { exit: VmmExit } | { error: unknown };
+    try {
+      outcome = await Promise.race([
+        Qmp.connect(spec.controlSocketPath, { timeoutMs }).then((qmp) => ({ qmp }), (error) => ({ error })),
+        early,
+      ]);
+    } catch (error) {
+      outcome = { error };
+    }
+    if ("qmp" in outcome) {
+      return { pid: qemu.pid, exited: qemu.exited, control: qmpControl(outcome.qmp), kill: qemu.kill };
+    }
+    qemu.kill("SIGKILL");
+    const tail = tailOf(spec.vmmLogPath, 5);
+    if ("exit" in outcome) {
+      const how = outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with status ${outcome.exit.code}`;
+      throw new SmolError("COMMAND_FAILED", `Cannot start QEMU: it ${how}${tail ? `: ${tail.replaceAll("\n", " | ")}` : ""}`, {
+        hint: spec.vmmLogPath ? `see "${spec.vmmLogPath}"` : undefined,
+        details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath },
+      });
+    }
+    await qemu.exited;
+    throw outcome.error;
+  }
+
+  async attach(controlSocketPath: string, options: { timeoutMs?: number } = {}): Promise<VmmControl> {
+    return qmpControl(await Qmp.connect(controlSocketPath, { timeoutMs: options.timeoutMs ?? 5_000 }));
+  }
+}
+
+export const qemuBackend: Backend = new QemuBackend();
