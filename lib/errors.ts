@@ -118,7 +118,10 @@ export class CommandFailedError extends SmolError {
 export function toSmolError(error: unknown): SmolError {
   if (error instanceof SmolError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new SmolError("INTERNAL", message, { cause: error });
+  return new SmolError("INTERNAL", `Unexpected failure: ${message}`, {
+    cause: error,
+    hint: "this is a bug in smolvm; the stack trace is in ~/.smolvm/smolvm.log, please include it in a report",
+  });
 }
 
 /** Exit status for a failure: 2 for usage mistakes, 1 for everything else. */

@@ -1,0 +1,42 @@
+import type { Command } from "@commander-js/extra-typings";
+import { SmolError } from "../lib/errors.ts";
+import { action } from "./action.ts";
+import { paint } from "./output.ts";
+
+export function registerDoctor(program: Command): void {
+  program
+    .command("doctor")
+    .description("check this host: acceleration, QEMU, Firecracker, networking tools, disk, caches")
+    .option("--strict", "treat warnings as failures (non-zero exit)")
+    .option("--json", "print JSON")
+    .action(
+      action("doctor", async (out, options) => {
+        const { probeHost } = await import("../lib/host/probe.ts");
+        const { diagnose } = await import("../lib/host/doctor.ts");
+        const facts = await probeHost();
+        const diagnosis = diagnose(facts);
+        const failing = diagnosis.checks.filter((c) => c.status === "fail" || (options.strict === true && c.status === "warn"));
+        if (failing.length > 0 && options.json === true) {
+          // The report is still the useful part: put it in the error's details.
+          throw new SmolError("HOST_DEPENDENCY_MISSING", `Host check failed: ${failing.map((c) => c.id).join(", ")}`, {
+            hint: failing[0]?.hint ?? "see the checks in details",
+            details: { ...diagnosis, facts },
+          });
+        }
+        out.result({ ...diagnosis, facts }, () => {
+          const mark = { ok: paint("ok  ", "green"), warn: paint("warn", "yellow"), fail: paint("FAIL", "red") };
+          const lines = [diagnosis.headline, `backend: ${diagnosis.backend}   accel: ${diagnosis.accel}   channel: ${diagnosis.channel}`, ""];
+          for (const check of diagnosis.checks) {
+            lines.push(`${mark[check.status]}  ${check.id.padEnd(12)} ${check.summary}`);
+            if (check.hint !== undefined && check.status !== "ok") lines.push(`${" ".repeat(19)}${paint(`-> ${check.hint}`, "dim")}`);
+          }
+          return lines.join("\n");
+        });
+        if (failing.length > 0) {
+          throw new SmolError("HOST_DEPENDENCY_MISSING", `${failing.length} check(s) ${options.strict === true ? "did not pass (--strict)" : "failed"}: ${failing.map((c) => c.id).join(", ")}`, {
+            hint: failing[0]?.hint ?? "fix the checks marked above",
+          });
+        }
+      }),
+    );
+}

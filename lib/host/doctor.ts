@@ -1,0 +1,134 @@
+/**
+ * `smolvm doctor`'s verdict: a pure function from probed host facts to checks, the backend and
+ * channel the user will actually get, and what to install. Keeping it pure means every host
+ * shape (no KVM, macOS, missing QEMU...) is covered by unit tests without that host.
+ */
+import { aptInstallHint, DEBIAN_PACKAGES } from "./packages.ts";
+import type { HostFacts } from "./probe.ts";
+
+export type CheckStatus = "ok" | "warn" | "fail";
+
+export interface Check {
+  id: string;
+  status: CheckStatus;
+  summary: string;
+  hint?: string;
+}
+
+export interface Diagnosis {
+  checks: Check[];
+  backend: "qemu" | "firecracker" | "none";
+  accel: "kvm" | "hvf" | "tcg" | "none";
+  channel: string;
+  /** One plain sentence about what this host will do, for the top of the report. */
+  headline: string;
+  ok: boolean;
+}
+
+const GiB = 1024 ** 3;
+
+export function diagnose(facts: HostFacts): Diagnosis {
+  const checks: Check[] = [];
+  const add = (id: string, status: CheckStatus, summary: string, hint?: string) =>
+    checks.push(hint === undefined ? { id, status, summary } : { id, status, summary, hint });
+  const linux = facts.platform === "linux";
+  const mac = facts.platform === "darwin";
+
+  if (linux || mac) add("os", "ok", `${facts.platform} ${facts.arch}`);
+  else add("os", "fail", `${facts.platform} is not supported`, "smolvm runs on Linux and macOS");
+  if (facts.arch !== "x64" && facts.arch !== "arm64") {
+    add("arch", "fail", `CPU architecture ${facts.arch} is not supported`, "use an x86_64 or arm64 host");
+  }
+
+  let accel: Diagnosis["accel"] = "tcg";
+  if (linux) {
+    if (facts.kvm.usable) {
+      accel = "kvm";
+      add("kvm", "ok", "/dev/kvm is usable: hardware-accelerated VMs");
+    } else if (facts.kvm.present) {
+      add("kvm", "warn", "/dev/kvm exists but this user cannot open it: QEMU falls back to software emulation, about 10x slower",
+        "add your user to the kvm group (sudo usermod -aG kvm $USER) and log in again");
+    } else {
+      add("kvm", "warn", "no KVM: QEMU will run in software emulation (TCG), about 10x slower",
+        "enable virtualization (VT-x/AMD-V) in the firmware, or use a host or VM type with nested virtualization");
+    }
+  } else if (mac) {
+    if (facts.hvf) {
+      accel = "hvf";
+      add("hvf", "ok", "Hypervisor.framework is available: hardware-accelerated VMs");
+    } else {
+      add("hvf", "warn", "Hypervisor.framework is not available: QEMU will run in software emulation, about 10x slower");
+    }
+  }
+
+  const qemu = facts.qemuSystem;
+  if (qemu.path !== undefined) add("qemu", "ok", `${qemu.binary} ${qemu.version ?? "(version unknown)"}`);
+  else add("qemu", "fail", `${qemu.binary} not found: no backend can run sandboxes`, installHint(facts, DEBIAN_PACKAGES.qemuSystem, "qemu"));
+  if (facts.qemuImg.path !== undefined) add("qemu-img", "ok", `qemu-img ${facts.qemuImg.version ?? "(version unknown)"}`);
+  else add("qemu-img", "fail", "qemu-img not found: isolated disks (copy-on-write overlays) cannot be made", installHint(facts, DEBIAN_PACKAGES.qemuImg, "qemu"));
+
+  const firecrackerUsable = linux && facts.kvm.usable && facts.firecracker.path !== undefined;
+  if (!linux) {
+    // Firecracker is Linux-only; nothing to report elsewhere.
+  } else if (facts.firecracker.path !== undefined) {
+    add("firecracker", facts.kvm.usable ? "ok" : "warn",
+      `firecracker ${facts.firecracker.version ?? "(version unknown)"}${facts.kvm.usable ? "" : ": unusable without KVM, QEMU is used"}`);
+  } else if (facts.kvm.usable) {
+    add("firecracker", "warn", "firecracker not found: QEMU is used (Firecracker boots faster with KVM)",
+      "install the firecracker binary from its GitHub releases into your PATH");
+  } else {
+    add("firecracker", "ok", "firecracker not installed (it needs KVM, which this host lacks); QEMU is used");
+  }
+
+  if (linux) {
+    add("vhost-vsock", "ok", facts.vhostVsock
+      ? "/dev/vhost-vsock present"
+      : "/dev/vhost-vsock absent: not needed, the agent uses virtio-serial on QEMU and Firecracker's own vsock");
+    if (facts.netTun) add("tun", "ok", "/dev/net/tun present: TAP networking possible (as root)");
+    else add("tun", "warn", "/dev/net/tun missing: only user-mode networking is available", "load the tun module: sudo modprobe tun");
+    for (const [id, fact, pkg] of [["nft", facts.nft, DEBIAN_PACKAGES.nft], ["ip", facts.ip, DEBIAN_PACKAGES.ip]] as const) {
+      if (fact.path !== undefined) add(id, "ok", `${id} ${fact.version ?? ""}`.trim());
+      else add(id, "warn", `${id} not found: TAP networking is unavailable (user-mode networking still works)`, installHint(facts, pkg, pkg));
+    }
+  }
+
+  const mkfs = facts.mkfsExt4;
+  if (mkfs.path === undefined) add("mkfs.ext4", "fail", "mkfs.ext4 not found: images cannot be built", installHint(facts, DEBIAN_PACKAGES.mkfsExt4, "e2fsprogs"));
+  else if (!mkfs.populatesFromDir) add("mkfs.ext4", "fail", `mkfs.ext4 ${mkfs.version ?? "(version unknown)"} lacks -d: images cannot be built without root`, "install e2fsprogs 1.43 or newer");
+  else add("mkfs.ext4", "ok", `mkfs.ext4 ${mkfs.version} (supports -d)`);
+
+  if (facts.ssh.path !== undefined) add("ssh", "ok", `OpenSSH ${facts.ssh.version ?? ""}`.trim());
+  else add("ssh", "warn", "OpenSSH client not found: `smolvm ssh` is unavailable (the SDK's SSH channel still works)", installHint(facts, DEBIAN_PACKAGES.ssh, "openssh"));
+
+  if (facts.freeDiskBytes === undefined) add("disk", "warn", `cannot tell the free space under ${facts.home}`);
+  else {
+    const free = `${(facts.freeDiskBytes / GiB).toFixed(1)} GiB free under ${facts.home}`;
+    if (facts.freeDiskBytes < 1 * GiB) add("disk", "fail", free, "images and disks need a few GiB: free some space or point SMOLVM_HOME elsewhere");
+    else if (facts.freeDiskBytes < 5 * GiB) add("disk", "warn", free, "the debian image and kernel build need about 5 GiB");
+    else add("disk", "ok", free);
+  }
+
+  add("kernel", facts.kernelsCached > 0 ? "ok" : "warn",
+    facts.kernelsCached > 0 ? `${facts.kernelsCached} kernel build(s) cached` : "no guest kernel built yet",
+    facts.kernelsCached > 0 ? undefined : "`smolvm setup` builds it once (about 10 minutes); `smolvm run` also does on first use");
+  add("images", facts.imagesCached > 0 ? "ok" : "warn",
+    facts.imagesCached > 0 ? `${facts.imagesCached} image(s) cached` : "no image built yet",
+    facts.imagesCached > 0 ? undefined : "`smolvm setup` builds the default image; `smolvm run` also does on first use");
+
+  const backend: Diagnosis["backend"] = firecrackerUsable ? "firecracker" : qemu.path !== undefined ? "qemu" : "none";
+  if (backend === "none") accel = "none";
+  const channel = backend === "firecracker" ? "agent over vsock (SSH as fallback)" : "agent over virtio-serial (SSH as fallback)";
+  const headline =
+    backend === "none"
+      ? "No usable backend: install QEMU (see the failed checks below)."
+      : backend === "firecracker"
+        ? "Sandboxes will run on Firecracker with KVM."
+        : accel === "tcg"
+          ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
+          : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
+  return { checks, backend, accel, channel, headline, ok: !checks.some((c) => c.status === "fail") };
+}
+
+function installHint(facts: HostFacts, debianPackage: string, brewFormula: string): string {
+  return facts.platform === "darwin" ? `install it: brew install ${brewFormula}` : aptInstallHint(debianPackage);
+}

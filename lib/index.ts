@@ -1,0 +1,7 @@
+/**
+ * smolvm's SDK: the one public API. The CLI is a thin client of what is exported here.
+ */
+export * from "./errors.ts";
+export { parseVmConfig, parseSandboxName, type VmConfig, type VmConfigInput } from "./config.ts";
+export { listSandboxes, type SandboxSummary } from "./sandboxes.ts";
+export { versionInfo, type VersionInfo } from "./version.ts";

@@ -1,0 +1,60 @@
+import { describe, expect, test } from "bun:test";
+import { parseVmConfig } from "../../lib/config.ts";
+import { StateStore } from "../../lib/state/vms.ts";
+import { envelope, runCli } from "../helpers/cli.ts";
+
+describe("cli basics", () => {
+  test("--version and version --json agree", async () => {
+    const plain = await runCli(["--version"]);
+    expect(plain.code).toBe(0);
+    const json = envelope(await runCli(["version", "--json"]));
+    expect(json).toMatchObject({ ok: true, command: "version", error: null });
+    expect(plain.stdout).toContain(json.data.version);
+    expect(json.data.runtime).toStartWith("bun-");
+  });
+
+  test("unknown command and unknown option are usage errors (exit 2) with a hint", async () => {
+    const unknown = await runCli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("Unknown command 'frobnicate'");
+    expect(unknown.stderr).toContain("hint:");
+    const badOption = await runCli(["list", "--json", "--wat"]);
+    expect(badOption.code).toBe(2);
+    const body = envelope(badOption);
+    expect(body).toMatchObject({ ok: false, command: "list", data: null });
+    expect(body.error.code).toBe("USAGE");
+    expect(body.error.hint).toContain("smolvm list --help");
+  });
+
+  test("list shows what the state store holds; --all includes stopped ones", async () => {
+    const empty = envelope(await runCli(["list", "--json"]));
+    expect(empty.data).toEqual([]);
+    const store = StateStore.open();
+    const stopped = store.createVm({ config: parseVmConfig({ name: "sleepy", image: "base" }), backend: "qemu", allocate: {} });
+    store.updateVm(stopped.id, { status: "stopped" });
+    // Recorded as running, but no process backs it: list must not show a ghost as running.
+    const ghost = store.createVm({ config: parseVmConfig({ name: "ghost" }), backend: "qemu", allocate: {} });
+    store.updateVm(ghost.id, { status: "running", supervisorPid: 999_999_99, vmmPid: 999_999_98 });
+    store.close();
+    const live = envelope(await runCli(["list", "--json"]));
+    expect(live.data).toEqual([]);
+    const all = envelope(await runCli(["list", "--all", "--json"]));
+    expect(all.data.map((vm: { name: string; status: string }) => `${vm.name}:${vm.status}`).sort()).toEqual(["ghost:failed", "sleepy:stopped"]);
+    const table = await runCli(["list", "--all"]);
+    expect(table.stdout).toMatch(/NAME\s+ID\s+STATUS/);
+    expect(table.stdout).toContain("sleepy");
+  });
+
+  test("doctor --json reports checks, backend and accel; --strict fails on warnings", async () => {
+    const result = await runCli(["doctor", "--json"]);
+    const body = envelope(result);
+    const report = body.ok ? body.data : body.error.details;
+    expect(report.checks.length).toBeGreaterThan(8);
+    for (const check of report.checks) expect(["ok", "warn", "fail"]).toContain(check.status);
+    expect(["qemu", "firecracker", "none"]).toContain(report.backend);
+    expect(result.code).toBe(body.ok ? 0 : 1);
+    const hasWarning = report.checks.some((c: { status: string }) => c.status !== "ok");
+    const strict = await runCli(["doctor", "--strict"]);
+    expect(strict.code).toBe(hasWarning ? 1 : 0);
+  });
+});

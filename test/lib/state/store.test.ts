@@ -1,0 +1,117 @@
+import { describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseVmConfig } from "../../../lib/config.ts";
+import { SmolError } from "../../../lib/errors.ts";
+import { lowestFree } from "../../../lib/state/allocate.ts";
+import { StateStore } from "../../../lib/state/vms.ts";
+
+function freshStore(): StateStore {
+  return StateStore.open(join(mkdtempSync(join(tmpdir(), "smolvm-state-")), "state.db"));
+}
+
+describe("state store", () => {
+  test("creates, finds by id or name, updates and deletes", () => {
+    const store = freshStore();
+    const vm = store.createVm({ config: parseVmConfig({ name: "alpha" }), backend: "qemu", allocate: { sshPort: true, ip: true, cid: true } });
+    expect(vm.name).toBe("alpha");
+    expect(vm.status).toBe("creating");
+    expect(vm.sshPort).toBe(2200);
+    expect(vm.ip).toBe("172.16.0.2");
+    expect(vm.cid).toBe(3);
+    expect(store.getVm(vm.id).name).toBe("alpha");
+    expect(store.getVm("alpha").id).toBe(vm.id);
+    expect(store.updateVm(vm.id, { status: "running", supervisorPid: 42 }).supervisorPid).toBe(42);
+    expect(store.deleteVm(vm.id)).toBe(true);
+    expect(store.findVm("alpha")).toBeUndefined();
+    store.close();
+  });
+
+  test("a taken name is refused and a deleted one's allocations are reused", () => {
+    const store = freshStore();
+    const first = store.createVm({ config: parseVmConfig({ name: "dup" }), backend: "qemu", allocate: { sshPort: true } });
+    expect(() => store.createVm({ config: parseVmConfig({ name: "dup" }), backend: "qemu", allocate: {} })).toThrow(/name is taken/);
+    const second = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    expect(second.sshPort).toBe(2201);
+    store.deleteVm(first.id);
+    const third = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    expect(third.sshPort).toBe(2200);
+    expect(third.name).toMatch(/^[a-z]+-[a-z]+(-\d+)?$/);
+    store.close();
+  });
+
+  test("unknown sandbox is a NOT_FOUND error with a hint", () => {
+    const store = freshStore();
+    try {
+      store.getVm("nope");
+      throw new Error("expected a failure");
+    } catch (error) {
+      expect(error).toBeInstanceOf(SmolError);
+      expect((error as SmolError).code).toBe("NOT_FOUND");
+      expect((error as SmolError).hint).toContain("smolvm list");
+    }
+    store.close();
+  });
+
+  test("an exhausted pool says so", () => {
+    expect(() => lowestFree([1, 2, 3], 1, 3, "SSH port")).toThrow(/SSH port/);
+  });
+
+  test("50 processes allocating at once get unique names, IPs, ports and CIDs, and no row is lost", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "smolvm-race-"));
+    const db = join(dir, "state.db");
+    StateStore.open(db).close(); // migrate once so the racers only contend on inserts
+    const worker = join(import.meta.dir, "allocate-worker.ts");
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [worker, db], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (chunk) => (out += chunk));
+        child.stderr.on("data", (chunk) => (err += chunk));
+        child.on("close", (code) => resolve({ code, out, err }));
+      })),
+    );
+    for (const r of results) expect(r.err + (r.code === 0 ? "" : ` exit ${r.code}`)).toBe("");
+    const store = StateStore.open(db);
+    const rows = store.listVms();
+    store.close();
+    expect(rows.length).toBe(50);
+    for (const key of ["name", "ip", "sshPort", "cid", "id"] as const) {
+      expect(new Set(rows.map((r) => r[key])).size).toBe(50);
+    }
+    const reported = results.map((r) => JSON.parse(r.out).id as string).sort();
+    expect(reported).toEqual(rows.map((r) => r.id).sort());
+  }, 120_000);
+});
+
+describe("sandbox config", () => {
+  test("defaults", () => {
+    const config = parseVmConfig({});
+    expect(config).toMatchObject({ image: "debian", vcpus: 1, memoryMiB: 512, diskMode: "isolated", network: "user", backend: "auto", channel: "auto" });
+  });
+
+  test("each invalid value names the field, the value and what is allowed", () => {
+    const cases: [unknown, RegExp][] = [
+      [{ vcpus: 0 }, /vcpus.*0/],
+      [{ memoryMiB: 64 }, /memoryMiB.*64/],
+      [{ name: "Bad_Name" }, /name.*Bad_Name.*lowercase/],
+      [{ diskMode: "cow" }, /diskMode.*cow.*isolated.*shared/],
+      [{ network: "bridge" }, /network.*bridge.*user/],
+      [{ env: { "1BAD": "x" } }, /env.*1BAD/],
+      [{ colour: "blue" }, /colour/],
+    ];
+    for (const [input, pattern] of cases) {
+      let message = "";
+      try {
+        parseVmConfig(input);
+      } catch (error) {
+        expect((error as SmolError).code).toBe("INVALID_INPUT");
+        message = (error as SmolError).message;
+      }
+      expect(message).toMatch(pattern);
+    }
+  });
+});
