@@ -1,0 +1,102 @@
+/**
+ * Building into a content-addressed cache safely: one builder per key at a time (a lock file
+ * holding the builder's pid), work in a temp directory beside the final one, publish with one
+ * atomic rename. Used by both the kernel and the image caches.
+ */
+import { mkdir, mkdtemp, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { SmolError } from "../errors.ts";
+
+const POLL_MS = 250;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Runs `fn` while holding `lockPath`. A lock left by a dead process is taken over; a live holder
+ * is waited for (`onWait` is called once, so the caller can say why it is idle).
+ */
+export async function withLock<T>(
+  lockPath: string,
+  fn: () => Promise<T>,
+  options: { onWait?: (holderPid: number) => void; timeoutMs?: number } = {},
+): Promise<T> {
+  await mkdir(dirname(lockPath), { recursive: true });
+  const deadline = Date.now() + (options.timeoutMs ?? 2 * 60 * 60 * 1000);
+  let told = false;
+  for (;;) {
+    try {
+      const handle = await open(lockPath, "wx");
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number.parseInt(await readFile(lockPath, "utf8").catch(() => ""), 10);
+    if (!Number.isFinite(holder) || holder === process.pid || !isAlive(holder)) {
+      // Empty (a holder between open and write) gets one grace poll before being taken over.
+      if (Number.isFinite(holder) || (await ageMs(lockPath)) > 5_000) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+    } else if (!told) {
+      told = true;
+      options.onWait?.(holder);
+    }
+    if (Date.now() > deadline) {
+      throw new SmolError("TIMEOUT", `Cannot take the build lock "${lockPath}": process ${holder} holds it`, {
+        hint: "wait for the other build to finish, or remove the lock file if that process is not smolvm",
+      });
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+async function ageMs(path: string): Promise<number> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** A fresh temp directory inside `parent` (same filesystem as the final location). */
+export async function makeBuildDir(parent: string, label: string): Promise<string> {
+  await mkdir(parent, { recursive: true });
+  return mkdtemp(join(parent, `.tmp-${label}-`));
+}
+
+/**
+ * Moves a finished build directory to its final name. If another builder got there first its
+ * result is kept and ours discarded (both came from the same inputs).
+ */
+export async function publishDir(tempDir: string, finalDir: string): Promise<void> {
+  try {
+    await rename(tempDir, finalDir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+    await rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Reading the kernel cache: which kernels are built, and which one the current recipe wants.
+ * Finding a kernel never reads the source tarball: the key is computed for every pinned source
+ * checksum and the first one built wins.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { paths } from "../paths.ts";
+import { SmolError } from "../errors.ts";
+import { exists } from "../images/cache-lock.ts";
+import { GUEST_ARCHES, hostGuestArch, type GuestArch } from "./arch.ts";
+import { kernelDirName, kernelInputs, kernelKey } from "./recipe.ts";
+import { knownSourcePins } from "./source.ts";
+
+const manifestSchema = z.object({
+  arch: z.enum(GUEST_ARCHES),
+  key: z.string(),
+  artifact: z.enum(["vmlinux", "Image"]),
+  source: z.object({ sha256: z.string(), description: z.string() }),
+  builderVersion: z.number(),
+  builtAt: z.string(),
+  buildSeconds: z.number(),
+});
+
+/** `manifest.json` in each kernel directory. */
+export type KernelManifest = z.infer<typeof manifestSchema>;
+
+export interface KernelInfo extends KernelManifest {
+  /** The cache directory of this build. */
+  dir: string;
+  /** Absolute path of the bootable image (`vmlinux` or `Image`). */
+  path: string;
+  /** The kernel's full .config. */
+  configPath: string;
+  logPath: string;
+  /** Whether the current recipe and pinned sources produce this build (false: an older one). */
+  current: boolean;
+}
+
+function currentKeys(arch: GuestArch): string[] {
+  const inputs = kernelInputs(arch);
+  return knownSourcePins().map((pin) => kernelKey(inputs, pin.sha256));
+}
+
+export async function readKernelManifest(dir: string): Promise<KernelInfo> {
+  let manifest: KernelManifest;
+  try {
+    manifest = manifestSchema.parse(JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")));
+  } catch (cause) {
+    throw new SmolError("STATE_CORRUPT", `Cannot read the kernel build "${dir}": its manifest.json is missing or invalid`, {
+      cause,
+      hint: `remove the directory and build again with \`smolvm kernel build\``,
+    });
+  }
+  return {
+    ...manifest,
+    dir,
+    path: join(dir, manifest.artifact),
+    configPath: join(dir, "config"),
+    logPath: join(dir, "build.log"),
+    current: currentKeys(manifest.arch).includes(manifest.key),
+  };
+}
+
+/** The cached kernel image for `arch` built from the current recipe, if there is one. */
+export async function findKernel(arch: GuestArch = hostGuestArch()): Promise<string | undefined> {
+  const { artifact } = kernelInputs(arch);
+  for (const key of currentKeys(arch)) {
+    const path = join(paths.kernelsDir(), kernelDirName(arch, key), artifact);
+    if (await exists(path)) return path;
+  }
+  return undefined;
+}
+
+/** Every kernel in the cache, current and stale, newest first. */
+export async function listKernels(): Promise<KernelInfo[]> {
+  let names: string[];
+  try {
+    names = await readdir(paths.kernelsDir());
+  } catch {
+    return [];
+  }
+  const kernels: KernelInfo[] = [];
+  for (const name of names) {
+    if (name.startsWith(".")) continue;
+    const dir = join(paths.kernelsDir(), name);
+    if (!(await exists(join(dir, "manifest.json")))) continue;
+    try {
+      kernels.push(await readKernelManifest(dir));
+    } catch {
+      // A damaged entry is skipped here; `smolvm prune` can remove it.
+    }
+  }
+  return kernels.sort((a, b) => b.builtAt.localeCompare(a.builtAt));
+}

@@ -1,0 +1,88 @@
+/**
+ * The guest kernel command line. Pure apart from `hostTscKhz`, which reads /proc/cpuinfo.
+ *
+ * Every option here was measured (see the project's host facts):
+ * - `console=` names the one serial port the machine has (8250 on x86 microvm, PL011 on arm virt).
+ * - `reboot=t panic=-1`: microvm runs with acpi=off, so poweroff cannot end QEMU; the guest
+ *   shuts down with `reboot -f`, which triple-faults, and QEMU's `-no-reboot` turns that into an
+ *   exit. A panic does the same at once instead of hanging.
+ * - `quiet` saves ~0.35 s under emulation (every console line is emulated serial I/O);
+ *   `SMOLVM_VERBOSE_BOOT=1` keeps the chatter for debugging.
+ * - Under TCG on x86, `tsc_early_khz=<host kHz> tsc=reliable no_timer_check` stops the TSC
+ *   calibration that otherwise fails and hangs some boots forever.
+ */
+import { readFileSync } from "node:fs";
+import type { GuestArch } from "./arch.ts";
+
+/** Where images put the guest agent, which the kernel runs as PID 1. */
+export const AGENT_GUEST_PATH = "/sbin/smolvm-agent";
+
+export interface KernelCmdlineOptions {
+  arch: GuestArch;
+  /** Keep boot messages on the console; default: `SMOLVM_VERBOSE_BOOT=1`. */
+  verbose?: boolean;
+  /**
+   * The host TSC frequency in kHz. Pass it when the guest runs under TCG emulation on x86_64
+   * (see `hostTscKhz`); leave it out under KVM/HVF, where the TSC calibrates normally.
+   */
+  tscKhz?: number;
+  /** PID 1 in the guest; default the agent. The floor benchmark image uses `/init`. */
+  init?: string;
+  /** Root block device; default `/dev/vda`, the first virtio-blk disk. */
+  root?: string;
+  /** Appended verbatim, e.g. the agent's network settings. */
+  extra?: readonly string[];
+}
+
+/** The command line as an argument list; join with spaces for `-append`. */
+export function kernelCmdlineArgs(options: KernelCmdlineOptions): string[] {
+  const verbose = options.verbose ?? process.env.SMOLVM_VERBOSE_BOOT === "1";
+  const args: string[] = [];
+  if (options.arch === "x86_64") args.push("console=ttyS0", "reboot=t");
+  else args.push("console=ttyAMA0");
+  args.push(
+    "panic=-1",
+    `root=${options.root ?? "/dev/vda"}`,
+    "rw",
+    "rootfstype=ext4",
+    `init=${options.init ?? AGENT_GUEST_PATH}`,
+  );
+  if (!verbose) args.push("quiet");
+  if (options.arch === "x86_64" && options.tscKhz !== undefined) {
+    if (!Number.isInteger(options.tscKhz) || options.tscKhz <= 0) {
+      throw new RangeError(`tscKhz must be a positive integer, got ${options.tscKhz}`);
+    }
+    args.push(`tsc_early_khz=${options.tscKhz}`, "tsc=reliable", "no_timer_check");
+  }
+  for (const arg of options.extra ?? []) {
+    if (/\s/.test(arg) || arg === "") throw new RangeError(`kernel argument "${arg}" must be one non-empty word`);
+    args.push(arg);
+  }
+  return args;
+}
+
+/**
+ * The kernel command line, e.g.
+ * `console=ttyS0 reboot=t panic=-1 root=/dev/vda rw rootfstype=ext4 init=/sbin/smolvm-agent quiet
+ * tsc_early_khz=2199998 tsc=reliable no_timer_check`.
+ */
+export function kernelCmdline(options: KernelCmdlineOptions): string {
+  return kernelCmdlineArgs(options).join(" ");
+}
+
+/** Parses the first `cpu MHz` of a /proc/cpuinfo text into kHz (rounded), if present. */
+export function parseCpuinfoKhz(cpuinfo: string): number | undefined {
+  const match = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(cpuinfo);
+  if (!match) return undefined;
+  const khz = Math.round(Number.parseFloat(match[1]!) * 1000);
+  return Number.isFinite(khz) && khz > 0 ? khz : undefined;
+}
+
+/** The host's TSC frequency in kHz from /proc/cpuinfo, or undefined off Linux/x86. */
+export function hostTscKhz(cpuinfoPath = "/proc/cpuinfo"): number | undefined {
+  try {
+    return parseCpuinfoKhz(readFileSync(cpuinfoPath, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
