@@ -230,7 +230,8 @@ export class QemuBackend implements Backend {
       qmpSocketPath: spec.controlSocketPath,
       serialLogPath: spec.serialLogPath,
       ...(spec.pidFile === undefined ? {} : { pidFile: spec.pidFile }),
-      ...(spec.startPaused ? { startPaused: true } : {}),
+      // A restore stays paused after the state is in, until resume(): the caller decides when.
+      ...(spec.startPaused || restoring ? { startPaused: true } : {}),
       ...(restoring ? { incoming: incomingFromFile(spec.restoreFrom!) } : {}),
     }, spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
 

@@ -1,0 +1,126 @@
+import { describe, expect, test } from "bun:test";
+import {
+  accelNoticeOnce, chooseAccel, consoleDevice, detectAccel, hostArch, hostTscKhz, parseCpuinfoTscKhz,
+  parseQemuVersion, qemuBinary, qemuProgram, qemuVersion,
+} from "../../../lib/backends/accel.ts";
+import { SmolError } from "../../../lib/errors.ts";
+import { which } from "../../../lib/host/process.ts";
+
+const usable = () => ({ ok: true, why: "" });
+const missing = () => ({ ok: false, why: "/dev/kvm does not exist" });
+
+describe("chooseAccel", () => {
+  test("uses kvm on Linux when /dev/kvm opens read-write", () => {
+    expect(chooseAccel("x86_64", { platform: "linux", hostArch: "x86_64", kvmUsable: usable }).accel).toBe("kvm");
+  });
+
+  test("falls back to tcg on Linux without a usable /dev/kvm, and says why", () => {
+    const info = chooseAccel("x86_64", { platform: "linux", hostArch: "x86_64", kvmUsable: missing });
+    expect(info).toEqual({ accel: "tcg", reason: "/dev/kvm does not exist" });
+  });
+
+  test("uses hvf on macOS for a native guest", () => {
+    expect(chooseAccel("aarch64", { platform: "darwin", hostArch: "aarch64" }).accel).toBe("hvf");
+  });
+
+  test("emulates a guest of another architecture with tcg even when kvm is there", () => {
+    expect(chooseAccel("aarch64", { platform: "linux", hostArch: "x86_64", kvmUsable: usable }).accel).toBe("tcg");
+    expect(chooseAccel("x86_64", { platform: "darwin", hostArch: "aarch64" }).accel).toBe("tcg");
+  });
+
+  test("detectAccel answers for this host and caches the answer", () => {
+    const arch = hostArch() ?? "x86_64";
+    const first = detectAccel(arch);
+    expect(["kvm", "hvf", "tcg"]).toContain(first.accel);
+    expect(detectAccel(arch)).toBe(first);
+  });
+
+  test("the tcg notice is given once per process and never for kvm", () => {
+    expect(accelNoticeOnce({ accel: "kvm", reason: "" })).toBeUndefined();
+    const first = accelNoticeOnce({ accel: "tcg", reason: "/dev/kvm does not exist" });
+    expect(first).toContain("/dev/kvm does not exist");
+    expect(accelNoticeOnce({ accel: "tcg", reason: "again" })).toBeUndefined();
+  });
+});
+
+describe("host facts", () => {
+  test("TSC kHz is the first cpu MHz line times 1000, rounded", () => {
+    const cpuinfo = "processor\t: 0\nmodel name\t: Some CPU @ 2.10GHz\ncpu MHz\t\t: 2096.0384\n" +
+      "processor\t: 1\ncpu MHz\t\t: 1800.000\n";
+    expect(parseCpuinfoTscKhz(cpuinfo)).toBe(2_096_038);
+  });
+
+  test("an aarch64 cpuinfo has no TSC frequency", () => {
+    expect(parseCpuinfoTscKhz("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\n")).toBeUndefined();
+  });
+
+  test("this x86_64 host reports a plausible TSC frequency", () => {
+    if (process.arch !== "x64" || process.platform !== "linux") return;
+    const khz = hostTscKhz()!;
+    expect(khz).toBeGreaterThan(500_000);
+    expect(khz).toBeLessThan(10_000_000);
+  });
+
+  test("host arch maps Node's names to guest arches", () => {
+    expect(hostArch("x64")).toBe("x86_64");
+    expect(hostArch("arm64")).toBe("aarch64");
+    expect(hostArch("riscv64")).toBeUndefined();
+  });
+
+  test("each guest arch has its QEMU program and console", () => {
+    expect(qemuProgram("x86_64")).toBe("qemu-system-x86_64");
+    expect(qemuProgram("aarch64")).toBe("qemu-system-aarch64");
+    expect(consoleDevice("x86_64")).toBe("ttyS0");
+    expect(consoleDevice("aarch64")).toBe("ttyAMA0");
+  });
+});
+
+describe("QEMU version", () => {
+  test("parses a distribution's -version banner", () => {
+    const v = parseQemuVersion("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) ...\n");
+    expect(v).toEqual({
+      major: 7, minor: 2, micro: 22, text: "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
+    });
+  });
+
+  test("parses a banner without a micro version", () => {
+    expect(parseQemuVersion("QEMU emulator version 9.0\n")).toMatchObject({ major: 9, minor: 0, micro: 0 });
+  });
+
+  test("rejects text that is not a version banner", () => {
+    expect(parseQemuVersion("command not found")).toBeUndefined();
+  });
+
+  test("probes the installed QEMU once and caches it", async () => {
+    if (!which("qemu-system-x86_64")) {
+      console.log("skip: qemu-system-x86_64 is not installed");
+      return;
+    }
+    const binary = qemuBinary("x86_64");
+    const version = await qemuVersion(binary);
+    expect(version.major).toBeGreaterThanOrEqual(7);
+    expect(qemuVersion(binary)).toBe(qemuVersion(binary));
+  });
+
+  test("a missing QEMU is a BACKEND_UNAVAILABLE error with a hint", () => {
+    const path = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    try {
+      // which() also looks in the sbin directories; neither emulator lives there.
+      const error = (() => {
+        try {
+          qemuBinary("aarch64");
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      })();
+      if (error === undefined) return; // installed in an sbin directory: nothing to assert
+      expect(error).toBeInstanceOf(SmolError);
+      expect((error as SmolError).code).toBe("BACKEND_UNAVAILABLE");
+      expect((error as SmolError).hint).toBeTruthy();
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
