@@ -249,7 +249,14 @@ export class QemuBackend implements Backend {
     if ("qmp" in outcome) {
       return { pid: qemu.pid, exited: qemu.exited, control: qmpControl(outcome.qmp), kill: qemu.kill };
     }
+    if ("error" in outcome) {
+      // QEMU often hangs up the monitor as it dies: prefer its exit status and words.
+      const exit = await Promise.race([qemu.exited, sleep(1_000).then(() => undefined)]);
+      if (exit) outcome = { exit };
+    }
     qemu.kill("SIGKILL");
+    await qemu.exited;
+    for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
     const tail = tailOf(spec.vmmLogPath, 5);
     if ("exit" in outcome) {
       const how = outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with status ${outcome.exit.code}`;
@@ -258,7 +265,6 @@ export class QemuBackend implements Backend {
         details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath },
       });
     }
-    await qemu.exited;
     throw outcome.error;
   }
 
