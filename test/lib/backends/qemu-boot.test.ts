@@ -1,0 +1,209 @@
+/**
+ * Real boots under whatever accelerator the host has (tcg on the project's machines): our kernel,
+ * an ext4 root on a qcow2 overlay, an /init that prints a marker and reboots, and QEMU exiting by
+ * itself (-no-reboot). Also measures spawn-to-marker and QEMU's own start+quit floor.
+ *
+ * The kernel comes from SMOLVM_TEST_KERNEL or the kernel cache (`smolvm kernel build`); without
+ * one the suite says so and why.
+ */
+import { describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { detectAccel, hostTscKhz } from "../../../lib/backends/accel.ts";
+import { launchQemu, QemuBackend } from "../../../lib/backends/qemu.ts";
+import { QmpClient } from "../../../lib/backends/qmp.ts";
+import type { LaunchSpec } from "../../../lib/backends/types.ts";
+import { runHostChecked, which } from "../../../lib/host/process.ts";
+import { findKernel } from "../../../lib/kernel/index.ts";
+import { haveQemuImg, haveQemuX86, scratchDir } from "./_fixtures.ts";
+
+const MARKER = "smolvm-boot-marker";
+const BOOTS = 5;
+
+async function locateKernel(): Promise<{ path?: string; why: string }> {
+  const fromEnv = process.env.SMOLVM_TEST_KERNEL;
+  if (fromEnv) return { path: fromEnv, why: "SMOLVM_TEST_KERNEL" };
+  const cached = await findKernel("x86_64").catch(() => undefined);
+  if (cached) return { path: cached, why: "kernel cache" };
+  return { why: "no x86_64 kernel in the cache: build one with `smolvm kernel build` or set SMOLVM_TEST_KERNEL" };
+}
+
+const kernel = await locateKernel();
+const busybox = which("busybox");
+const mkfs = which("mkfs.ext4");
+const missing = [
+  !haveQemuX86 && "qemu-system-x86_64", !haveQemuImg && "qemu-img", !busybox && "busybox", !mkfs && "mkfs.ext4",
+].filter(Boolean);
+const skipWhy = kernel.path === undefined ? kernel.why : missing.length ? `missing ${missing.join(", ")}` : undefined;
+if (skipWhy) console.log(`skip: real boot tests: ${skipWhy}`);
+const boots = skipWhy ? describe.skip : describe;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A 16 MiB ext4 whose /init prints the marker (with the guest's uptime) and reboots. */
+async function markerImage(dir: string): Promise<string> {
+  const root = join(dir, "rootfs");
+  for (const sub of ["bin", "dev", "proc", "sys", "tmp"]) mkdirSync(join(root, sub), { recursive: true });
+  copyFileSync(busybox!, join(root, "bin", "busybox"));
+  writeFileSync(join(root, "init"), [
+    "#!/bin/busybox sh",
+    "/bin/busybox mount -t proc proc /proc",
+    `echo "${MARKER} uptime=$(/bin/busybox cut -d' ' -f1 /proc/uptime)"`,
+    "/bin/busybox reboot -f",
+    "",
+  ].join("\n"), { mode: 0o755 });
+  const image = join(dir, "marker.ext4");
+  await runHostChecked(mkfs!, ["-q", "-F", "-d", root, image, "16M"]);
+  return image;
+}
+
+function cmdline(): string {
+  const args = ["console=ttyS0", "reboot=t", "panic=-1", "root=/dev/vda", "rw", "rootfstype=ext4", "init=/init"];
+  if (process.env.SMOLVM_VERBOSE_BOOT !== "1") args.push("quiet");
+  if (detectAccel("x86_64").accel === "tcg") {
+    args.push(`tsc_early_khz=${hostTscKhz()}`, "tsc=reliable", "no_timer_check");
+  }
+  return args.join(" ");
+}
+
+/** Polls the console log until `MARKER` appears; returns the marker line. */
+async function waitForMarker(log: string, deadline: number, exited: Promise<unknown>): Promise<string> {
+  let gone = false;
+  exited.then(() => { gone = true; });
+  while (true) {
+    let text = "";
+    try {
+      text = readFileSync(log, "utf8");
+    } catch { /* not created yet */ }
+    const line = text.split("\n").find((l) => l.includes(MARKER));
+    if (line) return line.trim();
+    if (gone || Date.now() > deadline) {
+      throw new Error(`no "${MARKER}" on the console (${gone ? "QEMU exited" : "timed out"}); console log: ${log}\n` +
+        text.split("\n").slice(-15).join("\n"));
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+boots(`real boot (${kernel.why})`, () => {
+  const backend = new QemuBackend();
+  let image: string | undefined;
+
+  async function vm(name: string, overrides: Partial<LaunchSpec> = {}): Promise<LaunchSpec> {
+    const base = scratchDir(name);
+    image ??= await markerImage(scratchDir("image"));
+    const disk = await backend.prepareDisk({ imagePath: image, vmDir: base, mode: "isolated" });
+    return {
+      arch: "x86_64",
+      vcpus: 1,
+      memoryMiB: 256,
+      kernelPath: kernel.path!,
+      cmdline: cmdline(),
+      disk,
+      network: { mode: "user" },
+      agentSocketPath: join(base, "agent.sock"),
+      controlSocketPath: join(base, "qmp.sock"),
+      serialLogPath: join(base, "console.log"),
+      vmmLogPath: join(base, "qemu.log"),
+      ...overrides,
+    };
+  }
+
+  test(`boots to /init, prints the marker and exits by itself, ${BOOTS} times`, async () => {
+    const toMarker: number[] = [];
+    const toExit: number[] = [];
+    const guestUptime: string[] = [];
+    for (let i = 0; i < BOOTS; i++) {
+      const spec = await vm(`boot${i}`);
+      const started = performance.now();
+      const vmm = await backend.launch(spec);
+      try {
+        const line = await waitForMarker(spec.serialLogPath, Date.now() + 60_000, vmm.exited);
+        toMarker.push(performance.now() - started);
+        guestUptime.push(/uptime=(\S+)/.exec(line)?.[1] ?? "?");
+        const exit = await Promise.race([vmm.exited, new Promise((r) => setTimeout(() => r("still running"), 30_000))]);
+        toExit.push(performance.now() - started);
+        expect(exit).toEqual({ code: 0, signal: null });
+      } finally {
+        vmm.kill();
+        await vmm.exited;
+      }
+    }
+    console.log(`boot: spawn -> marker median ${median(toMarker).toFixed(0)} ms ` +
+      `[${toMarker.map((t) => t.toFixed(0)).join(", ")}], spawn -> QEMU exit median ${median(toExit).toFixed(0)} ms, ` +
+      `guest uptime at /init [${guestUptime.join(", ")}] s (accel ${detectAccel("x86_64").accel})`);
+  });
+
+  test("a VM launched paused stays silent until resumed, and is controllable over QMP", async () => {
+    const spec = await vm("paused", { startPaused: true });
+    const vmm = await backend.launch(spec);
+    try {
+      expect(await vmm.control.status()).toEqual({ state: "paused", detail: "prelaunch" });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(readFileSync(spec.serialLogPath, "utf8")).not.toContain(MARKER);
+      // A second supervisor cannot attach while this one holds QMP; after it hangs up it can.
+      await vmm.control.close();
+      const attached = await backend.attach(spec.controlSocketPath);
+      const events: string[] = [];
+      attached.onEvent((e) => events.push(e.name));
+      await attached.resume();
+      await waitForMarker(spec.serialLogPath, Date.now() + 60_000, vmm.exited);
+      const exit = await vmm.exited;
+      expect(exit.code).toBe(0);
+      await attached.disconnected;
+      expect(events).toContain("RESUME");
+      expect(events).toContain("SHUTDOWN");
+    } finally {
+      vmm.kill();
+      await vmm.exited;
+    }
+  });
+
+  test("the isolated overlay takes the guest's writes; the base image is untouched", async () => {
+    const spec = await vm("writes");
+    const before = readFileSync(image!);
+    const overlayBefore = statSync(spec.disk.path).size;
+    const vmm = await backend.launch(spec);
+    try {
+      await waitForMarker(spec.serialLogPath, Date.now() + 60_000, vmm.exited);
+      await vmm.exited;
+    } finally {
+      vmm.kill();
+      await vmm.exited;
+    }
+    // Mounting ext4 read-write updates its superblock: that write lands in the overlay only.
+    expect(statSync(spec.disk.path).size).toBeGreaterThan(overlayBefore);
+    expect(readFileSync(image!).equals(before)).toBe(true);
+  });
+});
+
+(haveQemuX86 ? describe : describe.skip)("QEMU floor", () => {
+  test(`QEMU start + quit with the sandbox's devices (and kernel, if there is one), ${BOOTS} times`, async () => {
+    const times: number[] = [];
+    for (let i = 0; i < BOOTS; i++) {
+      const dir = scratchDir(`floor${i}`);
+      const started = performance.now();
+      const qemu = await launchQemu({
+        arch: "x86_64", accel: detectAccel("x86_64").accel, vcpus: 1, memoryMiB: 256, startPaused: true,
+        ...(kernel.path === undefined ? {} : { kernelPath: kernel.path, cmdline: cmdline() }),
+        network: { mode: "user" }, agentSocketPath: join(dir, "agent.sock"), qmpSocketPath: join(dir, "qmp.sock"),
+        serialLogPath: join(dir, "console.log"),
+      }, { logFile: join(dir, "qemu.log") });
+      try {
+        const qmp = await QmpClient.connect(join(dir, "qmp.sock"), { timeoutMs: 10_000 });
+        await qmp.quit();
+        expect((await qemu.exited).code).toBe(0);
+        times.push(performance.now() - started);
+      } finally {
+        qemu.kill();
+        await qemu.exited;
+      }
+    }
+    console.log(`floor: QEMU spawn -> QMP -> quit -> exit median ${median(times).toFixed(0)} ms ` +
+      `[${times.map((t) => t.toFixed(0)).join(", ")}]`);
+  });
+});
