@@ -12,7 +12,7 @@ import { BackendUnavailableError, NotFoundError, SmolError, TimeoutError } from 
 import { runHostChecked, which } from "../host/process.ts";
 import { type Accel, detectAccel, type GuestArch, qemuBinary, qemuVersion } from "./accel.ts";
 import { type HostForward, incomingFromFile, qemuArgs, type QemuSpec } from "./qemu-args.ts";
-import { type QmpClient, QmpClient as Qmp, type QmpStatus } from "./qmp.ts";
+import { QmpClient, type QmpStatus } from "./qmp.ts";
 import type {
   Backend, BackendProbe, DiskRequest, LaunchedVmm, LaunchSpec, PreparedDisk, VmmControl, VmmExit, VmmStatus,
 } from "./types.ts";
@@ -240,7 +240,7 @@ export class QemuBackend implements Backend {
     let outcome: { qmp: QmpClient } | { exit: VmmExit } | { error: unknown };
     try {
       outcome = await Promise.race([
-        Qmp.connect(spec.controlSocketPath, { timeoutMs }).then((qmp) => ({ qmp }), (error) => ({ error })),
+        QmpClient.connect(spec.controlSocketPath, { timeoutMs }).then((qmp) => ({ qmp }), (error) => ({ error })),
         early,
       ]);
     } catch (error) {
@@ -269,7 +269,7 @@ export class QemuBackend implements Backend {
   }
 
   async attach(controlSocketPath: string, options: { timeoutMs?: number } = {}): Promise<VmmControl> {
-    return qmpControl(await Qmp.connect(controlSocketPath, { timeoutMs: options.timeoutMs ?? 5_000 }));
+    return qmpControl(await QmpClient.connect(controlSocketPath, { timeoutMs: options.timeoutMs ?? 5_000 }));
   }
 }
 

@@ -373,11 +373,13 @@ function readGreeting(
 ): Promise<{ greeting: QmpGreeting; rest: string }> {
   return new Promise((resolve, reject) => {
     let buffer = "";
-    const fail = (why: string, hint?: string) => {
+    const fail = (code: ErrorCode, why: string, hint?: string) => {
       cleanup();
       socket.destroy();
-      reject(new SmolError(why.includes("within") ? "TIMEOUT" : "NOT_RUNNING",
-        `Cannot connect to QEMU's monitor at "${socketPath}": ${why}`, { hint, details: { socketPath } }));
+      reject(new SmolError(code, `Cannot connect to QEMU's monitor at "${socketPath}": ${why}`, {
+        ...(hint === undefined ? {} : { hint }),
+        details: { socketPath },
+      }));
     };
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString("utf8");
@@ -394,8 +396,8 @@ function readGreeting(
           `Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP`, { details: { socketPath } }));
       }
     };
-    const onClose = () => fail("QEMU hung up before greeting");
-    const timer = setTimeout(() => fail(`no greeting within ${Math.max(0, Math.round(timeoutMs))} ms`,
+    const onClose = () => fail("NOT_RUNNING", "QEMU hung up before greeting");
+    const timer = setTimeout(() => fail("TIMEOUT", `no greeting within ${Math.max(0, Math.round(timeoutMs))} ms`,
       "another client may be attached to the monitor (QEMU serves one at a time)"), Math.max(1, timeoutMs));
     const cleanup = () => {
       clearTimeout(timer);
