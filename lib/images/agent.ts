@@ -1,0 +1,26 @@
+/**
+ * The guest agent binary that images install as PID 1.
+ */
+import type { GuestArch } from "../kernel/arch.ts";
+import { SmolError } from "../errors.ts";
+
+type AgentModule = { guestAgentBinary(arch: GuestArch): Promise<Uint8Array> };
+
+/**
+ * The static agent for `arch`, from lib/agent/binary.ts (embedded in a compiled smolvm, or
+ * guest-agent/build/ in a checkout).
+ */
+export async function agentBinary(arch: GuestArch): Promise<Uint8Array> {
+  // TODO: a static import once lib/agent/binary.ts exists, so `bun build --compile` bundles it.
+  const specifier = "../agent/binary.ts";
+  let mod: AgentModule;
+  try {
+    mod = (await import(specifier)) as AgentModule;
+  } catch (cause) {
+    throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot build the image: the guest agent module is not available", {
+      cause,
+      hint: "build the agent with `make -C guest-agent`",
+    });
+  }
+  return mod.guestAgentBinary(arch);
+}

@@ -1,0 +1,89 @@
+/**
+ * The Debian root filesystem stage: `mmdebstrap` into a tarball, cached on its own under
+ * <imagesDir>/.rootfs/ so a new agent build only repeats the fast assembly step, never the
+ * download and install of packages.
+ *
+ * mmdebstrap runs in its `auto` mode: `root` when smolvm runs as root, `unshare` (user
+ * namespaces, no privileges) otherwise. The tarball keeps ownership and device nodes either way.
+ */
+import { rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { paths } from "../paths.ts";
+import { SmolError } from "../errors.ts";
+import { which } from "../host/process.ts";
+import { debianArch, type GuestArch } from "../kernel/arch.ts";
+import { exists, withLock } from "./cache-lock.ts";
+import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
+import { runLogged } from "./run-logged.ts";
+import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex, type Recipe } from "./recipes.ts";
+
+type MmdebstrapRootfs = Extract<Recipe["rootfs"], { kind: "mmdebstrap" }>;
+
+/** mmdebstrap's own progress markers, mapped to a 0..1 share of its run. */
+const MILESTONES: Array<[RegExp, number, string]> = [
+  [/^I: running apt-get update/, 0.05, "updating package lists"],
+  [/^I: downloading packages/, 0.15, "downloading packages"],
+  [/^I: extracting archives/, 0.35, "extracting packages"],
+  [/^I: installing essential packages/, 0.45, "installing essential packages"],
+  [/^I: installing remaining packages/, 0.6, "installing packages"],
+  [/^I: cleaning package lists/, 0.85, "cleaning up"],
+  [/^I: creating tarball/, 0.9, "writing the tarball"],
+];
+
+export interface DebianStageOptions {
+  name: string;
+  arch: GuestArch;
+  rootfs: MmdebstrapRootfs;
+  logPath: string;
+  force?: boolean;
+  onProgress?: (fraction: number, message: string) => void;
+  onLine?: (line: string) => void;
+}
+
+export function debianStagePath(name: string, arch: GuestArch, rootfs: MmdebstrapRootfs): string {
+  const key = sha256Hex(canonicalJson({ builder: IMAGE_BUILDER_VERSION, arch, rootfs }));
+  return join(paths.imagesDir(), ".rootfs", `${name}-${arch}-${key.slice(0, 16)}.tar`);
+}
+
+/** The cached root filesystem tarball for the recipe, running mmdebstrap when there is none. */
+export async function ensureDebianTarball(options: DebianStageOptions): Promise<string> {
+  const tarball = debianStagePath(options.name, options.arch, options.rootfs);
+  return withLock(`${tarball}.lock`, async () => {
+    if (!options.force && (await exists(tarball))) return tarball;
+    if (!which("mmdebstrap")) {
+      throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot build image "${options.name}": mmdebstrap is not installed`, {
+        hint: "install it with `apt-get install mmdebstrap` (or run `smolvm setup`)",
+      });
+    }
+    const { rootfs } = options;
+    const sources = debianSourceLines(rootfs.suite, rootfs.components, readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
+    const partial = `${tarball}.${process.pid}.partial.tar`;
+    try {
+      await runLogged("mmdebstrap", [
+        "--mode=auto",
+        `--variant=${rootfs.variant}`,
+        `--architectures=${debianArch(options.arch)}`,
+        `--components=${rootfs.components.join(",")}`,
+        ...(rootfs.include.length ? [`--include=${rootfs.include.join(",")}`] : []),
+        "--format=tar",
+        rootfs.suite,
+        partial,
+        ...sources,
+      ], {
+        logPath: options.logPath,
+        action: `Cannot build image "${options.name}"`,
+        onLine: (line) => {
+          options.onLine?.(line);
+          for (const [pattern, fraction, message] of MILESTONES) {
+            if (pattern.test(line)) options.onProgress?.(fraction, message);
+          }
+        },
+      });
+      await rename(partial, tarball);
+    } finally {
+      await rm(partial, { force: true });
+    }
+    options.onProgress?.(1, "root filesystem ready");
+    return tarball;
+  }, { onWait: (pid) => options.onProgress?.(0, `waiting for the build in process ${pid}`) });
+}

@@ -1,0 +1,118 @@
+/**
+ * Image recipes: plain data in `images/*.json`, validated here, and the hash that names a build.
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { NotFoundError } from "../errors.ts";
+import { parseOrThrow } from "../validate.ts";
+import baseRecipe from "../../images/base.json" with { type: "json" };
+import debianRecipe from "../../images/debian.json" with { type: "json" };
+
+/** Bump when the builder's output changes for the same recipe (layout, mkfs flags, files). */
+export const IMAGE_BUILDER_VERSION = 1;
+
+const modeSchema = z.string().regex(/^[0-7]{3,4}$/, { error: "an octal mode such as 0755" });
+const guestPathSchema = z.string().regex(/^\/[^\0]*$/, { error: "an absolute guest path" })
+  .refine((p) => !p.split("/").includes(".."), { error: "a path without .." });
+
+const busyboxRootfs = z.strictObject({ kind: z.literal("busybox") });
+const mmdebstrapRootfs = z.strictObject({
+  kind: z.literal("mmdebstrap"),
+  suite: z.string().regex(/^[a-z]+$/),
+  variant: z.enum(["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "standard"]),
+  components: z.array(z.string().regex(/^[a-z-]+$/)).min(1),
+  include: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/)),
+});
+
+export const recipeSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  description: z.string(),
+  rootfs: z.discriminatedUnion("kind", [busyboxRootfs, mmdebstrapRootfs]),
+  dirs: z.array(z.strictObject({ path: guestPathSchema, mode: modeSchema.optional() })).default([]),
+  files: z.array(z.strictObject({ path: guestPathSchema, content: z.string(), mode: modeSchema.optional() }))
+    .default([]),
+  /** Glob patterns deleted from the finished tree (generated keys, machine ids). */
+  remove: z.array(guestPathSchema).default([]),
+  /** Free space left in the filesystem beyond what the tree uses. */
+  freeMiB: z.int().min(16).max(65536),
+});
+
+export type Recipe = z.infer<typeof recipeSchema>;
+export type RecipeInput = z.input<typeof recipeSchema>;
+
+/** Files every image gets, before the recipe's own (which may replace them). */
+export const COMMON_FILES: Recipe["files"] = [
+  { path: "/etc/hostname", content: "smolvm\n" },
+  { path: "/etc/hosts", content: "127.0.0.1\tlocalhost\n127.0.1.1\tsmolvm\n::1\tlocalhost ip6-localhost ip6-loopback\n" },
+  // QEMU user-mode networking's DNS forwarder; the agent rewrites it for other network modes.
+  { path: "/etc/resolv.conf", content: "nameserver 10.0.2.3\n" },
+];
+
+/** Directories every image has (mount points the agent uses, and the usual top level). */
+export const COMMON_DIRS: Recipe["dirs"] = [
+  { path: "/proc", mode: "0555" },
+  { path: "/sys", mode: "0555" },
+  { path: "/dev" },
+  { path: "/run" },
+  { path: "/tmp", mode: "1777" },
+  { path: "/root", mode: "0700" },
+  { path: "/etc/profile.d" },
+  { path: "/var" },
+  { path: "/sbin" },
+];
+
+// JSON imports are typed loosely (strings, not literals); parseRecipe validates them on use.
+const BUILTIN: Record<string, unknown> = { base: baseRecipe, debian: debianRecipe };
+
+/** Names `ensureImage` can build. */
+export function knownImages(): string[] {
+  return Object.keys(BUILTIN);
+}
+
+export function parseRecipe(input: unknown): Recipe {
+  return parseOrThrow(recipeSchema, input, "image recipe");
+}
+
+/** The recipe for `name`, or NotFoundError listing the known images. */
+export function getRecipe(name: string): Recipe {
+  const input = Object.hasOwn(BUILTIN, name) ? BUILTIN[name] : undefined;
+  if (!input) {
+    throw new NotFoundError(`Cannot find image "${name}": there is no recipe by that name`, {
+      hint: `known images: ${knownImages().join(", ")}`,
+      details: { name, known: knownImages() },
+    });
+  }
+  return parseRecipe(input);
+}
+
+/** JSON with sorted keys, so a hash does not depend on key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/**
+ * The hash that names a build: the recipe, the arch, the builder version, and the checksums of
+ * the binaries copied in (the agent, busybox). A Debian mirror's contents are not part of it:
+ * rebuild with `force` to pick up new packages.
+ */
+export function recipeHash(recipe: Recipe, inputs: { arch: string; agentSha256: string; extra?: Record<string, string> }): string {
+  return sha256Hex(canonicalJson({
+    builder: IMAGE_BUILDER_VERSION,
+    arch: inputs.arch,
+    recipe,
+    common: { files: COMMON_FILES, dirs: COMMON_DIRS },
+    agent: inputs.agentSha256,
+    extra: inputs.extra ?? {},
+  }));
+}
