@@ -12,7 +12,7 @@ import { SmolError } from "../errors.ts";
 export interface AssembleOptions {
   /** Scratch directory for the full tree (created). */
   treeDir: string;
-  /** Copied over the tree last (`cp -a DIR/.`). */
+  /** Copied over the tree last, through directory symlinks such as a merged /sbin. */
   overlayDir: string;
   /** A root filesystem tarball unpacked first. */
   tarball?: string;
@@ -38,7 +38,9 @@ if [ -n "$tarball" ]; then
   tar -xpf "$tarball" -C "$tree" --numeric-owner
 fi
 echo "smolvm: adding the overlay"
-cp -a "$overlay/." "$tree/"
+# Through tar, not cp -a: Debian's /sbin and /bin are symlinks into /usr (merged /usr), and
+# --keep-directory-symlink writes through them instead of failing on the type clash.
+(cd "$overlay" && tar -cf - .) | tar -xpf - -C "$tree" --numeric-owner --keep-directory-symlink
 old_ifs=$IFS
 IFS='
 '
