@@ -3,14 +3,24 @@
  * once it works end to end.
  */
 import type { Command } from "@commander-js/extra-typings";
+import { registerArtifacts } from "./artifacts.ts";
 import { registerCompletions } from "./completions.ts";
 import { registerDoctor } from "./doctor.ts";
+import { registerExec } from "./exec.ts";
 import { registerList } from "./list.ts";
+import { registerSandbox } from "./sandbox.ts";
+import { registerSetup } from "./setup.ts";
+import { registerSupervise } from "./supervise.ts";
 import { registerVersion } from "./version.ts";
 
 export function registerCommands(program: Command): void {
+  registerExec(program);
+  registerSandbox(program);
   registerList(program);
+  registerSetup(program);
+  registerArtifacts(program);
   registerDoctor(program);
   registerVersion(program);
   registerCompletions(program);
+  registerSupervise(program);
 }

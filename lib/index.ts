@@ -5,3 +5,4 @@ export * from "./errors.ts";
 export { parseVmConfig, parseSandboxName, type VmConfig, type VmConfigInput } from "./config.ts";
 export { listSandboxes, type SandboxSummary } from "./sandboxes.ts";
 export { versionInfo, type VersionInfo } from "./version.ts";
+export { SmolVM, type CreateSandboxOptions, type RunOptions, type RunResult, type SandboxInfo } from "./smolvm.ts";

@@ -56,6 +56,8 @@ try {
     console.error(`build: ${target}`);
     run(process.execPath, [
       "build", "--compile", "--minify", "--sourcemap=none",
+      // Precompiled bytecode skips parsing at start-up (needs ESM output).
+      "--bytecode", "--format=esm",
       `--target=bun-${target}`,
       // ssh2's optional native speed-up; ssh2 works without it and it cannot be cross-built.
       "--external", "cpu-features",

@@ -1,0 +1,92 @@
+/** Guest kernels and root images: `smolvm kernel ...`, `smolvm image ...`. */
+import { Argument, Option, type Command } from "@commander-js/extra-typings";
+import { action } from "./action.ts";
+import { Progress, table } from "./output.ts";
+
+const ARCH_OPTION = () => new Option("--arch <arch>", "guest architecture (default: this host's)").choices(["x86_64", "aarch64"] as const);
+
+export function registerArtifacts(program: Command): void {
+  const kernel = program.command("kernel").description("the guest kernel smolvm builds and boots");
+  kernel
+    .command("build")
+    .description("build the guest kernel into the cache (about 10 minutes; cached by config hash)")
+    .addOption(ARCH_OPTION())
+    .option("--force", "rebuild even when cached")
+    .option("--json", "print JSON")
+    .action(
+      action("kernel build", async (out, options) => {
+        const { buildKernel } = await import("../lib/kernel/build.ts");
+        const progress = new Progress(options.json === true);
+        const info = await buildKernel({
+          ...(options.arch === undefined ? {} : { arch: options.arch }),
+          force: options.force === true,
+          onProgress: (p) => progress.update(`kernel: ${p.message}`, p.fraction),
+        }).finally(() => progress.done());
+        out.result(info, () => `kernel ${info.arch}: ${info.path}`);
+      }),
+    );
+  kernel
+    .command("list")
+    .description("list cached kernels")
+    .option("--json", "print JSON")
+    .action(
+      action("kernel list", async (out, _options) => {
+        const { listKernels } = await import("../lib/kernel/cache.ts");
+        const kernels = await listKernels();
+        out.result(kernels, () =>
+          kernels.length === 0
+            ? "No kernels built. `smolvm kernel build` builds one."
+            : table(["ARCH", "KEY", "CURRENT", "BUILT", "PATH"], kernels.map((k) => [k.arch, k.key.slice(0, 12), k.current ? "yes" : "no", k.builtAt, k.path])),
+        );
+      }),
+    );
+
+  const image = program.command("image").description("root filesystem images");
+  image
+    .command("build")
+    .description("build an image into the cache (cached by recipe hash)")
+    .addArgument(new Argument("<name>", "image name (base, debian)"))
+    .addOption(ARCH_OPTION())
+    .option("--force", "rebuild even when cached")
+    .option("--json", "print JSON")
+    .action(
+      action("image build", async (out, name, options) => {
+        const { buildImage } = await import("../lib/images/build.ts");
+        const progress = new Progress(options.json === true);
+        const info = await buildImage(name, {
+          ...(options.arch === undefined ? {} : { arch: options.arch }),
+          force: options.force === true,
+          onProgress: (p) => progress.update(`image ${name}: ${p.message}`, p.fraction),
+        }).finally(() => progress.done());
+        out.result(info, () => `image ${name}: ${info.path}`);
+      }),
+    );
+  image
+    .command("list")
+    .alias("ls")
+    .description("list built images")
+    .option("--json", "print JSON")
+    .action(
+      action("image list", async (out, _options) => {
+        const { listImages } = await import("../lib/images/store.ts");
+        const images = await listImages();
+        out.result(images, () =>
+          images.length === 0
+            ? "No images built. `smolvm image build base` builds the small one."
+            : table(["NAME", "ARCH", "SIZE", "PATH"], images.map((i) => [i.name, i.arch, `${i.sizeMiB} MiB`, i.path])),
+        );
+      }),
+    );
+  image
+    .command("rm")
+    .description("remove an image's cached builds")
+    .addArgument(new Argument("<name>", "image name"))
+    .option("--json", "print JSON")
+    .action(
+      action("image rm", async (out, name, _options) => {
+        const { removeImage } = await import("../lib/images/store.ts");
+        const removed = await removeImage(name);
+        out.result({ name, removed }, () => `removed ${removed.length} build(s) of ${name}`);
+      }),
+    );
+}

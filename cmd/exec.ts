@@ -1,0 +1,121 @@
+/** Running things in a sandbox: run (ephemeral), exec, shell. */
+import { Argument, type Command } from "@commander-js/extra-typings";
+import { constants } from "node:os";
+import type { SmolVM } from "../lib/smolvm.ts";
+import { action } from "./action.ts";
+import { envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { progressReporter } from "./progress.ts";
+
+export function registerExec(program: Command): void {
+  withSandboxOptions(
+    program
+      .command("run")
+      .description("run one command in a fresh sandbox, then delete it; exits with the command's status")
+      .addArgument(new Argument("<command...>", "the command and its arguments (after --)")),
+  )
+    .option("--timeout <seconds>", "kill the command after this long", integer("--timeout"))
+    .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
+    .action(
+      action("run", async (_out, command, options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const progress = progressReporter(false);
+        const vm = await SmolVM.create({ ...sandboxConfigFrom(options), onProgress: progress.onProgress }).finally(progress.done);
+        try {
+          process.exitCode = await streamCommand(vm, command, {
+            ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
+            ...(options.env === undefined ? {} : { env: options.env }),
+          });
+        } finally {
+          await vm.delete();
+        }
+      }),
+    );
+
+  program
+    .command("exec")
+    .description("run a command in a sandbox, streaming its output; exits with its status")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .addArgument(new Argument("<command...>", "the command and its arguments (after --)"))
+    .option("--timeout <seconds>", "kill the command (and its children) after this long", integer("--timeout"))
+    .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
+    .option("--cwd <dir>", "working directory in the guest (default /root)")
+    .action(
+      action("exec", async (_out, name, command, options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        try {
+          process.exitCode = await streamCommand(vm, command, {
+            ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
+            ...(options.env === undefined ? {} : { env: options.env }),
+            ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+          });
+        } finally {
+          vm.close();
+        }
+      }),
+    );
+
+  program
+    .command("shell")
+    .description("open an interactive shell in a sandbox")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .action(
+      action("shell", async (_out, name) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        try {
+          process.exitCode = await interactiveShell(vm);
+        } finally {
+          vm.close();
+        }
+      }),
+    );
+}
+
+/** argv with one word runs through the shell (so `exec vm -- 'ls | wc -l'` works), else as argv. */
+function commandOf(words: string[]): string | string[] {
+  return words.length === 1 ? words[0]! : words;
+}
+
+/** The exit status a shell would report: the code, or 128 + the signal number. */
+function exitStatus(result: { exitCode: number | null; signal: string | null }): number {
+  if (result.exitCode !== null) return result.exitCode;
+  const number = (constants.signals as Record<string, number>)[`SIG${result.signal ?? "KILL"}`] ?? 9;
+  return 128 + number;
+}
+
+async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string }): Promise<number> {
+  // Forward stdin only when it is a pipe or file: a terminal would make `exec` wait for Ctrl-D.
+  const forwardStdin = !process.stdin.isTTY;
+  const proc = await vm.exec(commandOf(words), { ...options, stdin: forwardStdin });
+  proc.stdout.pipe(process.stdout, { end: false });
+  proc.stderr.pipe(process.stderr, { end: false });
+  if (forwardStdin && proc.stdin !== undefined) process.stdin.pipe(proc.stdin);
+  const result = await proc.wait();
+  process.stdin.unpipe();
+  process.stdin.destroy();
+  if (result.timedOut) process.stderr.write(`smolvm: command timed out after ${(options.timeoutMs ?? 0) / 1000} s and was killed\n`);
+  return exitStatus(result);
+}
+
+async function interactiveShell(vm: SmolVM): Promise<number> {
+  const stdin = process.stdin;
+  const size = () => ({ rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 });
+  const proc = await vm.exec("if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi", {
+    stdin: true,
+    pty: { ...size(), term: process.env.TERM ?? "xterm-256color" },
+  });
+  const onResize = () => proc.resize(size().rows, size().cols);
+  process.stdout.on("resize", onResize);
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.pipe(proc.stdin!);
+  proc.stdout.pipe(process.stdout, { end: false });
+  try {
+    return exitStatus(await proc.wait());
+  } finally {
+    process.stdout.off("resize", onResize);
+    stdin.unpipe();
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.destroy();
+  }
+}

@@ -1,0 +1,50 @@
+/** Option parsers and option groups shared by several commands. */
+import { InvalidArgumentError, Option, type Command } from "@commander-js/extra-typings";
+
+export function integer(name: string): (value: string) => number {
+  return (value: string) => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number, got "${value}".`);
+    return Number(value);
+  };
+}
+
+/** `--env K=V`, repeatable. */
+export function envPair(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const at = value.indexOf("=");
+  if (at <= 0) throw new InvalidArgumentError(`expected NAME=VALUE, got "${value}".`);
+  return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+}
+
+/** The sandbox-shape options of `create` and `run`. */
+export function withSandboxOptions<Args extends unknown[], Opts extends {}>(command: Command<Args, Opts>) {
+  return command
+    .option("--image <name>", "root image (base, debian)")
+    .option("--cpus <n>", "virtual CPUs", integer("--cpus"))
+    .option("--memory <mib>", "memory in MiB", integer("--memory"))
+    .addOption(new Option("--disk-mode <mode>", "isolated: a private copy-on-write disk; shared: write to the image").choices(["isolated", "shared"] as const))
+    .option("--boot-timeout <seconds>", "give up on a boot after this long", integer("--boot-timeout"))
+    .option("--kernel <path>", "boot this kernel instead of the cached build")
+    .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image");
+}
+
+export interface SandboxOptionValues {
+  image?: string;
+  cpus?: number;
+  memory?: number;
+  diskMode?: "isolated" | "shared";
+  bootTimeout?: number;
+  kernel?: string;
+  rootfs?: string;
+}
+
+export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  if (options.image !== undefined) config.image = options.image;
+  if (options.cpus !== undefined) config.vcpus = options.cpus;
+  if (options.memory !== undefined) config.memoryMiB = options.memory;
+  if (options.diskMode !== undefined) config.diskMode = options.diskMode;
+  if (options.bootTimeout !== undefined) config.bootTimeoutMs = options.bootTimeout * 1000;
+  if (options.kernel !== undefined) config.kernelPath = options.kernel;
+  if (options.rootfs !== undefined) config.rootfsPath = options.rootfs;
+  return config;
+}

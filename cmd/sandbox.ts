@@ -1,0 +1,137 @@
+/** Sandbox lifecycle: create, start, stop, delete, info, logs. */
+import { Argument, type Command } from "@commander-js/extra-typings";
+import { action } from "./action.ts";
+import { integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { table } from "./output.ts";
+import { progressReporter } from "./progress.ts";
+
+export function registerSandbox(program: Command): void {
+  withSandboxOptions(program.command("create").description("create a sandbox and wait until it is ready"))
+    .option("--name <name>", "a unique name (lowercase letters, digits, dashes); generated when absent")
+    .option("--json", "print JSON")
+    .action(
+      action("create", async (out, options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const progress = progressReporter(options.json === true);
+        const started = Date.now();
+        const vm = await SmolVM.create({
+          ...sandboxConfigFrom(options),
+          ...(options.name === undefined ? {} : { name: options.name }),
+          onProgress: progress.onProgress,
+        }).finally(progress.done);
+        const info = await vm.info();
+        vm.close();
+        out.result({ ...info, createMs: Date.now() - started }, () => `${info.name}`);
+      }),
+    );
+
+  program
+    .command("start")
+    .description("boot a stopped sandbox")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .option("--json", "print JSON")
+    .action(
+      action("start", async (out, name, _options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        await vm.start();
+        const info = await vm.info();
+        out.result(info, () => `started ${info.name}`);
+      }),
+    );
+
+  program
+    .command("stop")
+    .description("power a sandbox off, keeping its disk")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .option("--json", "print JSON")
+    .action(
+      action("stop", async (out, name, _options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        await vm.stop();
+        const info = await vm.info();
+        out.result(info, () => `stopped ${info.name}`);
+      }),
+    );
+
+  program
+    .command("delete")
+    .alias("rm")
+    .description("delete sandboxes and everything they hold")
+    .addArgument(new Argument("[sandboxes...]", "names or ids"))
+    .option("--all", "delete every sandbox")
+    .option("-f, --force", "do not ask (with --all on a terminal)")
+    .option("--json", "print JSON")
+    .action(
+      action("delete", async (out, names, options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { InvalidInputError } = await import("../lib/errors.ts");
+        let targets = names;
+        if (options.all === true) {
+          if (names.length > 0) throw new InvalidInputError("Cannot combine --all with sandbox names", { hint: "use one or the other" });
+          targets = (await SmolVM.list()).map((vm) => vm.id);
+          if (targets.length > 0 && process.stdin.isTTY && options.force !== true && options.json !== true) {
+            const confirmed = await confirm(`Delete all ${targets.length} sandboxes? [y/N] `);
+            if (!confirmed) throw new InvalidInputError("Nothing deleted", { hint: "pass --force to skip the question" });
+          }
+        } else if (names.length === 0) {
+          throw new InvalidInputError("Cannot delete: no sandbox named", { hint: "name one or more sandboxes, or pass --all" });
+        }
+        // Look every name up first, so a typo deletes nothing.
+        const vms = await Promise.all(targets.map((target) => SmolVM.fromId(target)));
+        for (const vm of vms) await vm.delete();
+        const deleted = vms.map((vm) => ({ id: vm.id, name: vm.name }));
+        out.result(deleted, () => deleted.map((vm) => `deleted ${vm.name}`).join("\n") || "no sandboxes");
+      }),
+    );
+
+  program
+    .command("info")
+    .description("show a sandbox's status, processes, resources and files")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .option("--json", "print JSON")
+    .action(
+      action("info", async (out, name, _options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const info = await (await SmolVM.fromId(name)).info();
+        out.result(info, () => {
+          const rows: [string, string][] = [
+            ["name", info.name], ["id", info.id], ["status", info.status], ["image", info.image],
+            ["backend", info.backend ?? "-"], ["cpus", String(info.vcpus)], ["memory", `${info.memoryMiB} MiB`],
+            ["disk", info.diskMode], ["network", info.network], ["ssh port", info.sshPort === null ? "-" : `127.0.0.1:${info.sshPort}`],
+            ["supervisor", info.supervisorPid === null ? "-" : `pid ${info.supervisorPid}`],
+            ["vmm", info.vmmPid === null ? "-" : `pid ${info.vmmPid}`],
+            ["created", new Date(info.createdAt).toISOString()], ["console", info.consoleLog],
+          ];
+          if (info.lastError !== null) rows.push(["last error", info.lastError]);
+          return table(["FIELD", "VALUE"], rows.map(([k, v]) => [k, v]));
+        });
+      }),
+    );
+
+  program
+    .command("logs")
+    .description("show a sandbox's console output")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .option("-n, --tail <lines>", "only the last N lines", integer("--tail"))
+    .option("-f, --follow", "keep printing new output until the sandbox stops")
+    .action(
+      action("logs", async (_out, name, options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { printLog } = await import("../lib/sandbox/logs.ts");
+        const vm = await SmolVM.fromId(name);
+        await printLog(vm, { ...(options.tail === undefined ? {} : { tail: options.tail }), follow: options.follow === true }, (chunk) => process.stdout.write(chunk));
+      }),
+    );
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Creating, starting, stopping and deleting sandboxes. Everything here keeps one promise: a
+ * failure leaves nothing behind (no process, socket, overlay or state row) and says why.
+ */
+import { rmSync } from "node:fs";
+import { parseVmConfig, type VmConfig, type VmConfigInput } from "../config.ts";
+import { BackendUnavailableError, NotRunningError, SmolError } from "../errors.ts";
+import { pidAlive } from "../host/pids.ts";
+import { vmFiles } from "../supervisor/layout.ts";
+import { spawnSupervisor } from "../supervisor/spawn.ts";
+import { StateStore, type VmRecord } from "../state/vms.ts";
+import { reconcile } from "../sandboxes.ts";
+import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
+import { waitForReady } from "./ready.ts";
+
+export interface CreateOptions {
+  onProgress?: (progress: PrepareProgress) => void;
+}
+
+export function withStore<T>(body: (store: StateStore) => T): T {
+  const store = StateStore.open();
+  try {
+    return body(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Resolves `auto` and refuses what this host cannot run, before anything is allocated. */
+function chooseBackend(config: VmConfig): "qemu" {
+  const wanted = config.backend === "auto" ? (process.env.SMOLVM_BACKEND ?? "auto") : config.backend;
+  if (wanted === "firecracker") {
+    throw new BackendUnavailableError("Cannot use the firecracker backend: it is not supported by this build yet", {
+      hint: "use --backend qemu (or auto)",
+    });
+  }
+  if (wanted !== "auto" && wanted !== "qemu") {
+    throw new BackendUnavailableError(`Unknown backend "${wanted}" (from SMOLVM_BACKEND)`, { hint: "use qemu, firecracker or auto" });
+  }
+  return "qemu";
+}
+
+/** Creates a sandbox and returns once its agent answers. */
+export async function createSandbox(input: VmConfigInput = {}, options: CreateOptions = {}): Promise<VmRecord> {
+  const requested = parseVmConfig(input);
+  const backend = chooseBackend(requested);
+  const artifacts = await prepareArtifacts(requested, options.onProgress);
+  const config: VmConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const vm = withStore((store) =>
+    store.createVm({ config, backend, allocate: { sshPort: config.network === "user" } }),
+  );
+  try {
+    options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
+    return await bootSandbox(vm);
+  } catch (error) {
+    destroyNow(vm.id);
+    throw error;
+  }
+}
+
+/** Starts the supervisor of a stopped (or failed) sandbox and waits for its agent. */
+export async function startSandbox(idOrName: string): Promise<VmRecord> {
+  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
+  if (vm.status === "running" || vm.status === "paused") return vm;
+  if (vm.status === "deleting") {
+    throw new SmolError("NOT_RUNNING", `Cannot start sandbox "${vm.name}": it is being deleted`, {
+      hint: "create a new one with `smolvm create`",
+    });
+  }
+  return bootSandbox(vm);
+}
+
+async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
+  const supervisorPid = spawnSupervisor(vm.id);
+  withStore((store) => store.updateVm(vm.id, { status: "creating", supervisorPid, lastError: null }));
+  await waitForReady(vm, supervisorPid);
+  return withStore((store) => store.getVm(vm.id));
+}
+
+/**
+ * Stops a sandbox: the agent syncs and powers the guest off, the supervisor records it and
+ * exits. The disk (overlay) is kept for `start`.
+ */
+export async function stopSandbox(idOrName: string, options: { timeoutMs?: number } = {}): Promise<VmRecord> {
+  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
+  if (vm.status === "stopped" || vm.status === "failed") return vm;
+  const { requestSupervisor } = await import("../supervisor/client.ts");
+  if (pidAlive(vm.supervisorPid)) {
+    await requestSupervisor(vm.id, { op: "supervisor.stop" }).catch(() => undefined);
+  }
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  while ((pidAlive(vm.supervisorPid) || pidAlive(vm.vmmPid)) && Date.now() < deadline) await sleep(10);
+  // A guest that ignored the shutdown, or a supervisor that hung: end them.
+  killHard(vm);
+  return withStore((store) =>
+    store.updateVm(vm.id, { status: "stopped", supervisorPid: null, vmmPid: null }),
+  );
+}
+
+/**
+ * Deletes a sandbox. Returns at once: the supervisor tears the VM down behind the caller and
+ * removes the row last, so its allocations are never handed out while QEMU still holds them.
+ */
+export async function deleteSandbox(idOrName: string): Promise<VmRecord> {
+  const vm = withStore((store) => store.getVm(idOrName));
+  withStore((store) => store.updateVm(vm.id, { status: "deleting" }));
+  if (pidAlive(vm.supervisorPid)) {
+    const { requestSupervisor } = await import("../supervisor/client.ts");
+    try {
+      await requestSupervisor(vm.id, { op: "supervisor.destroy" }, { timeoutMs: 2_000 });
+      return vm;
+    } catch {
+      // An unresponsive supervisor: fall through and clean up from here.
+    }
+  }
+  destroyNow(vm.id);
+  return vm;
+}
+
+/** Kills whatever runs the sandbox and removes its files and row, synchronously. */
+export function destroyNow(id: string): void {
+  const vm = withStore((store) => store.findVm(id));
+  if (vm !== undefined) killHard(vm);
+  rmSync(vmFiles(id).dir, { recursive: true, force: true });
+  withStore((store) => store.deleteVm(id));
+}
+
+function killHard(vm: VmRecord): void {
+  for (const pid of [vm.vmmPid, vm.supervisorPid]) {
+    if (pidAlive(pid)) {
+      try {
+        process.kill(pid!, "SIGKILL");
+      } catch {
+        // Gone between the check and the kill.
+      }
+    }
+  }
+}
+
+/** The record of a sandbox that must be running for `what`. */
+export function requireRunning(idOrName: string, what: string): VmRecord {
+  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
+  if (vm.status !== "running" && vm.status !== "paused") {
+    throw new NotRunningError(`Cannot ${what} sandbox "${vm.name}": it is ${vm.status}`, {
+      hint: vm.status === "stopped" || vm.status === "failed" ? `start it with \`smolvm start ${vm.name}\`` : "wait for it to finish",
+      details: vm.lastError === null ? undefined : { lastError: vm.lastError },
+    });
+  }
+  return vm;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

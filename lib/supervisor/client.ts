@@ -1,0 +1,94 @@
+/**
+ * Reaching a sandbox's supervisor from any process. If the supervisor died but the VM still
+ * runs, a new supervisor is started and re-attaches to it, so the caller never notices.
+ */
+import { connect, type Socket } from "node:net";
+import { AgentClient } from "../agent/client.ts";
+import { AgentUnavailableError, NotRunningError } from "../errors.ts";
+import { pidAlive } from "../host/pids.ts";
+import { StateStore, type VmRecord } from "../state/vms.ts";
+import { vmFiles } from "./layout.ts";
+import { spawnSupervisor } from "./spawn.ts";
+
+function openSocket(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.removeListener("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+function currentRecord(id: string): VmRecord {
+  const store = StateStore.open();
+  try {
+    return store.getVm(id);
+  } finally {
+    store.close();
+  }
+}
+
+/** Waits for a just-started supervisor to listen (it binds before it re-attaches). */
+async function openWhenServing(vm: VmRecord, supervisorPid: number): Promise<Socket> {
+  const path = vmFiles(vm.id).supervisorSocket;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await openSocket(path);
+    } catch (error) {
+      if (!pidAlive(supervisorPid) || Date.now() > deadline) {
+        throw new AgentUnavailableError(`Cannot re-attach to sandbox "${vm.name}": its new supervisor did not start`, {
+          hint: `see ${vmFiles(vm.id).supervisorLog}, or \`smolvm delete ${vm.name}\``,
+          cause: error,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+/** An agent-protocol client connected through the sandbox's supervisor. */
+export async function connectSupervisor(id: string, options: { timeoutMs?: number } = {}): Promise<AgentClient> {
+  const files = vmFiles(id);
+  let socket: Socket;
+  try {
+    socket = await openSocket(files.supervisorSocket);
+  } catch (error) {
+    const vm = currentRecord(id);
+    if (pidAlive(vm.supervisorPid)) {
+      throw new AgentUnavailableError(`Cannot reach the supervisor of "${vm.name}": ${(error as Error).message}`, {
+        hint: `\`smolvm stop ${vm.name}\` then \`smolvm start ${vm.name}\``,
+        cause: error,
+      });
+    }
+    if (!pidAlive(vm.vmmPid)) {
+      throw new NotRunningError(`Sandbox "${vm.name}" is not running`, { hint: `start it with \`smolvm start ${vm.name}\`` });
+    }
+    // The VM runs without a supervisor: start one, which re-attaches.
+    const supervisorPid = spawnSupervisor(id);
+    const store = StateStore.open();
+    try {
+      store.updateVm(id, { supervisorPid });
+    } finally {
+      store.close();
+    }
+    socket = await openWhenServing(vm, supervisorPid);
+  }
+  return AgentClient.connect(socket, { timeoutMs: options.timeoutMs ?? 10_000 });
+}
+
+/** Sends one `supervisor.*` operation and returns its result. */
+export async function requestSupervisor(
+  id: string,
+  request: { op: string; [key: string]: unknown },
+  options: { timeoutMs?: number } = {},
+): Promise<unknown> {
+  const client = await connectSupervisor(id, options);
+  try {
+    return await client.request(request, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The files of one sandbox under `vms/<id>/`. Everything a sandbox holds on disk lives here, so
+ * removing the directory (after its processes are gone) reclaims all of it.
+ */
+import { join } from "node:path";
+import { paths } from "../paths.ts";
+
+export interface VmFiles {
+  dir: string;
+  /** The isolated-mode copy-on-write disk over the image. */
+  overlay: string;
+  /** QEMU's virtio-serial chardev (the agent channel); only the supervisor connects. */
+  agentSocket: string;
+  /** QMP (or Firecracker's API); only the supervisor connects. */
+  controlSocket: string;
+  /** Where SDK clients and the CLI reach the supervisor. */
+  supervisorSocket: string;
+  /** The guest's serial console. */
+  consoleLog: string;
+  /** QEMU's own stderr: bad flags, a missing kernel. */
+  vmmLog: string;
+  /** The supervisor's own stdout/stderr. */
+  supervisorLog: string;
+}
+
+export function vmFiles(id: string): VmFiles {
+  const dir = paths.vmDir(id);
+  return {
+    dir,
+    overlay: join(dir, "disk.qcow2"),
+    agentSocket: join(dir, "agent.sock"),
+    controlSocket: join(dir, "qmp.sock"),
+    supervisorSocket: join(dir, "supervisor.sock"),
+    consoleLog: join(dir, "console.log"),
+    vmmLog: join(dir, "vmm.log"),
+    supervisorLog: join(dir, "supervisor.log"),
+  };
+}

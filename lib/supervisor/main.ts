@@ -1,0 +1,261 @@
+/**
+ * The per-sandbox supervisor (`smolvm __supervise ID`, started detached by create/start).
+ *
+ * It owns the VMM, the agent connection and the socket SDK clients use. It boots the VM (or
+ * re-attaches to one a dead supervisor left running), records readiness or the reason for a
+ * failed boot in the state store, relays client streams to the agent, and records the VMM's
+ * end. `supervisor.stop` powers the guest off; `supervisor.destroy` kills it and removes every
+ * trace of the sandbox, after answering, so delete returns at once.
+ */
+import { existsSync, rmSync } from "node:fs";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { SmolError, toSmolError } from "../errors.ts";
+import { pidAlive } from "../host/pids.ts";
+import { logEvent } from "../log.ts";
+import { StateStore, type VmRecord } from "../state/vms.ts";
+import { qemuBackend, tailOf } from "../backends/qemu.ts";
+import type { VmmControl } from "../backends/types.ts";
+import { hostGuestArch } from "../kernel/arch.ts";
+import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
+import { connectAgent, type AgentLink } from "./agent-link.ts";
+import { FrameType, jsonFrame, readFrames, writeFrame } from "./frames.ts";
+import { vmFiles, type VmFiles } from "./layout.ts";
+import { Relay } from "./relay.ts";
+import { ClientSession, type SupervisorOp } from "./session.ts";
+
+/** The guest's address on QEMU's user-mode network (slirp's fixed defaults). */
+const USER_NET = { ip: "10.0.2.15/24", gw: "10.0.2.2", dns: "10.0.2.3" };
+
+interface Vmm {
+  pid: number;
+  control: VmmControl;
+  exited: Promise<unknown>;
+  kill(): void;
+}
+
+function update(id: string, patch: Parameters<StateStore["updateVm"]>[1]): VmRecord | undefined {
+  const store = StateStore.open();
+  try {
+    return store.findVm(id) === undefined ? undefined : store.updateVm(id, patch);
+  } finally {
+    store.close();
+  }
+}
+
+function record(id: string): VmRecord | undefined {
+  const store = StateStore.open();
+  try {
+    return store.findVm(id);
+  } finally {
+    store.close();
+  }
+}
+
+export async function runSupervisor(id: string): Promise<void> {
+  const vm = record(id);
+  if (vm === undefined) throw new SmolError("NOT_FOUND", `supervisor: no sandbox ${id}`);
+  const files = vmFiles(id);
+  const server = await listenExclusive(files.supervisorSocket);
+  const deadline = Date.now() + vm.config.bootTimeoutMs;
+  let vmm: Vmm | undefined;
+  let ending: "stop" | "destroy" | undefined;
+  const stopped = new AbortController();
+
+  try {
+    vmm = await startOrAttach(vm, files);
+    update(id, { vmmPid: vmm.pid, supervisorPid: process.pid });
+    void vmm.exited.then(() => stopped.abort());
+    const link = await connectAgent(files.agentSocket, deadline, stopped.signal).catch((error: unknown) => {
+      throw bootError(vm, files, error, stopped.signal.aborted);
+    });
+    update(id, { status: "running", lastError: null });
+    logEvent("info", "sandbox ready", { vm: id, bootTimeMs: link.hello.bootTimeMs });
+    await serve(vm, server, vmm, link, (how) => (ending = how));
+  } catch (thrown) {
+    const error = toSmolError(thrown);
+    logEvent("error", `supervisor: ${error.message}`, { vm: id, stack: thrown instanceof Error ? thrown.stack : undefined });
+    vmm?.kill();
+    if (vmm !== undefined) await vmm.exited;
+    update(id, { status: "failed", lastError: `${error.code}: ${error.message}`, vmmPid: null, supervisorPid: null });
+    server.close();
+    rmSync(files.supervisorSocket, { force: true });
+    return;
+  }
+
+  // The VMM is gone: say how in the state store.
+  server.close();
+  rmSync(files.supervisorSocket, { force: true });
+  for (const socket of [files.agentSocket, files.controlSocket]) rmSync(socket, { force: true });
+  if (ending === "destroy") {
+    rmSync(files.dir, { recursive: true, force: true });
+    const store = StateStore.open();
+    try {
+      store.deleteVm(id);
+    } finally {
+      store.close();
+    }
+    return;
+  }
+  if (ending === "stop") {
+    update(id, { status: "stopped", vmmPid: null, supervisorPid: null });
+    return;
+  }
+  const tail = tailOf(files.consoleLog, 5);
+  update(id, {
+    status: "failed",
+    vmmPid: null,
+    supervisorPid: null,
+    lastError: `the VM exited unexpectedly${tail ? `; last console lines:\n${tail}` : ""}`,
+  });
+}
+
+async function startOrAttach(vm: VmRecord, files: VmFiles): Promise<Vmm> {
+  if (pidAlive(vm.vmmPid) && existsSync(files.controlSocket)) {
+    // A previous supervisor died and left the VM running: take it over.
+    const pid = vm.vmmPid!;
+    const control = await qemuBackend.attach(files.controlSocket);
+    return { pid, control, exited: waitForPidExit(pid), kill: () => killQuietly(pid) };
+  }
+  const arch = hostGuestArch();
+  const probe = await qemuBackend.probe(arch);
+  if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run QEMU: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
+  const disk = await qemuBackend.prepareDisk({
+    imagePath: vm.config.rootfsPath!,
+    vmDir: files.dir,
+    mode: vm.config.diskMode,
+    ...(vm.config.diskSizeMiB === undefined ? {} : { sizeMiB: vm.config.diskSizeMiB }),
+  });
+  const tscKhz = probe.accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
+  const network = vm.config.network === "none" ? [] : [`smolvm.ip=${USER_NET.ip}`, `smolvm.gw=${USER_NET.gw}`, `smolvm.dns=${USER_NET.dns}`];
+  const cmdline = [
+    kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network] }),
+    vm.config.bootArgs,
+  ].filter(Boolean).join(" ");
+  rmSync(files.consoleLog, { force: true });
+  const launched = await qemuBackend.launch({
+    arch,
+    accel: probe.accel,
+    vcpus: vm.config.vcpus,
+    memoryMiB: vm.config.memoryMiB,
+    kernelPath: vm.config.kernelPath!,
+    cmdline,
+    disk,
+    network: vm.config.network === "none"
+      ? { mode: "none" }
+      : { mode: "user", hostForwards: vm.sshPort === null ? [] : [{ hostPort: vm.sshPort, guestPort: 22 }] },
+    agentSocketPath: files.agentSocket,
+    controlSocketPath: files.controlSocket,
+    serialLogPath: files.consoleLog,
+    vmmLogPath: files.vmmLog,
+  });
+  return { pid: launched.pid, control: launched.control, exited: launched.exited, kill: () => launched.kill("SIGKILL") };
+}
+
+function bootError(vm: VmRecord, files: VmFiles, error: unknown, vmmExited: boolean): SmolError {
+  const console = tailOf(files.consoleLog, 8);
+  const vmmLog = tailOf(files.vmmLog, 3);
+  const seconds = Math.round(vm.config.bootTimeoutMs / 1000);
+  const why = vmmExited
+    ? `the VM exited during boot${vmmLog ? ` (${vmmLog.replaceAll("\n", " | ")})` : ""}`
+    : `the guest agent did not answer within ${seconds} s`;
+  return new SmolError(vmmExited ? "BACKEND_UNAVAILABLE" : "TIMEOUT", `${why}${console ? `; last console lines:\n${console}` : "; the console printed nothing"}`, {
+    cause: error,
+  });
+}
+
+async function serve(vm: VmRecord, server: Server, vmm: Vmm, link: AgentLink, setEnding: (how: "stop" | "destroy") => void): Promise<void> {
+  const relay = new Relay(link.socket);
+  const sessions = new Set<Socket>();
+  let agentGone = false;
+  readFrames(link.socket, (frame) => relay.fromAgent(frame), (error) => {
+    logEvent("error", `supervisor: agent sent a malformed frame: ${error.message}`, { vm: vm.id });
+    link.socket.destroy();
+  }, link.rest);
+  link.socket.on("error", () => {});
+  link.socket.on("close", () => {
+    agentGone = true;
+    relay.failAll("AGENT_UNAVAILABLE", "the guest agent connection closed");
+  });
+
+  const ops: Record<string, SupervisorOp> = {
+    "supervisor.status": async () => ({ id: vm.id, supervisorPid: process.pid, vmmPid: vmm.pid, agentConnected: !agentGone, vmm: await vmm.control.status() }),
+    "supervisor.stop": async () => {
+      setEnding("stop");
+      void shutdown(vmm, link, relay);
+      return {};
+    },
+    "supervisor.destroy": async () => {
+      setEnding("destroy");
+      vmm.kill();
+      return {};
+    },
+    "supervisor.pause": async () => {
+      await vmm.control.pause();
+      update(vm.id, { status: "paused" });
+      return {};
+    },
+    "supervisor.resume": async () => {
+      await vmm.control.resume();
+      update(vm.id, { status: "running" });
+      return {};
+    },
+  };
+
+  server.on("connection", (socket) => {
+    sessions.add(socket);
+    new ClientSession(socket, { relay, hello: link.hello, supervisorInfo: { pid: process.pid, vm: vm.id }, ops }, () => sessions.delete(socket));
+  });
+
+  await vmm.exited;
+  link.socket.destroy();
+  for (const socket of sessions) socket.destroy();
+}
+
+/** Asks the agent to power off (it syncs first); the VMM ends by itself with -no-reboot. */
+async function shutdown(vmm: Vmm, link: AgentLink, _relay: Relay): Promise<void> {
+  writeFrame(link.socket, jsonFrame(FrameType.OPEN, 0xffff_ffff, { op: "shutdown", action: "poweroff" }));
+  const exited = await Promise.race([vmm.exited.then(() => true), sleep(10_000).then(() => false)]);
+  if (!exited) {
+    await vmm.control.quit().catch(() => vmm.kill());
+    const quit = await Promise.race([vmm.exited.then(() => true), sleep(3_000).then(() => false)]);
+    if (!quit) vmm.kill();
+  }
+}
+
+/** Listens on the supervisor socket, refusing to run beside a live supervisor of the same VM. */
+async function listenExclusive(path: string): Promise<Server> {
+  if (existsSync(path)) {
+    const alive = await new Promise<boolean>((resolve) => {
+      const probe = connect(path);
+      probe.once("connect", () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.once("error", () => resolve(false));
+    });
+    if (alive) throw new SmolError("ALREADY_EXISTS", "another supervisor is serving this sandbox");
+    rmSync(path, { force: true });
+  }
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  return server;
+}
+
+async function waitForPidExit(pid: number): Promise<void> {
+  while (pidAlive(pid)) await sleep(50);
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
