@@ -81,6 +81,13 @@ export async function buildImage(name: string, options: BuildImageOptions = {}):
   const finalDir = imageDir(name, inputs.arch, hash);
   const dirName = imageDirName(name, inputs.arch, hash);
 
+  if (!options.force) {
+    const cached = await readImage(finalDir);
+    if (cached) {
+      progress({ phase: "done", message: `cached: ${cached.path}`, fraction: 1 });
+      return cached;
+    }
+  }
   return withLock(join(paths.imagesDir(), `.lock-${dirName}`), async () => {
     if (!options.force) {
       const cached = await readImage(finalDir);
