@@ -24,7 +24,8 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .addOption(new Option("--disk-mode <mode>", "isolated: a private copy-on-write disk; shared: write to the image").choices(["isolated", "shared"] as const))
     .option("--boot-timeout <seconds>", "give up on a boot after this long", integer("--boot-timeout"))
     .option("--kernel <path>", "boot this kernel instead of the cached build")
-    .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image");
+    .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image")
+    .option("--boot-args <args>", "extra kernel command-line arguments");
 }
 
 export interface SandboxOptionValues {
@@ -35,6 +36,7 @@ export interface SandboxOptionValues {
   bootTimeout?: number;
   kernel?: string;
   rootfs?: string;
+  bootArgs?: string;
 }
 
 export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
@@ -46,5 +48,6 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.bootTimeout !== undefined) config.bootTimeoutMs = options.bootTimeout * 1000;
   if (options.kernel !== undefined) config.kernelPath = options.kernel;
   if (options.rootfs !== undefined) config.rootfsPath = options.rootfs;
+  if (options.bootArgs !== undefined) config.bootArgs = options.bootArgs;
   return config;
 }

@@ -8,6 +8,7 @@ import { registerCompletions } from "./completions.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerExec } from "./exec.ts";
 import { registerList } from "./list.ts";
+import { registerMaintenance } from "./maintenance.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerSetup } from "./setup.ts";
 import { registerSupervise } from "./supervise.ts";
@@ -17,6 +18,7 @@ export function registerCommands(program: Command): void {
   registerExec(program);
   registerSandbox(program);
   registerList(program);
+  registerMaintenance(program);
   registerSetup(program);
   registerArtifacts(program);
   registerDoctor(program);

@@ -1,0 +1,54 @@
+/** Reclaiming space and state: cleanup, prune. */
+import type { Command } from "@commander-js/extra-typings";
+import { action } from "./action.ts";
+
+export function registerMaintenance(program: Command): void {
+  program
+    .command("cleanup")
+    .description("reclaim everything held by sandboxes whose processes are gone")
+    .option("--all", "delete every sandbox, running or not")
+    .option("-f, --force", "do not ask (with --all on a terminal)")
+    .option("--dry-run", "only report what would be removed")
+    .option("--json", "print JSON")
+    .action(
+      action("cleanup", async (out, options) => {
+        const { cleanup } = await import("../lib/sandbox/cleanup.ts");
+        if (options.all === true && options.dryRun !== true && options.force !== true && options.json !== true && process.stdin.isTTY) {
+          const { createInterface } = await import("node:readline/promises");
+          const rl = createInterface({ input: process.stdin, output: process.stderr });
+          const answer = await rl.question("Delete every sandbox, running or not? [y/N] ").finally(() => rl.close());
+          if (!/^y(es)?$/i.test(answer.trim())) {
+            const { InvalidInputError } = await import("../lib/errors.ts");
+            throw new InvalidInputError("Nothing deleted", { hint: "pass --force to skip the question" });
+          }
+        }
+        const report = await cleanup({ all: options.all === true, dryRun: options.dryRun === true });
+        const verb = report.dryRun ? "would remove" : "removed";
+        out.result(report, () => {
+          const lines = report.sandboxes.map((name) => `${verb} sandbox ${name}`);
+          lines.push(...report.strayDirs.map((dir) => `${verb} stray directory ${dir}`));
+          lines.push(...report.strayProcesses.map((pid) => `${report.dryRun ? "would kill" : "killed"} stray process ${pid}`));
+          return lines.length > 0 ? lines.join("\n") : "Nothing to clean up.";
+        });
+      }),
+    );
+
+  program
+    .command("prune")
+    .description("remove cached kernels and images that no sandbox and no current recipe uses")
+    .option("--dry-run", "only report what would be removed")
+    .option("--json", "print JSON")
+    .action(
+      action("prune", async (out, options) => {
+        const { prune } = await import("../lib/prune.ts");
+        const report = await prune({ dryRun: options.dryRun === true });
+        const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+        out.result(report, () =>
+          report.removed.length === 0
+            ? "Nothing to prune."
+            : [...report.removed.map((e) => `${report.dryRun ? "would remove" : "removed"} ${e.kind} ${e.path} (${mib(e.bytes)})`),
+              `${report.dryRun ? "would free" : "freed"} ${mib(report.bytesFreed)}`].join("\n"),
+        );
+      }),
+    );
+}

@@ -1,0 +1,44 @@
+/**
+ * `smolvm prune`: removes cached kernels and images that neither a sandbox nor a current
+ * recipe uses, and reports the bytes freed.
+ */
+import { readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { withStore } from "./sandbox/lifecycle.ts";
+
+export interface PruneReport {
+  removed: { kind: "kernel" | "image"; path: string; bytes: number }[];
+  bytesFreed: number;
+  dryRun: boolean;
+}
+
+/** Apparent size on disk (allocated blocks, so sparse images count what they really use). */
+function diskUsage(path: string): number {
+  const stats = statSync(path);
+  if (!stats.isDirectory()) return stats.blocks * 512;
+  return readdirSync(path).reduce((sum, name) => sum + diskUsage(join(path, name)), stats.blocks * 512);
+}
+
+export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
+  const { listKernels } = await import("./kernel/cache.ts");
+  const { listImages } = await import("./images/store.ts");
+  const { currentRecipeHash } = await import("./images/build.ts");
+  const inUse = withStore((store) => store.listVms()).flatMap((vm) => [vm.config.kernelPath, vm.config.rootfsPath]);
+  const used = (dir: string) => inUse.some((path) => path !== undefined && path.startsWith(`${dir}/`));
+
+  const doomed: PruneReport["removed"] = [];
+  for (const kernel of await listKernels()) {
+    if (!kernel.current && !used(kernel.dir)) doomed.push({ kind: "kernel", path: kernel.dir, bytes: diskUsage(kernel.dir) });
+  }
+  const currentHashes = new Map<string, string | undefined>();
+  for (const image of await listImages()) {
+    const key = `${image.name}/${image.arch}`;
+    if (!currentHashes.has(key)) {
+      currentHashes.set(key, await currentRecipeHash(image.name, { arch: image.arch }).catch(() => undefined));
+    }
+    const current = currentHashes.get(key) === image.recipeHash;
+    if (!current && !used(image.dir)) doomed.push({ kind: "image", path: image.dir, bytes: diskUsage(image.dir) });
+  }
+  if (options.dryRun !== true) for (const entry of doomed) rmSync(entry.path, { recursive: true, force: true });
+  return { removed: doomed, bytesFreed: doomed.reduce((sum, entry) => sum + entry.bytes, 0), dryRun: options.dryRun === true };
+}

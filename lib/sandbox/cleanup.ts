@@ -1,0 +1,87 @@
+/**
+ * `smolvm cleanup`: reclaims what dead sandboxes still hold. A sandbox is dead when neither its
+ * supervisor nor its VMM runs and it was not stopped on purpose (failed, stuck creating, or
+ * abandoned mid-delete). Also removes sandbox directories without a row and kills VMM
+ * processes that run from a directory whose sandbox no longer exists.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { pidAlive } from "../host/pids.ts";
+import { paths } from "../paths.ts";
+import type { VmRecord } from "../state/vms.ts";
+import { destroyNow, withStore } from "./lifecycle.ts";
+
+export interface CleanupReport {
+  /** Sandboxes removed, by name. */
+  sandboxes: string[];
+  /** Directories under vms/ that had no sandbox. */
+  strayDirs: string[];
+  /** VMM processes killed because their sandbox is gone. */
+  strayProcesses: number[];
+  dryRun: boolean;
+}
+
+function isDead(vm: VmRecord): boolean {
+  if (vm.status === "stopped") return false;
+  return !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid);
+}
+
+export async function cleanup(options: { all?: boolean; dryRun?: boolean } = {}): Promise<CleanupReport> {
+  const dryRun = options.dryRun === true;
+  const vms = withStore((store) => store.listVms());
+  const doomed = options.all === true ? vms : vms.filter(isDead);
+  const report: CleanupReport = { sandboxes: doomed.map((vm) => vm.name), strayDirs: [], strayProcesses: [], dryRun };
+  if (!dryRun) {
+    const { deleteSandbox } = await import("./lifecycle.ts");
+    for (const vm of doomed) {
+      if (options.all === true && pidAlive(vm.supervisorPid)) await deleteSandbox(vm.id);
+      else destroyNow(vm.id);
+    }
+  }
+  const known = new Set(vms.filter((vm) => !doomed.includes(vm) || dryRun).map((vm) => vm.id));
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(paths.vmsDir());
+  } catch {
+    // No sandbox was ever made.
+  }
+  for (const dir of dirs) {
+    if (known.has(dir) || doomed.some((vm) => vm.id === dir)) continue;
+    report.strayDirs.push(join(paths.vmsDir(), dir));
+    for (const pid of processesUsing(join(paths.vmsDir(), dir))) {
+      report.strayProcesses.push(pid);
+      if (!dryRun) killQuietly(pid);
+    }
+    if (!dryRun) rmSync(join(paths.vmsDir(), dir), { recursive: true, force: true });
+  }
+  return report;
+}
+
+/** Processes whose command line names `dir` (a VMM or supervisor of a sandbox in it). */
+function processesUsing(dir: string): number[] {
+  const found: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return found; // not Linux: nothing to find this way
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.includes(`${dir}/`)) found.push(Number(entry));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return found;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * A real sandbox end to end: real QEMU (TCG here), our kernel, the base image and the agent as
+ * PID 1, driven through the CLI the way a user would.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { paths } from "../../lib/paths.ts";
+import { StateStore } from "../../lib/state/vms.ts";
+import { envelope, runCli } from "../helpers/cli.ts";
+import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
+
+beforeAll(async () => {
+  await prepareArtifacts();
+}, 30 * 60_000);
+cleanupAfterAll();
+
+function record(name: string) {
+  const store = StateStore.open();
+  try {
+    return store.findVm(name);
+  } finally {
+    store.close();
+  }
+}
+
+async function create(name: string, extra: string[] = []): Promise<void> {
+  const result = await runCli(["create", "--name", name, "--image", "base", "--json", ...extra]);
+  if (result.code !== 0) throw new Error(`create ${name} failed: ${result.stdout}${result.stderr}`);
+}
+
+describe("run", () => {
+  test("output and exit code pass through, and the sandbox is gone afterwards", async () => {
+    const result = await runCli(["run", "--image", "base", "--", "sh", "-c", "echo hi; echo oops >&2; exit 7"]);
+    expect(result.stdout).toBe("hi\n");
+    expect(result.stderr).toContain("oops");
+    expect(result.code).toBe(7);
+    await waitUntil(() => readdirSync(paths.vmsDir()).length === 0, 10_000, "the run sandbox's directory to go");
+    expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
+  });
+});
+
+describe("lifecycle", () => {
+  test("create, exec, stop, start, exec, delete; files survive stop/start", async () => {
+    await create("life");
+    const write = await runCli(["exec", "life", "--", "sh", "-c", "echo kept > /root/note; uname -s"]);
+    expect(write.stdout).toBe("Linux\n");
+    expect(write.code).toBe(0);
+    const info = envelope(await runCli(["info", "life", "--json"])).data;
+    expect(info.status).toBe("running");
+    expect(info.vmmPid).toBeGreaterThan(0);
+
+    expect((await runCli(["stop", "life"])).code).toBe(0);
+    expect(record("life")?.status).toBe("stopped");
+    const stopped = await runCli(["exec", "life", "--", "true"]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain("smolvm start life");
+
+    expect((await runCli(["start", "life"])).code).toBe(0);
+    const read = await runCli(["exec", "life", "--", "cat", "/root/note"]);
+    expect(read.stdout).toBe("kept\n");
+
+    const started = Date.now();
+    const deleted = await runCli(["delete", "life"]);
+    expect(deleted.code).toBe(0);
+    // The CLI process itself takes a few hundred ms to start; the delete work is a small part.
+    expect(Date.now() - started).toBeLessThan(3_000);
+    const id = info.id as string;
+    await waitUntil(() => record("life") === undefined && !existsSync(paths.vmDir(id)), 10_000, "cleanup after delete");
+    expect(processesMatching(id)).toEqual([]);
+  });
+
+  test("two isolated sandboxes from one image do not see each other's files", async () => {
+    await Promise.all([create("iso-a"), create("iso-b")]);
+    await runCli(["exec", "iso-a", "--", "sh", "-c", "echo mine > /root/secret"]);
+    const other = await runCli(["exec", "iso-b", "--", "sh", "-c", "cat /root/secret 2>/dev/null || echo absent"]);
+    expect(other.stdout).toBe("absent\n");
+    expect((await runCli(["delete", "iso-a", "iso-b"])).code).toBe(0);
+  });
+});
+
+describe("exec", () => {
+  test("stdin, env, cwd, timeout and concurrent execs", async () => {
+    await create("busy");
+    const cat = await runCli(["exec", "busy", "--", "cat"], { input: "data\n" });
+    expect(cat.stdout).toBe("data\n");
+    const env = await runCli(["exec", "busy", "--env", "GREETING=hello world", "--cwd", "/tmp", "--", "sh", "-c", 'echo "$GREETING from $(pwd)"']);
+    expect(env.stdout).toBe("hello world from /tmp\n");
+    const slow = await runCli(["exec", "busy", "--timeout", "1", "--", "sleep", "30"]);
+    expect(slow.code).toBe(137);
+    expect(slow.stderr).toContain("timed out");
+
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => runCli(["exec", "busy", "--", "sh", "-c", `echo job-${i}; exit ${i}`])),
+    );
+    runs.forEach((result, i) => {
+      expect(result.stdout).toBe(`job-${i}\n`);
+      expect(result.code).toBe(i);
+    });
+  });
+
+  test("4 sandboxes run at once", async () => {
+    const names = ["quad-1", "quad-2", "quad-3", "quad-4"];
+    await Promise.all(names.map((name) => create(name)));
+    const outputs = await Promise.all(names.map((name) => runCli(["exec", name, "--", "hostname"])));
+    expect(outputs.map((o) => o.stdout.trim())).toEqual(names);
+    expect((await runCli(["delete", ...names])).code).toBe(0);
+  });
+});
+
+describe("faults", () => {
+  test("kill -9 of QEMU: list shows it failed, delete cleans up", async () => {
+    await create("crashy");
+    const vm = record("crashy")!;
+    process.kill(vm.vmmPid!, "SIGKILL");
+    await waitUntil(() => record("crashy")?.status === "failed", 10_000, "the crash to be recorded");
+    const listed = envelope(await runCli(["list", "--all", "--json"])).data;
+    expect(listed.find((s: { name: string }) => s.name === "crashy").status).toBe("failed");
+    expect((await runCli(["delete", "crashy"])).code).toBe(0);
+    await waitUntil(() => record("crashy") === undefined && !existsSync(paths.vmDir(vm.id)), 10_000, "cleanup");
+  });
+
+  test("kill -9 of the supervisor: the next exec re-attaches", async () => {
+    await create("orphan");
+    const before = record("orphan")!;
+    process.kill(before.supervisorPid!, "SIGKILL");
+    await waitUntil(() => !processesMatching(`__supervise ${before.id}`).length, 5_000, "the supervisor to die");
+    const again = await runCli(["exec", "orphan", "--", "echo", "still here"]);
+    expect(again.stdout).toBe("still here\n");
+    const after = record("orphan")!;
+    expect(after.vmmPid).toBe(before.vmmPid);
+    expect(after.supervisorPid).not.toBe(before.supervisorPid);
+    expect((await runCli(["delete", "orphan"])).code).toBe(0);
+  });
+
+  test("a bad kernel path is a clear error and leaves nothing behind", async () => {
+    const result = await runCli(["create", "--name", "nokernel", "--image", "base", "--kernel", "/nonexistent/vmlinux"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("/nonexistent/vmlinux");
+    expect(result.stderr).toContain("hint:");
+    expect(record("nokernel")).toBeUndefined();
+  });
+
+  test("a guest that never answers fails within the boot timeout with the console's last lines", async () => {
+    const { base } = await prepareArtifacts();
+    const started = Date.now();
+    // busybox sh as PID 1 instead of the agent: the VM boots but nothing ever answers.
+    const result = await runCli(["create", "--name", "mute", "--rootfs", base, "--boot-timeout", "4", "--boot-args", "init=/bin/sh", "--json"]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.code).toBe(1);
+    const error = envelope(result).error;
+    expect(error.code).toBe("TIMEOUT");
+    expect(error.message).toContain("did not answer within 4 s");
+    expect(record("mute")).toBeUndefined();
+    expect(readdirSync(paths.vmsDir()).filter((d) => existsSync(`${paths.vmsDir()}/${d}/disk.qcow2`))).toEqual([]);
+  });
+});
