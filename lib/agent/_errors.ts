@@ -1,0 +1,69 @@
+/**
+ * The one table from agent error codes (PROTOCOL.md) to smolvm's error tree. The agent's code
+ * is kept in `details.agentCode` for callers that need the finer distinction (IS_DIRECTORY vs
+ * NOT_REGULAR both surface as INVALID_INPUT).
+ */
+import {
+  AgentUnavailableError,
+  InvalidInputError,
+  NotFoundError,
+  SmolError,
+  type ErrorCode,
+} from "../errors.ts";
+import type { AgentErrorPayload } from "./messages.ts";
+
+const TABLE: Record<string, { code: ErrorCode; hint?: string }> = {
+  NOT_FOUND: { code: "NOT_FOUND" },
+  IS_DIRECTORY: { code: "INVALID_INPUT" },
+  NOT_REGULAR: { code: "INVALID_INPUT", hint: "only regular files can be copied" },
+  BAD_REQUEST: { code: "INVALID_INPUT" },
+  PERMISSION_DENIED: { code: "IO_ERROR" },
+  NO_SPACE: { code: "RESOURCE_EXHAUSTED", hint: "free space in the sandbox or give it a bigger disk" },
+  RESOURCE_EXHAUSTED: { code: "RESOURCE_EXHAUSTED" },
+  TOO_MANY_STREAMS: { code: "RESOURCE_EXHAUSTED", hint: "wait for some running commands or transfers to finish" },
+  CONNECTION_REFUSED: { code: "IO_ERROR", hint: "nothing listens on that port inside the sandbox" },
+  IO_ERROR: { code: "IO_ERROR" },
+  UNKNOWN_OP: {
+    code: "AGENT_UNAVAILABLE",
+    hint: "the guest agent is older than this smolvm: rebuild or update the sandbox image",
+  },
+  UNKNOWN_TYPE: { code: "AGENT_UNAVAILABLE" },
+  BAD_FRAME: { code: "AGENT_UNAVAILABLE" },
+  HELLO_REQUIRED: { code: "AGENT_UNAVAILABLE" },
+  STREAM_IN_USE: { code: "AGENT_UNAVAILABLE" },
+  FLOW_CONTROL: { code: "AGENT_UNAVAILABLE" },
+  CANCELLED: { code: "INTERNAL" },
+  INTERNAL: { code: "INTERNAL" },
+};
+
+function capitalize(s: string): string {
+  return s.length ? s[0]!.toUpperCase() + s.slice(1) : s;
+}
+
+/** A SmolError for an ERROR frame the agent sent about one operation. */
+export function agentError(payload: AgentErrorPayload, op: string): SmolError {
+  const entry = TABLE[payload.code] ?? { code: "INTERNAL" as ErrorCode };
+  const message = capitalize(payload.message) || `Guest agent ${op} failed with ${payload.code}`;
+  const options = { hint: entry.hint, details: { agentCode: payload.code, op } };
+  switch (entry.code) {
+    case "NOT_FOUND":
+      return new NotFoundError(message, options);
+    case "INVALID_INPUT":
+      return new InvalidInputError(message, options);
+    case "AGENT_UNAVAILABLE":
+      return new AgentUnavailableError(message, options);
+    default:
+      return new SmolError(entry.code, message, options);
+  }
+}
+
+export const AGENT_GONE_HINT =
+  "the sandbox may have stopped or restarted: check its status and its console log";
+
+/** The error every pending call gets when the connection drops. */
+export function connectionLost(why: string, cause?: unknown): AgentUnavailableError {
+  return new AgentUnavailableError(`Lost the connection to the guest agent: ${why}`, {
+    hint: AGENT_GONE_HINT,
+    cause,
+  });
+}
