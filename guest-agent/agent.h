@@ -26,6 +26,9 @@
 struct agent_config {
     int pid1;
     int verbose;
+    /* Test mode: sockets behave like a virtio port (hunt for HELLO, survive framing errors), so
+     * the resync procedure can be tested without a VM. */
+    int socket_hunt;
     const char *env_file;
 };
 extern struct agent_config g_cfg;

@@ -29,7 +29,7 @@ static atimer_t g_port_timer;
 static int g_announced;
 
 static void usage(void) {
-    fprintf(stderr, "usage: smolvm-agent [--listen unix:PATH] [--env-file PATH] [--verbose] [--version]\n");
+    fprintf(stderr, "usage: smolvm-agent [--listen unix:PATH] [--env-file PATH] [--hunt] [--verbose] [--version]\n");
 }
 
 static void announce_ready(void) {
@@ -96,6 +96,8 @@ int main(int argc, char **argv) {
             listen_spec = argv[++i];
         } else if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) {
             g_cfg.env_file = argv[++i];
+        } else if (strcmp(argv[i], "--hunt") == 0) {
+            g_cfg.socket_hunt = 1;
         } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {
             g_cfg.verbose = 1;
         } else if (!g_cfg.pid1) {

@@ -512,7 +512,7 @@ static void framing_error(session_t *s) {
     send_error(s, 0, 0, "BAD_FRAME", proto_error_text(s->dec.error));
     teardown_streams(s);
     s->helloed = 0;
-    if (s->kind == SK_SOCKET) {
+    if (s->kind == SK_SOCKET && !g_cfg.socket_hunt) {
         s->closing = 1;
         timer_arm(&s->timer, 1000);
     }
@@ -587,7 +587,7 @@ session_t *session_new(int fd, enum session_kind kind) {
     }
     s->kind = kind;
     s->payload = payload;
-    proto_decoder_init(&s->dec, payload, kind == SK_PORT);
+    proto_decoder_init(&s->dec, payload, kind == SK_PORT || g_cfg.socket_hunt);
     s->h.fd = fd;
     s->h.cb = session_cb;
     s->h.owner = s;
