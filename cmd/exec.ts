@@ -90,7 +90,7 @@ async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?:
   const proc = await vm.exec(commandOf(words), { ...options, stdin: forwardStdin });
   proc.stdout.pipe(process.stdout, { end: false });
   proc.stderr.pipe(process.stderr, { end: false });
-  if (forwardStdin && proc.stdin !== undefined) process.stdin.pipe(proc.stdin);
+  if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
   const result = await proc.wait();
   process.stdin.unpipe();
   process.stdin.destroy();

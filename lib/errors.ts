@@ -10,22 +10,29 @@
  * `SmolError` with a specific code.
  */
 
-export type ErrorCode =
-  | "INVALID_INPUT"
-  | "USAGE"
-  | "NOT_FOUND"
-  | "ALREADY_EXISTS"
-  | "NOT_RUNNING"
-  | "TIMEOUT"
-  | "BACKEND_UNAVAILABLE"
-  | "AGENT_UNAVAILABLE"
-  | "CHANNEL_UNAVAILABLE"
-  | "COMMAND_FAILED"
-  | "HOST_DEPENDENCY_MISSING"
-  | "STATE_CORRUPT"
-  | "RESOURCE_EXHAUSTED"
-  | "IO_ERROR"
-  | "INTERNAL";
+export const ERROR_CODES = [
+  "INVALID_INPUT",
+  "USAGE",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "NOT_RUNNING",
+  "TIMEOUT",
+  "BACKEND_UNAVAILABLE",
+  "AGENT_UNAVAILABLE",
+  "CHANNEL_UNAVAILABLE",
+  "COMMAND_FAILED",
+  "HOST_DEPENDENCY_MISSING",
+  "STATE_CORRUPT",
+  "RESOURCE_EXHAUSTED",
+  "IO_ERROR",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && (ERROR_CODES as readonly string[]).includes(value);
+}
 
 export interface SmolErrorOptions {
   hint?: string;

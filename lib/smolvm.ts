@@ -129,8 +129,9 @@ export class SmolVM {
    * ```
    */
   async run(command: string | string[], options: RunOptions = {}): Promise<RunResult> {
+    toCommand(command);
     const client = await this.connection();
-    return client.run(toCommand(command), options);
+    return client.run(command, options);
   }
 
   /**
@@ -174,7 +175,7 @@ export class SmolVM {
   }
 
   private async connection(): Promise<AgentClient> {
-    if (this.client !== undefined && !this.client.closed) return this.client;
+    if (this.client !== undefined && !this.client.isClosed) return this.client;
     requireRunning(this.record.id, "reach");
     const { connectSupervisor } = await import("./supervisor/client.ts");
     this.client = await connectSupervisor(this.record.id);
@@ -182,7 +183,7 @@ export class SmolVM {
   }
 
   private detach(): void {
-    this.client?.close();
+    void this.client?.close();
     this.client = undefined;
   }
 }

@@ -11,32 +11,19 @@ import { existsSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { AgentUnavailableError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
-import { encodeFrame, FrameType } from "../agent/frame.ts";
-
-const MAGIC_HELLO = Buffer.from([0x53, 0x56, 0x01, FrameType.HELLO, 0, 0, 0, 0, 0, 0, 0, 0]);
-const HEADER = 16;
-const RESYNC_PAD = 65536 + HEADER;
-
-export interface AgentHello {
-  protocol: number;
-  agentVersion: string;
-  nonce: string;
-  bootTimeMs?: number;
-  capabilities: string[];
-  limits: Record<string, number>;
-  [key: string]: unknown;
-}
+import { encodeFrame, FrameDecoder, FrameType, RESYNC_PAD_SIZE, type Frame } from "../agent/frame.ts";
+import type { AgentHello } from "../agent/messages.ts";
 
 export interface AgentLink {
   socket: Socket;
   hello: AgentHello;
-  /** Bytes that arrived after the HELLO: the start of the frame stream. */
-  rest: Buffer;
+  /** Routes every later frame from the agent to `handler` (frames that came early included). */
+  onFrame(handler: (frame: Frame) => void, onError: (error: Error) => void): void;
 }
 
 /**
- * Connects and completes the handshake, retrying while the guest boots (the agent answers only
- * once it is up). Rejects with a TimeoutError at `deadline` or when `abort` fires.
+ * Connects and completes the handshake, retrying while the VMM starts. The agent answers only
+ * once the guest is up. Rejects with a TimeoutError at `deadline`, or when `abort` fires.
  */
 export async function connectAgent(socketPath: string, deadline: number, abort: AbortSignal): Promise<AgentLink> {
   let lastError: unknown;
@@ -49,76 +36,85 @@ export async function connectAgent(socketPath: string, deadline: number, abort: 
       return await handshake(socketPath, deadline, abort);
     } catch (error) {
       lastError = error;
-      if (error instanceof TimeoutError) throw error;
+      if (error instanceof TimeoutError || abort.aborted) break;
       await sleep(20);
     }
   }
+  if (abort.aborted) throw new AgentUnavailableError("the VM stopped before its agent answered", { cause: lastError });
   throw new TimeoutError("the guest agent did not answer", { cause: lastError });
 }
 
 function handshake(socketPath: string, deadline: number, abort: AbortSignal): Promise<AgentLink> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
-    socket.setNoDelay?.(true);
     const nonce = randomBytes(12).toString("hex");
-    let buffered = Buffer.alloc(0);
+    const decoder = new FrameDecoder({ hunt: true });
+    const early: Frame[] = [];
+    let handler: ((frame: Frame) => void) | undefined;
+    let errorHandler: ((error: Error) => void) | undefined;
+    let greeted = false;
     let settled = false;
+
     const finish = (error: Error | undefined, link?: AgentLink) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       abort.removeEventListener("abort", onAbort);
-      socket.removeAllListeners("data");
       if (error) {
         socket.destroy();
         reject(error);
       } else resolve(link!);
     };
-    const onAbort = () => finish(new AgentUnavailableError("the sandbox stopped before its agent answered"));
+    const onAbort = () => finish(new AgentUnavailableError("the VM stopped before its agent answered"));
     abort.addEventListener("abort", onAbort);
     const timer = setTimeout(() => finish(new TimeoutError("the guest agent did not answer")), Math.max(0, deadline - Date.now()));
+
+    const link: AgentLink = {
+      socket,
+      hello: undefined as unknown as AgentHello,
+      onFrame(next, onError) {
+        handler = next;
+        errorHandler = onError;
+        for (const frame of early.splice(0)) next(frame);
+      },
+    };
+    const onFrame = (frame: Frame) => {
+      if (greeted) {
+        if (handler) handler(frame);
+        else early.push(frame);
+        return;
+      }
+      // Before our HELLO comes back, everything is a leftover of an earlier session.
+      if (frame.type !== FrameType.HELLO) return;
+      let hello: AgentHello;
+      try {
+        hello = JSON.parse(frame.payload.toString("utf8")) as AgentHello;
+      } catch {
+        return;
+      }
+      if (hello.nonce !== nonce) return;
+      if (hello.protocol !== 1) {
+        finish(new AgentUnavailableError(`the guest agent speaks protocol ${hello.protocol}, this smolvm speaks 1`, {
+          hint: "rebuild the image with this smolvm: smolvm image build NAME --force",
+        }));
+        return;
+      }
+      greeted = true;
+      link.hello = hello;
+      finish(undefined, link);
+    };
+    socket.on("data", (chunk: Buffer) =>
+      decoder.push(chunk, onFrame, (error) => {
+        if (greeted) errorHandler?.(error);
+      }),
+    );
     socket.once("error", (error) => finish(error));
     socket.once("close", () => finish(new AgentUnavailableError("the agent channel closed during the handshake")));
     socket.on("connect", () => {
+      socket.setNoDelay?.(true);
       const hello = { protocol: 1, nonce, client: `smolvm-supervisor/${versionInfo().version}`, timeMs: Date.now() };
-      socket.write(Buffer.alloc(RESYNC_PAD));
-      socket.write(encodeFrame({ type: FrameType.HELLO, flags: 0, streamId: 0, payload: Buffer.from(JSON.stringify(hello)) }));
-    });
-    socket.on("data", (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      for (;;) {
-        const at = buffered.indexOf(MAGIC_HELLO);
-        if (at < 0) {
-          // Keep a tail that may hold the start of the next header.
-          buffered = buffered.subarray(Math.max(0, buffered.length - MAGIC_HELLO.length));
-          return;
-        }
-        if (buffered.length < at + HEADER) return;
-        const length = buffered.readUInt32BE(at + 12);
-        if (length > 65536) {
-          buffered = buffered.subarray(at + 1);
-          continue;
-        }
-        if (buffered.length < at + HEADER + length) return;
-        const payload = buffered.subarray(at + HEADER, at + HEADER + length);
-        const rest = buffered.subarray(at + HEADER + length);
-        try {
-          const hello = JSON.parse(payload.toString("utf8")) as AgentHello;
-          if (hello.nonce === nonce) {
-            if (hello.protocol !== 1) {
-              finish(new AgentUnavailableError(`the guest agent speaks protocol ${hello.protocol}, this smolvm speaks 1`, {
-                hint: "rebuild the image with this smolvm version: smolvm image build NAME",
-              }));
-              return;
-            }
-            finish(undefined, { socket, hello, rest: Buffer.from(rest) });
-            return;
-          }
-        } catch {
-          // Not a HELLO of ours (or stale bytes that happen to look like one): keep hunting.
-        }
-        buffered = rest;
-      }
+      socket.write(Buffer.alloc(RESYNC_PAD_SIZE));
+      socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify(hello)));
     });
   });
 }

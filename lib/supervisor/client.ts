@@ -4,7 +4,9 @@
  */
 import { connect, type Socket } from "node:net";
 import { AgentClient } from "../agent/client.ts";
-import { AgentUnavailableError, NotRunningError } from "../errors.ts";
+import { randomBytes } from "node:crypto";
+import { encodeFrame, FrameDecoder, FrameType } from "../agent/frame.ts";
+import { AgentUnavailableError, isErrorCode, NotRunningError, SmolError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "./layout.ts";
@@ -79,16 +81,41 @@ export async function connectSupervisor(id: string, options: { timeoutMs?: numbe
   return AgentClient.connect(socket, { timeoutMs: options.timeoutMs ?? 10_000 });
 }
 
-/** Sends one `supervisor.*` operation and returns its result. */
+/**
+ * Sends one `supervisor.*` operation and returns its result. A bare exchange (HELLO, OPEN,
+ * RESULT) rather than an AgentClient: these are not agent operations and need none of its
+ * stream machinery, and stop/delete must not re-attach a dead supervisor.
+ */
 export async function requestSupervisor(
   id: string,
   request: { op: string; [key: string]: unknown },
   options: { timeoutMs?: number } = {},
 ): Promise<unknown> {
-  const client = await connectSupervisor(id, options);
-  try {
-    return await client.request(request, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
-  } finally {
-    client.close();
-  }
+  const socket = await openSocket(vmFiles(id).supervisorSocket);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder();
+    const timer = setTimeout(() => done(new TimeoutError(`The supervisor did not answer ${request.op} within ${timeoutMs} ms`)), timeoutMs);
+    const done = (error: Error | undefined, value?: unknown) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(value);
+    };
+    socket.on("error", (error) => done(error));
+    socket.on("close", () => done(new AgentUnavailableError(`The supervisor closed the connection during ${request.op}`)));
+    socket.on("data", (chunk: Buffer) =>
+      decoder.push(chunk, (frame) => {
+        if (frame.type === FrameType.HELLO) {
+          socket.write(encodeFrame(FrameType.OPEN, 1, JSON.stringify(request)));
+        } else if (frame.streamId === 1 && frame.type === FrameType.RESULT) {
+          done(undefined, JSON.parse(frame.payload.toString("utf8")));
+        } else if (frame.type === FrameType.ERROR) {
+          const body = JSON.parse(frame.payload.toString("utf8")) as { code?: string; message?: string; hint?: string };
+          done(new SmolError(isErrorCode(body.code) ? body.code : "INTERNAL", body.message ?? "supervisor error", body.hint === undefined ? {} : { hint: body.hint }));
+        }
+      }, (error) => done(error)),
+    );
+    socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify({ protocol: 1, nonce: randomBytes(8).toString("hex"), client: "smolvm" })));
+  });
 }

@@ -1,10 +1,9 @@
 /**
- * The supervisor's view of agent protocol frames (guest-agent/PROTOCOL.md): it reads whole frames
- * from a socket and writes them back out with another stream id. The codec itself is the agent
- * client's; this module only adapts it to the relay's needs.
+ * The supervisor's view of agent protocol frames (guest-agent/PROTOCOL.md): whole frames read
+ * from a socket, forwarded with another stream id, and small JSON frames of its own.
  */
 import type { Socket } from "node:net";
-import { FrameDecoder, encodeFrame, FrameType, type Frame } from "../agent/frame.ts";
+import { encodeFrame, FrameDecoder, FrameType, rewriteStreamId, type Frame } from "../agent/frame.ts";
 
 export { FrameType, type Frame };
 
@@ -13,32 +12,20 @@ export function readFrames(
   socket: Socket,
   onFrame: (frame: Frame) => void,
   onError: (error: Error) => void,
-  initial: Buffer = Buffer.alloc(0),
+  decoder: FrameDecoder = new FrameDecoder(),
 ): void {
-  const decoder = new FrameDecoder();
-  const feed = (chunk: Buffer) => {
-    let frames: Frame[];
-    try {
-      frames = decoder.push(chunk);
-    } catch (error) {
-      onError(error as Error);
-      return;
-    }
-    for (const frame of frames) onFrame(frame);
-  };
-  if (initial.length > 0) feed(initial);
-  socket.on("data", feed);
+  socket.on("data", (chunk: Buffer) => decoder.push(chunk, onFrame, onError));
 }
 
-export function writeFrame(socket: Socket, frame: Frame): boolean {
-  if (socket.destroyed) return false;
-  return socket.write(encodeFrame(frame));
+/** Writes `frame` under `streamId` (rewriting its header in place; frames are forwarded once). */
+export function forwardFrame(socket: Socket, frame: Frame, streamId: number): void {
+  if (!socket.destroyed) socket.write(rewriteStreamId(frame.raw, streamId));
+}
+
+export function sendJson(socket: Socket, type: number, streamId: number, body: unknown): void {
+  if (!socket.destroyed) socket.write(encodeFrame(type, streamId, JSON.stringify(body)));
 }
 
 export function jsonPayload(frame: Frame): unknown {
-  return JSON.parse(Buffer.from(frame.payload).toString("utf8"));
-}
-
-export function jsonFrame(type: number, streamId: number, body: unknown): Frame {
-  return { type, flags: 0, streamId, payload: Buffer.from(JSON.stringify(body)) };
+  return JSON.parse(frame.payload.toString("utf8"));
 }

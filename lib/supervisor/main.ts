@@ -18,7 +18,7 @@ import type { VmmControl } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
-import { FrameType, jsonFrame, readFrames, writeFrame } from "./frames.ts";
+import { FrameType, sendJson } from "./frames.ts";
 import { vmFiles, type VmFiles } from "./layout.ts";
 import { Relay } from "./relay.ts";
 import { ClientSession, type SupervisorOp } from "./session.ts";
@@ -167,10 +167,10 @@ async function serve(vm: VmRecord, server: Server, vmm: Vmm, link: AgentLink, se
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
   let agentGone = false;
-  readFrames(link.socket, (frame) => relay.fromAgent(frame), (error) => {
+  link.onFrame((frame) => relay.fromAgent(frame), (error) => {
     logEvent("error", `supervisor: agent sent a malformed frame: ${error.message}`, { vm: vm.id });
     link.socket.destroy();
-  }, link.rest);
+  });
   link.socket.on("error", () => {});
   link.socket.on("close", () => {
     agentGone = true;
@@ -213,7 +213,8 @@ async function serve(vm: VmRecord, server: Server, vmm: Vmm, link: AgentLink, se
 
 /** Asks the agent to power off (it syncs first); the VMM ends by itself with -no-reboot. */
 async function shutdown(vmm: Vmm, link: AgentLink, _relay: Relay): Promise<void> {
-  writeFrame(link.socket, jsonFrame(FrameType.OPEN, 0xffff_ffff, { op: "shutdown", action: "poweroff" }));
+  // Stream ids above 0x7fffffff are the supervisor's own; the relay never hands them out.
+  sendJson(link.socket, FrameType.OPEN, 0xffff_ffff, { op: "shutdown", action: "reboot" });
   const exited = await Promise.race([vmm.exited.then(() => true), sleep(10_000).then(() => false)]);
   if (!exited) {
     await vmm.control.quit().catch(() => vmm.kill());

@@ -6,12 +6,15 @@
  * client and agent and the supervisor never buffers more than the windows allow.
  */
 import type { Socket } from "node:net";
-import { FrameType, jsonFrame, writeFrame, type Frame } from "./frames.ts";
+import { encodeFrame } from "../agent/frame.ts";
+import { forwardFrame, FrameType, type Frame } from "./frames.ts";
 
 /** Something that owns streams on the agent connection and receives their frames. */
 export interface StreamOwner {
-  /** A frame from the agent, already carrying the owner's own stream id. */
-  deliver(frame: Frame): void;
+  /** A frame from the agent for the owner's stream `streamId` (its header still has the agent's id). */
+  deliver(frame: Frame, streamId: number): void;
+  /** The stream ended without an answer from the agent (the agent connection is gone). */
+  fail(streamId: number, code: string, message: string): void;
 }
 
 interface Route {
@@ -36,7 +39,7 @@ export class Relay {
       this.routes.delete(frame.streamId);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
     }
-    route.owner.deliver({ ...frame, streamId: route.ownerStreamId });
+    route.owner.deliver(frame, route.ownerStreamId);
   }
 
   isLive(owner: StreamOwner, ownerStreamId: number): boolean {
@@ -50,14 +53,14 @@ export class Relay {
     const agentId = this.allocate();
     ids.set(frame.streamId, agentId);
     this.routes.set(agentId, { owner, ownerStreamId: frame.streamId });
-    writeFrame(this.agent, { ...frame, streamId: agentId });
+    forwardFrame(this.agent, frame, agentId);
   }
 
   /** DATA, WINDOW, CONTROL or CANCEL on an open stream; dropped if the stream has ended. */
   forward(owner: StreamOwner, frame: Frame): void {
     const agentId = this.byOwner.get(owner)?.get(frame.streamId);
     if (agentId === undefined) return;
-    writeFrame(this.agent, { ...frame, streamId: agentId });
+    forwardFrame(this.agent, frame, agentId);
   }
 
   /**
@@ -68,17 +71,17 @@ export class Relay {
     const ids = this.byOwner.get(owner);
     this.byOwner.delete(owner);
     if (ids === undefined) return;
-    const dead: StreamOwner = { deliver: () => {} };
+    const dead: StreamOwner = { deliver: () => {}, fail: () => {} };
     for (const agentId of ids.values()) {
       const route = this.routes.get(agentId);
       if (route !== undefined) route.owner = dead;
-      writeFrame(this.agent, { type: FrameType.CANCEL, flags: 0, streamId: agentId, payload: Buffer.alloc(0) });
+      if (!this.agent.destroyed) this.agent.write(encodeFrame(FrameType.CANCEL, agentId));
     }
   }
 
   /** Every owner's streams end at once (the agent connection is gone). */
   failAll(code: string, message: string): void {
-    for (const [, route] of this.routes) route.owner.deliver(jsonFrame(FrameType.ERROR, route.ownerStreamId, { code, message }));
+    for (const [, route] of this.routes) route.owner.fail(route.ownerStreamId, code, message);
     this.routes.clear();
     this.byOwner.clear();
   }
@@ -86,7 +89,7 @@ export class Relay {
   private allocate(): number {
     for (;;) {
       const id = this.nextId;
-      this.nextId = this.nextId >= 0xffff_fffe ? 1 : this.nextId + 1;
+      this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
       if (!this.routes.has(id)) return id;
     }
   }

@@ -5,8 +5,8 @@
  */
 import type { Socket } from "node:net";
 import { toSmolError } from "../errors.ts";
-import type { AgentHello } from "./agent-link.ts";
-import { FrameType, jsonFrame, jsonPayload, readFrames, writeFrame, type Frame } from "./frames.ts";
+import type { AgentHello } from "../agent/messages.ts";
+import { forwardFrame, FrameType, jsonPayload, readFrames, sendJson, type Frame } from "./frames.ts";
 import type { Relay, StreamOwner } from "./relay.ts";
 
 export type SupervisorOp = (request: Record<string, unknown>) => Promise<unknown>;
@@ -30,7 +30,7 @@ export class ClientSession implements StreamOwner {
   ) {
     socket.setNoDelay?.(true);
     readFrames(socket, (frame) => this.onFrame(frame), () => {
-      this.send(jsonFrame(FrameType.ERROR, 0, { code: "BAD_FRAME", message: "malformed frame from client" }));
+      sendJson(socket, FrameType.ERROR, 0, { code: "BAD_FRAME", message: "malformed frame from client" });
       socket.end();
     });
     socket.on("error", () => {});
@@ -40,16 +40,16 @@ export class ClientSession implements StreamOwner {
     });
   }
 
-  deliver(frame: Frame): void {
-    this.send(frame);
+  deliver(frame: Frame, streamId: number): void {
+    forwardFrame(this.socket, frame, streamId);
   }
 
-  private send(frame: Frame): void {
-    writeFrame(this.socket, frame);
+  fail(streamId: number, code: string, message: string): void {
+    this.error(streamId, code, message);
   }
 
   private error(streamId: number, code: string, message: string, hint?: string): void {
-    this.send(jsonFrame(FrameType.ERROR, streamId, { code, message, ...(hint === undefined ? {} : { hint }), ...(streamId === 0 ? {} : { stream: streamId }) }));
+    sendJson(this.socket, FrameType.ERROR, streamId, { code, message, ...(hint === undefined ? {} : { hint }), ...(streamId === 0 ? {} : { stream: streamId }) });
   }
 
   private onFrame(frame: Frame): void {
@@ -63,7 +63,7 @@ export class ClientSession implements StreamOwner {
       }
       if (this.greeted) this.context.relay.release(this);
       this.greeted = true;
-      this.send(jsonFrame(FrameType.HELLO, 0, { ...this.context.hello, nonce, supervisor: this.context.supervisorInfo }));
+      sendJson(this.socket, FrameType.HELLO, 0, { ...this.context.hello, nonce, supervisor: this.context.supervisorInfo });
       return;
     }
     if (!this.greeted) {
@@ -109,7 +109,7 @@ export class ClientSession implements StreamOwner {
     handler(request).then(
       (result) => {
         this.localStreams.delete(id);
-        this.send(jsonFrame(FrameType.RESULT, id, result ?? {}));
+        sendJson(this.socket, FrameType.RESULT, id, result ?? {});
       },
       (thrown) => {
         this.localStreams.delete(id);
