@@ -318,7 +318,7 @@ export class AgentClient {
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */
-  writeFile(
+  async writeFile(
     path: string,
     data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
     options: WriteFileOptions = {},
@@ -372,7 +372,7 @@ export class AgentClient {
   }
 
   /** Opens a guest file for reading; resolves with its size and mode once it is open. */
-  readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+  async readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
     const body = validate({ op: "readFile", path });
     options.signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
@@ -413,7 +413,7 @@ export class AgentClient {
   }
 
   /** A byte stream to a TCP port inside the guest; end() half-closes it. */
-  forward(port: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
+  async forward(port: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
     const body = validate({ op: "forward", port, ...(options.host ? { host: options.host } : {}) });
     options.signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
@@ -485,12 +485,12 @@ export class AgentClient {
   }
 
   /** Sets the guest clock (after a snapshot restore). Not applied by a test-mode agent. */
-  setTime(timeMs: number = Date.now(), options: CallOptions = {}): Promise<{ applied: boolean }> {
+  async setTime(timeMs: number = Date.now(), options: CallOptions = {}): Promise<{ applied: boolean }> {
     return this.call({ op: "setTime", timeMs: Math.round(timeMs) }, SetTimeResult, options);
   }
 
   /** Mixes host randomness into the guest's RNG (after a snapshot restore). */
-  reseed(bytes: Uint8Array = randomBytes(64), options: CallOptions = {}): Promise<{ bytes: number; credited: boolean }> {
+  async reseed(bytes: Uint8Array = randomBytes(64), options: CallOptions = {}): Promise<{ bytes: number; credited: boolean }> {
     return this.call({ op: "reseed", data: Buffer.from(bytes).toString("base64") }, ReseedResult, options);
   }
 
@@ -514,7 +514,7 @@ export class AgentClient {
 
   // ---------------------------------------------------------------- plumbing
 
-  private call<T>(request: AgentRequest, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T> {
+  private async call<T>(request: AgentRequest, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T> {
     const body = validate(request);
     options.signal?.throwIfAborted();
     return new Promise<T>((resolve, reject) => {
