@@ -2,9 +2,13 @@
  * The QEMU command line for one sandbox, built from a plain spec with no effects, so every flag
  * is tested without starting QEMU.
  *
- * x86_64 guests run on `-M microvm` (no ACPI, PIT or PIC; the RTC stays on, since turning it off
- * costs seconds of boot) with virtio-mmio devices; QEMU itself appends the `virtio_mmio.device=`
- * entries the kernel needs to find them. aarch64 guests run on `-M virt` with virtio-pci devices.
+ * x86_64 guests run on `-M microvm` without ACPI (the RTC stays on: turning it off costs seconds of
+ * boot) with virtio-mmio devices; QEMU itself appends the `virtio_mmio.device=` entries the kernel
+ * needs to find them. Under kvm the PIT and PIC are off too: the guest ticks on the TSC-deadline
+ * LAPIC timer. Under tcg they must stay on: the emulated CPU has no TSC-deadline timer, so Linux
+ * needs a PIT (routed through the PIC) as its clock-event device, or to calibrate the LAPIC timer
+ * against; with `pit=off` the guest boots but no timer ever fires (`sleep 1` and `reboot -f` hang
+ * forever). aarch64 guests run on `-M virt` with virtio-pci devices.
  * The argv goes straight to spawn, never through a shell: the kernel command line is one element.
  */
 import { InvalidInputError } from "../errors.ts";
@@ -111,7 +115,7 @@ export function qemuArgs(spec: QemuSpec): string[] {
   const args: string[] = [];
 
   if (x86) {
-    args.push("-M", "microvm,acpi=off,pit=off,pic=off");
+    args.push("-M", spec.accel === "tcg" ? "microvm,acpi=off,pit=on,pic=on" : "microvm,acpi=off,pit=off,pic=off");
   } else {
     args.push("-M", spec.accel === "hvf" ? "virt" : "virt,gic-version=max");
   }

@@ -32,8 +32,14 @@ function values(args: string[], flag: string): string[] {
 describe("qemuArgs on x86_64", () => {
   const args = qemuArgs(x86());
 
-  test("uses microvm without ACPI, PIT or PIC, and keeps the RTC", () => {
-    expect(values(args, "-M")).toEqual(["microvm,acpi=off,pit=off,pic=off"]);
+  test("uses microvm without ACPI, PIT or PIC under kvm, and keeps the RTC", () => {
+    const kvm = qemuArgs(x86({ accel: "kvm" }));
+    expect(values(kvm, "-M")).toEqual(["microvm,acpi=off,pit=off,pic=off"]);
+    expect(kvm.join(" ")).not.toContain("rtc=off");
+  });
+
+  test("keeps the PIT and PIC under tcg, where they are the guest's only working timer", () => {
+    expect(values(args, "-M")).toEqual(["microvm,acpi=off,pit=on,pic=on"]);
     expect(args.join(" ")).not.toContain("rtc=off");
   });
 
