@@ -57,7 +57,10 @@ static void signal_cb(handler_t *h, uint32_t ev) {
     while (read(h->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         /* As PID 1 the kernel only delivers signals we handle; SIGTERM/SIGINT are ignored there
          * (shutdown comes through the protocol). */
-        if (!g_cfg.pid1 && si.ssi_signo != SIGCHLD) cleanup_and_exit();
+        if (!g_cfg.pid1 && si.ssi_signo != SIGCHLD) {
+            logmsg("exiting on signal %u from pid %u", si.ssi_signo, si.ssi_pid);
+            cleanup_and_exit();
+        }
     }
     reap();
 }

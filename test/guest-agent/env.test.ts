@@ -10,7 +10,7 @@ let client: AgentClient;
 beforeAll(async () => {
   agent = await startTestAgent();
   client = await agent.connect();
-});
+}, 60_000);
 
 afterAll(async () => {
   await client?.close();

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomInt } from "node:crypto";
-import { execFileSync } from "node:child_process";
 import { text } from "node:stream/consumers";
 import type { AgentClient } from "../../lib/agent/client.ts";
 import { NotFoundError } from "../../lib/errors.ts";
-import { startTestAgent, type TestAgent } from "../helpers/agent.ts";
+import { processesMatching, startTestAgent, waitUntil, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;
 let client: AgentClient;
@@ -12,30 +11,13 @@ let client: AgentClient;
 beforeAll(async () => {
   agent = await startTestAgent();
   client = await agent.connect();
-});
+}, 60_000);
 
 afterAll(async () => {
   await client?.close();
   await agent?.stop();
 });
 
-/** Processes whose command line contains marker (pgrep -f), excluding pgrep itself. */
-function processesMatching(marker: string): string[] {
-  try {
-    return execFileSync("pgrep", ["-f", marker], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return check();
-}
 
 describe("exec", () => {
   test("reports exit codes", async () => {
@@ -141,7 +123,7 @@ describe("exec", () => {
       expect(r.stderr).toBe(`end-${i}\n`);
       expect(r.exitCode).toBe(i);
     });
-  });
+  }, 60_000);
 
   test("output is binary-safe", async () => {
     const r = await client.run(["head", "-c", "4096", "/dev/urandom"], { encoding: "buffer" });

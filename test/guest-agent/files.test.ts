@@ -16,7 +16,7 @@ beforeAll(async () => {
   client = await agent.connect();
   dir = join(agent.dir, "files");
   mkdirSync(dir);
-});
+}, 60_000);
 
 afterAll(async () => {
   await client?.close();
@@ -60,7 +60,7 @@ describe("files", () => {
     expect(n).toBe(total);
     expect(got.digest("hex")).toBe(sentHash);
     expect(createHash("sha256").update(readFileSync(path)).digest("hex")).toBe(sentHash);
-  });
+  }, 120_000);
 
   test("the mode is applied exactly, whatever the umask, and strings and buffers work", async () => {
     const path = join(dir, "script.sh");

@@ -18,7 +18,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
   echoPort = (echo.address() as AddressInfo).port;
-});
+}, 60_000);
 
 afterAll(async () => {
   await client?.close();
@@ -40,7 +40,7 @@ test("a port forward carries 10 MB both ways intact and half-closes in each dire
   const got = Buffer.concat(received);
   expect(got.length).toBe(payload.length);
   expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(payload).digest("hex"));
-});
+}, 60_000);
 
 test("the guest side may close first while the host keeps sending", async () => {
   const server = createServer({ allowHalfOpen: true }, (sock) => {

@@ -9,7 +9,7 @@ let client: AgentClient;
 beforeAll(async () => {
   agent = await startTestAgent();
   client = await agent.connect();
-});
+}, 60_000);
 
 afterAll(async () => {
   await client?.close();
@@ -63,4 +63,4 @@ test("200 MB from a guest process streams with both sides' memory bounded, even 
     `200 MB stream: agent peak RSS ${(agentPeakKiB / 1024).toFixed(1)} MiB, ` +
       `host RSS growth ${(hostGrowth / MiB).toFixed(1)} MiB, ${result.durationMs} ms`,
   );
-});
+}, 120_000);

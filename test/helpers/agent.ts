@@ -2,13 +2,14 @@
  * The host-native guest agent as a test fixture: built once per test process, started on a
  * temporary Unix socket, torn down by stop().
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AgentClient, type ConnectOptions } from "../../lib/agent/client.ts";
+import { encodeFrame, FrameDecoder, FrameType, type Frame } from "../../lib/agent/frame.ts";
 import { runHostChecked } from "../../lib/host/process.ts";
 
 export const GUEST_AGENT_DIR = fileURLToPath(new URL("../../guest-agent/", import.meta.url));
@@ -43,6 +44,8 @@ export interface TestAgent {
   connect(options?: ConnectOptions): Promise<AgentClient>;
   /** A plain socket to the agent, for speaking raw frames. */
   connectRaw(): Promise<Socket>;
+  /** A raw-frame connection (no HELLO sent yet). */
+  raw(): Promise<RawConnection>;
   /** What the agent wrote to stderr so far. */
   log(): string;
   /** Whether the agent process is still running. */
@@ -105,6 +108,7 @@ export async function startTestAgent(extraArgs: string[] = []): Promise<TestAgen
     pid: child.pid!,
     connect: async (options) => AgentClient.connect(await connectRaw(), options),
     connectRaw,
+    raw: async () => new RawConnection(await connectRaw()),
     log: () => stderr,
     alive: () => !exited,
     stop: async () => {
@@ -117,4 +121,98 @@ export async function startTestAgent(extraArgs: string[] = []): Promise<TestAgen
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Speaks raw frames on a socket, for tests that misbehave on purpose. */
+export class RawConnection {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder();
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly socket: Socket) {
+    socket.on("data", (chunk: Buffer) => {
+      this.decoder.push(chunk, (f) => this.frames.push({ ...f, payload: Buffer.from(f.payload), raw: Buffer.from(f.raw) }));
+      this.wake();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(type: number, stream: number, payload?: string | Uint8Array | object, flags = 0): void {
+    const body = payload === undefined || typeof payload === "string" || payload instanceof Uint8Array
+      ? payload
+      : JSON.stringify(payload);
+    this.socket.write(encodeFrame(type, stream, body, flags));
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  async hello(): Promise<void> {
+    this.send(FrameType.HELLO, 0, { protocol: 1, nonce: "raw" });
+    await this.next((f) => f.type === FrameType.HELLO);
+  }
+
+  /** The first frame (received so far or later) matching `match`, removed from the list. */
+  async next(match: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex(match);
+      if (i >= 0) return this.frames.splice(i, 1)[0]!;
+      if (this.closed) throw new Error("connection closed while waiting for a frame");
+      const left = end - Date.now();
+      if (left <= 0) throw new Error("timed out waiting for a frame");
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The JSON payload of the next ERROR for `stream` (0 = connection level). */
+  async error(stream: number, timeoutMs?: number): Promise<{ code: string; message: string; stream?: number }> {
+    const f = await this.next((x) => x.type === FrameType.ERROR && x.streamId === stream, timeoutMs);
+    return JSON.parse(f.payload.toString());
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    return this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Pids of processes whose command line matches pattern (pgrep -f, which never lists itself). */
+export function processesMatching(pattern: string): string[] {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+/** Polls check until it holds or timeoutMs passes; returns its last value. */
+export async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return check();
 }
