@@ -3,7 +3,7 @@
  * holding the builder's pid), work in a temp directory beside the final one, publish with one
  * atomic rename. Used by both the kernel and the image caches.
  */
-import { mkdir, mkdtemp, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { SmolError } from "../errors.ts";
 
@@ -72,10 +72,25 @@ async function ageMs(path: string): Promise<number> {
   }
 }
 
-/** A fresh temp directory inside `parent` (same filesystem as the final location). */
+/**
+ * A fresh temp directory inside `parent` (same filesystem as the final location). Call it while
+ * holding the key's lock: temp dirs of the same label left by an interrupted build are removed.
+ */
 export async function makeBuildDir(parent: string, label: string): Promise<string> {
   await mkdir(parent, { recursive: true });
+  await removeLeftovers(parent, `.tmp-${label}-`);
   return mkdtemp(join(parent, `.tmp-${label}-`));
+}
+
+/** Removes entries of `dir` whose name starts with `prefix` (leftovers of a killed build). */
+export async function removeLeftovers(
+  dir: string,
+  prefix: string,
+  also: (name: string) => boolean = () => true,
+): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.startsWith(prefix) && also(name)) await rm(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 /**

@@ -7,12 +7,12 @@
  * namespaces, no privileges) otherwise. The tarball keeps ownership and device nodes either way.
  */
 import { rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
 import { which } from "../host/process.ts";
 import { debianArch, type GuestArch } from "../kernel/arch.ts";
-import { exists, withLock } from "./cache-lock.ts";
+import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
 import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
 import { runLogged } from "./run-logged.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex, type Recipe } from "./recipes.ts";
@@ -57,6 +57,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
     }
     const { rootfs } = options;
     const sources = debianSourceLines(rootfs.suite, rootfs.components, readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
+    await removeLeftovers(dirname(tarball), `${basename(tarball)}.`, (name) => name.endsWith(".partial.tar"));
     const partial = `${tarball}.${process.pid}.partial.tar`;
     try {
       await runLogged("mmdebstrap", [

@@ -27,14 +27,10 @@ export async function runLogged(file: string, args: readonly string[], options: 
   const child = spawn(file, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
+    // Same process group as smolvm, so Ctrl-C in a terminal stops the build too.
     stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
   });
-  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch { /* already gone */ }
-  }, options.timeoutMs);
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
 
   const feed = (stream: NodeJS.ReadableStream) => {
     let partial = "";
