@@ -150,7 +150,6 @@ void op_shutdown(session_t *s, uint32_t id, const jdoc_t *doc);
 
 /* exec.c: returns 1 when pid belonged to an exec. */
 int exec_child_exited(pid_t pid, int status);
-void exec_kill_all(void);
 
 /* envstore.c */
 void envstore_load(void);
