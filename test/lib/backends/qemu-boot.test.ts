@@ -6,13 +6,13 @@
  * The kernel comes from SMOLVM_TEST_KERNEL or the kernel cache (`smolvm kernel build`); without
  * one the suite says so and why.
  */
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { detectAccel, hostTscKhz } from "../../../lib/backends/accel.ts";
 import { launchQemu, QemuBackend } from "../../../lib/backends/qemu.ts";
 import { QmpClient } from "../../../lib/backends/qmp.ts";
-import type { LaunchSpec, VmmExit } from "../../../lib/backends/types.ts";
+import type { LaunchedVmm, LaunchSpec, VmmExit } from "../../../lib/backends/types.ts";
 import { runHostChecked, which } from "../../../lib/host/process.ts";
 import { findKernel, kernelCmdline } from "../../../lib/kernel/index.ts";
 import { haveQemuImg, haveQemuX86, scratchDir } from "./_fixtures.ts";
@@ -102,8 +102,27 @@ async function waitForMarker(
   }
 }
 
+/** Every VM a test started: killed after each test, even one abandoned at its timeout. */
+const launched = new Set<LaunchedVmm>();
+afterEach(async () => {
+  for (const vmm of launched) {
+    vmm.kill();
+    await vmm.exited;
+  }
+  launched.clear();
+});
+
 boots(`real boot (${kernel.why})`, () => {
-  const backend = new QemuBackend();
+  const real = new QemuBackend();
+  const backend = {
+    prepareDisk: real.prepareDisk.bind(real),
+    attach: real.attach.bind(real),
+    async launch(spec: LaunchSpec): Promise<LaunchedVmm> {
+      const vmm = await real.launch(spec);
+      launched.add(vmm);
+      return vmm;
+    },
+  };
   let image: string | undefined;
 
   async function vm(name: string, overrides: Partial<LaunchSpec> = {}): Promise<LaunchSpec> {
