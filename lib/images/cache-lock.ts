@@ -27,6 +27,31 @@ export async function withLock<T>(
   fn: () => Promise<T>,
   options: { onWait?: (holderPid: number) => void; timeoutMs?: number } = {},
 ): Promise<T> {
+  // Callers in this process queue here first; the file lock orders processes.
+  const previous = inProcess.get(lockPath);
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = (previous ?? Promise.resolve()).then(() => mine);
+  inProcess.set(lockPath, tail);
+  if (previous) {
+    options.onWait?.(process.pid);
+    await previous;
+  }
+  try {
+    return await withFileLock(lockPath, fn, options);
+  } finally {
+    release();
+    if (inProcess.get(lockPath) === tail) inProcess.delete(lockPath);
+  }
+}
+
+const inProcess = new Map<string, Promise<void>>();
+
+async function withFileLock<T>(
+  lockPath: string,
+  fn: () => Promise<T>,
+  options: { onWait?: (holderPid: number) => void; timeoutMs?: number },
+): Promise<T> {
   await mkdir(dirname(lockPath), { recursive: true });
   const deadline = Date.now() + (options.timeoutMs ?? 2 * 60 * 60 * 1000);
   let told = false;
