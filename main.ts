@@ -50,7 +50,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    // A command that passes on its child's status (run, exec) sets process.exitCode itself.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (thrown) {
     if (thrown instanceof CommanderError) {
       if (thrown.code === "commander.helpDisplayed" || thrown.code === "commander.version" || thrown.exitCode === 0) {

@@ -11,7 +11,8 @@ import { join } from "node:path";
 const scratch = mkdtempSync(join(tmpdir(), "smolvm-junit-"));
 const report = join(scratch, "report.xml");
 const args = process.argv.slice(2);
-const run = spawnSync(process.execPath, ["test", "--reporter=junit", `--reporter-outfile=${report}`, ...args], {
+// Real VMs under TCG boot in about a second, but a loaded CI box can take far longer.
+const run = spawnSync(process.execPath, ["test", "--timeout=120000", "--reporter=junit", `--reporter-outfile=${report}`, ...args], {
   stdio: "inherit",
 });
 

@@ -1,11 +1,28 @@
-/** Whether a process we started earlier is still there (signal 0 checks without touching it). */
+import { readFileSync } from "node:fs";
+
+/**
+ * Whether a process we started earlier is still there. Signal 0 checks without touching it; a
+ * zombie (dead, waiting for its parent to reap it) still answers signal 0, so on Linux its
+ * state in /proc decides.
+ */
 export function pidAlive(pid: number | null | undefined): boolean {
   if (pid === null || pid === undefined || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM means it exists but belongs to someone else: still alive.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch (error) {
+    // No /proc (macOS): signal 0 has to do. A vanished entry means it just exited.
+    return (error as NodeJS.ErrnoException).code !== "ENOENT" || !isLinux();
+  }
+}
+
+function isLinux(): boolean {
+  return process.platform === "linux";
 }

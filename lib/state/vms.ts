@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { vmConfigSchema, type VmConfig } from "../config.ts";
 import { NotFoundError, SmolError } from "../errors.ts";
+import { listeningTcpPorts } from "../host/ports.ts";
 import { parseOrThrow } from "../validate.ts";
 import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
 import { openStateDb, transaction, type Db } from "./db.ts";
@@ -99,7 +100,9 @@ export class StateStore {
       const name = wanted ?? generateName(names);
       const id = generateId();
       const ip = request.allocate.ip ? allocateIp(this.column<string>("ip")) : null;
-      const sshPort = request.allocate.sshPort ? allocateSshPort(this.column<number>("ssh_port")) : null;
+      const sshPort = request.allocate.sshPort
+        ? allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts()])
+        : null;
       const cid = request.allocate.cid ? allocateCid(this.column<number>("cid")) : null;
       const config = { ...request.config, name };
       this.db

@@ -56,6 +56,11 @@ export async function runSupervisor(id: string): Promise<void> {
   if (vm === undefined) throw new SmolError("NOT_FOUND", `supervisor: no sandbox ${id}`);
   const files = vmFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
+  // Clients may connect while the VM boots (a re-attach, or a create's first command): hold
+  // them until the agent is there, then serve them like everyone else.
+  const early: Socket[] = [];
+  let accept: ((socket: Socket) => void) | undefined;
+  server.on("connection", (socket) => (accept ? accept(socket) : early.push(socket)));
   const deadline = Date.now() + vm.config.bootTimeoutMs;
   let vmm: Vmm | undefined;
   let ending: "stop" | "destroy" | undefined;
@@ -70,13 +75,20 @@ export async function runSupervisor(id: string): Promise<void> {
     });
     update(id, { status: "running", lastError: null });
     logEvent("info", "sandbox ready", { vm: id, bootTimeMs: link.hello.bootTimeMs });
-    await serve(vm, server, vmm, link, (how) => (ending = how));
+    await serve(vm, vmm, link, (how) => (ending = how), (handler) => {
+      accept = handler;
+      for (const socket of early.splice(0)) handler(socket);
+    });
   } catch (thrown) {
     const error = toSmolError(thrown);
     logEvent("error", `supervisor: ${error.message}`, { vm: id, stack: thrown instanceof Error ? thrown.stack : undefined });
     vmm?.kill();
     if (vmm !== undefined) await vmm.exited;
     update(id, { status: "failed", lastError: `${error.code}: ${error.message}`, vmmPid: null, supervisorPid: null });
+    for (const socket of early) {
+      sendJson(socket, FrameType.ERROR, 0, { code: error.code, message: error.message });
+      socket.end();
+    }
     server.close();
     rmSync(files.supervisorSocket, { force: true });
     return;
@@ -163,7 +175,13 @@ function bootError(vm: VmRecord, files: VmFiles, error: unknown, vmmExited: bool
   });
 }
 
-async function serve(vm: VmRecord, server: Server, vmm: Vmm, link: AgentLink, setEnding: (how: "stop" | "destroy") => void): Promise<void> {
+async function serve(
+  vm: VmRecord,
+  vmm: Vmm,
+  link: AgentLink,
+  setEnding: (how: "stop" | "destroy") => void,
+  onConnection: (handler: (socket: Socket) => void) => void,
+): Promise<void> {
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
   let agentGone = false;
@@ -201,7 +219,7 @@ async function serve(vm: VmRecord, server: Server, vmm: Vmm, link: AgentLink, se
     },
   };
 
-  server.on("connection", (socket) => {
+  onConnection((socket) => {
     sessions.add(socket);
     new ClientSession(socket, { relay, hello: link.hello, supervisorInfo: { pid: process.pid, vm: vm.id }, ops }, () => sessions.delete(socket));
   });

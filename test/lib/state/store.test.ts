@@ -115,3 +115,17 @@ describe("sandbox config", () => {
     }
   });
 });
+
+test("an SSH port something else on the host listens on is skipped", async () => {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(2200, "127.0.0.1", () => resolve()));
+  try {
+    const store = freshStore();
+    const vm = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    expect(vm.sshPort).not.toBe(2200);
+    store.close();
+  } finally {
+    server.close();
+  }
+});
