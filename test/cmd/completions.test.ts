@@ -46,7 +46,8 @@ function bashComplete(line: string): string[] {
 }
 
 test("bash completes subcommands, options, choices and syntax-checks in every shell", () => {
-  expect(bashComplete("smolvm l")).toEqual(["list", "ls"]);
+  expect(bashComplete("smolvm li")).toEqual(["list"]);
+  expect(bashComplete("smolvm image l")).toEqual(["list", "ls"]);
   expect(bashComplete("smolvm list --")).toEqual(["--all", "--help", "--json"]);
   expect(bashComplete("smolvm doctor --json --st")).toEqual(["--strict"]);
   for (const shell of ["bash", "zsh", "fish"] as const) {
