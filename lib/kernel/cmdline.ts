@@ -52,7 +52,9 @@ export function kernelCmdlineArgs(options: KernelCmdlineOptions): string[] {
     if (!Number.isInteger(options.tscKhz) || options.tscKhz <= 0) {
       throw new RangeError(`tscKhz must be a positive integer, got ${options.tscKhz}`);
     }
-    args.push(`tsc_early_khz=${options.tscKhz}`, "tsc=reliable", "no_timer_check");
+    // noapictimer: TCG's local APIC timer fails the kernel's verification anyway (the PIT
+    // drives the clock), and skipping its calibration saves ~0.3 s of every boot.
+    args.push(`tsc_early_khz=${options.tscKhz}`, "tsc=reliable", "no_timer_check", "noapictimer");
   }
   for (const arg of options.extra ?? []) {
     if (/\s/.test(arg) || arg === "") throw new RangeError(`kernel argument "${arg}" must be one non-empty word`);

@@ -5,7 +5,7 @@ describe("kernelCmdline", () => {
   test("x86_64 under TCG boots quietly from /dev/vda into the agent with the TSC pinned", () => {
     expect(kernelCmdline({ arch: "x86_64", verbose: false, tscKhz: 2199998 })).toBe(
       "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw rootfstype=ext4 init=/sbin/smolvm-agent quiet " +
-        "tsc_early_khz=2199998 tsc=reliable no_timer_check",
+        "tsc_early_khz=2199998 tsc=reliable no_timer_check noapictimer",
     );
   });
 
@@ -13,6 +13,7 @@ describe("kernelCmdline", () => {
     const args = kernelCmdlineArgs({ arch: "x86_64", verbose: false });
     expect(args.some((a) => a.startsWith("tsc"))).toBe(false);
     expect(args).not.toContain("no_timer_check");
+    expect(args).not.toContain("noapictimer");
   });
 
   test("aarch64 uses the PL011 console and ignores the x86-only TSC and reboot options", () => {
