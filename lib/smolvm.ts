@@ -6,9 +6,14 @@
  * const { stdout } = await vm.run("uname -a");
  * ```
  */
+import type { Readable } from "node:stream";
 import type { VmConfigInput } from "./config.ts";
-import { InvalidInputError } from "./errors.ts";
-import type { AgentClient } from "./agent/client.ts";
+import { InvalidInputError, NotRunningError, SmolError } from "./errors.ts";
+import type { AgentClient, ReadFileHandle } from "./agent/client.ts";
+import { requireGuestPath } from "./sandbox/_paths.ts";
+import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
+import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
+import { checkGuestPort, checkHostPort, type PortForwardInfo } from "./sandbox/ports.ts";
 import { reconcile, summarize, type SandboxSummary } from "./sandboxes.ts";
 import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, withStore, type CreateOptions } from "./sandbox/lifecycle.ts";
 import type { PrepareProgress } from "./sandbox/artifacts.ts";
@@ -52,8 +57,63 @@ export interface SandboxInfo extends SandboxSummary {
   dir: string;
 }
 
+/** The managed environment of a sandbox (`vm.env`). */
+export interface SandboxEnv {
+  /**
+   * Sets variables every later command sees (also login shells and SSH sessions, and after
+   * stop/start). Resolves to the whole managed set.
+   *
+   * ```ts
+   * await vm.env.set({ API_KEY: "secret", MODE: "dev" });
+   * ```
+   */
+  set(vars: Record<string, string>): Promise<Record<string, string>>;
+  /**
+   * Removes variables (names that are not set are ignored). Resolves to what is left.
+   *
+   * ```ts
+   * await vm.env.unset(["MODE"]);
+   * ```
+   */
+  unset(names: string[]): Promise<Record<string, string>>;
+  /**
+   * The managed variables and their values.
+   *
+   * ```ts
+   * const { API_KEY } = await vm.env.list();
+   * ```
+   */
+  list(): Promise<Record<string, string>>;
+}
+
+/** A host port forwarded into the sandbox by `vm.exposeLocal`. */
+export interface PortForward extends PortForwardInfo {
+  /** Stops the forward and ends its connections; does nothing if it is already gone. */
+  close(): Promise<void>;
+  /** `await using fwd = await vm.exposeLocal(8080)` closes the forward at scope end. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
 export class SmolVM {
   private client: AgentClient | undefined;
+
+  /**
+   * The sandbox's managed environment variables.
+   *
+   * ```ts
+   * await vm.env.set({ GREETING: "hello" });
+   * (await vm.run("echo $GREETING")).stdout; // "hello\n"
+   * ```
+   */
+  readonly env: SandboxEnv = {
+    set: async (vars) => (await this.connection()).env.set(checkEnvVars(vars)),
+    unset: async (names) => {
+      if (!Array.isArray(names)) throw new InvalidInputError("Invalid names: expected an array of variable names", { hint: 'e.g. ["API_KEY"]' });
+      names.forEach(checkEnvName);
+      return (await this.connection()).env.unset(names);
+    },
+    list: async () => (await this.connection()).env.list(),
+  };
 
   private constructor(private record: VmRecord) {}
 
@@ -147,6 +207,157 @@ export class SmolVM {
     return client.exec({ ...toCommand(command), ...options });
   }
 
+  /**
+   * Uploads a local file. A guest path ending in `/` means "into this directory" (the file keeps
+   * its name); missing parent directories are created unless `mkdirParents: false`; the guest
+   * file gets the local file's mode unless `mode` is given. The write is atomic in the guest.
+   *
+   * ```ts
+   * await vm.putFile("./build/app", "/usr/local/bin/");   // -> /usr/local/bin/app, mode kept
+   * ```
+   */
+  async putFile(local: string, guest: string, options: PutFileOptions = {}): Promise<TransferResult> {
+    const files = await import("./sandbox/files.ts");
+    requireGuestPath(guest);
+    return files.putFile(await this.connection(), local, guest, options);
+  }
+
+  /**
+   * Downloads a guest file. A local path that is a directory (or ends in `/`) receives the file
+   * under its guest name; the local file gets the guest file's permission bits and appears
+   * atomically.
+   *
+   * ```ts
+   * await vm.getFile("/var/log/app.log", "./logs/");
+   * ```
+   */
+  async getFile(guest: string, local: string, options: GetFileOptions = {}): Promise<TransferResult> {
+    const files = await import("./sandbox/files.ts");
+    requireGuestPath(guest, { file: true });
+    return files.getFile(await this.connection(), guest, local, options);
+  }
+
+  /**
+   * Writes bytes, a string or a stream to a guest file (mode 0o644 unless given; parents
+   * created unless `mkdirParents: false`).
+   *
+   * ```ts
+   * await vm.writeFile("/root/config.json", JSON.stringify(config));
+   * await vm.writeFile("/root/big.bin", createReadStream("big.bin"), { mode: 0o600 });
+   * ```
+   */
+  async writeFile(guest: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<TransferResult> {
+    const { writeGuestFile } = await import("./sandbox/files.ts");
+    requireGuestPath(guest, { file: true });
+    return writeGuestFile(await this.connection(), guest, data, options);
+  }
+
+  /**
+   * Reads a whole guest file into memory.
+   *
+   * ```ts
+   * const text = (await vm.readFile("/etc/os-release")).toString("utf8");
+   * ```
+   */
+  async readFile(guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+    const { stream } = await this.readFileStream(guest, options);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Opens a guest file as a stream; resolves with its size and mode once it is open.
+   *
+   * ```ts
+   * const { size, stream } = await vm.readFileStream("/root/big.bin");
+   * stream.pipe(createWriteStream("big.bin"));
+   * ```
+   */
+  async readFileStream(guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ReadFileHandle> {
+    const { openGuestFile } = await import("./sandbox/files.ts");
+    requireGuestPath(guest, { file: true });
+    return openGuestFile(await this.connection(), guest, options);
+  }
+
+  /**
+   * Forwards a port on the host's 127.0.0.1 (a free one unless `hostPort` is given) to a TCP
+   * port in the guest, through the agent (no SSH, no guest network setup). The forward lives in
+   * the sandbox's supervisor: it outlives this process and ends with the sandbox or `close()`.
+   *
+   * ```ts
+   * const web = await vm.exposeLocal(8080);
+   * await fetch(`http://127.0.0.1:${web.hostPort}/`);
+   * await web.close();
+   * ```
+   */
+  async exposeLocal(guestPort: number, options: { hostPort?: number } = {}): Promise<PortForward> {
+    checkGuestPort(guestPort);
+    const hostPort = checkHostPort(options.hostPort ?? 0);
+    const info = (await this.supervisorOp("expose", { guestPort, hostPort }, "expose a port of")) as PortForwardInfo;
+    const close = async () => {
+      await this.closePort(info.hostPort).catch((error: unknown) => {
+        if (!(error instanceof SmolError) || (error.code !== "NOT_FOUND" && error.code !== "NOT_RUNNING")) throw error;
+      });
+    };
+    return { ...info, close, [Symbol.asyncDispose]: close };
+  }
+
+  /**
+   * The port forwards of this sandbox (none when it is not running).
+   *
+   * ```ts
+   * for (const p of await vm.ports()) console.log(`127.0.0.1:${p.hostPort} -> ${p.guestPort}`);
+   * ```
+   */
+  async ports(): Promise<PortForwardInfo[]> {
+    const vm = withStore((store) => reconcile(store, store.getVm(this.record.id)));
+    if (vm.status !== "running" && vm.status !== "paused") return [];
+    return ((await this.supervisorOp("ports", {}, "list the ports of")) as { ports: PortForwardInfo[] }).ports;
+  }
+
+  /**
+   * Closes the forward listening on host port `hostPort` (NotFoundError if there is none).
+   *
+   * ```ts
+   * await vm.closePort(9000);
+   * ```
+   */
+  async closePort(hostPort: number): Promise<void> {
+    checkHostPort(hostPort);
+    await this.supervisorOp("close", { hostPort }, "close a port of");
+  }
+
+  /**
+   * Freezes the sandbox: its vCPUs stop, nothing in it runs, memory and open connections are
+   * kept. Commands and file operations are refused until `resume()`.
+   *
+   * ```ts
+   * await vm.pause();
+   * ```
+   */
+  async pause(): Promise<void> {
+    const vm = requireRunning(this.record.id, "pause");
+    if (vm.status !== "paused") {
+      this.detach();
+      await this.supervisorOp("pause", {}, "pause");
+    }
+    this.record = withStore((store) => store.getVm(this.record.id));
+  }
+
+  /**
+   * Continues a paused sandbox exactly where it stopped.
+   *
+   * ```ts
+   * await vm.resume();
+   * ```
+   */
+  async resume(): Promise<void> {
+    const vm = requireRunning(this.record.id, "resume");
+    if (vm.status === "paused") await this.supervisorOp("resume", {}, "resume");
+    this.record = withStore((store) => store.getVm(this.record.id));
+  }
+
   /** Powers the guest off; its disk is kept for `start()`. */
   async stop(): Promise<void> {
     this.detach();
@@ -176,10 +387,28 @@ export class SmolVM {
 
   private async connection(): Promise<AgentClient> {
     if (this.client !== undefined && !this.client.isClosed) return this.client;
-    requireRunning(this.record.id, "reach");
+    const vm = requireRunning(this.record.id, "reach");
+    if (vm.status === "paused") {
+      throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is paused`, { hint: `resume it with \`smolvm resume ${vm.name}\`` });
+    }
     const { connectSupervisor } = await import("./supervisor/client.ts");
     this.client = await connectSupervisor(this.record.id);
     return this.client;
+  }
+
+  /** A `supervisor.*` operation; starts a new supervisor first if the old one died. */
+  private async supervisorOp(op: string, request: Record<string, unknown>, what: string): Promise<unknown> {
+    const vm = requireRunning(this.record.id, what);
+    const { requestSupervisor, connectSupervisor } = await import("./supervisor/client.ts");
+    try {
+      return await requestSupervisor(vm.id, { op: `supervisor.${op}`, ...request });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
+      // The supervisor is gone but the VM may still run: re-attach, then ask again.
+      await (await connectSupervisor(vm.id)).close();
+      return requestSupervisor(vm.id, { op: `supervisor.${op}`, ...request });
+    }
   }
 
   private detach(): void {

@@ -18,6 +18,7 @@ import type { VmmControl } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
+import { PortForwards } from "./forwards.ts";
 import { FrameType, sendJson } from "./frames.ts";
 import { vmFiles, type VmFiles } from "./layout.ts";
 import { Relay } from "./relay.ts";
@@ -184,7 +185,9 @@ async function serve(
 ): Promise<void> {
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
+  const forwards = new PortForwards(vmFiles(vm.id).supervisorSocket, vm);
   let agentGone = false;
+  let paused = false;
   link.onFrame((frame) => relay.fromAgent(frame), (error) => {
     logEvent("error", `supervisor: agent sent a malformed frame: ${error.message}`, { vm: vm.id });
     link.socket.destroy();
@@ -199,24 +202,33 @@ async function serve(
     "supervisor.status": async () => ({ id: vm.id, supervisorPid: process.pid, vmmPid: vmm.pid, agentConnected: !agentGone, vmm: await vmm.control.status() }),
     "supervisor.stop": async () => {
       setEnding("stop");
+      forwards.closeAll();
+      // A paused guest cannot hear the shutdown request.
+      if (paused) await vmm.control.resume().catch(() => {});
       void shutdown(vmm, link, relay);
       return {};
     },
     "supervisor.destroy": async () => {
       setEnding("destroy");
+      forwards.closeAll();
       vmm.kill();
       return {};
     },
     "supervisor.pause": async () => {
       await vmm.control.pause();
+      paused = true;
       update(vm.id, { status: "paused" });
       return {};
     },
     "supervisor.resume": async () => {
       await vmm.control.resume();
+      paused = false;
       update(vm.id, { status: "running" });
       return {};
     },
+    "supervisor.expose": async (request) => forwards.expose(request),
+    "supervisor.close": async (request) => forwards.close(request.hostPort),
+    "supervisor.ports": async () => ({ ports: forwards.list() }),
   };
 
   onConnection((socket) => {
@@ -225,6 +237,7 @@ async function serve(
   });
 
   await vmm.exited;
+  forwards.closeAll();
   link.socket.destroy();
   for (const socket of sessions) socket.destroy();
 }

@@ -1,0 +1,61 @@
+/** Host-to-sandbox port forwards on 127.0.0.1: `smolvm port expose|close|list`. */
+import { Argument, type Command } from "@commander-js/extra-typings";
+import { action } from "./action.ts";
+import { table } from "./output.ts";
+
+export function registerPort(program: Command): void {
+  const port = program.command("port").description("forward ports on this host's 127.0.0.1 into a sandbox");
+
+  port
+    .command("expose")
+    .description("forward 127.0.0.1:HOST to GUEST in the sandbox until closed or the sandbox stops (no HOST: a free port)")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .addArgument(new Argument("<ports>", "[HOST:]GUEST, e.g. 8080 or 9000:8080"))
+    .option("--json", "print JSON")
+    .action(
+      action("port expose", async (out, name, spec, _options) => {
+        const { parsePortSpec } = await import("../lib/sandbox/ports.ts");
+        const { hostPort, guestPort } = parsePortSpec(spec);
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        const forward = await vm.exposeLocal(guestPort, { hostPort });
+        const { close: _close, [Symbol.asyncDispose]: _dispose, ...info } = forward;
+        out.result({ sandbox: vm.name, ...info }, () => `${info.address}:${info.hostPort} -> ${vm.name}:${info.guestPort}`);
+      }),
+    );
+
+  port
+    .command("close")
+    .description("stop forwarding a host port and end its connections")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .addArgument(new Argument("<host-port>", "the host port of the forward"))
+    .option("--json", "print JSON")
+    .action(
+      action("port close", async (out, name, hostPort, _options) => {
+        const { checkHostPort } = await import("../lib/sandbox/ports.ts");
+        const port = checkHostPort(/^\d+$/.test(hostPort) ? Number(hostPort) : hostPort);
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        await vm.closePort(port);
+        out.result({ sandbox: vm.name, hostPort: port }, () => `closed 127.0.0.1:${port}`);
+      }),
+    );
+
+  port
+    .command("list")
+    .description("list a sandbox's port forwards")
+    .addArgument(new Argument("<sandbox>", "name or id"))
+    .option("--json", "print JSON")
+    .action(
+      action("port list", async (out, name, _options) => {
+        const { SmolVM } = await import("../lib/smolvm.ts");
+        const vm = await SmolVM.fromId(name);
+        const ports = await vm.ports();
+        out.result(ports, () =>
+          ports.length === 0
+            ? `No ports forwarded into ${vm.name}.`
+            : table(["HOST", "GUEST", "CONNECTIONS"], ports.map((p) => [`${p.address}:${p.hostPort}`, String(p.guestPort), String(p.connections)])),
+        );
+      }),
+    );
+}

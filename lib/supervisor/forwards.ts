@@ -1,0 +1,169 @@
+/**
+ * The supervisor's port forwards: for each one a TCP listener on 127.0.0.1 only, and for each
+ * accepted connection an agent `forward` stream to the guest port, piped both ways with
+ * half-close. The streams go through the supervisor's own socket like any client's, so flow
+ * control stays end to end (agent ↔ AgentClient) and a slow side never makes the supervisor
+ * buffer more than the protocol's windows. Nothing is persisted: the supervisor is the source of
+ * truth, and its forwards end when it does.
+ */
+import { connect, createServer, type Server, type Socket } from "node:net";
+import type { AgentClient } from "../agent/client.ts";
+import { NotFoundError, SmolError } from "../errors.ts";
+import { logEvent } from "../log.ts";
+import { checkGuestPort, checkHostPort, type PortForwardInfo } from "../sandbox/ports.ts";
+
+const LOOPBACK = "127.0.0.1";
+
+interface Forward {
+  server: Server;
+  hostPort: number;
+  guestPort: number;
+  sockets: Set<Socket>;
+  createdAt: number;
+}
+
+export class PortForwards {
+  private readonly forwards = new Map<number, Forward>();
+  private client: Promise<AgentClient> | undefined;
+  private closed = false;
+
+  /** `supervisorSocket`: where this supervisor serves clients (the forwards connect there). */
+  constructor(
+    private readonly supervisorSocket: string,
+    private readonly vm: { id: string; name: string },
+  ) {}
+
+  async expose(request: { guestPort?: unknown; hostPort?: unknown }): Promise<PortForwardInfo> {
+    const guestPort = checkGuestPort(request.guestPort);
+    const wanted = checkHostPort(request.hostPort ?? 0);
+    if (this.closed) throw new SmolError("NOT_RUNNING", `Cannot expose port ${guestPort} of "${this.vm.name}": the sandbox is stopping`);
+    if (wanted !== 0 && this.forwards.has(wanted)) {
+      const existing = this.forwards.get(wanted)!;
+      throw new SmolError("ALREADY_EXISTS", `Cannot expose port ${guestPort} of "${this.vm.name}" on ${LOOPBACK}:${wanted}: that host port already forwards to guest port ${existing.guestPort}`, {
+        hint: `close it first with \`smolvm port close ${this.vm.name} ${wanted}\`, or leave the host port out to get a free one`,
+      });
+    }
+    const forward: Forward = { server: createServer({ allowHalfOpen: true }), hostPort: wanted, guestPort, sockets: new Set(), createdAt: Date.now() };
+    await new Promise<void>((resolve, reject) => {
+      forward.server.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, this.vm.name, guestPort, wanted)));
+      forward.server.listen({ port: wanted, host: LOOPBACK, exclusive: true }, () => resolve());
+    });
+    forward.hostPort = (forward.server.address() as { port: number }).port;
+    forward.server.on("error", (error) => logEvent("warn", `port forward ${forward.hostPort}: ${error.message}`, { vm: this.vm.id }));
+    forward.server.on("connection", (socket) => this.carry(forward, socket));
+    this.forwards.set(forward.hostPort, forward);
+    logEvent("info", "port forward opened", { vm: this.vm.id, hostPort: forward.hostPort, guestPort });
+    return describe(forward);
+  }
+
+  /** Stops listening on `hostPort` and ends every connection through it. */
+  close(hostPort: unknown): PortForwardInfo {
+    const port = checkHostPort(hostPort);
+    const forward = this.forwards.get(port);
+    if (forward === undefined) {
+      throw new NotFoundError(`Cannot close port ${port} of "${this.vm.name}": no forward listens there`, {
+        hint: `\`smolvm port list ${this.vm.name}\` shows the forwards of this sandbox`,
+      });
+    }
+    const info = describe(forward);
+    this.end(forward);
+    return info;
+  }
+
+  list(): PortForwardInfo[] {
+    return [...this.forwards.values()].map(describe).sort((a, b) => a.hostPort - b.hostPort);
+  }
+
+  /** Ends every forward (the sandbox is stopping or gone). */
+  closeAll(): void {
+    this.closed = true;
+    for (const forward of [...this.forwards.values()]) this.end(forward);
+    void this.client?.then((client) => client.close(), () => {});
+    this.client = undefined;
+  }
+
+  private end(forward: Forward): void {
+    this.forwards.delete(forward.hostPort);
+    forward.server.close();
+    for (const socket of forward.sockets) socket.destroy();
+    logEvent("info", "port forward closed", { vm: this.vm.id, hostPort: forward.hostPort, guestPort: forward.guestPort });
+  }
+
+  /** One accepted connection: a forward stream to the guest port, piped both ways. */
+  private carry(forward: Forward, socket: Socket): void {
+    forward.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on("close", () => forward.sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.pause();
+    this.agent()
+      .then((client) => client.forward(forward.guestPort, { timeoutMs: 10_000 }))
+      .then(
+        (stream) => {
+          if (socket.destroyed) {
+            stream.destroy();
+            return;
+          }
+          stream.on("error", () => socket.destroy());
+          socket.on("close", () => stream.destroy());
+          // pipe() ends the other side on EOF: the agent's FIN half-closes the socket and the
+          // client's FIN half-closes the guest socket; the socket closes once both have ended.
+          socket.pipe(stream);
+          stream.pipe(socket);
+          socket.resume();
+        },
+        (error: unknown) => {
+          // Nothing listens on the guest port (or the agent is gone): refuse like a closed port.
+          logEvent("info", `port forward ${forward.hostPort} -> ${forward.guestPort}: ${(error as Error).message}`, { vm: this.vm.id });
+          if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
+          else socket.destroy();
+        },
+      );
+  }
+
+  /** The supervisor's own client on its own socket, made once and remade if it drops. */
+  private agent(): Promise<AgentClient> {
+    const current = this.client;
+    if (current !== undefined) {
+      return current.then((client) => (client.isClosed ? this.reconnect(current) : client));
+    }
+    return this.reconnect(undefined);
+  }
+
+  private reconnect(stale: Promise<AgentClient> | undefined): Promise<AgentClient> {
+    if (this.client !== stale) return this.agent();
+    const made = (async () => {
+      const { AgentClient } = await import("../agent/client.ts");
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const s = connect(this.supervisorSocket);
+        s.once("connect", () => resolve(s));
+        s.once("error", reject);
+      });
+      return AgentClient.connect(socket, { timeoutMs: 10_000 });
+    })();
+    this.client = made;
+    made.catch(() => {
+      if (this.client === made) this.client = undefined;
+    });
+    return made;
+  }
+}
+
+function describe(forward: Forward): PortForwardInfo {
+  return { hostPort: forward.hostPort, guestPort: forward.guestPort, address: LOOPBACK, connections: forward.sockets.size, createdAt: forward.createdAt };
+}
+
+function listenError(error: NodeJS.ErrnoException, name: string, guestPort: number, hostPort: number): SmolError {
+  const what = `Cannot expose port ${guestPort} of "${name}" on ${LOOPBACK}:${hostPort}`;
+  if (error.code === "EADDRINUSE") {
+    return new SmolError("ALREADY_EXISTS", `${what}: the host port is in use`, {
+      hint: "pick another host port, or leave it out to get a free one",
+    });
+  }
+  if (error.code === "EACCES") {
+    return new SmolError("INVALID_INPUT", `${what}: permission denied`, {
+      hint: "ports below 1024 need root; pick a higher one",
+    });
+  }
+  return new SmolError("IO_ERROR", `${what}: ${error.message}`, { cause: error });
+}
