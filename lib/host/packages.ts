@@ -29,6 +29,8 @@ export const SETUP_PACKAGES: readonly string[] = [
     "libelf-dev",
     "libssl-dev",
     "musl-tools",
+    "gcc-aarch64-linux-gnu",
+    "qemu-user",
   ]),
 ];
 

@@ -1,7 +1,10 @@
 /**
  * The guest agent binary that images install as PID 1.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { runHost } from "../host/process.ts";
 import { guestAgentBinary } from "../agent/binary.ts";
 import type { GuestArch } from "../kernel/arch.ts";
 import { SmolError } from "../errors.ts";
@@ -13,7 +16,7 @@ import { SmolError } from "../errors.ts";
  */
 export async function agentBinary(arch: GuestArch): Promise<Uint8Array> {
   const override = process.env.SMOLVM_AGENT_BINARY;
-  if (!override) return guestAgentBinary(arch);
+  if (!override) return guestAgentBinary(arch).catch((error) => buildFromCheckout(arch, error));
   try {
     return new Uint8Array(await readFile(override));
   } catch (cause) {
@@ -22,4 +25,23 @@ export async function agentBinary(arch: GuestArch): Promise<Uint8Array> {
       hint: "point SMOLVM_AGENT_BINARY at a static agent build, or unset it",
     });
   }
+}
+
+/**
+ * Running from a checkout without a built agent (a fresh clone's first `smolvm setup`): build
+ * it with the checkout's Makefile rather than send the user off to do it by hand.
+ */
+async function buildFromCheckout(arch: GuestArch, original: unknown): Promise<Uint8Array> {
+  const makefile = fileURLToPath(new URL("../../guest-agent/Makefile", import.meta.url));
+  if (!(original instanceof SmolError) || original.code !== "HOST_DEPENDENCY_MISSING" || !existsSync(makefile)) throw original;
+  const target = `build/smolvm-agent-${arch}`;
+  const result = await runHost("make", ["-C", fileURLToPath(new URL("../../guest-agent", import.meta.url)), target], { timeoutMs: 10 * 60_000 });
+  if (result.code !== 0) {
+    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot build the ${arch} guest agent: make exited with ${result.code}`, {
+      hint: "install the compilers with `smolvm setup` (musl-tools, gcc-aarch64-linux-gnu), then retry",
+      details: { stderr: result.stderr.slice(-2000) },
+      cause: original,
+    });
+  }
+  return guestAgentBinary(arch);
 }
