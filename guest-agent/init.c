@@ -168,8 +168,9 @@ void init_setup(void) {
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0) open(fd == 0 ? "/dev/null" : "/dev/console", fd == 0 ? O_RDONLY : O_WRONLY | O_NOCTTY);
 
-    char cmdline[4096];
+    char cmdline[4096], flag[8];
     read_small("/proc/cmdline", cmdline, sizeof(cmdline));
+    if (cmdline_get(cmdline, "smolvm.verbose", flag, sizeof(flag)) == 0 && flag[0] == '1') g_cfg.verbose = 1;
     setup_hostname(cmdline);
     setup_network(cmdline);
 }

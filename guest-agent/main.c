@@ -65,11 +65,17 @@ static void signal_cb(handler_t *h, uint32_t ev) {
     reap();
 }
 
-static void port_retry(atimer_t *t) {
+/* Looks for the virtio port once; 0 when it is being served. */
+static int try_port(void) {
     char dev[300];
+    if (init_find_agent_port(dev, sizeof(dev)) != 0 || serve_port(dev) != 0) return -1;
+    logv("serving the virtio port %s", dev);
+    return 0;
+}
+
+static void port_retry(atimer_t *t) {
     static int complained;
-    if (init_find_agent_port(dev, sizeof(dev)) == 0 && serve_port(dev) == 0) {
-        logv("serving %s", dev);
+    if (try_port() == 0) {
         announce_ready();
         return;
     }
@@ -156,10 +162,16 @@ int main(int argc, char **argv) {
         }
     }
     if (g_cfg.pid1) {
-        /* Firecracker's channel; QEMU guests have no vsock device and this simply fails. */
-        if (listen_vsock(VSOCK_PORT) == 0) announce_ready();
-        g_port_timer.fire = port_retry;
-        port_retry(&g_port_timer);
+        /* Firecracker's channel. Without a vsock device the bind may still succeed (the
+         * kernel's loopback transport); it is then merely unused. */
+        int vsock_ok = listen_vsock(VSOCK_PORT) == 0;
+        if (vsock_ok) logv("listening on vsock port %d", VSOCK_PORT);
+        int port_ok = try_port() == 0;
+        if (vsock_ok || port_ok) announce_ready();
+        if (!port_ok) {
+            g_port_timer.fire = port_retry;
+            port_retry(&g_port_timer);
+        }
     }
     loop_run();
     return 0;
