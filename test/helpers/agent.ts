@@ -28,8 +28,10 @@ export function makeAgent(target: string): Promise<void> {
   return p;
 }
 
+/** The agent the tests run: the native build, or with SMOLVM_TEST_AGENT=asan the ASan+UBSan one. */
 export function buildNativeAgent(): Promise<string> {
-  building ??= makeAgent("native").then(() => NATIVE_AGENT);
+  const variant = process.env.SMOLVM_TEST_AGENT === "asan" ? "asan" : "native";
+  building ??= makeAgent(variant).then(() => join(GUEST_AGENT_DIR, "build", `smolvm-agent-${variant}`));
   return building;
 }
 
