@@ -3,50 +3,28 @@
  * smolvm's command line. Command groups live in `cmd/` and load their heavy dependencies only
  * when they run, so `smolvm --help` costs little more than the runtime's own start-up.
  */
-import { Command, CommanderError } from "@commander-js/extra-typings";
 import { invocation } from "./cmd/action.ts";
 import { printError } from "./cmd/output.ts";
-import { registerCommands } from "./cmd/registry.ts";
 import { exitCodeFor, toSmolError, UsageError } from "./lib/errors.ts";
 import { versionInfo } from "./lib/version.ts";
 
-export function buildProgram(): Command {
-  const info = versionInfo();
-  const program = new Command()
-    .name("smolvm")
-    .description("Disposable, hardware-isolated Linux sandboxes (microVMs) for AI agents")
-    .version(`smolvm ${info.version} (${info.runtime}, ${info.target})`, "-V, --version", "print the version")
-    .showSuggestionAfterError(true)
-    .enablePositionalOptions();
-  registerCommands(program);
-  applyToTree(program, (command) => {
-    command.exitOverride();
-    // Commander prints its own errors; ours go through printError so --json stays one document.
-    command.configureOutput({ outputError: () => {} });
-  });
-  return program;
-}
-
-function applyToTree(command: Command<unknown[], {}, {}>, apply: (c: Command<unknown[], {}, {}>) => void): void {
-  apply(command);
-  for (const sub of command.commands) applyToTree(sub as Command<unknown[], {}, {}>, apply);
-}
-
-/** The subcommand a command line names, for errors raised before its action could run. */
-function commandPathOf(program: Command, argv: string[]): string {
-  let command: Command<unknown[], {}, {}> = program as unknown as Command<unknown[], {}, {}>;
-  const names: string[] = [];
-  for (const word of argv) {
-    if (word.startsWith("-")) continue;
-    const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
-    if (sub === undefined) break;
-    command = sub as Command<unknown[], {}, {}>;
-    names.push(sub.name());
-  }
-  return names.length === 0 ? "smolvm" : names.join(" ");
-}
+/** `smolvm --help` as commander renders it, captured by scripts/build.ts at build time. */
+declare const SMOLVM_ROOT_HELP: string | undefined;
 
 export async function main(argv: string[]): Promise<number> {
+  // The two commands people run most to see whether the tool works answer without loading the
+  // command tree: a compiled binary carries the root help text, and the version is at hand.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    const info = versionInfo();
+    process.stdout.write(`smolvm ${info.version} (${info.runtime}, ${info.target})\n`);
+    return 0;
+  }
+  if (typeof SMOLVM_ROOT_HELP === "string" && (argv.length === 0 || (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")))) {
+    process.stdout.write(SMOLVM_ROOT_HELP);
+    return 0;
+  }
+  const { CommanderError } = await import("@commander-js/extra-typings");
+  const { buildProgram, commandPathOf } = await import("./cmd/program.ts");
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -57,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       if (thrown.code === "commander.helpDisplayed" || thrown.code === "commander.version" || thrown.exitCode === 0) {
         return 0;
       }
+      // A group named without its subcommand (`smolvm file`): commander printed the group's help.
+      if (thrown.code === "commander.help") return argv.length === 0 ? 0 : 2;
       const message = thrown.message.replace(/^error:\s*/i, "");
       if (invocation.command === "smolvm") invocation.command = commandPathOf(program, argv);
       const usage = new UsageError(message.charAt(0).toUpperCase() + message.slice(1), {

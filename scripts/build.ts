@@ -50,7 +50,14 @@ writeFileSync(
     .join("")}`,
 );
 
-// 2. Executables.
+// 2. The root help text, so the binary answers `smolvm --help` without loading commander.
+const help = spawnSync(process.execPath, [join(root, "main.ts"), "--help"], { cwd: root, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+if (help.status !== 0 || !help.stdout.startsWith("Usage: smolvm")) {
+  console.error(`build: cannot capture the root help text: ${help.stderr}`);
+  process.exit(1);
+}
+
+// 3. Executables.
 mkdirSync(dist, { recursive: true });
 try {
   for (const target of targets) {
@@ -65,6 +72,7 @@ try {
       "--external", "cpu-features",
       "--define", `SMOLVM_BUILD_VERSION=${JSON.stringify(pkg.version)}`,
       "--define", `SMOLVM_BUILD_TARGET=${JSON.stringify(target)}`,
+      "--define", `SMOLVM_ROOT_HELP=${JSON.stringify(help.stdout)}`,
       join(root, "main.ts"), "--outfile", outfile,
     ]);
     console.error(`build:   ${outfile} (${(statSync(outfile).size / 1e6).toFixed(0)} MB)`);

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { completionScript, SHELLS } from "../cmd/completions.ts";
-import { buildProgram } from "../main.ts";
+import { buildProgram } from "../cmd/program.ts";
 
 export const COMPLETION_FILES = { bash: "smolvm.bash", zsh: "_smolvm", fish: "smolvm.fish" } as const;
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { completionScript, SHELLS } from "../../cmd/completions.ts";
 import { parseVmConfig } from "../../lib/config.ts";
 import { StateStore } from "../../lib/state/vms.ts";
-import { buildProgram } from "../../main.ts";
+import { buildProgram } from "../../cmd/program.ts";
 import { COMPLETION_FILES } from "../../scripts/completions.ts";
 import { repoRoot, runCli } from "../helpers/cli.ts";
 
