@@ -1,0 +1,136 @@
+/**
+ * `smolvm cleanup` and `smolvm prune` against real leftovers: sandboxes whose QEMU and
+ * supervisor were killed with SIGKILL, and stale cache entries fabricated in a private cache
+ * (the shared test cache is never pruned).
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { pidAlive } from "../../lib/host/pids.ts";
+import { listeningTcpPorts } from "../../lib/host/ports.ts";
+import { paths } from "../../lib/paths.ts";
+import { StateStore, type VmRecord } from "../../lib/state/vms.ts";
+import { envelope, runCli } from "../helpers/cli.ts";
+import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
+
+setDefaultTimeout(180_000);
+
+beforeAll(async () => {
+  await prepareArtifacts();
+}, 30 * 60_000);
+cleanupAfterAll();
+
+function record(name: string): VmRecord | undefined {
+  const store = StateStore.open();
+  try {
+    return store.findVm(name);
+  } finally {
+    store.close();
+  }
+}
+
+async function create(name: string): Promise<VmRecord> {
+  const result = await runCli(["create", "--name", name, "--image", "base", "--json"]);
+  if (result.code !== 0) throw new Error(`create ${name} failed: ${result.stdout}${result.stderr}`);
+  return record(name)!;
+}
+
+describe("cleanup", () => {
+  test("after kill -9 of QEMU and supervisor of 3 sandboxes, nothing of them is left; a live one is kept", async () => {
+    const names = ["gone-1", "gone-2", "gone-3"];
+    const doomed = await Promise.all(names.map(create));
+    const keeper = await create("keeper");
+    for (const vm of doomed) {
+      process.kill(vm.supervisorPid!, "SIGKILL");
+      process.kill(vm.vmmPid!, "SIGKILL");
+    }
+    await waitUntil(() => doomed.every((vm) => !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid)), 10_000, "the processes to die");
+    // What they left: sockets and overlays on disk, rows holding their SSH ports.
+    for (const vm of doomed) {
+      expect(existsSync(join(paths.vmDir(vm.id), "disk.qcow2"))).toBe(true);
+      expect(readdirSync(paths.vmDir(vm.id)).some((file) => file.endsWith(".sock"))).toBe(true);
+    }
+
+    const dry = await runCli(["cleanup", "--dry-run", "--json"]);
+    expect(dry.code).toBe(0);
+    expect(envelope(dry).data.sandboxes.sort()).toEqual(names);
+    expect(doomed.every((vm) => record(vm.name) !== undefined && existsSync(paths.vmDir(vm.id)))).toBe(true);
+
+    const result = await runCli(["cleanup", "--json"]);
+    expect(result.code).toBe(0);
+    const report = envelope(result).data;
+    expect(report.sandboxes.sort()).toEqual(names);
+    expect(report.dryRun).toBe(false);
+
+    const listening = listeningTcpPorts();
+    for (const vm of doomed) {
+      expect(processesMatching(vm.id)).toEqual([]);
+      expect(existsSync(paths.vmDir(vm.id))).toBe(false); // sockets, overlay, logs
+      expect(record(vm.id)).toBeUndefined(); // the row and with it the SSH port and name
+      if (vm.sshPort !== null) expect(listening.has(vm.sshPort)).toBe(false);
+    }
+    expect(readdirSync(paths.vmsDir())).toEqual([keeper.id]);
+
+    const again = await runCli(["exec", "keeper", "--", "echo", "alive"]);
+    expect(again.stdout).toBe("alive\n");
+    expect(envelope(await runCli(["cleanup", "--json"])).data.sandboxes).toEqual([]);
+    expect((await runCli(["delete", "keeper"])).code).toBe(0);
+  });
+});
+
+describe("prune", () => {
+  const cache = mkdtempSync(join(tmpdir(), "smolvm-prune-cache-"));
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+  /** A cache entry with `manifest` and a payload file of `bytes` real (non-sparse) bytes. */
+  function entry(dir: string, manifest: string | object, payload: string, bytes: number): void {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "manifest.json"), typeof manifest === "string" ? manifest : JSON.stringify(manifest));
+    writeFileSync(join(dir, payload), randomBytes(bytes));
+  }
+
+  test("removes stale kernel and image entries, keeps current ones, and reports the bytes", async () => {
+    const { kernel, base } = await prepareArtifacts();
+    // Current entries: the shared cache's manifests, with small payloads.
+    const currentKernel = join(cache, "kernels", basename(dirname(kernel)));
+    mkdirSync(currentKernel, { recursive: true });
+    copyFileSync(join(dirname(kernel), "manifest.json"), join(currentKernel, "manifest.json"));
+    writeFileSync(join(currentKernel, basename(kernel)), "k");
+    const currentImage = join(cache, "images", basename(dirname(base)));
+    mkdirSync(currentImage, { recursive: true });
+    copyFileSync(join(dirname(base), "manifest.json"), join(currentImage, "manifest.json"));
+    writeFileSync(join(currentImage, "rootfs.ext4"), "i");
+    // Stale entries: recipes no current source produces.
+    const staleKernel = join(cache, "kernels", "x86_64-0000000000000000");
+    entry(staleKernel, {
+      arch: "x86_64", key: "0".repeat(64), artifact: "vmlinux", source: { sha256: "0".repeat(64), description: "old" },
+      builderVersion: 1, builtAt: "2020-01-01T00:00:00.000Z", buildSeconds: 1,
+    }, "vmlinux", 2 * 1024 * 1024);
+    const staleImage = join(cache, "images", "base-x86_64-0000000000000000");
+    entry(staleImage, {
+      name: "base", arch: "x86_64", recipeHash: "0".repeat(64), sizeMiB: 3, usedMiB: 3, init: "/sbin/smolvm-agent",
+      builderVersion: 1, createdAt: "2020-01-01T00:00:00.000Z", buildSeconds: 1,
+    }, "rootfs.ext4", 3 * 1024 * 1024);
+
+    const env = { SMOLVM_CACHE: cache };
+    const dry = await runCli(["prune", "--dry-run", "--json"], { env });
+    expect(dry.code).toBe(0);
+    expect(envelope(dry).data.removed.map((e: { path: string }) => e.path).sort()).toEqual([staleImage, staleKernel].sort());
+    expect(existsSync(staleKernel) && existsSync(staleImage)).toBe(true);
+
+    const result = await runCli(["prune", "--json"], { env });
+    expect(result.code).toBe(0);
+    const report = envelope(result).data;
+    expect(report.removed.map((e: { kind: string }) => e.kind).sort()).toEqual(["image", "kernel"]);
+    expect(report.bytesFreed).toBeGreaterThanOrEqual(5 * 1024 * 1024);
+    expect(existsSync(staleKernel)).toBe(false);
+    expect(existsSync(staleImage)).toBe(false);
+    expect(existsSync(currentKernel)).toBe(true);
+    expect(existsSync(currentImage)).toBe(true);
+
+    const human = await runCli(["prune"], { env });
+    expect(human.stdout).toBe("Nothing to prune.\n");
+  });
+});
