@@ -9,13 +9,14 @@
  * drops, every pending call rejects with AgentUnavailableError.
  */
 import { randomBytes } from "node:crypto";
-import { Duplex, Readable } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import type { z } from "zod";
-import { AgentUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
+import { AgentUnavailableError, SmolError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
-import { InboundChannel, OutboundChannel } from "./_channels.ts";
-import { ExecProcess, type ExecHandle, type ExecResult, type StreamLink, type StreamSink } from "./_exec.ts";
+import { ExecProcess, type ExecHandle, type StreamLink, type StreamSink } from "./_exec.ts";
+import { forward, readFile, writeFile, type StreamHost } from "./_transfers.ts";
+import { guard, validate } from "./_util.ts";
 import {
   Channel,
   CHANNEL_MASK,
@@ -39,120 +40,34 @@ import {
   PROTOCOL,
   ReseedResult,
   SetTimeResult,
-  SizeResult,
   type AgentControl,
 } from "./messages.ts";
+import type {
+  AgentEnv,
+  CallOptions,
+  ConnectOptions,
+  ExecSpec,
+  PingResultInfo,
+  ReadFileHandle,
+  RunOptions,
+  RunResult,
+  WriteFileOptions,
+} from "./types.ts";
 
-const STREAM_HWM = 64 * 1024;
+export type {
+  AgentEnv,
+  CallOptions,
+  ConnectOptions,
+  ExecSpec,
+  PingResultInfo,
+  ReadFileHandle,
+  RunOptions,
+  RunResult,
+  WriteFileOptions,
+} from "./types.ts";
+export type { ExecHandle, ExecResult } from "./_exec.ts";
+
 const MAX_STREAM_ID = 0x7fffffff;
-
-export interface ConnectOptions {
-  /** How long to wait for the agent's HELLO (default 10 000 ms). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Echoed by the agent; random by default. */
-  nonce?: string;
-  /** Send the resync pad first: for a virtio port whose previous host may have died mid-frame. */
-  resync?: boolean;
-  /** Ask a PID-1 agent to set its clock (ms since the epoch) while answering HELLO. */
-  timeMs?: number;
-  /** Connection-level complaints of the agent (a bad CONTROL, an unknown frame type). */
-  onAgentError?: (error: AgentErrorPayload) => void;
-}
-
-/** Per-call limits. `timeoutMs` covers the whole operation, transfer included. */
-export interface CallOptions {
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface ExecSpec {
-  /** Program and arguments; argv[0] is looked up on PATH. Exactly one of argv and shell. */
-  argv?: string[];
-  /** A command line for /bin/sh -c. */
-  shell?: string;
-  /** Added to the base and managed environment; wins over both. */
-  env?: Record<string, string>;
-  /** Default /root (or / when missing). */
-  cwd?: string;
-  /** Give the command a stdin pipe (otherwise /dev/null). */
-  stdin?: boolean;
-  /** The agent kills the whole process group after this long; the result says timedOut. */
-  timeoutMs?: number;
-  /** Run on a pseudo-terminal. */
-  pty?: boolean | { rows?: number; cols?: number; term?: string };
-  /** Aborting kills the process group and rejects wait() with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-export interface RunOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-  /** Fed to the command's stdin, which is then closed. */
-  stdin?: string | Uint8Array | Readable;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  pty?: ExecSpec["pty"];
-  /** "utf8" (default) gives strings; "buffer" gives Buffers. */
-  encoding?: "utf8" | "buffer";
-}
-
-export interface RunResult<T extends string | Buffer = string> extends ExecResult {
-  stdout: T;
-  stderr: T;
-}
-
-export interface WriteFileOptions extends CallOptions {
-  /** Permission bits, applied exactly (default 0o644). */
-  mode?: number;
-  /** Create missing parent directories (mode 0755). */
-  mkdirParents?: boolean;
-}
-
-export interface ReadFileHandle {
-  size: number;
-  mode: number;
-  stream: Readable;
-}
-
-export interface PingResultInfo {
-  rttMs: number;
-  timeMs: number;
-  bootTimeMs: number;
-}
-
-export interface AgentEnv {
-  /** Sets managed variables; resolves to the whole managed set afterwards. */
-  set(vars: Record<string, string>, options?: CallOptions): Promise<Record<string, string>>;
-  unset(names: string[], options?: CallOptions): Promise<Record<string, string>>;
-  list(options?: CallOptions): Promise<Record<string, string>>;
-}
-
-/** Arms a timeout and an abort listener; returns the disarm function. */
-function guard(options: CallOptions, what: string, onFire: (error: unknown) => void): () => void {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const onAbort = () => onFire(options.signal!.reason);
-  if (options.timeoutMs !== undefined) {
-    timer = setTimeout(
-      () => onFire(new TimeoutError(`${what}: no answer from the guest agent within ${options.timeoutMs} ms`)),
-      options.timeoutMs,
-    );
-  }
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  return () => {
-    if (timer) clearTimeout(timer);
-    options.signal?.removeEventListener("abort", onAbort);
-  };
-}
-
-function validate(request: AgentRequest): string {
-  const parsed = AgentRequest.safeParse(request);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InvalidInputError(`Invalid ${request.op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
-  }
-  return JSON.stringify(request);
-}
 
 export class AgentClient {
   /** What the agent said about itself: versions, capabilities, limits, boot time. */
@@ -170,13 +85,24 @@ export class AgentClient {
   private helloWaiter: { nonce: string; resolve: () => void; reject: (e: unknown) => void } | undefined;
   private resolveClosed!: (e: SmolError) => void;
   private window = 262144;
+  /** The connection as the transfers in _transfers.ts see it. */
+  private readonly host: StreamHost;
 
   private constructor(
     private readonly socket: Duplex,
     private readonly options: ConnectOptions,
   ) {
+    const self = this;
     this.decoder = new FrameDecoder({ hunt: options.resync ?? false });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.host = {
+      get window() {
+        return self.window;
+      },
+      allocId: () => this.allocId(),
+      link: (id) => this.link(id),
+      open: (id, body, sink) => this.open(id, body, sink),
+    };
     this.env = {
       set: (vars, o) => this.call({ op: "env.set", vars }, EnvResult, o).then((r) => r.vars),
       unset: (names, o) => this.call({ op: "env.unset", names }, EnvResult, o).then((r) => r.vars),
@@ -318,163 +244,22 @@ export class AgentClient {
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */
-  async writeFile(
+  writeFile(
     path: string,
     data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
     options: WriteFileOptions = {},
   ): Promise<{ size: number }> {
-    const body = validate({
-      op: "writeFile",
-      path,
-      ...(options.mode === undefined ? {} : { mode: options.mode }),
-      ...(options.mkdirParents ? { mkdirParents: true } : {}),
-    });
-    options.signal?.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const id = this.allocId();
-      const link = this.link(id);
-      const output = new OutboundChannel(link, this.window);
-      let settled = false;
-      const finish = (error: unknown, value?: { size: number }) => {
-        if (settled) return;
-        settled = true;
-        disarm();
-        output.fail(error ?? new Error("finished"));
-        if (error) reject(error);
-        else resolve(value!);
-      };
-      const disarm = guard(options, `Cannot write "${path}"`, (e) => {
-        link.cancel();
-        finish(e);
-      });
-      this.open(id, body, {
-        op: "writeFile",
-        onWindow: (ch, n) => ch === Channel.IN && output.addCredit(n),
-        onEnd: (result, error) => finish(error, error ? undefined : SizeResult.parse(result)),
-      });
-      (async () => {
-        if (typeof data === "string" || data instanceof Uint8Array) {
-          await output.write(typeof data === "string" ? Buffer.from(data) : data);
-        } else {
-          for await (const chunk of data as AsyncIterable<Uint8Array | string>) {
-            await output.write(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-          }
-        }
-        output.end();
-      })().catch((error: unknown) => {
-        // A failure the agent reported arrives through onEnd; anything else is the source's.
-        if (!output.failed) {
-          link.cancel();
-          finish(error);
-        }
-      });
-    });
+    return writeFile(this.host, path, data, options);
   }
 
   /** Opens a guest file for reading; resolves with its size and mode once it is open. */
-  async readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
-    const body = validate({ op: "readFile", path });
-    options.signal?.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const id = this.allocId();
-      const link = this.link(id);
-      const channel = new InboundChannel((n) => link.grant(Channel.OUT, n), this.window);
-      const stream = new Readable({ highWaterMark: STREAM_HWM, read: () => channel.pull() });
-      channel.attach(stream);
-      let opened = false;
-      let ended = false;
-      const end = (error: unknown) => {
-        if (ended) return;
-        ended = true;
-        disarm();
-        if (!error) return;
-        if (opened) stream.destroy(error instanceof Error ? error : new Error(String(error)));
-        else reject(error);
-      };
-      const disarm = guard(options, `Cannot read "${path}"`, (e) => {
-        link.cancel();
-        end(e);
-      });
-      this.open(id, body, {
-        op: "readFile",
-        onEvent: (ev) => {
-          if (ev.event !== "file") return;
-          opened = true;
-          resolve({ size: ev.size, mode: ev.mode, stream });
-        },
-        onData: (ch, data, fin) => {
-          if (ch !== Channel.OUT) return;
-          channel.push(data);
-          if (fin) channel.end();
-        },
-        onEnd: (_result, error) => end(error),
-      });
-    });
+  readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+    return readFile(this.host, path, options);
   }
 
   /** A byte stream to a TCP port inside the guest; end() half-closes it. */
-  async forward(port: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
-    const body = validate({ op: "forward", port, ...(options.host ? { host: options.host } : {}) });
-    options.signal?.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const id = this.allocId();
-      const link = this.link(id);
-      const inbound = new InboundChannel((n) => link.grant(Channel.OUT, n), this.window);
-      const outbound = new OutboundChannel(link, this.window);
-      let connected = false;
-      let ended = false;
-      const duplex = new Duplex({
-        readableHighWaterMark: STREAM_HWM,
-        writableHighWaterMark: STREAM_HWM,
-        read: () => inbound.pull(),
-        write: (chunk: Buffer, _enc, cb) => outbound.write(chunk).then(() => cb(), cb),
-        final: (cb) => {
-          outbound.end();
-          cb();
-        },
-        destroy: (error, cb) => {
-          if (!ended) {
-            ended = true;
-            link.cancel();
-          }
-          outbound.fail(error ?? new Error("forward closed"));
-          cb(error);
-        },
-      });
-      inbound.attach(duplex);
-      const disarm = guard(options, `Cannot connect to port ${port} in the guest`, (e) => {
-        if (connected) return;
-        ended = true;
-        link.cancel();
-        reject(e);
-      });
-      this.open(id, body, {
-        op: "forward",
-        onEvent: (ev) => {
-          if (ev.event !== "connected") return;
-          connected = true;
-          disarm();
-          resolve(duplex);
-        },
-        onData: (ch, data, fin) => {
-          if (ch !== Channel.OUT) return;
-          inbound.push(data);
-          if (fin) inbound.end();
-        },
-        onWindow: (ch, n) => ch === Channel.IN && outbound.addCredit(n),
-        onEnd: (_result, error) => {
-          ended = true;
-          disarm();
-          if (!error) {
-            outbound.close();
-            return;
-          }
-          outbound.fail(error);
-          if (connected) duplex.destroy(error);
-          else reject(error);
-        },
-      });
-    });
+  forward(port: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
+    return forward(this.host, port, options);
   }
 
   /** Round trip to the agent; also reports the guest's clocks. */

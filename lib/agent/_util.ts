@@ -1,0 +1,33 @@
+/** Helpers shared by the client's operations. */
+import { InvalidInputError, TimeoutError } from "../errors.ts";
+import { AgentRequest } from "./messages.ts";
+import type { CallOptions } from "./types.ts";
+
+/** High-water mark of the Readables and Writables the client hands out. */
+export const STREAM_HWM = 64 * 1024;
+
+/** Arms a timeout and an abort listener; returns the disarm function. */
+export function guard(options: CallOptions, what: string, onFire: (error: unknown) => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => onFire(options.signal!.reason);
+  if (options.timeoutMs !== undefined) {
+    timer = setTimeout(
+      () => onFire(new TimeoutError(`${what}: no answer from the guest agent within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+  }
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  };
+}
+
+export function validate(request: AgentRequest): string {
+  const parsed = AgentRequest.safeParse(request);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidInputError(`Invalid ${request.op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
+  }
+  return JSON.stringify(request);
+}
