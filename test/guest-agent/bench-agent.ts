@@ -4,11 +4,11 @@
  *   bun test/guest-agent/bench-agent.ts [iterations=2000]
  *
  * Compares, as medians: a raw 64-byte echo through a separate process (the floor for any
- * request/response over this kind of socket), an agent ping through AgentClient, and a full
- * `exec true` (fork, exec, wait, result). The ratios are what matter; absolute numbers move
- * with the machine's load.
+ * request/response over this kind of socket), an agent ping through AgentClient, a full
+ * `exec true` (fork, exec, wait, result), and this process spawning `true` itself (the floor for
+ * any exec on this machine). The ratios are what matter; absolute numbers move with the load.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -72,13 +72,16 @@ try {
   const client = await agent.connect();
   const echo = stats(await rawEcho(iterations));
   const ping = stats(await time(iterations, () => client.ping()));
-  const exec = stats(await time(Math.max(50, Math.floor(iterations / 10)), () => client.run(["true"])));
+  const execN = Math.max(50, Math.floor(iterations / 10));
+  const exec = stats(await time(execN, () => client.run(["true"])));
+  const local = stats(await time(execN, async () => spawnSync("true")));
   const row = (name: string, s: { median: number; p99: number }) =>
     `${name.padEnd(28)} ${s.median.toFixed(0).padStart(7)} µs ${s.p99.toFixed(0).padStart(8)} µs ${(s.median / echo.median).toFixed(1).padStart(7)}x`;
   console.log(`${"".padEnd(28)} ${"median".padStart(10)} ${"p99".padStart(11)} ${"vs echo".padStart(8)}`);
   console.log(row("raw 64-byte echo (unix)", echo));
   console.log(row("agent ping", ping));
   console.log(row("agent exec true", exec));
+  console.log(row("local spawnSync true", local));
   await client.close();
 } finally {
   await agent.stop();
