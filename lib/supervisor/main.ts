@@ -71,15 +71,22 @@ export async function runSupervisor(id: string): Promise<void> {
     vmm = await startOrAttach(vm, files);
     update(id, { vmmPid: vmm.pid, supervisorPid: process.pid });
     void vmm.exited.then(() => stopped.abort());
+    // A VM paused when its old supervisor died is thawed just long enough to greet its agent.
+    const wasPaused = vmm.pid === vm.vmmPid && (await vmm.control.status()).state === "paused";
+    if (wasPaused) await vmm.control.resume();
     const link = await connectAgent(files.agentSocket, deadline, stopped.signal).catch((error: unknown) => {
       throw bootError(vm, files, error, stopped.signal.aborted);
     });
-    update(id, { status: "running", lastError: null });
+    if (wasPaused) await vmm.control.pause();
+    update(id, { status: wasPaused ? "paused" : "running", lastError: null });
     logEvent("info", "sandbox ready", { vm: id, bootTimeMs: link.hello.bootTimeMs });
+    // SSH keys and sshd, in the background: never on the readiness path.
+    const vmmPid = vmm.pid;
+    void import("../channels/ssh-provision.ts").then((ssh) => ssh.provisionSsh(vm, vmmPid, async () => (await import("./client.ts")).connectSupervisor(id)));
     await serve(vm, vmm, link, (how) => (ending = how), (handler) => {
       accept = handler;
       for (const socket of early.splice(0)) handler(socket);
-    });
+    }, wasPaused);
   } catch (thrown) {
     const error = toSmolError(thrown);
     logEvent("error", `supervisor: ${error.message}`, { vm: id, stack: thrown instanceof Error ? thrown.stack : undefined });
@@ -182,12 +189,13 @@ async function serve(
   link: AgentLink,
   setEnding: (how: "stop" | "destroy") => void,
   onConnection: (handler: (socket: Socket) => void) => void,
+  initiallyPaused = false,
 ): Promise<void> {
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
   const forwards = new PortForwards(vmFiles(vm.id).supervisorSocket, vm);
   let agentGone = false;
-  let paused = false;
+  let paused = initiallyPaused;
   link.onFrame((frame) => relay.fromAgent(frame), (error) => {
     logEvent("error", `supervisor: agent sent a malformed frame: ${error.message}`, { vm: vm.id });
     link.socket.destroy();

@@ -1,0 +1,226 @@
+/**
+ * One command over an SSH session channel, behind the same `ExecHandle` the agent channel
+ * returns. The remote wrapper (_ssh-command.ts) reports the pid on its first line (stderr, or
+ * the terminal with a PTY), which is stripped from the output; signals, kills and timeouts go to
+ * the whole process group through a second, short exec (`kill -SIG -- -PGID`), as the agent
+ * does it.
+ */
+import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
+import type { ClientChannel } from "ssh2";
+import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
+import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
+import type { RunOptions, RunResult } from "../agent/types.ts";
+import { killSignal, parseMarker } from "./_ssh-command.ts";
+
+/** Passes bytes through, except the first line, which goes to `onLine` (null if none came). */
+class FirstLineTap extends Transform {
+  private head: Buffer[] | undefined = [];
+
+  constructor(private readonly onLine: (line: string | null) => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.head === undefined) return cb(null, chunk);
+    const at = chunk.indexOf(0x0a);
+    if (at < 0) {
+      this.head.push(chunk);
+      return cb();
+    }
+    const line = Buffer.concat([...this.head, chunk.subarray(0, at)]).toString("utf8");
+    this.head = undefined;
+    this.onLine(line);
+    cb(null, at + 1 < chunk.length ? chunk.subarray(at + 1) : undefined);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.head !== undefined) {
+      const rest = Buffer.concat(this.head);
+      this.head = undefined;
+      this.onLine(null);
+      return cb(null, rest.length > 0 ? rest : undefined);
+    }
+    cb();
+  }
+}
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+export interface SshExecOptions {
+  stdin: boolean;
+  pty: boolean;
+  cwd?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Sends a signal to a process group in the guest (`kill -SIG -- -pgid`). */
+  sendSignal: (pgid: number, signal: string) => Promise<void>;
+  /** The error for a connection that went away mid-command. */
+  lost: (why: string) => SmolError;
+}
+
+export class SshExecProcess implements ExecHandle {
+  pid = 0;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly stdin: Writable | null;
+  readonly started = deferred<void>();
+  private readonly result = deferred<ExecResult>();
+  private readonly t0 = performance.now();
+  private exit: { code: number | null; signal: string | null } | undefined;
+  private timedOut = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private pendingSignals: string[] = [];
+  private done = false;
+
+  constructor(
+    private readonly channel: ClientChannel,
+    private readonly options: SshExecOptions,
+  ) {
+    const tap = new FirstLineTap((line) => this.onMarker(line));
+    if (options.pty) {
+      this.stdout = channel.pipe(tap);
+      this.stderr = new PassThrough();
+      (this.stderr as PassThrough).end();
+      channel.stderr.resume();
+    } else {
+      this.stdout = channel.pipe(new PassThrough());
+      this.stderr = channel.stderr.pipe(tap);
+    }
+    if (options.stdin || options.pty) {
+      this.stdin = new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          if (channel.write(chunk)) cb();
+          else channel.once("drain", () => cb());
+        },
+        final: (cb) => {
+          if (!options.pty) channel.end();
+          cb();
+        },
+      });
+    } else {
+      this.stdin = null;
+      channel.end();
+    }
+    channel.on("exit", (code: number | null, signal?: string) => {
+      this.exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
+    });
+    channel.on("close", () => this.onClose());
+    if (options.timeoutMs !== undefined) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.kill();
+      }, options.timeoutMs);
+    }
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = () => this.abort(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.result.promise.finally(() => signal.removeEventListener("abort", onAbort)).catch(() => {});
+    }
+  }
+
+  private onMarker(line: string | null): void {
+    const marker = line === null ? undefined : parseMarker(line);
+    if (marker !== undefined && "pid" in marker) {
+      this.pid = marker.pid;
+      this.started.resolve();
+      for (const signal of this.pendingSignals.splice(0)) this.signal(signal);
+      return;
+    }
+    if (marker !== undefined && "noCwd" in marker) {
+      this.started.reject(new NotFoundError(`Cannot run the command: the working directory "${this.options.cwd}" does not exist in the sandbox`, {
+        hint: "create it first, or pass another cwd",
+      }));
+      return;
+    }
+    this.started.reject(new SmolError("COMMAND_FAILED", `Cannot run the command over SSH: the remote shell did not start it${line ? ` (${line})` : ""}`));
+  }
+
+  private onClose(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    const exit = this.exit;
+    if (exit === undefined) {
+      const error = this.options.lost("the connection closed before the command finished");
+      this.started.reject(error);
+      this.result.reject(error);
+      return;
+    }
+    this.started.reject(new SmolError("COMMAND_FAILED", "Cannot run the command over SSH: it ended before it started"));
+    this.result.resolve({
+      exitCode: exit.code,
+      signal: exit.signal,
+      timedOut: this.timedOut,
+      durationMs: Math.round(performance.now() - this.t0),
+    });
+  }
+
+  /** Ends the handle locally: the command is killed and wait() rejects with the reason. */
+  private abort(reason: unknown): void {
+    if (this.done) return;
+    this.kill();
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.started.reject(reason);
+    this.result.reject(reason);
+    this.channel.close();
+  }
+
+  signal(signal: string | number): void {
+    const name = killSignal(signal);
+    if (name === undefined) throw new InvalidInputError(`Invalid signal ${JSON.stringify(signal)}`, { hint: 'use a name such as "TERM" or a number' });
+    if (this.pid === 0) {
+      this.pendingSignals.push(name);
+      return;
+    }
+    if (this.exit !== undefined) return;
+    void this.options.sendSignal(this.pid, name).catch(() => {});
+  }
+
+  kill(): void {
+    this.signal("KILL");
+  }
+
+  resize(rows: number, cols: number): void {
+    if (this.options.pty) this.channel.setWindow(rows, cols, 0, 0);
+  }
+
+  wait(): Promise<ExecResult> {
+    return this.result.promise;
+  }
+}
+
+/** Collects a started command's output and status, feeding `stdin` when given. */
+export async function collect(handle: ExecHandle, options: Pick<RunOptions, "stdin">): Promise<RunResult<string>> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const drained = (stream: Readable, into: Buffer[]) =>
+    new Promise<void>((resolve) => {
+      stream.on("data", (chunk: Buffer) => into.push(chunk));
+      stream.once("end", resolve);
+      stream.once("close", resolve);
+      stream.once("error", () => resolve());
+    });
+  const outDone = drained(handle.stdout, out);
+  const errDone = drained(handle.stderr, err);
+  if (handle.stdin && options.stdin !== undefined) {
+    const stdin = handle.stdin;
+    stdin.on("error", () => {});
+    const input = options.stdin;
+    if (input instanceof Readable) input.pipe(stdin);
+    else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
+  }
+  const result = await handle.wait();
+  await Promise.all([outDone, errDone]);
+  return { ...result, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
+}

@@ -1,0 +1,115 @@
+/**
+ * The supervisor's SSH set-up, run in the background after every boot once the agent answers
+ * (never on the readiness path): it injects the sandbox's host key and the host's user key
+ * through the agent, starts sshd if the image has one, waits until it listens, pins the host key
+ * in `vms/<id>/known_hosts`, and records the outcome in `vms/<id>/ssh.json`.
+ *
+ * The agent itself starts sshd at its first HELLO when the image has a host key: on a sandbox's
+ * second and later boots the key injected before is on disk, so sshd may already run with it.
+ * The key is rewritten (and sshd restarted) only when the guest's copy differs from ours.
+ */
+import type { AgentClient } from "../agent/client.ts";
+import { logEvent } from "../log.ts";
+import type { VmRecord } from "../state/vms.ts";
+import { ensureHostKey, ensureUserKey, writeKnownHosts } from "./keys.ts";
+import { readSshState, sshEndpoint, writeSshState } from "./ssh-state.ts";
+
+const SSHD = "/usr/sbin/sshd";
+const GUEST_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
+
+/** Prints whether sshd exists and the guest's current ed25519 host public key, if any. */
+const PROBE = `if [ -x ${SSHD} ]; then echo sshd=yes; else echo sshd=no; fi; cat ${GUEST_HOST_KEY}.pub 2>/dev/null; exit 0`;
+
+/**
+ * Authorizes $SMOLVM_USER_KEY for root (keeping keys the user added), (re)starts sshd and waits
+ * until something listens on port 22. sshd daemonizes before it binds, hence the wait.
+ */
+const SETUP = `
+set -u
+mkdir -p /root/.ssh && chmod 700 /root/.ssh || exit 1
+keys=/root/.ssh/authorized_keys
+touch "$keys" && chmod 600 "$keys" || exit 1
+grep -qxF -- "$SMOLVM_USER_KEY" "$keys" || printf '%s\\n' "$SMOLVM_USER_KEY" >> "$keys" || exit 1
+mkdir -p /run/sshd && chmod 755 /run/sshd
+# Builtins only: under emulation every fork costs tens of milliseconds.
+sshd_pids() { for d in /proc/[0-9]*; do read -r comm < "$d/comm" 2>/dev/null && [ "$comm" = sshd ] && echo "\${d#/proc/}"; done; }
+listening() { grep -qE ':0016 0+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+if [ "$SMOLVM_RESTART" = 1 ]; then
+  pids=$(sshd_pids)
+  [ -n "$pids" ] && kill $pids 2>/dev/null
+  i=0; while listening && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+fi
+if [ -z "$(sshd_pids)" ]; then ${SSHD} || exit 1; fi
+i=0
+while ! listening; do
+  i=$((i+1))
+  if [ $i -gt 600 ]; then echo "sshd did not listen on port 22 within 30 s" >&2; exit 1; fi
+  sleep 0.05
+done
+`;
+
+/** Runs the set-up once for this boot; never throws (the outcome goes to ssh.json and the log). */
+export async function provisionSsh(vm: VmRecord, vmmPid: number, connect: () => Promise<AgentClient>): Promise<void> {
+  const existing = readSshState(vm.id);
+  if (existing !== undefined && existing.vmmPid === vmmPid && existing.state !== "pending") return; // a re-attach: done already
+  const started = Date.now();
+  const endpoint = sshEndpoint(vm);
+  let client: AgentClient | undefined;
+  const steps: Record<string, number> = {};
+  const step = (name: string) => (steps[name] = Date.now() - started);
+  try {
+    writeSshState(vm.id, { state: "pending", vmmPid });
+    if (endpoint === undefined) {
+      writeSshState(vm.id, { state: "unavailable", reason: "it has no SSH endpoint (its network mode is \"none\")", vmmPid });
+      return;
+    }
+    client = await connect();
+    step("connected");
+    const probe = await client.run(PROBE, { timeoutMs: 30_000 });
+    const [found, ...rest] = probe.stdout.split("\n");
+    if (found !== "sshd=yes") {
+      writeSshState(vm.id, {
+        state: "unavailable",
+        reason: `its image "${vm.config.image}" has no SSH server (${SSHD})`,
+        hint: "use an image with openssh-server (--image debian), or the agent channel (--comm-channel vsock or auto)",
+        vmmPid,
+      });
+      return;
+    }
+    step("probed");
+    const [user, host] = await Promise.all([ensureUserKey(), ensureHostKey(vm.id, vm.name)]);
+    step("keys");
+    await writeKnownHosts(vm.id, endpoint.host, endpoint.port, host.publicKey);
+    const changed = keyBlob(rest.join("\n")) !== keyBlob(host.publicKey);
+    if (changed) {
+      await client.writeFile(GUEST_HOST_KEY, host.privateKey, { mode: 0o600, mkdirParents: true, timeoutMs: 30_000 });
+      await client.writeFile(`${GUEST_HOST_KEY}.pub`, `${host.publicKey}\n`, { mode: 0o644, timeoutMs: 30_000 });
+    }
+    step("written");
+    const setup = await client.run(SETUP, {
+      env: { SMOLVM_USER_KEY: user.publicKey, SMOLVM_RESTART: changed ? "1" : "0" },
+      timeoutMs: 60_000,
+    });
+    if (setup.exitCode !== 0) {
+      const why = setup.stderr.trim().split("\n").slice(-3).join(" | ") || `exit status ${setup.exitCode ?? setup.signal}`;
+      throw new Error(`starting sshd failed: ${why}`);
+    }
+    writeSshState(vm.id, { state: "ready", vmmPid, setupMs: Date.now() - started });
+    logEvent("info", "ssh ready", { vm: vm.id, setupMs: Date.now() - started, hostKeyWritten: changed, steps });
+  } catch (thrown) {
+    const message = thrown instanceof Error ? thrown.message : String(thrown);
+    logEvent("error", `supervisor: SSH set-up failed: ${message}`, { vm: vm.id, stack: thrown instanceof Error ? thrown.stack : undefined });
+    try {
+      writeSshState(vm.id, { state: "failed", reason: `SSH set-up failed: ${message}`, vmmPid });
+    } catch {
+      // The sandbox is being deleted: nobody will ask.
+    }
+  } finally {
+    await client?.close();
+  }
+}
+
+/** The type and base64 blob of a public key line, without its comment. */
+function keyBlob(line: string): string {
+  return line.trim().split(/\s+/).slice(0, 2).join(" ");
+}
