@@ -100,7 +100,8 @@ async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?:
 
 async function interactiveShell(vm: SmolVM): Promise<number> {
   const stdin = process.stdin;
-  const size = () => ({ rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 });
+  // A terminal that reports no size (0x0, as under `script`) gets the classic 80x24.
+  const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
   const proc = await vm.exec("if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi", {
     stdin: true,
     pty: { ...size(), term: process.env.TERM ?? "xterm-256color" },

@@ -3,10 +3,11 @@
  * PID 1, driven through the CLI the way a user would.
  */
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/vms.ts";
-import { envelope, runCli } from "../helpers/cli.ts";
+import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 
 setDefaultTimeout(120_000);
@@ -156,4 +157,53 @@ describe("faults", () => {
     expect(record("mute")).toBeUndefined();
     expect(readdirSync(paths.vmsDir()).length).toBe(dirsBefore);
   });
+});
+
+describe("debian image", () => {
+  test("create, exec, stop, start, exec, delete on the default image", async () => {
+    await create("deb", ["--image", "debian"]);
+    const first = await runCli(["exec", "deb", "--", "bash", "-c", "echo kept > /root/note; . /etc/os-release; echo $ID; python3 -c 'print(6*7)'"]);
+    expect(first.stdout).toBe("debian\n42\n");
+    expect((await runCli(["stop", "deb"])).code).toBe(0);
+    expect((await runCli(["start", "deb"])).code).toBe(0);
+    expect((await runCli(["exec", "deb", "--", "cat", "/root/note"])).stdout).toBe("kept\n");
+    expect((await runCli(["delete", "deb"])).code).toBe(0);
+  });
+});
+
+describe("shell and logs", () => {
+  test("shell gives an interactive terminal and passes the exit status on", async () => {
+    await create("tty");
+    // `script` gives the CLI a real terminal, as a person's would be.
+    const line = `${process.execPath} ${repoRoot}/main.ts shell tty`;
+    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn("script", ["-qec", line, "/dev/null"], { env: { ...process.env, TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (chunk) => (out += chunk));
+      // Type into the guest shell once it has had time to start, like a person would.
+      setTimeout(() => child.stdin.write("tty; echo \"cols=$(stty size)\"; exit 3\r"), 3_000);
+      child.on("close", (code) => resolve({ code, out }));
+    });
+    expect(result.out).toContain("/dev/pts/");
+    expect(result.out).toMatch(/cols=\d+ \d+/);
+    expect(result.code).toBe(3);
+  });
+
+  test("logs shows the console, --tail limits it", async () => {
+    const all = await runCli(["logs", "tty"]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain("smolvm-agent: ready");
+    const tail = await runCli(["logs", "tty", "--tail", "1"]);
+    expect(tail.stdout.trim().split("\n").length).toBe(1);
+    expect((await runCli(["delete", "tty"])).code).toBe(0);
+  });
+});
+
+test("setup finds the packages, kernel and image in place", async () => {
+  const result = await runCli(["setup", "--image", "base", "--json"]);
+  expect(result.code).toBe(0);
+  const data = envelope(result).data;
+  expect(data.kernel).toContain("vmlinux");
+  expect(data.image).toContain("rootfs.ext4");
+  expect(Array.isArray(data.packages.installed)).toBe(true);
 });
