@@ -14,7 +14,7 @@ import { SmolVM } from "../../lib/smolvm.ts";
 import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/vms.ts";
 import { envelope, runCli, type CliResult } from "../helpers/cli.ts";
-import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
+import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 
 setDefaultTimeout(120_000);
 
@@ -277,6 +277,27 @@ describe("pause and resume", () => {
       await waitUntil(async () => (await counter()) >= after + 3, 10_000, "the counter to advance after resume");
       expect((await vm.readFile("/root/sdk/a.txt")).toString()).toBe("from a string\n");
     });
+  });
+
+  test("a paused sandbox whose supervisor was killed stays paused, and resume re-attaches and thaws it", async () => {
+    expect((await runCli(["pause", NAME])).code).toBe(0);
+    const store = StateStore.open();
+    const before = (() => {
+      try {
+        return store.getVm(NAME);
+      } finally {
+        store.close();
+      }
+    })();
+    process.kill(before.supervisorPid!, "SIGKILL");
+    await waitUntil(() => !processesMatching(`__supervise ${before.id}`).length, 5_000, "the supervisor to die");
+    expect(envelope(await runCli(["info", NAME, "--json"])).data.status).toBe("paused");
+    const resumed = await runCli(["resume", NAME, "--json"]);
+    expect(resumed.code).toBe(0);
+    expect(envelope(resumed).data).toMatchObject({ status: "running", vmmPid: before.vmmPid });
+    expect(envelope(resumed).data.supervisorPid).not.toBe(before.supervisorPid);
+    const first = Number(await sh("cat /tmp/c"));
+    await waitUntil(async () => Number(await sh("cat /tmp/c")) > first, 10_000, "the counter to advance");
   });
 
   test("pause and resume of a running or paused sandbox are idempotent, and stop works while paused", async () => {
