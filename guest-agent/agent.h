@@ -153,6 +153,7 @@ int exec_child_exited(pid_t pid, int status);
 
 /* envstore.c */
 void envstore_load(void);
+void envstore_refresh(void);
 size_t envstore_count(void);
 const char *envstore_name(size_t i);
 const char *envstore_value(size_t i);

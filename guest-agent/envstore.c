@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -26,6 +27,18 @@ typedef struct {
 } varset_t;
 
 static varset_t g_env;
+
+/* The env file as g_env last matched it. Another writer (the host's SSH channel rewrites the file
+ * over SFTP) replaces it by rename; envstore_refresh notices and reloads before the next use. */
+static struct {
+    int exists;
+    struct stat st;
+} g_seen;
+
+static void seen(const struct stat *st) {
+    g_seen.exists = st != NULL;
+    if (st) g_seen.st = *st;
+}
 
 size_t envstore_count(void) { return g_env.n; }
 const char *envstore_name(size_t i) { return g_env.v[i].name; }
@@ -183,6 +196,8 @@ static void parse(const char *p, const char *end, varset_t *vs) {
 void envstore_load(void) {
     int fd = open(g_cfg.env_file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
+    struct stat st;
+    seen(fstat(fd, &st) == 0 ? &st : NULL);
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -252,12 +267,31 @@ static void commit(session_t *s, uint32_t id, varset_t *next) {
         return;
     }
     free(text);
+    struct stat st;
+    seen(stat(g_cfg.env_file, &st) == 0 ? &st : NULL);
     set_free(&g_env);
     g_env = *next;
     reply_vars(s, id);
 }
 
+/* Reloads the set if the file changed (or vanished) since it was last read or written. */
+void envstore_refresh(void) {
+    struct stat st;
+    int exists = stat(g_cfg.env_file, &st) == 0;
+    if (exists == g_seen.exists &&
+        (!exists || (st.st_dev == g_seen.st.st_dev && st.st_ino == g_seen.st.st_ino && st.st_size == g_seen.st.st_size &&
+                     st.st_mtim.tv_sec == g_seen.st.st_mtim.tv_sec && st.st_mtim.tv_nsec == g_seen.st.st_mtim.tv_nsec)))
+        return;
+    if (!exists) {
+        set_free(&g_env);
+        seen(NULL);
+        return;
+    }
+    envstore_load();
+}
+
 void op_env_set(session_t *s, uint32_t id, const jdoc_t *doc) {
+    envstore_refresh();
     int iv = json_find(doc, 0, "vars");
     if (iv < 0 || doc->nodes[iv].type != JT_OBJECT) {
         reply_error(s, id, "BAD_REQUEST", "env.set needs a \"vars\" object");
@@ -287,6 +321,7 @@ void op_env_set(session_t *s, uint32_t id, const jdoc_t *doc) {
 }
 
 void op_env_unset(session_t *s, uint32_t id, const jdoc_t *doc) {
+    envstore_refresh();
     int in = json_find(doc, 0, "names");
     if (in < 0 || doc->nodes[in].type != JT_ARRAY) {
         reply_error(s, id, "BAD_REQUEST", "env.unset needs a \"names\" array");
@@ -308,5 +343,6 @@ void op_env_unset(session_t *s, uint32_t id, const jdoc_t *doc) {
 
 void op_env_list(session_t *s, uint32_t id, const jdoc_t *doc) {
     (void)doc;
+    envstore_refresh();
     reply_vars(s, id);
 }

@@ -403,6 +403,7 @@ void op_exec(session_t *s, uint32_t id, const jdoc_t *doc) {
     env_put(&env, "SHELL", "/bin/sh");
     env_put(&env, "LANG", "C.UTF-8");
     if (ip >= 0) env_put(&env, "TERM", term);
+    envstore_refresh();
     for (size_t i = 0; i < envstore_count(); i++) env_put(&env, envstore_name(i), envstore_value(i));
     if (ie >= 0) {
         int bad = doc->nodes[ie].type != JT_OBJECT;
