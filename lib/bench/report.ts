@@ -1,0 +1,179 @@
+/**
+ * What `smolvm bench` measures and the shape of its report: the phase catalogue (one entry per
+ * thing timed, floors included), and the zod schema of the JSON document, which the tests and
+ * any consumer of `smolvm bench --json` can validate against. Pure.
+ *
+ * Every phase is always present in a report, in catalogue order: a phase that could not be
+ * measured has no samples and says why in `unavailable`, so a missing number is never silent.
+ */
+import { z } from "zod";
+import { summarize, type Stats } from "./stats.ts";
+
+export type Unit = "ms" | "MB/s" | "MiB";
+/** `phase`: something smolvm does; `floor`: the least the same machine can do, measured alike. */
+export type PhaseKind = "phase" | "floor";
+export type Path = "sdk" | "agent" | "ssh" | "sftp" | "scp" | "cli" | "qemu" | "guest" | "virtio-serial" | "host";
+
+export interface PhaseDef {
+  id: string;
+  label: string;
+  unit: Unit;
+  kind: PhaseKind;
+  /** Which road the measurement takes. */
+  path: Path;
+}
+
+function def(id: string, label: string, unit: Unit, kind: PhaseKind, path: Path): PhaseDef {
+  return { id, label, unit, kind, path };
+}
+
+/** Every phase, in the order reports list them. */
+export const PHASES: readonly PhaseDef[] = [
+  def("create", "create (SDK call until the agent answers)", "ms", "phase", "sdk"),
+  def("launch", "launch (start a stopped sandbox)", "ms", "phase", "sdk"),
+  def("first-command.agent", "first command after create, agent (connect + exec true)", "ms", "phase", "agent"),
+  def("create-to-first-command.agent", "create -> first command result, agent", "ms", "phase", "agent"),
+  def("first-command.ssh", "first command after create, SSH (connect + auth + exec true)", "ms", "phase", "ssh"),
+  def("create-to-first-command.ssh", "create -> first command result, SSH", "ms", "phase", "ssh"),
+  def("warm-command.agent", "warm command, agent (exec true)", "ms", "phase", "agent"),
+  def("warm-command.ssh", "warm command, SSH (exec true)", "ms", "phase", "ssh"),
+  def("warm-command.cli", "warm command, CLI (`smolvm exec` process)", "ms", "phase", "cli"),
+  def("upload.agent", "upload, agent writeFile", "MB/s", "phase", "agent"),
+  def("download.agent", "download, agent readFile", "MB/s", "phase", "agent"),
+  def("upload.sftp", "upload, SFTP", "MB/s", "phase", "sftp"),
+  def("download.sftp", "download, SFTP", "MB/s", "phase", "sftp"),
+  def("upload.scp", "upload, system scp", "MB/s", "phase", "scp"),
+  def("download.scp", "download, system scp", "MB/s", "phase", "scp"),
+  def("stop", "stop (caller-visible)", "ms", "phase", "sdk"),
+  def("stop.freed", "stop, until VMM and supervisor are gone", "ms", "phase", "sdk"),
+  def("delete", "delete a running sandbox (caller-visible)", "ms", "phase", "sdk"),
+  def("delete.freed", "delete, until processes, directory and row are gone", "ms", "phase", "sdk"),
+  def("sandboxes.sequential", "N sandboxes one after another (create + first command each)", "ms", "phase", "sdk"),
+  def("sandboxes.concurrent", "N sandboxes at once (create + first command each)", "ms", "phase", "sdk"),
+  def("memory.qemu", "host memory per sandbox: QEMU RSS", "MiB", "phase", "host"),
+  def("memory.supervisor", "host memory per sandbox: supervisor RSS", "MiB", "phase", "host"),
+  def("floor.qemu", "floor: QEMU start + QMP quit", "ms", "floor", "qemu"),
+  def("floor.boot", "floor: boot to an init that prints a line", "ms", "floor", "qemu"),
+  def("floor.ping", "floor: agent ping round trip", "ms", "floor", "agent"),
+  def("floor.fork-exec", "floor: fork/exec of true, timed in the guest", "ms", "floor", "guest"),
+  def("floor.channel-upload", "floor: raw virtio-serial, host -> guest", "MB/s", "floor", "virtio-serial"),
+  def("floor.channel-download", "floor: raw virtio-serial, guest -> host", "MB/s", "floor", "virtio-serial"),
+];
+
+export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);
+
+const statsSchema = z.object({
+  n: z.number().int().positive(),
+  min: z.number(),
+  mean: z.number(),
+  p50: z.number(),
+  p90: z.number(),
+  p99: z.number(),
+  max: z.number(),
+});
+
+export const phaseResultSchema = z.object({
+  id: z.string(),
+  label: z.string(),
+  unit: z.enum(["ms", "MB/s", "MiB"]),
+  kind: z.enum(["phase", "floor"]),
+  path: z.string(),
+  /** Every sample, in the order taken. */
+  samples: z.array(z.number()),
+  stats: statsSchema.nullable(),
+  /** Why there are no samples ("unavailable: ..."), or null. */
+  unavailable: z.string().nullable(),
+  /** Facts about how it was measured, and totals (e.g. wall time of N concurrent creates). */
+  notes: z.array(z.string()),
+  extra: z.record(z.string(), z.union([z.number(), z.string()])),
+});
+export type PhaseResult = z.infer<typeof phaseResultSchema>;
+
+export const ratioSchema = z.object({
+  id: z.string(),
+  label: z.string(),
+  /** value = p50(numerator) / sum of p50(denominator). */
+  numerator: z.string(),
+  denominator: z.array(z.string()),
+  value: z.number().nullable(),
+});
+export type Ratio = z.infer<typeof ratioSchema>;
+
+export const targetSchema = z.object({
+  id: z.string(),
+  label: z.string(),
+  /** What the value is: a ratio ("x") or a duration ("ms"). */
+  unit: z.enum(["x", "ms"]),
+  comparison: z.enum(["<=", ">="]),
+  limit: z.number(),
+  value: z.number().nullable(),
+  /** null: not measurable in this run (see why). */
+  met: z.boolean().nullable(),
+  why: z.string().nullable(),
+});
+export type Target = z.infer<typeof targetSchema>;
+
+export const machineSchema = z.object({
+  cpuModel: z.string(),
+  cores: z.number(),
+  memoryMiB: z.number(),
+  hostKernel: z.string(),
+  os: z.string(),
+  qemuVersion: z.string(),
+  accel: z.string(),
+  accelReason: z.string(),
+  runtime: z.string(),
+  smolvmVersion: z.string(),
+  guestKernel: z.string(),
+  image: z.string(),
+  loadAverage: z.object({ start: z.array(z.number()), end: z.array(z.number()) }),
+});
+export type Machine = z.infer<typeof machineSchema>;
+
+export const spanSchema = z.object({ name: z.string(), ms: z.number().nullable(), note: z.string() });
+export type Span = z.infer<typeof spanSchema>;
+
+export const benchReportSchema = z.object({
+  schema: z.literal(1),
+  startedAt: z.string(),
+  durationMs: z.number(),
+  options: z.object({ vms: z.number(), runs: z.number(), image: z.string(), transferMiB: z.number(), floorRuns: z.number() }),
+  machine: machineSchema,
+  phases: z.array(phaseResultSchema),
+  ratios: z.array(ratioSchema),
+  targets: z.array(targetSchema),
+  /** Where the time of the slow phases goes, from timestamps the run collected. */
+  profile: z.object({
+    createBreakdown: z.array(spanSchema),
+    warmCommandBreakdown: z.array(spanSchema),
+    /** Whether the floors' QEMU argv equals a real sandbox's, paths aside. */
+    floorFlags: z.object({ match: z.boolean().nullable(), differences: z.array(z.string()) }),
+  }),
+  warnings: z.array(z.string()),
+});
+export type BenchReport = z.infer<typeof benchReportSchema>;
+
+/** A phase's result from its samples, or marked unavailable with the reason. */
+export function phaseResult(
+  id: string,
+  samples: readonly number[],
+  options: { unavailable?: string; notes?: string[]; extra?: Record<string, number | string> } = {},
+): PhaseResult {
+  const phase = PHASES.find((p) => p.id === id);
+  if (phase === undefined) throw new RangeError(`unknown benchmark phase "${id}"`);
+  const stats: Stats | null = summarize(samples);
+  const unavailable = options.unavailable ?? (stats === null ? "unavailable: not measured in this run" : null);
+  return {
+    ...phase,
+    samples: [...samples],
+    stats,
+    unavailable: unavailable === null || unavailable.startsWith("unavailable:") ? unavailable : `unavailable: ${unavailable}`,
+    notes: options.notes ?? [],
+    extra: options.extra ?? {},
+  };
+}
+
+/** The p50 of a phase in a list of results, or undefined when it has none. */
+export function p50Of(phases: readonly PhaseResult[], id: string): number | undefined {
+  return phases.find((p) => p.id === id)?.stats?.p50;
+}

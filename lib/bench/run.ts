@@ -1,0 +1,271 @@
+/**
+ * `smolvm bench`: one run that measures every phase of a sandbox's life and, on the same
+ * machine with the same kernel, image and QEMU flags, the floors those phases are judged by.
+ *
+ * Order: floors first (QEMU start + quit, floor boots, the raw channel), then one sandbox
+ * through its whole life (create, first command, ping, warm commands, fork/exec floor, CLI, SSH,
+ * files, stop, launch, delete), then N sandboxes one after another and N at once. Every sandbox
+ * the run creates is deleted at the end, also on failure or Ctrl-C (the abort signal).
+ */
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { qemuBackend } from "../backends/qemu.ts";
+import { DEFAULT_IMAGE, parseVmConfig } from "../config.ts";
+import { InvalidInputError, SmolError } from "../errors.ts";
+import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../images/index.ts";
+import { hostGuestArch } from "../kernel/arch.ts";
+import { ensureKernel } from "../kernel/build.ts";
+import type { SmolVM } from "../smolvm.ts";
+import { Collector } from "./_collect.ts";
+import { measureAgent, measureSsh } from "./_running.ts";
+import { createAndFirstCommand, sandboxMemory, timedDelete, timedStart, timedStop, type CreatedSandbox } from "./_sandbox.ts";
+import { floorArgv, floorBoot, floorSpec, qemuStartQuit, rawChannel, rawChannelInit, type FloorVm } from "./floors.ts";
+import { describeMachine, loadAverage } from "./machine.ts";
+import { compareArgv, createSpans, normalizeArgv, warmSpans, type CreateTiming } from "./profile.ts";
+import { p50Of, type BenchReport } from "./report.ts";
+import { computeRatios, evaluateTargets } from "./targets.ts";
+
+export interface BenchOptions {
+  /** Sandboxes in the sequential and in the concurrent phase. */
+  vms: number;
+  /** Samples of each warm-command and ping phase (at least 200 for a report worth quoting). */
+  runs: number;
+  image: string;
+  /** Size of each file transfer (and of the raw channel floor's stream). */
+  transferMiB: number;
+  /** Samples of each boot-sized floor. */
+  floorRuns: number;
+  signal?: AbortSignal;
+  /** What the run is doing now, with a fraction of that step when known. */
+  onProgress?: (step: string, fraction?: number) => void;
+  /** Per-phase lines for -v. */
+  log?: (line: string) => void;
+}
+
+export const BENCH_DEFAULTS: Omit<BenchOptions, "signal" | "onProgress" | "log"> = {
+  vms: 2,
+  runs: 200,
+  image: DEFAULT_IMAGE,
+  transferMiB: 16,
+  floorRuns: 5,
+};
+
+const BOOT_TIMEOUT_MS = 60_000;
+
+function checkOptions(o: BenchOptions): void {
+  const bad = (what: string, hint: string) => new InvalidInputError(`Cannot run the benchmark: ${what}`, { hint });
+  if (!Number.isInteger(o.vms) || o.vms < 1 || o.vms > 32) throw bad(`--vms must be 1 to 32, got ${o.vms}`, "e.g. --vms 2");
+  if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 100_000) throw bad(`--runs must be 1 to 100000, got ${o.runs}`, "e.g. --runs 200");
+  if (!Number.isInteger(o.transferMiB) || o.transferMiB < 1 || o.transferMiB > 256) throw bad(`the transfer size must be 1 to 256 MiB, got ${o.transferMiB}`, "e.g. 16");
+  if (!Number.isInteger(o.floorRuns) || o.floorRuns < 1 || o.floorRuns > 100) throw bad(`floor runs must be 1 to 100, got ${o.floorRuns}`, "e.g. 5");
+}
+
+export async function runBench(input: Partial<BenchOptions> = {}): Promise<BenchReport> {
+  const o: BenchOptions = { ...BENCH_DEFAULTS, ...input };
+  checkOptions(o);
+  const log = o.log ?? (() => {});
+  const step = (text: string, fraction?: number) => o.onProgress?.(text, fraction);
+  const started = Date.now();
+  const startedAt = new Date(started).toISOString();
+  const loadStart = loadAverage();
+  const c = new Collector(log, o.signal);
+  const live = new Set<SmolVM>();
+  const scratch = await mkdtemp(join(tmpdir(), "smolvm-bench-"));
+  const tag = randomBytes(2).toString("hex");
+  const timings: CreateTiming[] = [];
+  let floorFlags: BenchReport["profile"]["floorFlags"] = { match: null, differences: [] };
+  let facts = { agentDurations: [] as number[], guestForkExecMs: undefined as number | undefined, cliStartupMs: [] as number[] };
+
+  try {
+    step("preparing the kernel and images");
+    const arch = hostGuestArch();
+    const kernelPath = await ensureKernel(arch);
+    const image = await ensureImage(o.image, { arch });
+    const floorImage = await ensureFloorImage({ arch });
+    const probe = await qemuBackend.probe(arch);
+    if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
+    const config = parseVmConfig({ image: o.image });
+    const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };
+    const machine = await describeMachine({ arch, kernelPath, imagePath: image.path, image: o.image });
+
+    // ---- floors
+    log("floors");
+    let bootSpecArgv: { argv: string[]; dir: string } | undefined;
+    for (let i = 0; i < o.floorRuns; i++) {
+      o.signal?.throwIfAborted();
+      step("floors: QEMU start + quit, floor boot", i / o.floorRuns);
+      await c.attempt(["floor.qemu"], async () => {
+        c.add("floor.qemu", await qemuStartQuit(await floorSpec(floorVm, join(scratch, `qemu-${i}`), floorImage.path)));
+      });
+      await c.attempt(["floor.boot"], async () => {
+        const dir = join(scratch, `boot-${i}`);
+        const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
+        bootSpecArgv ??= { argv: floorArgv(spec), dir };
+        c.add("floor.boot", await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS));
+      });
+    }
+    c.report("floor.qemu");
+    c.report("floor.boot");
+    const bytes = o.transferMiB * 2 ** 20;
+    await c.attempt(["floor.channel-upload", "floor.channel-download"], async () => {
+      for (let i = 0; i < 2; i++) {
+        step("floors: raw virtio-serial channel", i / 2);
+        const spec = await floorSpec(floorVm, join(scratch, `raw-${i}`), image.path, rawChannelInit(bytes));
+        const raw = await rawChannel(spec, bytes, BOOT_TIMEOUT_MS + 120_000);
+        c.add("floor.channel-upload", raw.uploadMBps);
+        c.add("floor.channel-download", raw.downloadMBps);
+      }
+      for (const id of ["floor.channel-upload", "floor.channel-download"]) {
+        c.note(id, `2 boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd 32 KiB writes, head reads)`);
+        c.report(id);
+      }
+    });
+
+    // ---- one sandbox through its whole life
+    o.signal?.throwIfAborted();
+    log("one sandbox, start to end");
+    step("creating a sandbox");
+    const track = (vm: SmolVM) => live.add(vm);
+    const main = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-main`, track });
+    recordCreate(c, main, timings);
+    await recordMemory(c, main.vm);
+    floorFlags = compareFlags(main.vm, bootSpecArgv, await main.vm.info());
+
+    await measureSsh(main.vm, c, { ...running(o, scratch, step), calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
+    const { connectSupervisor } = await import("../supervisor/client.ts");
+    const client = await connectSupervisor(main.vm.id);
+    try {
+      const agentFacts = await measureAgent(main.vm, client, c, running(o, scratch, step));
+      facts = { ...agentFacts, guestForkExecMs: p50Of(c.phases(), "floor.fork-exec") };
+    } finally {
+      await client.close();
+    }
+    await lifeEnd(c, main.vm, live, step, true);
+
+    // ---- N sandboxes, one after another, then all at once
+    log(`${o.vms} sandboxes one after another`);
+    const sequential: CreatedSandbox[] = [];
+    for (let i = 0; i < o.vms; i++) {
+      o.signal?.throwIfAborted();
+      step(`${o.vms} sandboxes one after another`, i / o.vms);
+      const made = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-s${i + 1}`, track });
+      sequential.push(made);
+      recordCreate(c, made, timings);
+      c.add("sandboxes.sequential", made.toFirstCommandMs);
+      await recordMemory(c, made.vm);
+    }
+    c.extra("sandboxes.sequential", "sandboxes", o.vms);
+    c.extra("sandboxes.sequential", "totalMs", sequential.reduce((sum, s) => sum + s.toFirstCommandMs, 0));
+    c.report("sandboxes.sequential");
+    for (const made of sequential) await lifeEnd(c, made.vm, live, step, true);
+
+    log(`${o.vms} sandboxes at once`);
+    step(`${o.vms} sandboxes at once`);
+    const wallStart = performance.now();
+    const concurrent = await Promise.all(
+      Array.from({ length: o.vms }, (_, i) => createAndFirstCommand({ image: o.image, name: `bench-${tag}-c${i + 1}`, track })),
+    );
+    c.extra("sandboxes.concurrent", "sandboxes", o.vms);
+    c.extra("sandboxes.concurrent", "wallMs", performance.now() - wallStart);
+    for (const made of concurrent) {
+      c.add("sandboxes.concurrent", made.toFirstCommandMs);
+      await recordMemory(c, made.vm);
+    }
+    c.report("sandboxes.concurrent");
+    for (const made of concurrent) await lifeEnd(c, made.vm, live, step, false);
+
+    c.note("create", "SDK create() of the first sandbox and of each sequential one");
+    const phases = c.phases();
+    const report: BenchReport = {
+      schema: 1,
+      startedAt,
+      durationMs: Date.now() - started,
+      options: { vms: o.vms, runs: o.runs, image: o.image, transferMiB: o.transferMiB, floorRuns: o.floorRuns },
+      machine: { ...machine, loadAverage: { start: loadStart, end: loadAverage() } },
+      phases,
+      ratios: computeRatios(phases),
+      targets: evaluateTargets(phases),
+      profile: {
+        createBreakdown: createSpans(timings, p50Of(phases, "floor.boot")),
+        warmCommandBreakdown: warmSpans({
+          hostP50: p50Of(phases, "warm-command.agent"),
+          agentDurations: facts.agentDurations,
+          pingP50: p50Of(phases, "floor.ping"),
+          guestForkExecMs: facts.guestForkExecMs,
+          cliP50: p50Of(phases, "warm-command.cli"),
+          cliStartupP50: median(facts.cliStartupMs),
+        }),
+        floorFlags,
+      },
+      warnings: c.warnings,
+    };
+    return report;
+  } catch (error) {
+    if (o.signal?.aborted) {
+      throw new SmolError("COMMAND_FAILED", "The benchmark was interrupted", { hint: "every sandbox it created is deleted; run it again for numbers" });
+    }
+    throw error;
+  } finally {
+    for (const vm of live) await vm.delete().catch(() => {});
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function running(o: BenchOptions, scratchDir: string, step: (text: string, fraction?: number) => void) {
+  return { runs: o.runs, transferMiB: o.transferMiB, scratchDir, step, ...(o.signal === undefined ? {} : { signal: o.signal }) };
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function recordCreate(c: Collector, made: CreatedSandbox, timings: CreateTiming[]): void {
+  c.add("create", made.createMs);
+  c.add("first-command.agent", made.firstCommandMs);
+  c.add("create-to-first-command.agent", made.toFirstCommandMs);
+  timings.push(made.timing);
+  c.report("create-to-first-command.agent");
+}
+
+async function recordMemory(c: Collector, vm: SmolVM): Promise<void> {
+  const memory = await sandboxMemory(vm);
+  if (memory.qemu !== undefined) c.add("memory.qemu", memory.qemu);
+  if (memory.supervisor !== undefined) c.add("memory.supervisor", memory.supervisor);
+}
+
+/** Stop (and launch again, when `cycle`), then delete; every step timed. */
+async function lifeEnd(c: Collector, vm: SmolVM, live: Set<SmolVM>, step: (text: string) => void, cycle: boolean): Promise<void> {
+  if (cycle) {
+    step(`stopping and starting ${vm.name}`);
+    const stopped = await timedStop(vm);
+    c.add("stop", stopped.stopMs);
+    c.add("stop.freed", stopped.freedMs);
+    c.add("launch", await timedStart(vm));
+  }
+  step(`deleting ${vm.name}`);
+  const deleted = await timedDelete(vm);
+  live.delete(vm);
+  c.add("delete", deleted.deleteMs);
+  c.add("delete.freed", deleted.freedMs);
+}
+
+function compareFlags(
+  vm: SmolVM,
+  floor: { argv: string[]; dir: string } | undefined,
+  info: { vmmPid: number | null; dir: string },
+): BenchReport["profile"]["floorFlags"] {
+  if (floor === undefined || info.vmmPid === null) return { match: null, differences: ["not compared: no floor boot or no QEMU pid"] };
+  try {
+    const sandboxArgv = readFileSync(`/proc/${info.vmmPid}/cmdline`, "utf8").split("\0").filter((a) => a !== "").slice(1);
+    const differences = compareArgv(normalizeArgv(floor.argv, floor.dir), normalizeArgv(sandboxArgv, info.dir));
+    return { match: differences.length === 0, differences };
+  } catch (error) {
+    return { match: null, differences: [`not compared: cannot read the QEMU command line of "${vm.name}": ${(error as Error).message}`] };
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Ratios between phases and the project's performance targets, computed from a run's phase
+ * results. Pure: the same results always give the same verdicts, so the verdicts are tested
+ * without timing anything.
+ *
+ * Every ratio compares medians (p50) measured in the same run. Ratios are oriented so that the
+ * reader knows which way is good: `ours / floor` is 1 at best and grows with overhead;
+ * `SSH / agent` (latency) and `agent / SSH` (throughput) say how many times the agent wins.
+ */
+import { p50Of, type PhaseResult, type Ratio, type Target } from "./report.ts";
+
+interface RatioDef {
+  id: string;
+  label: string;
+  numerator: string;
+  denominator: string[];
+}
+
+export const RATIOS: readonly RatioDef[] = [
+  { id: "create/boot-floor", label: "create / boot floor", numerator: "create", denominator: ["floor.boot"] },
+  { id: "create-to-first-command/boot-floor", label: "create -> first command (agent) / boot floor", numerator: "create-to-first-command.agent", denominator: ["floor.boot"] },
+  { id: "launch/boot-floor", label: "launch / boot floor", numerator: "launch", denominator: ["floor.boot"] },
+  { id: "create-to-first-command-ssh/boot-floor", label: "create -> first command (SSH) / boot floor", numerator: "create-to-first-command.ssh", denominator: ["floor.boot"] },
+  { id: "warm-agent/ping+fork-exec", label: "warm command (agent) / (ping + guest fork/exec)", numerator: "warm-command.agent", denominator: ["floor.ping", "floor.fork-exec"] },
+  { id: "warm-ssh/warm-agent", label: "warm command: SSH / agent", numerator: "warm-command.ssh", denominator: ["warm-command.agent"] },
+  { id: "first-ssh/first-agent", label: "first command: SSH / agent", numerator: "first-command.ssh", denominator: ["first-command.agent"] },
+  { id: "warm-cli/warm-agent", label: "warm command: CLI process / SDK (agent)", numerator: "warm-command.cli", denominator: ["warm-command.agent"] },
+  { id: "upload-agent/channel", label: "upload: agent / raw channel", numerator: "upload.agent", denominator: ["floor.channel-upload"] },
+  { id: "download-agent/channel", label: "download: agent / raw channel", numerator: "download.agent", denominator: ["floor.channel-download"] },
+  { id: "upload-agent/sftp", label: "upload: agent / SFTP", numerator: "upload.agent", denominator: ["upload.sftp"] },
+  { id: "download-agent/sftp", label: "download: agent / SFTP", numerator: "download.agent", denominator: ["download.sftp"] },
+  { id: "upload-agent/scp", label: "upload: agent / scp", numerator: "upload.agent", denominator: ["upload.scp"] },
+  { id: "download-agent/scp", label: "download: agent / scp", numerator: "download.agent", denominator: ["download.scp"] },
+];
+
+/** p50(numerator) / sum of p50(denominators); null when any of them has no samples or the sum is 0. */
+export function ratioValue(phases: readonly PhaseResult[], numerator: string, denominator: readonly string[]): number | null {
+  const top = p50Of(phases, numerator);
+  const parts = denominator.map((id) => p50Of(phases, id));
+  if (top === undefined || parts.some((p) => p === undefined)) return null;
+  const bottom = (parts as number[]).reduce((sum, p) => sum + p, 0);
+  return bottom > 0 ? top / bottom : null;
+}
+
+export function computeRatios(phases: readonly PhaseResult[]): Ratio[] {
+  return RATIOS.map((r) => ({ ...r, denominator: [...r.denominator], value: ratioValue(phases, r.numerator, r.denominator) }));
+}
+
+interface TargetDef {
+  id: string;
+  label: string;
+  unit: "x" | "ms";
+  comparison: "<=" | ">=";
+  limit: number;
+  /** The phases the value needs. */
+  inputs: string[];
+  value: (phases: readonly PhaseResult[]) => number | null;
+}
+
+const sumOfP50 = (ids: string[]) => (phases: readonly PhaseResult[]): number | null => {
+  const values = ids.map((id) => p50Of(phases, id));
+  return values.some((v) => v === undefined) ? null : (values as number[]).reduce((a, b) => a + b, 0);
+};
+
+/** The targets of the project's performance promise (see docs/benchmarks.md). */
+export const TARGETS: readonly TargetDef[] = [
+  {
+    id: "create-to-first-command",
+    label: "create -> first command <= 1.15 x boot floor",
+    unit: "x", comparison: "<=", limit: 1.15,
+    inputs: ["create-to-first-command.agent", "floor.boot"],
+    value: (p) => ratioValue(p, "create-to-first-command.agent", ["floor.boot"]),
+  },
+  {
+    id: "warm-command-floor",
+    label: "warm agent command p50 <= 3 x (ping + guest fork/exec)",
+    unit: "x", comparison: "<=", limit: 3,
+    inputs: ["warm-command.agent", "floor.ping", "floor.fork-exec"],
+    value: (p) => ratioValue(p, "warm-command.agent", ["floor.ping", "floor.fork-exec"]),
+  },
+  {
+    id: "warm-command-vs-ssh",
+    label: "warm agent command >= 10 x faster than SSH",
+    unit: "x", comparison: ">=", limit: 10,
+    inputs: ["warm-command.ssh", "warm-command.agent"],
+    value: (p) => ratioValue(p, "warm-command.ssh", ["warm-command.agent"]),
+  },
+  {
+    id: "stop-delete",
+    label: "stop + delete, caller-visible, <= 50 ms",
+    unit: "ms", comparison: "<=", limit: 50,
+    inputs: ["stop", "delete"],
+    value: sumOfP50(["stop", "delete"]),
+  },
+  {
+    id: "upload-vs-channel",
+    label: "agent upload >= 50% of raw channel throughput",
+    unit: "x", comparison: ">=", limit: 0.5,
+    inputs: ["upload.agent", "floor.channel-upload"],
+    value: (p) => ratioValue(p, "upload.agent", ["floor.channel-upload"]),
+  },
+  {
+    id: "download-vs-channel",
+    label: "agent download >= 50% of raw channel throughput",
+    unit: "x", comparison: ">=", limit: 0.5,
+    inputs: ["download.agent", "floor.channel-download"],
+    value: (p) => ratioValue(p, "download.agent", ["floor.channel-download"]),
+  },
+];
+
+/** Met, missed, or (null) not measurable with the reason, for every target. */
+export function evaluateTargets(phases: readonly PhaseResult[]): Target[] {
+  return TARGETS.map((t) => {
+    const value = t.value(phases);
+    let why: string | null = null;
+    if (value === null) {
+      const missing = t.inputs.map((id) => phases.find((p) => p.id === id)).filter((p) => p?.stats == null);
+      why = missing.length === 0
+        ? "unavailable: a denominator was zero"
+        : `unavailable: ${missing.map((p) => `${p?.id ?? "?"} (${p?.unavailable?.replace(/^unavailable: /, "") ?? "not in the report"})`).join("; ")}`;
+    }
+    const met = value === null ? null : t.comparison === "<=" ? value <= t.limit : value >= t.limit;
+    return { id: t.id, label: t.label, unit: t.unit, comparison: t.comparison, limit: t.limit, value, met, why };
+  });
+}

@@ -1,0 +1,78 @@
+/** A synthetic bench report for the pure renderers and checks: no VM, fixed numbers. */
+import { PHASES, phaseResult, type BenchReport, type PhaseResult } from "../../../lib/bench/report.ts";
+import { computeRatios, evaluateTargets } from "../../../lib/bench/targets.ts";
+
+/** Samples per phase: a spread around a median, so percentiles differ. */
+export function spread(median: number, n = 11): number[] {
+  return Array.from({ length: n }, (_, i) => median * (0.8 + (0.4 * i) / Math.max(1, n - 1)));
+}
+
+export const HEALTHY: Record<string, number> = {
+  create: 1000,
+  launch: 950,
+  "first-command.agent": 20,
+  "create-to-first-command.agent": 1020,
+  "first-command.ssh": 150,
+  "create-to-first-command.ssh": 1300,
+  "warm-command.agent": 5,
+  "warm-command.ssh": 60,
+  "warm-command.cli": 300,
+  "upload.agent": 40,
+  "download.agent": 50,
+  "upload.sftp": 20,
+  "download.sftp": 25,
+  "upload.scp": 18,
+  "download.scp": 22,
+  stop: 20,
+  "stop.freed": 25,
+  delete: 10,
+  "delete.freed": 60,
+  "sandboxes.sequential": 1050,
+  "sandboxes.concurrent": 1500,
+  "memory.qemu": 90,
+  "memory.supervisor": 45,
+  "floor.qemu": 100,
+  "floor.boot": 950,
+  "floor.ping": 0.15,
+  "floor.fork-exec": 2,
+  "floor.channel-upload": 60,
+  "floor.channel-download": 80,
+};
+
+export function phasesFrom(medians: Record<string, number | string>): PhaseResult[] {
+  return PHASES.map((p) => {
+    const m = medians[p.id];
+    if (typeof m === "string") return phaseResult(p.id, [], { unavailable: m });
+    return m === undefined ? phaseResult(p.id, []) : phaseResult(p.id, spread(m));
+  });
+}
+
+export function reportFrom(medians: Record<string, number | string> = HEALTHY): BenchReport {
+  const phases = phasesFrom(medians);
+  return {
+    schema: 1,
+    startedAt: "2026-01-01T00:00:00.000Z",
+    durationMs: 120_000,
+    options: { vms: 2, runs: 200, image: "debian", transferMiB: 16, floorRuns: 5 },
+    machine: {
+      cpuModel: "Test CPU <fast> & \"quoted\"",
+      cores: 2,
+      memoryMiB: 24_000,
+      hostKernel: "6.1.0-test",
+      os: "Debian GNU/Linux 12 (bookworm)",
+      qemuVersion: "QEMU emulator version 7.2.0",
+      accel: "tcg",
+      accelReason: "no /dev/kvm",
+      runtime: "bun-1.4.5",
+      smolvmVersion: "0.1.0 (source)",
+      guestKernel: "x86_64-test",
+      image: "debian (debian-x86_64-test)",
+      loadAverage: { start: [1, 1, 1], end: [2, 2, 2] },
+    },
+    phases,
+    ratios: computeRatios(phases),
+    targets: evaluateTargets(phases),
+    profile: { createBreakdown: [], warmCommandBreakdown: [], floorFlags: { match: true, differences: [] } },
+    warnings: [],
+  };
+}

@@ -1,0 +1,28 @@
+import { describe, expect, test } from "bun:test";
+import { rawChannelInit, rawChannelScript, RAW_DONE } from "../../../lib/bench/floors.ts";
+
+describe("raw channel floor program", () => {
+  test("has no double quotes and no dot-named words, so it survives the kernel command line", () => {
+    const script = rawChannelScript(16 * 2 ** 20);
+    expect(script).not.toContain('"');
+    const { path, args } = rawChannelInit(16 * 2 ** 20);
+    expect(path).toBe("/bin/sh");
+    // Three words: the environment variable with the script, then `-c` and the eval for argv.
+    expect(args).toMatch(/^SMOLVM_RAW="set \+f; [^"]+" -c "set -f; eval \$SMOLVM_RAW"$/);
+    expect(args).not.toContain(" -- ");
+  });
+
+  test("streams the requested bytes each way in 32 KiB writes and says done on the port", () => {
+    const script = rawChannelScript(2 ** 20);
+    expect(script).toContain("dd if=/dev/zero bs=32768 count=32 ");
+    expect(script).toContain(`head -c ${2 ** 20} <&3`);
+    expect(script).toContain(`echo ${RAW_DONE} >&3`);
+    expect(script).toContain("org.smolvm.agent");
+    expect(script).toContain("mount -o remount,ro /");
+  });
+
+  test("refuses a size that is not a positive whole number", () => {
+    expect(() => rawChannelScript(0)).toThrow(RangeError);
+    expect(() => rawChannelScript(1.5)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, test } from "bun:test";
+import { machineLine, phaseRows, ratioRows, targetRows, targetVerdict } from "../../../lib/bench/summary.ts";
+import { HEALTHY, reportFrom } from "./_fixtures.ts";
+
+describe("summary rows", () => {
+  test("one row per phase with n, percentiles, unit and the ratio to its floor", () => {
+    const { header, rows } = phaseRows(reportFrom());
+    expect(header).toEqual(["PHASE", "N", "P50", "P90", "P99", "UNIT", "VS FLOOR"]);
+    const create = rows.find((r) => r[0] === "create")!;
+    expect(create.slice(0, 3)).toEqual(["create", "11", "1000"]);
+    expect(create[6]).toBe("1.05x floor.boot");
+    const warm = rows.find((r) => r[0] === "warm-command.agent")!;
+    expect(warm[6]).toBe("2.33x floor.ping+floor.fork-exec");
+  });
+
+  test("an unavailable phase shows its reason instead of numbers", () => {
+    const { rows } = phaseRows(reportFrom({ ...HEALTHY, "warm-command.ssh": "unavailable: no sshd" }));
+    expect(rows.find((r) => r[0] === "warm-command.ssh")).toEqual(["warm-command.ssh", "0", "-", "-", "-", "ms", "unavailable: no sshd"]);
+  });
+
+  test("targets read met, missed or n/a", () => {
+    const { rows } = targetRows(reportFrom({ ...HEALTHY, stop: 200, "warm-command.ssh": "unavailable: no sshd" }));
+    expect(rows.map((r) => r[2])).toEqual(["met", "met", "n/a", "missed", "met", "met"]);
+    expect(rows[3]![1]).toBe("210 ms");
+    expect(targetVerdict(null)).toBe("n/a");
+  });
+
+  test("ratios print with an x; the machine line names cpu, cores, accel and load", () => {
+    expect(ratioRows(reportFrom()).rows[0]).toEqual(["create / boot floor", "1.05x"]);
+    const line = machineLine(reportFrom());
+    expect(line).toContain("2 cores");
+    expect(line).toContain("(tcg)");
+    expect(line).toContain("load 1.00 1.00 1.00 -> 2.00 2.00 2.00");
+  });
+});

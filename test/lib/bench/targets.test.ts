@@ -1,0 +1,70 @@
+import { describe, expect, test } from "bun:test";
+import { computeRatios, evaluateTargets, ratioValue } from "../../../lib/bench/targets.ts";
+import { HEALTHY, phasesFrom } from "./_fixtures.ts";
+
+function verdicts(medians: Record<string, number | string>) {
+  return Object.fromEntries(evaluateTargets(phasesFrom(medians)).map((t) => [t.id, t.met]));
+}
+
+describe("ratios", () => {
+  test("compare medians: ours over the floor, and SSH over the agent for latency", () => {
+    const ratios = Object.fromEntries(computeRatios(phasesFrom(HEALTHY)).map((r) => [r.id, r.value]));
+    expect(ratios["create/boot-floor"]).toBeCloseTo(1000 / 950, 10);
+    expect(ratios["warm-agent/ping+fork-exec"]).toBeCloseTo(5 / 2.15, 10);
+    expect(ratios["warm-ssh/warm-agent"]).toBeCloseTo(12, 10);
+    expect(ratios["upload-agent/channel"]).toBeCloseTo(40 / 60, 10);
+  });
+
+  test("a ratio with a missing side is null, never a made-up number", () => {
+    const phases = phasesFrom({ ...HEALTHY, "warm-command.ssh": "unavailable: no sshd" });
+    expect(ratioValue(phases, "warm-command.ssh", ["warm-command.agent"])).toBeNull();
+    expect(computeRatios(phases).find((r) => r.id === "warm-ssh/warm-agent")?.value).toBeNull();
+  });
+
+  test("a zero denominator gives null", () => {
+    expect(ratioValue(phasesFrom({ ...HEALTHY, "floor.boot": 0 }), "create", ["floor.boot"])).toBeNull();
+  });
+});
+
+describe("targets", () => {
+  test("a healthy run meets every target", () => {
+    expect(verdicts(HEALTHY)).toEqual({
+      "create-to-first-command": true,
+      "warm-command-floor": true,
+      "warm-command-vs-ssh": true,
+      "stop-delete": true,
+      "upload-vs-channel": true,
+      "download-vs-channel": true,
+    });
+  });
+
+  test("each limit is inclusive and missed just past it", () => {
+    const atLimit = verdicts({ ...HEALTHY, "create-to-first-command.agent": 950 * 1.15, stop: 40, delete: 10 });
+    expect(atLimit["create-to-first-command"]).toBe(true);
+    expect(atLimit["stop-delete"]).toBe(true);
+    const past = verdicts({ ...HEALTHY, "create-to-first-command.agent": 950 * 1.16, stop: 41, delete: 10 });
+    expect(past["create-to-first-command"]).toBe(false);
+    expect(past["stop-delete"]).toBe(false);
+  });
+
+  test("slow warm commands miss both warm targets; slow transfers miss the channel targets", () => {
+    const slow = verdicts({ ...HEALTHY, "warm-command.agent": 10, "upload.agent": 20, "download.agent": 39 });
+    expect(slow["warm-command-floor"]).toBe(false);
+    expect(slow["warm-command-vs-ssh"]).toBe(false);
+    expect(slow["upload-vs-channel"]).toBe(false);
+    expect(slow["download-vs-channel"]).toBe(false);
+  });
+
+  test("a target whose inputs were not measured is n/a with the phase and its reason", () => {
+    const targets = evaluateTargets(phasesFrom({ ...HEALTHY, "warm-command.ssh": "unavailable: image base has no sshd" }));
+    const ssh = targets.find((t) => t.id === "warm-command-vs-ssh")!;
+    expect(ssh.met).toBeNull();
+    expect(ssh.value).toBeNull();
+    expect(ssh.why).toBe("unavailable: warm-command.ssh (image base has no sshd)");
+  });
+
+  test("stop + delete adds the two caller-visible medians in ms", () => {
+    const t = evaluateTargets(phasesFrom(HEALTHY)).find((x) => x.id === "stop-delete")!;
+    expect(t).toMatchObject({ unit: "ms", comparison: "<=", limit: 50, value: 30, met: true });
+  });
+});
