@@ -4,6 +4,7 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { registerArtifacts } from "./artifacts.ts";
+import { registerBench } from "./bench.ts";
 import { registerCompletions } from "./completions.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerEnv } from "./env.ts";
@@ -30,6 +31,7 @@ export function registerCommands(program: Command): void {
   registerSetup(program);
   registerArtifacts(program);
   registerDoctor(program);
+  registerBench(program);
   registerVersion(program);
   registerCompletions(program);
   registerSupervise(program);
