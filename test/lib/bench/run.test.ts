@@ -1,0 +1,72 @@
+/**
+ * One real, small benchmark run through the CLI against the base image (busybox, no sshd): the
+ * JSON must hold every phase with its samples, every floor, the machine and a verdict per
+ * target. Timings are never asserted: the machine is shared and noisy.
+ */
+import { beforeAll, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { benchReportSchema, PHASE_IDS, PHASES } from "../../../lib/bench/report.ts";
+import { paths } from "../../../lib/paths.ts";
+import { envelope, runCli } from "../../helpers/cli.ts";
+import { cleanupAfterAll, prepareArtifacts } from "../../helpers/vm.ts";
+import { xmlProblems } from "./_xml.ts";
+
+const RUN_TIMEOUT_MS = 20 * 60_000;
+
+beforeAll(async () => {
+  await prepareArtifacts();
+}, 30 * 60_000);
+cleanupAfterAll();
+
+const SSH_PHASES = new Set(PHASES.filter((p) => ["ssh", "sftp", "scp"].includes(p.path)).map((p) => p.id));
+
+test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the floors, the machine and the targets", async () => {
+  const plot = join(tmpdir(), `smolvm-bench-${process.pid}.svg`);
+  const result = await runCli(["bench", "--image", "base", "--runs", "20", "--vms", "1", "--json", "--plot", plot], { timeoutMs: RUN_TIMEOUT_MS });
+  if (result.code !== 0) throw new Error(`bench failed (${result.code}): ${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
+  const out = envelope(result);
+  expect(out.ok).toBe(true);
+  expect(out.command).toBe("bench");
+  const report = benchReportSchema.parse(out.data);
+
+  expect(report.phases.map((p) => p.id)).toEqual([...PHASE_IDS]);
+  for (const phase of report.phases) {
+    if (SSH_PHASES.has(phase.id)) {
+      // The base image has no sshd: the phase says so instead of carrying a number.
+      expect(phase.samples).toEqual([]);
+      expect(phase.unavailable).toMatch(/^unavailable: .*(sshd|SSH server)/);
+      continue;
+    }
+    expect({ id: phase.id, n: phase.samples.length, unavailable: phase.unavailable }).toMatchObject({ id: phase.id, unavailable: null });
+    expect(phase.samples.length).toBeGreaterThan(0);
+    expect(phase.stats?.n).toBe(phase.samples.length);
+  }
+  const byId = Object.fromEntries(report.phases.map((p) => [p.id, p]));
+  expect(byId["warm-command.agent"]!.samples.length).toBe(20);
+  expect(byId["floor.ping"]!.samples.length).toBe(20);
+  for (const floor of report.phases.filter((p) => p.kind === "floor")) expect(floor.samples.length).toBeGreaterThan(0);
+
+  expect(report.options).toMatchObject({ vms: 1, runs: 20, image: "base" });
+  expect(report.machine.cores).toBeGreaterThan(0);
+  expect(report.machine.qemuVersion).toContain("QEMU");
+  expect(report.machine.cpuModel).not.toBe("");
+  expect(report.targets.map((t) => t.id)).toEqual([
+    "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "stop-delete", "upload-vs-channel", "download-vs-channel",
+  ]);
+  for (const target of report.targets) {
+    if (target.id === "warm-command-vs-ssh") expect(target.met).toBeNull();
+    else expect(typeof target.met).toBe("boolean");
+  }
+  expect(report.profile.floorFlags.match).toBe(true);
+
+  const svg = readFileSync(plot, "utf8");
+  expect(xmlProblems(svg)).toEqual([]);
+  expect(svg).toContain('data-phase="floor.boot"');
+  expect(svg).toContain('data-phase="warm-command.agent"');
+
+  // Everything the run created is gone.
+  expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
+  expect(existsSync(paths.vmsDir()) ? readdirSync(paths.vmsDir()) : []).toEqual([]);
+}, RUN_TIMEOUT_MS);
