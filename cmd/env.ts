@@ -1,6 +1,7 @@
 /** A sandbox's managed environment: `smolvm env set|unset|list`. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
+import { commChannelFrom, commChannelOption } from "./options.ts";
 import { table } from "./output.ts";
 
 export function registerEnv(program: Command): void {
@@ -11,13 +12,14 @@ export function registerEnv(program: Command): void {
     .description("set variables (NAME=VALUE; quote values with spaces in your shell)")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .addArgument(new Argument("<assignments...>", "NAME=VALUE pairs"))
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
-      action("env set", async (out, name, assignments, _options) => {
+      action("env set", async (out, name, assignments, options) => {
         const { parseEnvAssignments } = await import("../lib/sandbox/env.ts");
         const vars = parseEnvAssignments(assignments);
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.set(vars);
           const set = Object.keys(vars);
@@ -34,13 +36,14 @@ export function registerEnv(program: Command): void {
     .description("remove variables")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .addArgument(new Argument("<names...>", "variable names"))
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
-      action("env unset", async (out, name, names, _options) => {
+      action("env unset", async (out, name, names, options) => {
         const { checkEnvName } = await import("../lib/sandbox/env.ts");
         names.forEach(checkEnvName);
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.unset(names);
           out.result({ sandbox: vm.name, unset: names, names: Object.keys(all) }, () => `unset ${names.join(", ")} in ${vm.name}`);
@@ -55,12 +58,13 @@ export function registerEnv(program: Command): void {
     .description("list the variables (values masked unless --show-values)")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .option("--show-values", "print the values")
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
       action("env list", async (out, name, options) => {
         const { MASK } = await import("../lib/sandbox/env.ts");
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.list();
           const show = options.showValues === true;

@@ -3,7 +3,7 @@ import { Argument, type Command } from "@commander-js/extra-typings";
 import { constants } from "node:os";
 import type { SmolVM } from "../lib/smolvm.ts";
 import { action } from "./action.ts";
-import { envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { commChannelFrom, commChannelOption, envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { progressReporter } from "./progress.ts";
 
 export function registerExec(program: Command): void {
@@ -15,11 +15,12 @@ export function registerExec(program: Command): void {
   )
     .option("--timeout <seconds>", "kill the command after this long", integer("--timeout"))
     .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
+    .addOption(commChannelOption())
     .action(
       action("run", async (_out, command, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
         const progress = progressReporter(false);
-        const vm = await SmolVM.create({ ...sandboxConfigFrom(options), onProgress: progress.onProgress }).finally(progress.done);
+        const vm = await SmolVM.create({ ...sandboxConfigFrom(options), ...commChannelFrom(options), onProgress: progress.onProgress }).finally(progress.done);
         try {
           process.exitCode = await streamCommand(vm, command, {
             ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
@@ -39,10 +40,11 @@ export function registerExec(program: Command): void {
     .option("--timeout <seconds>", "kill the command (and its children) after this long", integer("--timeout"))
     .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
     .option("--cwd <dir>", "working directory in the guest (default /root)")
+    .addOption(commChannelOption())
     .action(
       action("exec", async (_out, name, command, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           process.exitCode = await streamCommand(vm, command, {
             ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
@@ -59,10 +61,11 @@ export function registerExec(program: Command): void {
     .command("shell")
     .description("open an interactive shell in a sandbox")
     .addArgument(new Argument("<sandbox>", "name or id"))
+    .addOption(commChannelOption())
     .action(
-      action("shell", async (_out, name) => {
+      action("shell", async (_out, name, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           process.exitCode = await interactiveShell(vm);
         } finally {

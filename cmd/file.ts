@@ -1,6 +1,7 @@
 /** Copying files in and out of a sandbox: `smolvm file upload|download`. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
+import { commChannelFrom, commChannelOption } from "./options.ts";
 import { Progress } from "./output.ts";
 
 /** Below this a transfer is over before a bar would be worth drawing. */
@@ -34,13 +35,14 @@ export function registerFile(program: Command): void {
     .addArgument(new Argument("<local>", "the file on this host"))
     .addArgument(new Argument("<guest>", "absolute path in the sandbox"))
     .option("--no-create-dirs", "fail instead of creating missing guest directories")
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
       action("file upload", async (out, name, local, guest, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
         const { requireGuestPath } = await import("../lib/sandbox/_paths.ts");
         requireGuestPath(guest);
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "uploading", local);
         try {
           const result = await vm.putFile(local, guest, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);
@@ -58,13 +60,14 @@ export function registerFile(program: Command): void {
     .addArgument(new Argument("<guest>", "absolute path in the sandbox"))
     .addArgument(new Argument("<local>", "where to put it on this host"))
     .option("--no-create-dirs", "fail instead of creating missing local directories")
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
       action("file download", async (out, name, guest, local, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
         const { requireGuestPath } = await import("../lib/sandbox/_paths.ts");
         requireGuestPath(guest, { file: true });
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "downloading", guest);
         try {
           const result = await vm.getFile(guest, local, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);

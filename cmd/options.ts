@@ -51,3 +51,14 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.bootArgs !== undefined) config.bootArgs = options.bootArgs;
   return config;
 }
+
+/** `--comm-channel`: which control channel carries the command (lib/channels/resolve.ts). */
+export function commChannelOption() {
+  return new Option("--comm-channel <channel>", "control channel: vsock (the guest agent), ssh, or auto (the agent, else SSH)")
+    .choices(["auto", "ssh", "vsock"] as const);
+}
+
+/** The SDK option for a parsed `--comm-channel`, if one was given. */
+export function commChannelFrom(options: { commChannel?: "auto" | "ssh" | "vsock" }): { commChannel?: "auto" | "ssh" | "vsock" } {
+  return options.commChannel === undefined ? {} : { commChannel: options.commChannel };
+}

@@ -1,6 +1,7 @@
 /** Host-to-sandbox port forwards on 127.0.0.1: `smolvm port expose|close|list`. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
+import { commChannelFrom, commChannelOption } from "./options.ts";
 import { table } from "./output.ts";
 
 export function registerPort(program: Command): void {
@@ -11,16 +12,27 @@ export function registerPort(program: Command): void {
     .description("forward 127.0.0.1:HOST to GUEST in the sandbox until closed or the sandbox stops (no HOST: a free port)")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .addArgument(new Argument("<ports>", "[HOST:]GUEST, e.g. 8080 or 9000:8080"))
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
-      action("port expose", async (out, name, spec, _options) => {
+      action("port expose", async (out, name, spec, options) => {
         const { parsePortSpec } = await import("../lib/sandbox/ports.ts");
         const { hostPort, guestPort } = parsePortSpec(spec);
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const vm = await SmolVM.fromId(name);
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const forward = await vm.exposeLocal(guestPort, { hostPort });
         const { close: _close, [Symbol.asyncDispose]: _dispose, ...info } = forward;
         out.result({ sandbox: vm.name, ...info }, () => `${info.address}:${info.hostPort} -> ${vm.name}:${info.guestPort}`);
+        if (forward.heldBy === "process") {
+          // An SSH tunnel lives in this process: keep it until interrupted.
+          process.stderr.write("forwarding over SSH from this process; Ctrl-C stops it\n");
+          await new Promise<void>((resolve) => {
+            process.once("SIGINT", resolve);
+            process.once("SIGTERM", resolve);
+          });
+          await forward.close();
+          vm.close();
+        }
       }),
     );
 

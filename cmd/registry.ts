@@ -16,6 +16,7 @@ import { registerPause } from "./pause.ts";
 import { registerPort } from "./port.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerSetup } from "./setup.ts";
+import { registerSsh } from "./ssh.ts";
 import { registerSupervise } from "./supervise.ts";
 import { registerVersion } from "./version.ts";
 
@@ -26,6 +27,7 @@ export function registerCommands(program: Command): void {
   registerFile(program);
   registerEnv(program);
   registerPort(program);
+  registerSsh(program);
   registerList(program);
   registerMaintenance(program);
   registerSetup(program);

@@ -1,13 +1,14 @@
 /** Sandbox lifecycle: create, start, stop, delete, info, logs. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
-import { integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { commChannelFrom, commChannelOption, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { table } from "./output.ts";
 import { progressReporter } from "./progress.ts";
 
 export function registerSandbox(program: Command): void {
   withSandboxOptions(program.command("create").description("create a sandbox and wait until it is ready"))
     .option("--name <name>", "a unique name (lowercase letters, digits, dashes); generated when absent")
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
       action("create", async (out, options) => {
@@ -16,6 +17,7 @@ export function registerSandbox(program: Command): void {
         const started = Date.now();
         const vm = await SmolVM.create({
           ...sandboxConfigFrom(options),
+          ...commChannelFrom(options),
           ...(options.name === undefined ? {} : { name: options.name }),
           onProgress: progress.onProgress,
         }).finally(progress.done);
@@ -90,16 +92,19 @@ export function registerSandbox(program: Command): void {
     .command("info")
     .description("show a sandbox's status, processes, resources and files")
     .addArgument(new Argument("<sandbox>", "name or id"))
+    .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
-      action("info", async (out, name, _options) => {
+      action("info", async (out, name, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const info = await (await SmolVM.fromId(name)).info();
+        const info = await (await SmolVM.fromId(name, commChannelFrom(options))).info();
         out.result(info, () => {
           const rows: [string, string][] = [
             ["name", info.name], ["id", info.id], ["status", info.status], ["image", info.image],
             ["backend", info.backend ?? "-"], ["cpus", String(info.vcpus)], ["memory", `${info.memoryMiB} MiB`],
             ["disk", info.diskMode], ["network", info.network], ["ssh port", info.sshPort === null ? "-" : `127.0.0.1:${info.sshPort}`],
+            ["channel", `${info.channel ?? "none"} (${info.channelReason})`],
+            ["ssh key", info.sshKeyPath], ["known_hosts", info.sshKnownHostsPath],
             ["supervisor", info.supervisorPid === null ? "-" : `pid ${info.supervisorPid}`],
             ["vmm", info.vmmPid === null ? "-" : `pid ${info.vmmPid}`],
             ["created", new Date(info.createdAt).toISOString()], ["console", info.consoleLog],

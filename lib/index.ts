@@ -9,3 +9,4 @@ export { SmolVM, type CreateSandboxOptions, type RunOptions, type RunResult, typ
 export type { GetFileOptions, PutFileOptions, TransferProgress, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
 export type { PortForwardInfo } from "./sandbox/ports.ts";
 export type { ReadFileHandle } from "./agent/client.ts";
+export type { CommChannel } from "./channels/types.ts";

@@ -9,7 +9,8 @@
 import type { Readable } from "node:stream";
 import type { VmConfigInput } from "./config.ts";
 import { InvalidInputError, NotRunningError, SmolError } from "./errors.ts";
-import type { AgentClient, ReadFileHandle } from "./agent/client.ts";
+import type { ReadFileHandle } from "./agent/client.ts";
+import type { Channel, CommChannel } from "./channels/types.ts";
 import { requireGuestPath } from "./sandbox/_paths.ts";
 import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
 import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
@@ -21,6 +22,12 @@ import { vmFiles } from "./supervisor/layout.ts";
 import type { VmRecord } from "./state/vms.ts";
 
 export interface CreateSandboxOptions extends VmConfigInput {
+  /**
+   * The control channel: `vsock` (the guest agent), `ssh`, or `auto` (the agent when it answers,
+   * else SSH; the default). An explicit `ssh` or `vsock` is stored with the sandbox and used by
+   * every later handle that does not ask otherwise; with `ssh`, create waits until sshd is ready.
+   */
+  commChannel?: CommChannel;
   /** Kernel and image preparation (a first run may build them) and boot progress. */
   onProgress?: (progress: PrepareProgress) => void;
 }
@@ -55,6 +62,12 @@ export interface SandboxInfo extends SandboxSummary {
   rootfsPath: string | undefined;
   consoleLog: string;
   dir: string;
+  /** The channel a command would take now (`null`: none answers), and why. */
+  channel: "agent" | "ssh" | null;
+  channelReason: string;
+  /** For `ssh -i KEY -o UserKnownHostsFile=KNOWN_HOSTS -p PORT root@127.0.0.1`. */
+  sshKeyPath: string;
+  sshKnownHostsPath: string;
 }
 
 /** The managed environment of a sandbox (`vm.env`). */
@@ -88,6 +101,11 @@ export interface SandboxEnv {
 
 /** A host port forwarded into the sandbox by `vm.exposeLocal`. */
 export interface PortForward extends PortForwardInfo {
+  /**
+   * `"process"` for a forward held by this process (the SSH channel's tunnels), which ends when
+   * the process does; absent for the supervisor's, which outlive it.
+   */
+  heldBy?: "process";
   /** Stops the forward and ends its connections; does nothing if it is already gone. */
   close(): Promise<void>;
   /** `await using fwd = await vm.exposeLocal(8080)` closes the forward at scope end. */
@@ -95,7 +113,7 @@ export interface PortForward extends PortForwardInfo {
 }
 
 export class SmolVM {
-  private client: AgentClient | undefined;
+  private client: Channel | undefined;
 
   /**
    * The sandbox's managed environment variables.
@@ -115,7 +133,10 @@ export class SmolVM {
     list: async () => (await this.connection()).env.list(),
   };
 
-  private constructor(private record: VmRecord) {}
+  private constructor(
+    private record: VmRecord,
+    private readonly commChannel?: CommChannel,
+  ) {}
 
   get id(): string {
     return this.record.id;
@@ -134,9 +155,9 @@ export class SmolVM {
    * ```
    */
   static async create(config: CreateSandboxOptions = {}): Promise<SmolVM> {
-    const { onProgress, ...input } = config;
+    const { onProgress, commChannel, ...input } = config;
     const options: CreateOptions = onProgress === undefined ? {} : { onProgress };
-    return new SmolVM(await createSandbox(input, options));
+    return new SmolVM(await createSandbox(commChannel === undefined ? input : { ...input, channel: commChannel }, options), commChannel);
   }
 
   /**
@@ -146,8 +167,8 @@ export class SmolVM {
    * const vm = await SmolVM.fromId("dev");
    * ```
    */
-  static async fromId(idOrName: string): Promise<SmolVM> {
-    return new SmolVM(withStore((store) => store.getVm(idOrName)));
+  static async fromId(idOrName: string, options: { commChannel?: CommChannel } = {}): Promise<SmolVM> {
+    return new SmolVM(withStore((store) => store.getVm(idOrName)), options.commChannel);
   }
 
   /** Every sandbox in the state store, e.g. `(await SmolVM.list()).map((s) => s.name)`. */
@@ -177,6 +198,7 @@ export class SmolVM {
       rootfsPath: vm.config.rootfsPath,
       consoleLog: files.consoleLog,
       dir: files.dir,
+      ...(await channelFacts(vm, this.commChannel)),
     };
   }
 
@@ -294,6 +316,9 @@ export class SmolVM {
   async exposeLocal(guestPort: number, options: { hostPort?: number } = {}): Promise<PortForward> {
     checkGuestPort(guestPort);
     const hostPort = checkHostPort(options.hostPort ?? 0);
+    const channel = await this.connection();
+    // Over SSH the tunnel lives in this process; the agent's forwards live in the supervisor.
+    if (channel.kind === "ssh") return (await import("./channels/forward.ts")).tunnel(channel, guestPort, hostPort);
     const info = (await this.supervisorOp("expose", { guestPort, hostPort }, "expose a port of")) as PortForwardInfo;
     const close = async () => {
       await this.closePort(info.hostPort).catch((error: unknown) => {
@@ -385,14 +410,15 @@ export class SmolVM {
     await this.delete();
   }
 
-  private async connection(): Promise<AgentClient> {
+  /** The resolved channel (lib/channels/resolve.ts): explicit, then persisted, then auto. */
+  private async connection(): Promise<Channel> {
     if (this.client !== undefined && !this.client.isClosed) return this.client;
     const vm = requireRunning(this.record.id, "reach");
     if (vm.status === "paused") {
       throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is paused`, { hint: `resume it with \`smolvm resume ${vm.name}\`` });
     }
-    const { connectSupervisor } = await import("./supervisor/client.ts");
-    this.client = await connectSupervisor(this.record.id);
+    const { openChannel } = await import("./channels/resolve.ts");
+    this.client = (await openChannel(vm, this.commChannel)).channel;
     return this.client;
   }
 
@@ -426,4 +452,10 @@ function toCommand(command: string | string[]): { argv: string[] } | { shell: st
     throw new InvalidInputError("Cannot run an empty command", { hint: 'pass a command, e.g. ["uname", "-a"]' });
   }
   return { argv: command };
+}
+
+async function channelFacts(vm: VmRecord, commChannel: CommChannel | undefined) {
+  const [{ describeChannel }, keys] = await Promise.all([import("./channels/resolve.ts"), import("./channels/keys.ts")]);
+  const { channel, reason } = await describeChannel(vm, commChannel);
+  return { channel, channelReason: reason, sshKeyPath: keys.userKeyPath(), sshKnownHostsPath: keys.knownHostsPath(vm.id) };
 }

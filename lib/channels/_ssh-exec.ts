@@ -111,7 +111,8 @@ export class SshExecProcess implements ExecHandle {
       channel.end();
     }
     channel.on("exit", (code: number | null, signal?: string) => {
-      this.exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
+      // ssh2 names signals "SIGKILL"; the agent (and RFC 4254) say "KILL".
+      this.exit = { code: typeof code === "number" ? code : null, signal: signal ? signal.replace(/^SIG/, "") : null };
     });
     channel.on("close", () => this.onClose());
     if (options.timeoutMs !== undefined) {

@@ -10,7 +10,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AgentClient } from "../agent/client.ts";
+import type { Channel } from "../channels/types.ts";
 import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import { guestTarget, requireGuestPath } from "./_paths.ts";
 
@@ -99,7 +99,7 @@ async function* counted(source: AsyncIterable<Uint8Array>, total: number, onProg
   }
 }
 
-export async function putFile(client: AgentClient, local: string, guest: string, options: PutFileOptions = {}): Promise<TransferResult> {
+export async function putFile(client: Channel, local: string, guest: string, options: PutFileOptions = {}): Promise<TransferResult> {
   checkMode(options.mode);
   const source = await localSource(local);
   const path = guestTarget(guest, basename(local));
@@ -120,7 +120,7 @@ export async function putFile(client: AgentClient, local: string, guest: string,
 }
 
 export async function writeGuestFile(
-  client: AgentClient,
+  client: Channel,
   guest: string,
   data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
   options: WriteFileOptions = {},
@@ -136,7 +136,7 @@ export async function writeGuestFile(
   }
 }
 
-export async function openGuestFile(client: AgentClient, guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+export async function openGuestFile(client: Channel, guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
   const path = requireGuestPath(guest, { file: true });
   try {
     return await client.readFile(path, callOptions(options));
@@ -156,7 +156,7 @@ async function localTarget(local: string, guestPath: string): Promise<string> {
   return local;
 }
 
-export async function getFile(client: AgentClient, guest: string, local: string, options: GetFileOptions = {}): Promise<TransferResult> {
+export async function getFile(client: Channel, guest: string, local: string, options: GetFileOptions = {}): Promise<TransferResult> {
   const guestPath = requireGuestPath(guest, { file: true });
   const target = await localTarget(local, guestPath);
   const dir = dirname(target);

@@ -12,6 +12,7 @@ import { StateStore, type VmRecord } from "../state/vms.ts";
 import { reconcile } from "../sandboxes.ts";
 import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
 import { waitForReady } from "./ready.ts";
+import { persistedChannel } from "../channels/resolve.ts";
 
 export interface CreateOptions {
   onProgress?: (progress: PrepareProgress) => void;
@@ -46,9 +47,11 @@ export async function createSandbox(input: VmConfigInput = {}, options: CreateOp
   const backend = chooseBackend(requested);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
   const config: VmConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
-  const vm = withStore((store) =>
-    store.createVm({ config, backend, allocate: { sshPort: config.network === "user" } }),
-  );
+  const vm = withStore((store) => {
+    const created = store.createVm({ config, backend, allocate: { sshPort: config.network === "user" } });
+    const channel = persistedChannel(config.channel);
+    return channel === null ? created : store.updateVm(created.id, { channel });
+  });
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
     return await bootSandbox(vm);
@@ -74,6 +77,8 @@ async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
   const supervisorPid = spawnSupervisor(vm.id);
   withStore((store) => store.updateVm(vm.id, { status: "creating", supervisorPid, lastError: null }));
   await waitForReady(vm, supervisorPid);
+  // A sandbox that is to be used over SSH is ready when its sshd is.
+  if (vm.channel === "ssh") await (await import("../channels/ssh-state.ts")).waitForSsh(vm.id, { timeoutMs: vm.config.bootTimeoutMs });
   return withStore((store) => store.getVm(vm.id));
 }
 
