@@ -67,6 +67,8 @@ try {
       "build", "--compile", "--minify", "--sourcemap=none",
       // Precompiled bytecode skips parsing at start-up (needs ESM output).
       "--bytecode", "--format=esm",
+      // Lazily imported modules become chunks that load only when a command needs them.
+      "--splitting",
       `--target=bun-${target}`,
       // ssh2's optional native speed-up; ssh2 works without it and it cannot be cross-built.
       "--external", "cpu-features",
