@@ -146,6 +146,18 @@ export class StateStore {
     return this.mustGet(id);
   }
 
+  /**
+   * Moves a sandbox to another free SSH port: the pool is per state database, so a sandbox of
+   * another smolvm home (or any program) can take a port between allocation and QEMU's bind.
+   */
+  reallocateSshPort(id: string, avoid: number): VmRecord {
+    return transaction(this.db, () => {
+      const port = allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts(), avoid]);
+      this.db.prepare("UPDATE vms SET ssh_port = ?, updated_at = ? WHERE id = ?").run(port, Date.now(), id);
+      return this.mustGet(id);
+    });
+  }
+
   /** Removes the row, which releases its name and every allocation with it. */
   deleteVm(id: string): boolean {
     return this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0;

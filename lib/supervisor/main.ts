@@ -14,7 +14,8 @@ import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
 import { qemuBackend, tailOf } from "../backends/qemu.ts";
-import type { VmmControl } from "../backends/types.ts";
+import type { Accel, GuestArch } from "../backends/accel.ts";
+import type { PreparedDisk, VmmControl } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
@@ -152,9 +153,26 @@ async function startOrAttach(vm: VmRecord, files: VmFiles): Promise<Vmm> {
     vm.config.bootArgs,
   ].filter(Boolean).join(" ");
   rmSync(files.consoleLog, { force: true });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(vm, files, arch, probe.accel, cmdline, disk);
+    } catch (error) {
+      // Another sandbox (of another smolvm home) took the SSH port after we chose it: move.
+      if (attempt >= 5 || vm.sshPort === null || !/host forwarding rule/.test((error as Error).message)) throw error;
+      const store = StateStore.open();
+      try {
+        vm = store.reallocateSshPort(vm.id, vm.sshPort);
+      } finally {
+        store.close();
+      }
+    }
+  }
+}
+
+async function launch(vm: VmRecord, files: VmFiles, arch: GuestArch, accel: Accel, cmdline: string, disk: PreparedDisk): Promise<Vmm> {
   const launched = await qemuBackend.launch({
     arch,
-    accel: probe.accel,
+    accel,
     vcpus: vm.config.vcpus,
     memoryMiB: vm.config.memoryMiB,
     kernelPath: vm.config.kernelPath!,
