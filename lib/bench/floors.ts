@@ -136,11 +136,13 @@ export const RAW_DONE = "smolvm-raw-done";
 
 /**
  * The shell program PID 1 runs for the raw channel floor: find the agent's virtio port, send
- * `bytes` zeros to the host, read `bytes` back, say done. Written without double quotes and
- * for any POSIX sh (busybox ash, dash), because it travels on the kernel command line.
+ * `bytes` zeros to the host, read `bytes` back, say done. `dd` moves 32 KiB blocks (the guest
+ * driver's largest write; a read returns at most one page buffer, however large the block).
+ * Written without double quotes and for any POSIX sh (busybox ash, dash), because it travels
+ * on the kernel command line; `bytes` must be a multiple of 32 KiB.
  */
 export function rawChannelScript(bytes: number): string {
-  if (!Number.isInteger(bytes) || bytes <= 0) throw new RangeError(`bytes must be a positive integer, got ${bytes}`);
+  if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 32768 !== 0) throw new RangeError(`bytes must be a positive multiple of 32768, got ${bytes}`);
   return [
     "mount -t proc proc /proc", "mount -t sysfs sysfs /sys", "mount -t devtmpfs devtmpfs /dev",
     // Read-only root: the VM is killed afterwards, which must not leave a journal to replay.
@@ -149,7 +151,7 @@ export function rawChannelScript(bytes: number): string {
     "echo smolvm-raw: port $port",
     "exec 3<>$port",
     `dd if=/dev/zero bs=32768 count=${bytes / 32768} 2>/dev/null >&3`,
-    `head -c ${bytes} <&3 >/dev/null`,
+    `dd bs=32768 count=${bytes / 32768} iflag=fullblock of=/dev/null 2>/dev/null <&3`,
     `echo ${RAW_DONE} >&3`,
     "echo smolvm-raw: done",
     "while :; do sleep 1000; done",
@@ -192,6 +194,7 @@ async function connectRetrying(path: string, deadline: number): Promise<Socket> 
  */
 export async function rawChannel(spec: LaunchSpec, bytes: number, timeoutMs: number): Promise<{ uploadMBps: number; downloadMBps: number }> {
   const deadline = Date.now() + timeoutMs;
+  await rm(spec.serialLogPath, { force: true });
   const vmm = await qemuBackend.launch(spec);
   let socket: Socket | undefined;
   try {

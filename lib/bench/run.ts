@@ -119,7 +119,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
         c.add("floor.channel-download", raw.downloadMBps);
       }
       for (const id of ["floor.channel-upload", "floor.channel-download"]) {
-        c.note(id, `2 boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd 32 KiB writes, head reads)`);
+        c.note(id, `2 boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks)`);
         c.report(id);
       }
     });
