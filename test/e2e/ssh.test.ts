@@ -144,6 +144,14 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     expect(out).toBe("term\n");
   });
 
+  test("exec: a PTY is a terminal of the asked size", async () => {
+    const proc = await handle.exec("tty; stty size", { pty: { rows: 33, cols: 101 } });
+    let out = "";
+    proc.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    expect((await proc.wait()).exitCode).toBe(0);
+    expect(out).toMatch(/^\/dev\/pts\/\d+\r\n33 101\r\n$/);
+  });
+
   test("files: a write lands atomically with its exact mode and reads back byte for byte", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const t0 = performance.now();
@@ -396,6 +404,27 @@ describe("channel resolution", () => {
     const agent = await SmolVM.fromId(NAME, { commChannel: "vsock" });
     expect((await agent.run("echo back")).stdout).toBe("back\n");
     agent.close();
+  });
+});
+
+describe("restart", () => {
+  test("stop and start: keys are injected again, the pinned key still holds, SSH works", async () => {
+    setPersisted("ssh");
+    const pinned = readFileSync(knownHostsPath(vm.id), "utf8");
+    await vm.stop();
+    expect(readSshState(vm.id)?.state).toBe("ready"); // of the old boot: stale by its VMM pid
+    await vm.start();
+    // start() of a sandbox persisted as ssh returns once sshd is ready again.
+    const state = readSshState(vm.id);
+    expect(state).toMatchObject({ state: "ready", vmmPid: record(NAME).vmmPid });
+    expect(readFileSync(knownHostsPath(vm.id), "utf8")).toBe(pinned);
+    const handle = await SmolVM.fromId(NAME, { commChannel: "ssh" });
+    try {
+      expect((await handle.run('printf %s "${SSH_CONNECTION:+ssh}"')).stdout).toBe("ssh");
+    } finally {
+      handle.close();
+    }
+    expect((await runCli(["ssh", NAME, "--", "cat", "/root/up.txt"])).stdout).toBe("via scp\n");
   });
 });
 
