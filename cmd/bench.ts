@@ -59,8 +59,10 @@ export function registerBench(program: Command): void {
           const phases = summary.phaseRows(report);
           const ratios = summary.ratioRows(report);
           const targets = summary.targetRows(report);
+          const reasons = summary.reasonLines(report);
           const sections = [
             table(phases.header, phases.rows),
+            ...(reasons.length > 0 ? [reasons.join("\n")] : []),
             table(ratios.header, ratios.rows),
             table(targets.header, targets.rows.map(verdict)),
           ];

@@ -106,6 +106,8 @@ export const targetSchema = z.object({
   unit: z.enum(["x", "ms"]),
   comparison: z.enum(["<=", ">="]),
   limit: z.number(),
+  /** The phases the value is computed from. */
+  inputs: z.array(z.string()),
   value: z.number().nullable(),
   /** null: not measurable in this run (see why). */
   met: z.boolean().nullable(),

@@ -82,8 +82,9 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
   try {
     step("preparing the kernel and images");
     const arch = hostGuestArch();
-    const kernelPath = await ensureKernel(arch);
-    const image = await ensureImage(o.image, { arch });
+    // A first run may build these (minutes); later runs find them cached.
+    const kernelPath = await ensureKernel(arch, { onProgress: (p) => step(`kernel: ${p.message}`, p.fraction) });
+    const image = await ensureImage(o.image, { arch, onProgress: (p) => step(`image ${o.image}: ${p.message}`, p.fraction) });
     const floorImage = await ensureFloorImage({ arch });
     const probe = await qemuBackend.probe(arch);
     if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
@@ -146,11 +147,12 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     await lifeEnd(c, main.vm, live, step, true);
 
     // ---- N sandboxes, one after another, then all at once
-    log(`${o.vms} sandboxes one after another`);
+    const sandboxes = `${o.vms} sandbox${o.vms === 1 ? "" : "es"}`;
+    log(`${sandboxes} one after another`);
     const sequential: CreatedSandbox[] = [];
     for (let i = 0; i < o.vms; i++) {
       o.signal?.throwIfAborted();
-      step(`${o.vms} sandboxes one after another`, i / o.vms);
+      step(`${sandboxes} one after another`, i / o.vms);
       const made = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-s${i + 1}`, track });
       sequential.push(made);
       recordCreate(c, made, timings);
@@ -162,8 +164,8 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     c.report("sandboxes.sequential");
     for (const made of sequential) await lifeEnd(c, made.vm, live, step, true);
 
-    log(`${o.vms} sandboxes at once`);
-    step(`${o.vms} sandboxes at once`);
+    log(`${sandboxes} at once`);
+    step(`${sandboxes} at once`);
     const wallStart = performance.now();
     const concurrent = await Promise.all(
       Array.from({ length: o.vms }, (_, i) => createAndFirstCommand({ image: o.image, name: `bench-${tag}-c${i + 1}`, track })),

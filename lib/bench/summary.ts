@@ -21,15 +21,38 @@ function ratioFor(report: BenchReport, phase: PhaseResult): string {
   return ratio.value === null ? "-" : `${num(ratio.value)}x ${ratio.denominator.join("+")}`;
 }
 
+/** The distinct reasons phases were not measured, numbered in order of first appearance. */
+export function unavailableReasons(report: BenchReport): Array<{ reason: string; phases: string[] }> {
+  const reasons: Array<{ reason: string; phases: string[] }> = [];
+  for (const p of report.phases) {
+    if (p.stats !== null || p.unavailable === null) continue;
+    const reason = p.unavailable.replace(/^unavailable: /, "");
+    const known = reasons.find((r) => r.reason === reason);
+    if (known) known.phases.push(p.id);
+    else reasons.push({ reason, phases: [p.id] });
+  }
+  return reasons;
+}
+
+function footnote(report: BenchReport, phaseId: string): string {
+  const index = unavailableReasons(report).findIndex((r) => r.phases.includes(phaseId));
+  return index < 0 ? "unavailable" : `unavailable [${index + 1}]`;
+}
+
 export function phaseRows(report: BenchReport): Rows {
   return {
     header: ["PHASE", "N", "P50", "P90", "P99", "UNIT", "VS FLOOR"],
     rows: report.phases.map((p) =>
       p.stats === null
-        ? [p.id, "0", "-", "-", "-", p.unit, p.unavailable ?? "unavailable"]
+        ? [p.id, "0", "-", "-", "-", p.unit, footnote(report, p.id)]
         : [p.id, String(p.stats.n), num(p.stats.p50), num(p.stats.p90), num(p.stats.p99), p.unit, ratioFor(report, p)],
     ),
   };
+}
+
+/** `[1] reason (phases: a, b)` lines for the footnotes of phaseRows and targetRows. */
+export function reasonLines(report: BenchReport): string[] {
+  return unavailableReasons(report).map((r, i) => `[${i + 1}] ${r.reason} (${r.phases.join(", ")})`);
 }
 
 export function ratioRows(report: BenchReport): Rows {
@@ -48,10 +71,15 @@ export function targetRows(report: BenchReport): Rows {
     header: ["TARGET", "VALUE", "VERDICT"],
     rows: report.targets.map((t) => [
       t.label,
-      t.value === null ? (t.why ?? "-") : `${num(t.value)}${t.unit === "ms" ? " ms" : "x"}`,
+      t.value === null ? missingInputs(report, t.inputs) : `${num(t.value)}${t.unit === "ms" ? " ms" : "x"}`,
       targetVerdict(t.met),
     ]),
   };
+}
+
+function missingInputs(report: BenchReport, inputs: readonly string[]): string {
+  const missing = inputs.filter((id) => report.phases.find((p) => p.id === id)?.stats == null);
+  return missing.length === 0 ? "-" : `needs ${missing.map((id) => `${id} (${footnote(report, id)})`).join(", ")}`;
 }
 
 export function spanRows(spans: readonly Span[]): Rows {

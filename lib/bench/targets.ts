@@ -120,6 +120,6 @@ export function evaluateTargets(phases: readonly PhaseResult[]): Target[] {
         : `unavailable: ${missing.map((p) => `${p?.id ?? "?"} (${p?.unavailable?.replace(/^unavailable: /, "") ?? "not in the report"})`).join("; ")}`;
     }
     const met = value === null ? null : t.comparison === "<=" ? value <= t.limit : value >= t.limit;
-    return { id: t.id, label: t.label, unit: t.unit, comparison: t.comparison, limit: t.limit, value, met, why };
+    return { id: t.id, label: t.label, unit: t.unit, comparison: t.comparison, limit: t.limit, inputs: [...t.inputs], value, met, why };
   });
 }

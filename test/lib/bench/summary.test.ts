@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { machineLine, phaseRows, ratioRows, targetRows, targetVerdict } from "../../../lib/bench/summary.ts";
+import { machineLine, phaseRows, ratioRows, reasonLines, targetRows, targetVerdict } from "../../../lib/bench/summary.ts";
 import { HEALTHY, reportFrom } from "./_fixtures.ts";
 
 describe("summary rows", () => {
@@ -13,15 +13,19 @@ describe("summary rows", () => {
     expect(warm[6]).toBe("2.33x floor.ping+floor.fork-exec");
   });
 
-  test("an unavailable phase shows its reason instead of numbers", () => {
-    const { rows } = phaseRows(reportFrom({ ...HEALTHY, "warm-command.ssh": "unavailable: no sshd" }));
-    expect(rows.find((r) => r[0] === "warm-command.ssh")).toEqual(["warm-command.ssh", "0", "-", "-", "-", "ms", "unavailable: no sshd"]);
+  test("an unavailable phase points to its reason, and each reason is listed once with its phases", () => {
+    const report = reportFrom({ ...HEALTHY, "warm-command.ssh": "unavailable: no sshd", "upload.sftp": "unavailable: no sshd", "upload.scp": "unavailable: no scp" });
+    const { rows } = phaseRows(report);
+    expect(rows.find((r) => r[0] === "warm-command.ssh")).toEqual(["warm-command.ssh", "0", "-", "-", "-", "ms", "unavailable [1]"]);
+    expect(rows.find((r) => r[0] === "upload.scp")![6]).toBe("unavailable [2]");
+    expect(reasonLines(report)).toEqual(["[1] no sshd (warm-command.ssh, upload.sftp)", "[2] no scp (upload.scp)"]);
   });
 
   test("targets read met, missed or n/a", () => {
     const { rows } = targetRows(reportFrom({ ...HEALTHY, stop: 200, "warm-command.ssh": "unavailable: no sshd" }));
     expect(rows.map((r) => r[2])).toEqual(["met", "met", "n/a", "missed", "met", "met"]);
     expect(rows[3]![1]).toBe("210 ms");
+    expect(rows[2]![1]).toBe("needs warm-command.ssh (unavailable [1])");
     expect(targetVerdict(null)).toBe("n/a");
   });
 
