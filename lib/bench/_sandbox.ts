@@ -36,6 +36,7 @@ export async function createAndFirstCommand(options: { image: string; name: stri
     calledAt,
     returnedAt,
     firstCommandMs: done - created,
+    firstCommandGuestMs: first.durationMs,
     ...optional("supervisorStartedAt", info.supervisorPid === null ? undefined : processStartEpochMs(info.supervisorPid)),
     ...optional("qemuStartedAt", info.vmmPid === null ? undefined : processStartEpochMs(info.vmmPid)),
     ...optional("readyLoggedAt", ready?.at),

@@ -19,6 +19,8 @@ export interface CreateTiming {
   returnedAt: number;
   /** The first command after create (connect + HELLO + exec true). */
   firstCommandMs?: number;
+  /** The agent's own fork -> exit time of that first command (a cold guest: page cache, translation cache). */
+  firstCommandGuestMs?: number;
 }
 
 /** The "sandbox ready" event of one sandbox in the smolvm log text, if there. */
@@ -82,6 +84,11 @@ export function createSpans(timings: readonly CreateTiming[], bootFloorMs: numbe
       name: "first command (connect + HELLO + exec true)",
       ms: medianOf(timings.map((t) => t.firstCommandMs)),
       note: "after create() returned",
+    },
+    {
+      name: "  of which the guest's fork -> exit (agent-measured)",
+      ms: medianOf(timings.map((t) => t.firstCommandGuestMs)),
+      note: "the first exec in a fresh guest runs cold",
     },
     {
       name: "boot floor (spawn -> init prints)",
