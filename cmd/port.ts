@@ -20,17 +20,21 @@ export function registerPort(program: Command): void {
         const { hostPort, guestPort } = parsePortSpec(spec);
         const { SmolVM } = await import("../lib/smolvm.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
-        const forward = await vm.exposeLocal(guestPort, { hostPort });
-        const { close: _close, [Symbol.asyncDispose]: _dispose, ...info } = forward;
-        out.result({ sandbox: vm.name, ...info }, () => `${info.address}:${info.hostPort} -> ${vm.name}:${info.guestPort}`);
-        if (forward.heldBy === "process") {
-          // An SSH tunnel lives in this process: keep it until interrupted.
-          process.stderr.write("forwarding over SSH from this process; Ctrl-C stops it\n");
-          await new Promise<void>((resolve) => {
-            process.once("SIGINT", resolve);
-            process.once("SIGTERM", resolve);
-          });
-          await forward.close();
+        try {
+          const forward = await vm.exposeLocal(guestPort, { hostPort });
+          const { close: _close, [Symbol.asyncDispose]: _dispose, ...info } = forward;
+          out.result({ sandbox: vm.name, ...info }, () => `${info.address}:${info.hostPort} -> ${vm.name}:${info.guestPort}`);
+          if (forward.heldBy === "process") {
+            // An SSH tunnel lives in this process: keep it until interrupted.
+            process.stderr.write("forwarding over SSH from this process; Ctrl-C stops it\n");
+            await new Promise<void>((resolve) => {
+              process.once("SIGINT", resolve);
+              process.once("SIGTERM", resolve);
+            });
+            await forward.close();
+          }
+        } finally {
+          // The supervisor holds an agent forward: this process only has to let go of its channel.
           vm.close();
         }
       }),
