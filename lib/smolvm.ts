@@ -138,10 +138,12 @@ export class SmolVM {
     private readonly commChannel?: CommChannel,
   ) {}
 
+  /** The sandbox's stable id, e.g. `SmolVM.fromId(vm.id)` from another process. */
   get id(): string {
     return this.record.id;
   }
 
+  /** The sandbox's unique name, e.g. `smolvm exec ${vm.name} -- ls` on the command line. */
   get name(): string {
     return this.record.name;
   }
@@ -383,29 +385,62 @@ export class SmolVM {
     this.record = withStore((store) => store.getVm(this.record.id));
   }
 
-  /** Powers the guest off; its disk is kept for `start()`. */
+  /**
+   * Powers the guest off (a paused one too); its disk, files and managed env are kept for
+   * `start()`. Port forwards end.
+   *
+   * ```ts
+   * await vm.stop();
+   * ```
+   */
   async stop(): Promise<void> {
     this.detach();
     this.record = await stopSandbox(this.record.id);
   }
 
-  /** Boots a stopped sandbox again. */
+  /**
+   * Boots a stopped sandbox again, with the disk and env it had.
+   *
+   * ```ts
+   * await vm.start();
+   * ```
+   */
   async start(): Promise<void> {
     this.record = await startSandbox(this.record.id);
   }
 
-  /** Deletes the sandbox and everything it holds. Returns at once; cleanup finishes behind. */
+  /**
+   * Deletes the sandbox and everything it holds (processes, disk, forwards). Returns at once;
+   * cleanup finishes behind.
+   *
+   * ```ts
+   * await vm.delete();
+   * ```
+   */
   async delete(): Promise<void> {
     this.detach();
     await deleteSandbox(this.record.id);
   }
 
-  /** Detaches from the sandbox, which keeps running. */
+  /**
+   * Detaches from the sandbox, which keeps running (and keeps its port forwards).
+   *
+   * ```ts
+   * const vm = await SmolVM.fromId("dev");
+   * try { await vm.run("make"); } finally { vm.close(); }
+   * ```
+   */
   close(): void {
     this.detach();
   }
 
-  /** `await using vm = await SmolVM.create()` deletes the sandbox at the end of the scope. */
+  /**
+   * Deletes the sandbox at the end of an `await using` scope.
+   *
+   * ```ts
+   * { await using vm = await SmolVM.create({ image: "base" }); await vm.run("true"); } // gone here
+   * ```
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.delete();
   }
