@@ -21,6 +21,13 @@ const GUEST_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
 const PROBE = `if [ -x ${SSHD} ]; then echo sshd=yes; else echo sshd=no; fi; cat ${GUEST_HOST_KEY}.pub 2>/dev/null; exit 0`;
 
 /**
+ * smolvm's sshd drop-in. PAM costs ~0.35 s of every login under emulation (its modules are
+ * loaded per connection) and does nothing a sandbox needs; key logins work without it.
+ */
+const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-smolvm.conf";
+const SSHD_CONF = "# Written by smolvm on every boot: logins without PAM are ~40% faster under emulation.\nUsePAM no";
+
+/**
  * Authorizes $SMOLVM_USER_KEY for root (keeping keys the user added), (re)starts sshd and waits
  * until something listens on port 22. sshd daemonizes before it binds, hence the wait.
  */
@@ -31,6 +38,9 @@ keys=/root/.ssh/authorized_keys
 touch "$keys" && chmod 600 "$keys" || exit 1
 grep -qxF -- "$SMOLVM_USER_KEY" "$keys" || printf '%s\\n' "$SMOLVM_USER_KEY" >> "$keys" || exit 1
 mkdir -p /run/sshd && chmod 755 /run/sshd
+if [ -d /etc/ssh/sshd_config.d ] && [ "$(cat ${SSHD_DROP_IN} 2>/dev/null)" != "$SMOLVM_SSHD_CONF" ]; then
+  printf '%s\\n' "$SMOLVM_SSHD_CONF" > ${SSHD_DROP_IN} && SMOLVM_RESTART=1
+fi
 # Builtins only: under emulation every fork costs tens of milliseconds.
 sshd_pids() { for d in /proc/[0-9]*; do read -r comm < "$d/comm" 2>/dev/null && [ "$comm" = sshd ] && echo "\${d#/proc/}"; done; }
 listening() { grep -qE ':0016 0+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
@@ -87,7 +97,7 @@ export async function provisionSsh(vm: VmRecord, vmmPid: number, connect: () => 
     }
     step("written");
     const setup = await client.run(SETUP, {
-      env: { SMOLVM_USER_KEY: user.publicKey, SMOLVM_RESTART: changed ? "1" : "0" },
+      env: { SMOLVM_USER_KEY: user.publicKey, SMOLVM_RESTART: changed ? "1" : "0", SMOLVM_SSHD_CONF: SSHD_CONF },
       timeoutMs: 60_000,
     });
     if (setup.exitCode !== 0) {
