@@ -76,7 +76,13 @@ describe("cleanup", () => {
     const again = await runCli(["exec", "keeper", "--", "echo", "alive"]);
     expect(again.stdout).toBe("alive\n");
     expect(envelope(await runCli(["cleanup", "--json"])).data.sandboxes).toEqual([]);
-    expect((await runCli(["delete", "keeper"])).code).toBe(0);
+
+    // --all takes the live ones too (no question asked without a terminal).
+    const all = await runCli(["cleanup", "--all", "--json"]);
+    expect(all.code).toBe(0);
+    expect(envelope(all).data.sandboxes).toEqual(["keeper"]);
+    await waitUntil(() => record("keeper") === undefined && !existsSync(paths.vmDir(keeper.id)), 15_000, "the keeper to be deleted");
+    await waitUntil(() => processesMatching(keeper.id).length === 0, 10_000, "the keeper's processes to end");
   });
 });
 
