@@ -42,6 +42,11 @@ export class Collector {
     }
   }
 
+  /** Whether a phase was marked unavailable (a failed attempt, or no way to measure it). */
+  failed(id: string): boolean {
+    return this.reasons.has(id);
+  }
+
   /**
    * Runs an optional measurement; a failure marks its phases unavailable with the error's
    * message and becomes a warning instead of ending the run.

@@ -1,6 +1,11 @@
 /**
  * Measurements on one running sandbox: the agent ping floor, warm commands (SDK, CLI, SSH), the
  * guest's fork/exec floor and file transfer both ways over every channel there is.
+ *
+ * The machine is shared and its load drifts within a run, so whatever is compared is measured
+ * interleaved: each warm iteration takes a ping, an agent exec and (when there is SSH) an SSH
+ * exec back to back; fork/exec batches are spread over the warm loop; each transfer repeat
+ * moves the file over the agent, SFTP and scp in turn.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -24,26 +29,109 @@ export interface RunningOptions {
 /** What the warm-command breakdown needs besides the phases. */
 export interface RunningFacts {
   agentDurations: number[];
-  guestForkExecMs?: number;
   cliStartupMs: number[];
 }
 
 const FORK_EXEC_ITERATIONS = 200;
 const FORK_EXEC_BATCHES = 3;
 const TRANSFER_REPEATS = 3;
+const WARMUP = 10;
 const GUEST_FILE = "/tmp/smolvm-bench.bin";
 
-async function timesOf(n: number, warmup: number, body: () => Promise<unknown>, options: RunningOptions, label: string): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await body();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    options.signal?.throwIfAborted();
-    const t0 = performance.now();
-    await body();
-    out.push(performance.now() - t0);
-    if (i % 20 === 0) options.step(label, i / n);
+const SSH_PHASES = [
+  "first-command.ssh", "create-to-first-command.ssh", "warm-command.ssh", "upload.sftp", "download.sftp", "upload.scp", "download.scp",
+] as const;
+
+async function timed(body: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await body();
+  return performance.now() - t0;
+}
+
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+
+/**
+ * Opens the SSH side and times its first command. create -> first SSH command is composed as
+ * (the later of create() returning and sshd being ready, minus create() called) plus the first
+ * command's own connect + auth + exec, so the agent's first command, run before it, does not
+ * count against SSH. Times are epoch ms. Undefined when SSH cannot be measured (phases marked).
+ */
+export async function firstSshCommand(vm: SmolVM, c: Collector, options: RunningOptions & { calledAt: number; returnedAt: number }): Promise<SshBench | undefined> {
+  options.step("SSH channel: waiting for sshd, first command");
+  const opening = await openSshBench(vm);
+  if (!opening.ok) {
+    c.unavailable(SSH_PHASES, opening.reason);
+    return undefined;
   }
-  return out;
+  let ok = false;
+  await c.attempt(SSH_PHASES, async () => {
+    const first = await opening.ssh.firstCommand();
+    const usableAt = Math.max(opening.readyAt, options.returnedAt);
+    c.add("first-command.ssh", first);
+    c.add("create-to-first-command.ssh", usableAt - options.calledAt + first);
+    c.note("create-to-first-command.ssh", `sshd was ready ${Math.round(opening.readyAt - options.returnedAt)} ms after create() returned (negative: before)`);
+    c.report("first-command.ssh");
+    ok = true;
+  });
+  if (!ok) {
+    await opening.ssh.close();
+    return undefined;
+  }
+  return opening.ssh;
+}
+
+/** Ping, agent exec and SSH exec, interleaved; fork/exec floor batches spread over the loop. */
+export async function measureWarm(vm: SmolVM, client: AgentClient, ssh: SshBench | undefined, c: Collector, options: RunningOptions): Promise<RunningFacts> {
+  const facts: RunningFacts = { agentDurations: [], cliStartupMs: [] };
+  const agentExec = async (keep: boolean) => {
+    const result = await vm.run(["true"]);
+    if (result.exitCode !== 0) throw new Error(`\`true\` exited with ${result.exitCode} in the guest`);
+    if (keep) facts.agentDurations.push(result.durationMs);
+  };
+  const forkExecBatch = async () => {
+    const result = await vm.run(["/bin/sh", "-c", forkExecScript(FORK_EXEC_ITERATIONS)]);
+    const perExec = parseForkExec(result.stdout, FORK_EXEC_ITERATIONS);
+    if (result.exitCode !== 0 || perExec === undefined) {
+      throw new Error(`the guest's fork/exec loop printed "${result.stdout.trim()}" (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    }
+    c.add("floor.fork-exec", perExec);
+  };
+  for (let i = 0; i < WARMUP; i++) {
+    await client.ping();
+    await agentExec(false);
+    if (ssh) await ssh.warmCommand();
+  }
+  const batchEvery = Math.max(1, Math.floor(options.runs / FORK_EXEC_BATCHES));
+  let sshFailed = ssh === undefined;
+  for (let i = 0; i < options.runs; i++) {
+    options.signal?.throwIfAborted();
+    if (i % 20 === 0) options.step(`warm commands${ssh ? " (agent and SSH)" : ""}`, i / options.runs);
+    if (i % batchEvery === Math.floor(batchEvery / 2) && i / batchEvery < FORK_EXEC_BATCHES) {
+      await c.attempt(["floor.fork-exec"], forkExecBatch);
+    }
+    c.add("floor.ping", (await client.ping()).rttMs);
+    c.add("warm-command.agent", await timed(() => agentExec(true)));
+    if (!sshFailed) {
+      await c.attempt(["warm-command.ssh"], async () => c.add("warm-command.ssh", await ssh!.warmCommand()));
+      sshFailed = c.failed("warm-command.ssh");
+    }
+  }
+  c.note("floor.fork-exec", `${FORK_EXEC_BATCHES} batches of ${FORK_EXEC_ITERATIONS} /bin/true minus an empty loop, /proc/uptime clock, spread over the warm loop`);
+  c.note("floor.ping", "interleaved with the warm commands");
+  for (const id of ["floor.ping", "warm-command.agent", "warm-command.ssh", "floor.fork-exec"]) c.report(id);
+
+  const cliRuns = Math.min(10, options.runs);
+  options.step("warm commands through the CLI");
+  await c.attempt(["warm-command.cli"], async () => {
+    for (let i = 0; i < cliRuns; i++) {
+      options.signal?.throwIfAborted();
+      if (i < 5) facts.cliStartupMs.push(await cliOnce(["--version"]));
+      c.add("warm-command.cli", await cliOnce(["exec", vm.name, "--", "true"]));
+    }
+    c.note("warm-command.cli", `${cliRuns} runs; each is a new smolvm process, as from a shell`);
+    c.report("warm-command.cli");
+  });
+  return facts;
 }
 
 /** Runs `smolvm ARGS` as a new process (as a user's shell would) and times it to its exit. */
@@ -62,129 +150,45 @@ function cliOnce(args: string[]): Promise<number> {
   });
 }
 
-const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-
-export async function measureAgent(vm: SmolVM, client: AgentClient, c: Collector, options: RunningOptions): Promise<RunningFacts> {
-  const facts: RunningFacts = { agentDurations: [], cliStartupMs: [] };
-  options.step("agent ping round trip");
-  c.add("floor.ping", ...(await timesOf(options.runs, 20, () => client.ping(), options, "agent ping round trip")));
-  c.report("floor.ping");
-
-  options.step("warm commands over the agent");
-  const warm = await timesOf(options.runs, 10, async () => {
-    const result = await vm.run(["true"]);
-    if (result.exitCode !== 0) throw new Error(`\`true\` exited with ${result.exitCode} in the guest`);
-    facts.agentDurations.push(result.durationMs);
-  }, options, "warm commands over the agent");
-  facts.agentDurations.splice(0, 10); // the warm-up runs
-  c.add("warm-command.agent", ...warm);
-  c.report("warm-command.agent");
-
-  options.step("fork/exec floor in the guest");
-  await c.attempt(["floor.fork-exec"], async () => {
-    for (let i = 0; i < FORK_EXEC_BATCHES; i++) {
-      const result = await vm.run(["/bin/sh", "-c", forkExecScript(FORK_EXEC_ITERATIONS)]);
-      const perExec = parseForkExec(result.stdout, FORK_EXEC_ITERATIONS);
-      if (result.exitCode !== 0 || perExec === undefined) {
-        throw new Error(`the guest's fork/exec loop printed "${result.stdout.trim()}" (exit ${result.exitCode}): ${result.stderr.trim()}`);
-      }
-      c.add("floor.fork-exec", perExec);
-    }
-    c.note("floor.fork-exec", `${FORK_EXEC_BATCHES} batches of ${FORK_EXEC_ITERATIONS} /bin/true minus an empty loop, /proc/uptime clock`);
-    c.report("floor.fork-exec");
-  });
-
-  const cliRuns = Math.min(10, options.runs);
-  options.step("warm commands through the CLI");
-  await c.attempt(["warm-command.cli"], async () => {
-    for (let i = 0; i < Math.min(5, cliRuns); i++) facts.cliStartupMs.push(await cliOnce(["--version"]));
-    for (let i = 0; i < cliRuns; i++) {
-      options.signal?.throwIfAborted();
-      c.add("warm-command.cli", await cliOnce(["exec", vm.name, "--", "true"]));
-    }
-    c.note("warm-command.cli", `${cliRuns} runs; each is a new smolvm process, as from a shell`);
-    c.report("warm-command.cli");
-  });
-
+/** Upload and download over the agent, SFTP and scp, one after another within each repeat. */
+export async function measureTransfers(vm: SmolVM, client: AgentClient, ssh: SshBench | undefined, c: Collector, options: RunningOptions): Promise<void> {
   const bytes = options.transferMiB * 2 ** 20;
   const data = randomBytes(bytes);
-  options.step("file transfer over the agent");
-  await c.attempt(["upload.agent", "download.agent"], async () => {
-    for (let i = 0; i < TRANSFER_REPEATS; i++) {
-      options.signal?.throwIfAborted();
-      let t0 = performance.now();
-      await client.writeFile(GUEST_FILE, data);
-      c.add("upload.agent", mbps(bytes, performance.now() - t0));
-      t0 = performance.now();
-      const handle = await client.readFile(GUEST_FILE);
+  const local = join(options.scratchDir, "scp-upload.bin");
+  if (ssh && ssh.scpUnavailable === undefined) await writeFile(local, data);
+  if (ssh && ssh.scpUnavailable !== undefined) c.unavailable(["upload.scp", "download.scp"], ssh.scpUnavailable);
+  for (let i = 0; i < TRANSFER_REPEATS; i++) {
+    options.signal?.throwIfAborted();
+    options.step("file transfer", i / TRANSFER_REPEATS);
+    await c.attempt(["upload.agent", "download.agent"], async () => {
+      c.add("upload.agent", mbps(bytes, await timed(() => client.writeFile(GUEST_FILE, data))));
       let got = 0;
-      for await (const chunk of handle.stream) got += (chunk as Buffer).length;
+      const ms = await timed(async () => {
+        const handle = await client.readFile(GUEST_FILE);
+        for await (const chunk of handle.stream) got += (chunk as Buffer).length;
+      });
       if (got !== bytes) throw new Error(`read back ${got} bytes of ${bytes}`);
-      c.add("download.agent", mbps(bytes, performance.now() - t0));
-    }
-    for (const id of ["upload.agent", "download.agent"]) {
-      c.note(id, `${TRANSFER_REPEATS} x ${options.transferMiB} MiB to/from ${GUEST_FILE} (tmpfs); MB = 10^6 bytes`);
-      c.report(id);
-    }
-  });
-  await vm.run(["rm", "-f", GUEST_FILE]);
-  return facts;
-}
-
-const SSH_PHASES = [
-  "first-command.ssh", "create-to-first-command.ssh", "warm-command.ssh", "upload.sftp", "download.sftp", "upload.scp", "download.scp",
-] as const;
-
-/**
- * The SSH phases: first command, warm commands, SFTP and scp. create -> first SSH command is
- * composed as (the later of create() returning and sshd being ready, minus create() called)
- * plus the first command's own connect + auth + exec, so the agent phases measured before it
- * do not count against SSH. Times are epoch ms.
- */
-export async function measureSsh(vm: SmolVM, c: Collector, options: RunningOptions & { calledAt: number; returnedAt: number }): Promise<void> {
-  options.step("SSH channel");
-  const opening = await openSshBench(vm);
-  if (!opening.ok) {
-    c.unavailable(SSH_PHASES, opening.reason);
-    return;
-  }
-  const ssh: SshBench = opening.ssh;
-  try {
-    await c.attempt(["first-command.ssh", "create-to-first-command.ssh"], async () => {
-      const first = await ssh.firstCommand();
-      const usableAt = Math.max(opening.readyAt, options.returnedAt);
-      c.add("first-command.ssh", first);
-      c.add("create-to-first-command.ssh", usableAt - options.calledAt + first);
-      c.note("create-to-first-command.ssh", `sshd was ready ${Math.round(opening.readyAt - options.returnedAt)} ms after create() returned (negative: before)`);
-      c.report("first-command.ssh");
+      c.add("download.agent", mbps(bytes, ms));
     });
-    await c.attempt(["warm-command.ssh"], async () => {
-      c.add("warm-command.ssh", ...(await timesOf(options.runs, 10, () => ssh.warmCommand(), options, "warm commands over SSH")));
-      c.report("warm-command.ssh");
-    });
-    const bytes = options.transferMiB * 2 ** 20;
-    const data = randomBytes(bytes);
-    await c.attempt(["upload.sftp", "download.sftp"], async () => {
-      for (let i = 0; i < TRANSFER_REPEATS; i++) {
+    if (!ssh) continue;
+    if (!c.failed("upload.sftp")) {
+      await c.attempt(["upload.sftp", "download.sftp"], async () => {
         c.add("upload.sftp", mbps(bytes, await ssh.sftpUpload(data, GUEST_FILE)));
         const got = await ssh.sftpDownload(GUEST_FILE);
         if (got.bytes !== bytes) throw new Error(`SFTP read back ${got.bytes} bytes of ${bytes}`);
         c.add("download.sftp", mbps(bytes, got.ms));
-      }
-    });
-    if (ssh.scpUnavailable !== undefined) {
-      c.unavailable(["upload.scp", "download.scp"], ssh.scpUnavailable);
-    } else {
-      await c.attempt(["upload.scp", "download.scp"], async () => {
-        const local = join(options.scratchDir, "scp-upload.bin");
-        await writeFile(local, data);
-        for (let i = 0; i < TRANSFER_REPEATS; i++) {
-          c.add("upload.scp", mbps(bytes, await ssh.scpUpload(local, GUEST_FILE)));
-          c.add("download.scp", mbps(bytes, await ssh.scpDownload(GUEST_FILE, join(options.scratchDir, "scp-download.bin"))));
-        }
       });
     }
-  } finally {
-    await ssh.close();
+    if (ssh.scpUnavailable === undefined && !c.failed("upload.scp")) {
+      await c.attempt(["upload.scp", "download.scp"], async () => {
+        c.add("upload.scp", mbps(bytes, await ssh.scpUpload(local, GUEST_FILE)));
+        c.add("download.scp", mbps(bytes, await ssh.scpDownload(GUEST_FILE, join(options.scratchDir, "scp-download.bin"))));
+      });
+    }
   }
+  for (const id of ["upload.agent", "download.agent", "upload.sftp", "download.sftp", "upload.scp", "download.scp"]) {
+    c.note(id, `${TRANSFER_REPEATS} x ${options.transferMiB} MiB to/from ${GUEST_FILE} (tmpfs), channels taking turns; MB = 10^6 bytes`);
+    c.report(id);
+  }
+  await vm.run(["rm", "-f", GUEST_FILE]);
 }

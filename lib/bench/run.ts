@@ -20,7 +20,7 @@ import { hostGuestArch } from "../kernel/arch.ts";
 import { ensureKernel } from "../kernel/build.ts";
 import type { SmolVM } from "../smolvm.ts";
 import { Collector } from "./_collect.ts";
-import { measureAgent, measureSsh } from "./_running.ts";
+import { firstSshCommand, measureTransfers, measureWarm } from "./_running.ts";
 import { createAndFirstCommand, sandboxMemory, timedDelete, timedStart, timedStop, type CreatedSandbox } from "./_sandbox.ts";
 import { floorArgv, floorBoot, floorSpec, qemuStartQuit, rawChannel, rawChannelInit, type FloorVm } from "./floors.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
@@ -77,7 +77,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
   const tag = randomBytes(2).toString("hex");
   const timings: CreateTiming[] = [];
   let floorFlags: BenchReport["profile"]["floorFlags"] = { match: null, differences: [] };
-  let facts = { agentDurations: [] as number[], guestForkExecMs: undefined as number | undefined, cliStartupMs: [] as number[] };
+  let facts: { agentDurations: number[]; cliStartupMs: number[] } = { agentDurations: [], cliStartupMs: [] };
 
   try {
     step("preparing the kernel and images");
@@ -92,59 +92,70 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };
     const machine = await describeMachine({ arch, kernelPath, imagePath: image.path, image: o.image });
 
-    // ---- floors
+    // ---- floors. Boot floors are also taken right before every create below, so that the
+    // create / boot ratio compares samples from the same stretch of a drifting machine load.
     log("floors");
     let bootSpecArgv: { argv: string[]; dir: string } | undefined;
+    let floorBoots = 0;
+    const floorBoot1 = () => c.attempt(["floor.boot"], async () => {
+      const dir = join(scratch, `boot-${floorBoots++}`);
+      const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
+      bootSpecArgv ??= { argv: floorArgv(spec), dir };
+      c.add("floor.boot", await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS));
+      await rm(dir, { recursive: true, force: true });
+    });
     for (let i = 0; i < o.floorRuns; i++) {
       o.signal?.throwIfAborted();
       step("floors: QEMU start + quit, floor boot", i / o.floorRuns);
       await c.attempt(["floor.qemu"], async () => {
         c.add("floor.qemu", await qemuStartQuit(await floorSpec(floorVm, join(scratch, `qemu-${i}`), floorImage.path)));
       });
-      await c.attempt(["floor.boot"], async () => {
-        const dir = join(scratch, `boot-${i}`);
-        const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
-        bootSpecArgv ??= { argv: floorArgv(spec), dir };
-        c.add("floor.boot", await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS));
-      });
+      await floorBoot1();
     }
     c.report("floor.qemu");
     c.report("floor.boot");
     const bytes = o.transferMiB * 2 ** 20;
-    await c.attempt(["floor.channel-upload", "floor.channel-download"], async () => {
-      for (let i = 0; i < 2; i++) {
-        step("floors: raw virtio-serial channel", i / 2);
-        const spec = await floorSpec(floorVm, join(scratch, `raw-${i}`), image.path, rawChannelInit(bytes));
-        const raw = await rawChannel(spec, bytes, BOOT_TIMEOUT_MS + 120_000);
-        c.add("floor.channel-upload", raw.uploadMBps);
-        c.add("floor.channel-download", raw.downloadMBps);
-      }
-      for (const id of ["floor.channel-upload", "floor.channel-download"]) {
-        c.note(id, `2 boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks)`);
-        c.report(id);
-      }
+    let rawRuns = 0;
+    const rawChannel1 = () => c.attempt(["floor.channel-upload", "floor.channel-download"], async () => {
+      step("floors: raw virtio-serial channel");
+      const dir = join(scratch, `raw-${rawRuns++}`);
+      const raw = await rawChannel(await floorSpec(floorVm, dir, image.path, rawChannelInit(bytes)), bytes, BOOT_TIMEOUT_MS + 120_000);
+      c.add("floor.channel-upload", raw.uploadMBps);
+      c.add("floor.channel-download", raw.downloadMBps);
+      await rm(dir, { recursive: true, force: true });
     });
+    await rawChannel1();
 
     // ---- one sandbox through its whole life
     o.signal?.throwIfAborted();
     log("one sandbox, start to end");
-    step("creating a sandbox");
     const track = (vm: SmolVM) => live.add(vm);
+    await floorBoot1();
+    step("creating a sandbox");
     const main = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-main`, track });
     recordCreate(c, main, timings);
     await recordMemory(c, main.vm);
     floorFlags = compareFlags(main.vm, bootSpecArgv, await main.vm.info());
 
-    await measureSsh(main.vm, c, { ...running(o, scratch, step), calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
+    const on = running(o, scratch, step);
+    const ssh = await firstSshCommand(main.vm, c, { ...on, calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
     const { connectSupervisor } = await import("../supervisor/client.ts");
     const client = await connectSupervisor(main.vm.id);
     try {
-      const agentFacts = await measureAgent(main.vm, client, c, running(o, scratch, step));
-      facts = { ...agentFacts, guestForkExecMs: p50Of(c.phases(), "floor.fork-exec") };
+      facts = await measureWarm(main.vm, client, ssh, c, on);
+      await measureTransfers(main.vm, client, ssh, c, on);
     } finally {
+      await ssh?.close();
       await client.close();
     }
-    await lifeEnd(c, main.vm, live, step, true);
+    // The second raw channel run sits between the transfers and the next boots, in time.
+    await lifeEnd(c, main.vm, live, step, true, async () => {
+      await rawChannel1();
+      for (const id of ["floor.channel-upload", "floor.channel-download"]) {
+        c.note(id, `${rawRuns} boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks); one at the start, one right after the transfers`);
+        c.report(id);
+      }
+    });
 
     // ---- N sandboxes, one after another, then all at once
     const sandboxes = `${o.vms} sandbox${o.vms === 1 ? "" : "es"}`;
@@ -153,6 +164,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     for (let i = 0; i < o.vms; i++) {
       o.signal?.throwIfAborted();
       step(`${sandboxes} one after another`, i / o.vms);
+      await floorBoot1();
       const made = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-s${i + 1}`, track });
       sequential.push(made);
       recordCreate(c, made, timings);
@@ -180,6 +192,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     for (const made of concurrent) await lifeEnd(c, made.vm, live, step, false);
 
     c.note("create", "SDK create() of the first sandbox and of each sequential one");
+    c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates`);
     const phases = c.phases();
     const report: BenchReport = {
       schema: 1,
@@ -196,7 +209,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
           hostP50: p50Of(phases, "warm-command.agent"),
           agentDurations: facts.agentDurations,
           pingP50: p50Of(phases, "floor.ping"),
-          guestForkExecMs: facts.guestForkExecMs,
+          guestForkExecMs: p50Of(phases, "floor.fork-exec"),
           cliP50: p50Of(phases, "warm-command.cli"),
           cliStartupP50: median(facts.cliStartupMs),
         }),
@@ -241,13 +254,16 @@ async function recordMemory(c: Collector, vm: SmolVM): Promise<void> {
   if (memory.supervisor !== undefined) c.add("memory.supervisor", memory.supervisor);
 }
 
-/** Stop (and launch again, when `cycle`), then delete; every step timed. */
-async function lifeEnd(c: Collector, vm: SmolVM, live: Set<SmolVM>, step: (text: string) => void, cycle: boolean): Promise<void> {
+/** Stop (then `whileStopped`, then launch again, when `cycle`), then delete; every step timed. */
+async function lifeEnd(
+  c: Collector, vm: SmolVM, live: Set<SmolVM>, step: (text: string) => void, cycle: boolean, whileStopped?: () => Promise<void>,
+): Promise<void> {
   if (cycle) {
     step(`stopping and starting ${vm.name}`);
     const stopped = await timedStop(vm);
     c.add("stop", stopped.stopMs);
     c.add("stop.freed", stopped.freedMs);
+    await whileStopped?.();
     c.add("launch", await timedStart(vm));
   }
   step(`deleting ${vm.name}`);
