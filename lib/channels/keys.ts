@@ -42,12 +42,15 @@ export function knownHostsPath(vmId: string): string {
 
 /** The host's smolvm user key, made on first need. */
 export function ensureUserKey(): Promise<KeyPair> {
-  return ensureKeyPair(userKeyPath(), "smolvm");
+  return ensureKeyPair(userKeyPath(), "smolvm", true);
 }
 
-/** The sandbox's SSH host key, made on its first boot and kept with the sandbox. */
+/**
+ * The sandbox's SSH host key, made on its first boot and kept with the sandbox. Its directory
+ * must exist: a sandbox deleted meanwhile must not get it back.
+ */
 export function ensureHostKey(vmId: string, name: string): Promise<KeyPair> {
-  return ensureKeyPair(hostKeyPath(vmId), `smolvm-host-${name}`);
+  return ensureKeyPair(hostKeyPath(vmId), `smolvm-host-${name}`, false);
 }
 
 /** How known_hosts names an endpoint: bare for port 22, `[host]:port` otherwise. */
@@ -89,10 +92,10 @@ export function readPinnedKeys(vmId: string, host: string, port: number): Buffer
   return pinnedKeys(readFileSync(file, "utf8"), host, port);
 }
 
-async function ensureKeyPair(privatePath: string, comment: string): Promise<KeyPair> {
+async function ensureKeyPair(privatePath: string, comment: string, makeDir: boolean): Promise<KeyPair> {
   const pubPath = `${privatePath}.pub`;
   if (!existsSync(privatePath)) {
-    await mkdir(dirname(privatePath), { recursive: true, mode: 0o700 });
+    if (makeDir) await mkdir(dirname(privatePath), { recursive: true, mode: 0o700 });
     const scratch = `${privatePath}.${process.pid}.${randomBytes(4).toString("hex")}.new`;
     try {
       const made = await generateKeyPair(comment, scratch);

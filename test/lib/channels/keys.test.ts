@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
+import { paths } from "../../../lib/paths.ts";
 import { ensureHostKey, ensureUserKey, knownHostsName, pinnedKeys, readPinnedKeys, userKeyPath, writeKnownHosts } from "../../../lib/channels/keys.ts";
 
 test("the user key is made once, 0600, and concurrent first uses agree on it", async () => {
@@ -11,6 +12,7 @@ test("the user key is made once, 0600, and concurrent first uses agree on it", a
 });
 
 test("host keys are per sandbox and pinned by known_hosts for [127.0.0.1]:port", async () => {
+  for (const id of ["vm-a", "vm-b"]) mkdirSync(paths.vmDir(id), { recursive: true });
   const a = await ensureHostKey("vm-a", "a");
   const b = await ensureHostKey("vm-b", "b");
   expect(a.publicKey).not.toBe(b.publicKey);
@@ -20,6 +22,11 @@ test("host keys are per sandbox and pinned by known_hosts for [127.0.0.1]:port",
   expect(pinned[0]!.toString("base64")).toBe(a.publicKey.split(" ")[1]!);
   expect(readPinnedKeys("vm-a", "127.0.0.1", 2223)).toEqual([]);
   expect(readPinnedKeys("vm-c", "127.0.0.1", 2222)).toEqual([]);
+});
+
+test("a host key is never made for a sandbox whose directory is gone", async () => {
+  await expect(ensureHostKey("vm-deleted", "gone")).rejects.toThrow();
+  expect(() => statSync(paths.vmDir("vm-deleted"))).toThrow();
 });
 
 test("known_hosts names: bare for port 22, bracketed otherwise; comments and markers ignored", () => {
