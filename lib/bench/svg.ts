@@ -11,9 +11,9 @@ import type { BenchReport, PhaseResult } from "./report.ts";
 import { percentile } from "./stats.ts";
 
 const WIDTH = 1000;
-const LEFT = 360;
+const LEFT = 290;
 const RIGHT = 30;
-const TOP = 64;
+const TOP = 84;
 const ROW = 30;
 const BOTTOM = 56;
 const MAX_DOTS = 1000;
@@ -73,7 +73,8 @@ export function renderSvg(report: BenchReport): string {
   out.push(`<title>${xmlEscape(`smolvm bench ${report.startedAt}`)}</title>`);
   out.push(`<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="12" y="22" font-size="15" font-weight="bold">${xmlEscape(`smolvm bench: latency distributions (log scale), ${report.startedAt}`)}</text>`);
-  out.push(`<text x="12" y="42" fill="#374151">${xmlEscape(`${m.cpuModel}, ${m.cores} cores, ${m.memoryMiB} MiB, ${m.accel}, ${m.qemuVersion}; image ${m.image}; dots: samples, box: p25-p75, bar: p50, tick: p99`)}</text>`);
+  out.push(`<text x="12" y="42" fill="#374151">${xmlEscape(`${m.cpuModel}, ${m.cores} cores, ${m.memoryMiB} MiB, ${m.accel}; ${m.qemuVersion}; image ${m.image}`)}</text>`);
+  out.push(`<text x="12" y="60" fill="#6b7280">${xmlEscape("dots: samples; box: p25-p75; thick bar: p50; tick: p99. Grey: floors, blue: agent, orange: SSH, purple: CLI, green: SDK calls")}</text>`);
 
   const axisY = TOP + phases.length * ROW + 8;
   out.push(`<g class="axis" stroke="#e5e7eb">`);
@@ -82,7 +83,10 @@ export function renderSvg(report: BenchReport): string {
   }
   out.push(`</g>`);
   out.push(`<g class="axis-labels" fill="#374151" text-anchor="middle">`);
-  for (const t of logTicks(lo, hi)) out.push(`<text x="${n(x(t))}" y="${axisY + 16}">${xmlEscape(fmt(t))}</text>`);
+  // Labels on decades only: 2 and 5 would crowd them.
+  for (const t of logTicks(lo, hi).filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9)) {
+    out.push(`<text x="${n(x(t))}" y="${axisY + 16}">${xmlEscape(fmt(t))}</text>`);
+  }
   out.push(`</g>`);
 
   phases.forEach((phase, row) => {
@@ -91,7 +95,7 @@ export function renderSvg(report: BenchReport): string {
     const c = colour(phase);
     const stride = Math.max(1, Math.ceil(positive.length / MAX_DOTS));
     out.push(`<g class="series" data-phase="${xmlEscape(phase.id)}" data-n="${positive.length}">`);
-    out.push(`<text x="${LEFT - 10}" y="${n(mid + 4)}" text-anchor="end" fill="${c}">${xmlEscape(`${phase.label} (n=${positive.length})`)}</text>`);
+    out.push(`<text x="${LEFT - 10}" y="${n(mid + 4)}" text-anchor="end" fill="${c}">${xmlEscape(`${phase.id} (n=${positive.length})`)}</text>`);
     const p25 = percentile(positive, 25);
     const p50 = percentile(positive, 50);
     const p75 = percentile(positive, 75);
