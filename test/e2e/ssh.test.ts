@@ -248,6 +248,19 @@ function httpGet(port: number, path: string): Promise<string> {
   });
 }
 
+describe("the SSH connection", () => {
+  test("a dropped connection fails the call in flight and is replaced on the next one", async () => {
+    const { channel } = await openChannel(record(NAME), "ssh");
+    try {
+      // $PPID is the sshd process serving this connection: killing it drops the connection.
+      await expect(channel.run("kill -9 $PPID; sleep 5")).rejects.toMatchObject({ code: "CHANNEL_UNAVAILABLE" });
+      expect((await channel.run("echo again")).stdout).toBe("again\n");
+    } finally {
+      await channel.close();
+    }
+  });
+});
+
 describe("latency", () => {
   test("ssh connect+auth, and `true` per exec on each channel", async () => {
     const connects: number[] = [];
