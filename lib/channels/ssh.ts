@@ -1,199 +1,24 @@
 /**
- * The SSH channel: ssh2 (loaded on first use; it costs ~85 ms to import) to the guest's sshd
- * through the sandbox's loopback forward, as root with the host's smolvm key, the host key
- * pinned from `vms/<id>/known_hosts`.
- *
- * One connection per sandbox per process, shared by every `SshChannel` handle of that sandbox
- * and ended when the last handle closes; a connection that dropped is replaced on the next
- * operation. `setNoDelay(true)` matters: without it every exec waits ~100 ms on Nagle.
+ * The SSH channel: commands, files (SFTP), the managed env file and TCP streams over the
+ * sandbox's shared ssh2 connection (_ssh-connection.ts), as root with the host's smolvm key and
+ * the host key pinned from `vms/<id>/known_hosts`.
  */
-import { connect as tcpConnect, type Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
-import type { Client, ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
+import type { SFTPWrapper } from "ssh2";
 import { ENV_KEY_PATTERN } from "../config.ts";
 import { InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
 import type { CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
 import type { ExecHandle } from "../agent/_exec.ts";
 import type { VmRecord } from "../state/vms.ts";
 import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./_envfile.ts";
+import { pooled, release, users, type SshConnection } from "./_ssh-connection.ts";
 import { remoteCommand } from "./_ssh-command.ts";
 import { collect, SshExecProcess } from "./_ssh-exec.ts";
 import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";
 import { listenAndRelay } from "./expose.ts";
-import { ensureUserKey, knownHostsPath, readPinnedKeys } from "./keys.ts";
-import { channelUnavailable, waitForSsh } from "./ssh-state.ts";
 import type { Channel, ChannelEnv, ExposeOptions, LocalExposure } from "./types.ts";
 
-const HANDSHAKE_TIMEOUT_MS = 20_000;
-const KEEPALIVE_MS = 15_000;
-
-let ssh2Module: Promise<typeof import("ssh2")> | undefined;
-const loadSsh2 = () => (ssh2Module ??= import("ssh2"));
-
-/** One authenticated ssh2 connection to one sandbox. */
-export class SshConnection {
-  closed = false;
-  private sftpSession: Promise<SFTPWrapper> | undefined;
-
-  private constructor(
-    readonly vm: VmRecord,
-    private readonly client: Client,
-    /** Milliseconds from the TCP connect to an authenticated session. */
-    readonly connectMs: number,
-  ) {
-    client.on("close", () => (this.closed = true));
-    client.on("error", () => (this.closed = true));
-  }
-
-  /** Waits for the sandbox's sshd to be set up, then connects and authenticates. */
-  static async open(vmId: string, options: { readyTimeoutMs?: number } = {}): Promise<SshConnection> {
-    const { vm, endpoint } = await waitForSsh(vmId, options.readyTimeoutMs === undefined ? {} : { timeoutMs: options.readyTimeoutMs });
-    const pinned = readPinnedKeys(vm.id, endpoint.host, endpoint.port);
-    if (pinned.length === 0) {
-      throw channelUnavailable(vm, `no host key is pinned for it in ${knownHostsPath(vm.id)}`, `restart it (\`smolvm stop ${vm.name}\`, \`smolvm start ${vm.name}\`) so smolvm injects and pins a new one`);
-    }
-    const [{ Client }, user] = await Promise.all([loadSsh2(), ensureUserKey()]);
-    const t0 = performance.now();
-    const socket = await openTcp(endpoint.host, endpoint.port).catch((error: Error) => {
-      throw channelUnavailable(vm, `cannot connect to ${endpoint.host}:${endpoint.port}: ${error.message}`, undefined, error);
-    });
-    const client = new Client();
-    let mismatch = false;
-    await new Promise<void>((resolve, reject) => {
-      const fail = (error: Error & { level?: string }) => {
-        socket.destroy();
-        if (mismatch) {
-          reject(channelUnavailable(vm, `the host key it presented does not match the one pinned in ${knownHostsPath(vm.id)}; refusing to connect`,
-            `if the sandbox's keys were changed inside it, restart it to have smolvm inject its key again: \`smolvm stop ${vm.name}\`, \`smolvm start ${vm.name}\``, error));
-        } else if (error.level === "client-authentication") {
-          reject(channelUnavailable(vm, "its sshd refused the smolvm key", `restart it to inject the key again: \`smolvm stop ${vm.name}\`, \`smolvm start ${vm.name}\``, error));
-        } else {
-          reject(channelUnavailable(vm, error.message, undefined, error));
-        }
-      };
-      client.once("ready", () => {
-        client.removeListener("error", fail);
-        resolve();
-      });
-      client.once("error", fail);
-      client.connect({
-        sock: socket,
-        username: "root",
-        privateKey: user.privateKey,
-        hostVerifier: (key: Buffer) => {
-          const ok = pinned.some((pin) => pin.equals(key));
-          if (!ok) mismatch = true;
-          return ok;
-        },
-        algorithms: { serverHostKey: ["ssh-ed25519"] },
-        readyTimeout: HANDSHAKE_TIMEOUT_MS,
-        keepaliveInterval: KEEPALIVE_MS,
-        keepaliveCountMax: 3,
-      });
-    });
-    client.on("error", () => {}); // after ready: the close handler marks the connection dead
-    return new SshConnection(vm, client, performance.now() - t0);
-  }
-
-  exec(command: string, pty?: PseudoTtyOptions): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => {
-      const done = (error: Error | undefined, channel: ClientChannel) => (error ? reject(this.lostOr(error)) : resolve(channel));
-      if (pty === undefined) this.client.exec(command, done);
-      else this.client.exec(command, { pty }, done);
-    });
-  }
-
-  sftp(): Promise<SFTPWrapper> {
-    this.sftpSession ??= new Promise<SFTPWrapper>((resolve, reject) =>
-      this.client.sftp((error, sftp) => {
-        if (error) {
-          this.sftpSession = undefined;
-          reject(this.lostOr(error));
-          return;
-        }
-        sftp.on("close", () => (this.sftpSession = undefined));
-        resolve(sftp);
-      }),
-    );
-    return this.sftpSession;
-  }
-
-  forwardOut(host: string, port: number): Promise<ClientChannel> {
-    return new Promise((resolve, reject) =>
-      this.client.forwardOut("127.0.0.1", 0, host, port, (error, channel) => {
-        if (!error) return resolve(channel);
-        if (this.closed) return reject(this.lost("the connection closed"));
-        reject(new SmolError("IO_ERROR", `Cannot connect to port ${port} in sandbox "${this.vm.name}": ${error.message}`, {
-          hint: "nothing listens on that port inside the sandbox",
-          cause: error,
-        }));
-      }),
-    );
-  }
-
-  end(): void {
-    this.closed = true;
-    this.client.end();
-  }
-
-  lost(why: string, cause?: unknown): SmolError {
-    return channelUnavailable(this.vm, why, "run the command again: smolvm reconnects", cause);
-  }
-
-  private lostOr(error: Error): SmolError {
-    return this.closed ? this.lost("the connection closed", error) : channelUnavailable(this.vm, error.message, undefined, error);
-  }
-}
-
-function openTcp(host: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host, port });
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => socket.destroy(new Error("timed out")), HANDSHAKE_TIMEOUT_MS);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeListener("error", reject);
-      resolve(socket);
-    });
-    socket.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
-
-/** The process-wide connections, one per sandbox, and how many handles use each. */
-const pool = new Map<string, Promise<SshConnection>>();
-const users = new Map<string, number>();
-
-async function pooled(vmId: string): Promise<SshConnection> {
-  const current = pool.get(vmId);
-  if (current !== undefined) {
-    const connection = await current.catch(() => undefined);
-    if (connection !== undefined && !connection.closed) return connection;
-    if (pool.get(vmId) === current) pool.delete(vmId);
-    const again = pool.get(vmId);
-    if (again !== undefined) return again;
-  }
-  const opening = SshConnection.open(vmId);
-  pool.set(vmId, opening);
-  opening.catch(() => {
-    if (pool.get(vmId) === opening) pool.delete(vmId);
-  });
-  return opening;
-}
-
-function release(vmId: string): void {
-  const left = (users.get(vmId) ?? 1) - 1;
-  if (left > 0) {
-    users.set(vmId, left);
-    return;
-  }
-  users.delete(vmId);
-  const current = pool.get(vmId);
-  pool.delete(vmId);
-  void current?.then((connection) => connection.end(), () => {});
-}
+export { SshConnection } from "./_ssh-connection.ts";
 
 /** Per-sandbox queue for read-modify-write of the env file within this process. */
 const envLocks = new Map<string, Promise<unknown>>();
@@ -248,6 +73,26 @@ export class SshChannel implements Channel {
     return pooled(this.vm.id);
   }
 
+  /**
+   * Opens something on the shared connection (a session, SFTP, a forward). When the connection
+   * turns out to have dropped unnoticed, it is replaced and the open tried once more: nothing
+   * had started on the old one.
+   */
+  private async opening<T>(open: (connection: SshConnection) => Promise<T>): Promise<{ connection: SshConnection; value: T }> {
+    const first = await this.connection();
+    try {
+      return { connection: first, value: await open(first) };
+    } catch (error) {
+      if (!first.closed) throw error;
+      const second = await this.connection();
+      return { connection: second, value: await open(second) };
+    }
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    return this.opening((connection) => connection.sftp()).then((opened) => opened.value);
+  }
+
   async exec(spec: ExecSpec): Promise<ExecHandle> {
     if ((spec.argv === undefined) === (spec.shell === undefined)) {
       throw new InvalidInputError("Invalid exec request: give exactly one of argv and shell");
@@ -265,8 +110,9 @@ export class SshChannel implements Channel {
       ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
       stdin: spec.stdin === true || pty !== undefined,
     });
-    const connection = await this.connection();
-    const channel = await connection.exec(command, pty && { rows: pty.rows ?? 24, cols: pty.cols ?? 80, term: pty.term ?? "xterm-256color" });
+    const { connection, value: channel } = await this.opening((c) =>
+      c.exec(command, pty && { rows: pty.rows ?? 24, cols: pty.cols ?? 80, term: pty.term ?? "xterm-256color" }),
+    );
     const proc = new SshExecProcess(channel, {
       stdin: spec.stdin === true,
       pty: pty !== undefined,
@@ -295,7 +141,7 @@ export class SshChannel implements Channel {
 
   async writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<{ size: number }> {
     return withDeadline(options, `Cannot write "${path}"`, async (signal) =>
-      sftpWriteFile(await (await this.connection()).sftp(), path, data, {
+      sftpWriteFile(await this.sftp(), path, data, {
         ...(options.mode === undefined ? {} : { mode: options.mode }),
         mkdirParents: options.mkdirParents === true,
         signal,
@@ -304,12 +150,12 @@ export class SshChannel implements Channel {
   }
 
   async readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
-    return withDeadline(options, `Cannot read "${path}"`, async () => sftpReadFile(await (await this.connection()).sftp(), path));
+    return withDeadline(options, `Cannot read "${path}"`, async () => sftpReadFile(await this.sftp(), path));
   }
 
   async connect(guestPort: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
     return withDeadline(options, `Cannot connect to port ${guestPort} in the guest`, async () =>
-      (await this.connection()).forwardOut(options.host ?? "127.0.0.1", guestPort),
+      (await this.opening((c) => c.forwardOut(options.host ?? "127.0.0.1", guestPort))).value,
     );
   }
 
@@ -333,7 +179,7 @@ export class SshChannel implements Channel {
   }
 
   private async readEnv(): Promise<Record<string, string>> {
-    const sftp = await (await this.connection()).sftp();
+    const sftp = await this.sftp();
     let handle: ReadFileHandle;
     try {
       handle = await sftpReadFile(sftp, ENV_FILE);
@@ -353,7 +199,7 @@ export class SshChannel implements Channel {
       if (Buffer.byteLength(text) > ENV_MAX_BYTES) {
         throw new SmolError("RESOURCE_EXHAUSTED", `Cannot set the variables: the managed env would exceed ${ENV_MAX_BYTES} bytes`);
       }
-      const sftp = await (await this.connection()).sftp();
+      const sftp = await this.sftp();
       await sftpWriteFile(sftp, ENV_FILE, text, { mode: 0o644, mkdirParents: true }).catch((error: unknown) => {
         throw sftpError(error, `Cannot write "${ENV_FILE}"`);
       });
