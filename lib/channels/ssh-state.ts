@@ -89,7 +89,9 @@ export function sshReadiness(vm: VmRecord): "ready" | "pending" {
   if (state === undefined || state.vmmPid !== vm.vmmPid) return "pending";
   if (state.state === "ready") return "ready";
   if (state.state === "pending") {
-    if (!pidAlive(state.supervisorPid)) {
+    // A supervisor that died mid-set-up is replaced by one that re-attaches and sets up again.
+    const replaced = vm.supervisorPid !== null && vm.supervisorPid !== state.supervisorPid && pidAlive(vm.supervisorPid);
+    if (!pidAlive(state.supervisorPid) && !replaced) {
       throw channelUnavailable(vm, "its supervisor exited before SSH was set up", `restart it: \`smolvm stop ${vm.name}\` then \`smolvm start ${vm.name}\``);
     }
     return "pending";
