@@ -96,12 +96,12 @@ export async function qemuStartQuit(spec: LaunchSpec): Promise<number> {
   }
 }
 
-/** Polls a console log until a line starting with `prefix` appears; resolves with the time seen. */
+/** Polls a console log until a line containing `prefix` appears; resolves with the time seen and the line. */
 export async function waitForConsoleLine(
   logPath: string,
   prefix: string,
   options: { deadline: number; exited?: Promise<unknown>; pollMs?: number },
-): Promise<number> {
+): Promise<{ at: number; line: string }> {
   let gone = false;
   void options.exited?.then(() => (gone = true));
   for (;;) {
@@ -109,7 +109,8 @@ export async function waitForConsoleLine(
     try {
       text = readFileSync(logPath, "utf8");
     } catch { /* not created yet */ }
-    if (text.split("\n").some((line) => line.includes(prefix))) return performance.now();
+    const line = text.split("\n").find((l) => l.includes(prefix));
+    if (line !== undefined) return { at: performance.now(), line };
     if (gone || Date.now() > options.deadline) {
       throw new TimeoutError(`No "${prefix}" on the console of the floor VM (${gone ? "QEMU exited" : "timed out"})`, {
         hint: `see ${logPath}`,
@@ -119,14 +120,21 @@ export async function waitForConsoleLine(
   }
 }
 
-/** Spawn -> the floor init's line on the serial console. */
-export async function floorBoot(spec: LaunchSpec, readyPrefix: string, timeoutMs: number): Promise<number> {
+/** The guest's boot clock in a floor init line (`... init reached at 0.812345 s`), in ms. */
+export function parseFloorUptimeMs(line: string): number | undefined {
+  const match = /at (\d+\.\d+) s/.exec(line);
+  return match ? Number(match[1]) * 1000 : undefined;
+}
+
+/** Spawn -> the floor init's line on the serial console; also the guest's own clock then. */
+export async function floorBoot(spec: LaunchSpec, readyPrefix: string, timeoutMs: number): Promise<{ ms: number; guestMs?: number }> {
   await rm(spec.serialLogPath, { force: true });
   const started = performance.now();
   const vmm = await qemuBackend.launch(spec);
   try {
     const seen = await waitForConsoleLine(spec.serialLogPath, readyPrefix, { deadline: Date.now() + timeoutMs, exited: vmm.exited });
-    return seen - started;
+    const guestMs = parseFloorUptimeMs(seen.line);
+    return { ms: seen.at - started, ...(guestMs === undefined ? {} : { guestMs }) };
   } finally {
     await ended(vmm);
   }

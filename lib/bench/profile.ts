@@ -47,8 +47,11 @@ function gap(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined ? undefined : b - a;
 }
 
-/** Median spans over all creates of a run, with the boot floor beside them for comparison. */
-export function createSpans(timings: readonly CreateTiming[], bootFloorMs: number | undefined): Span[] {
+/**
+ * Median spans over all creates of a run, with the boot floor beside them for comparison:
+ * `bootFloorMs` host-visible, `floorGuestMs` the floor guest's own clock when its init ran.
+ */
+export function createSpans(timings: readonly CreateTiming[], floor: { bootFloorMs?: number | undefined; floorGuestMs?: number | undefined } = {}): Span[] {
   const spans: Span[] = [
     {
       name: "caller: config, artifacts, state row, spawn supervisor",
@@ -92,8 +95,13 @@ export function createSpans(timings: readonly CreateTiming[], bootFloorMs: numbe
     },
     {
       name: "boot floor (spawn -> init prints)",
-      ms: bootFloorMs ?? null,
+      ms: floor.bootFloorMs ?? null,
       note: "same kernel, disk setup and QEMU flags; no agent, no supervisor",
+    },
+    {
+      name: "  of which guest clock when the floor init ran",
+      ms: floor.floorGuestMs ?? null,
+      note: "compare with the agent's bootTimeMs above: the agent's own start-up",
     },
   ];
   return spans;

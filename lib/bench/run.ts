@@ -97,11 +97,14 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     log("floors");
     let bootSpecArgv: { argv: string[]; dir: string } | undefined;
     let floorBoots = 0;
+    const floorGuestMs: number[] = [];
     const floorBoot1 = () => c.attempt(["floor.boot"], async () => {
       const dir = join(scratch, `boot-${floorBoots++}`);
       const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
       bootSpecArgv ??= { argv: floorArgv(spec), dir };
-      c.add("floor.boot", await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS));
+      const boot = await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS);
+      c.add("floor.boot", boot.ms);
+      if (boot.guestMs !== undefined) floorGuestMs.push(boot.guestMs);
       await rm(dir, { recursive: true, force: true });
     });
     for (let i = 0; i < o.floorRuns; i++) {
@@ -204,7 +207,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
       ratios: computeRatios(phases),
       targets: evaluateTargets(phases),
       profile: {
-        createBreakdown: createSpans(timings, p50Of(phases, "floor.boot")),
+        createBreakdown: createSpans(timings, { bootFloorMs: p50Of(phases, "floor.boot"), floorGuestMs: median(floorGuestMs) }),
         warmCommandBreakdown: warmSpans({
           hostP50: p50Of(phases, "warm-command.agent"),
           agentDurations: facts.agentDurations,

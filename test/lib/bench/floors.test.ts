@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { rawChannelInit, rawChannelScript, RAW_DONE } from "../../../lib/bench/floors.ts";
+import { parseFloorUptimeMs, rawChannelInit, rawChannelScript, RAW_DONE } from "../../../lib/bench/floors.ts";
 
 describe("raw channel floor program", () => {
   test("has no double quotes and no dot-named words, so it survives the kernel command line", () => {
@@ -26,4 +26,9 @@ describe("raw channel floor program", () => {
     expect(() => rawChannelScript(1.5)).toThrow(RangeError);
     expect(() => rawChannelScript(40_000)).toThrow(RangeError);
   });
+});
+
+test("the floor init's line carries the guest's boot clock", () => {
+  expect(parseFloorUptimeMs("smolvm-floor: init reached at 0.812345 s")).toBeCloseTo(812.345, 6);
+  expect(parseFloorUptimeMs("garbage")).toBeUndefined();
 });

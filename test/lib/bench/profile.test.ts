@@ -23,7 +23,7 @@ describe("createSpans", () => {
       { calledAt: 0, supervisorStartedAt: 50, qemuStartedAt: 300, readyLoggedAt: 1300, agentBootTimeMs: 900, returnedAt: 1310, firstCommandMs: 40 },
       { calledAt: 0, supervisorStartedAt: 70, qemuStartedAt: 340, readyLoggedAt: 1400, agentBootTimeMs: 950, returnedAt: 1404, firstCommandMs: 60 },
       { calledAt: 0, returnedAt: 1500 },
-    ], 1000);
+    ], { bootFloorMs: 1000, floorGuestMs: 700 });
     const ms = Object.fromEntries(spans.map((s) => [s.name, s.ms]));
     expect(ms["caller: config, artifacts, state row, spawn supervisor"]).toBe(60);
     expect(ms["supervisor start-up until QEMU is spawned"]).toBe(260);
@@ -31,7 +31,8 @@ describe("createSpans", () => {
     expect(ms["ready recorded -> create() returns"]).toBe(7);
     expect(ms["create() total"]).toBe(1404);
     expect(ms["boot floor (spawn -> init prints)"]).toBe(1000);
-    expect(createSpans([{ calledAt: 0, returnedAt: 10 }], undefined).find((s) => s.name.startsWith("supervisor"))?.ms).toBeNull();
+    expect(ms["  of which guest clock when the floor init ran"]).toBe(700);
+    expect(createSpans([{ calledAt: 0, returnedAt: 10 }]).find((s) => s.name.startsWith("supervisor"))?.ms).toBeNull();
   });
 });
 
