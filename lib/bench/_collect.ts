@@ -2,7 +2,7 @@
  * Gathers samples, notes and reasons per phase while a run goes, and turns them into the
  * report's phase list (every phase of the catalogue, in order).
  */
-import { PHASES, phaseResult, type PhaseResult } from "./report.ts";
+import { PHASES, phaseResult, type Pairs, type PhaseResult } from "./report.ts";
 import { summarize } from "./stats.ts";
 
 export class Collector {
@@ -10,6 +10,7 @@ export class Collector {
   private readonly notes = new Map<string, string[]>();
   private readonly extras = new Map<string, Record<string, number | string>>();
   private readonly reasons = new Map<string, string>();
+  private readonly pairMap = new Map<string, Array<[number, number]>>();
   readonly warnings: string[] = [];
 
   constructor(
@@ -40,6 +41,16 @@ export class Collector {
       this.check(id);
       if (!this.reasons.has(id)) this.reasons.set(id, reason.startsWith("unavailable:") ? reason : `unavailable: ${reason}`);
     }
+  }
+
+  /** Records a numerator sample and the floor sample measured right beside it, for a ratio. */
+  pair(ratioId: string, numerator: number, denominator: number): void {
+    if (!Number.isFinite(numerator) || !Number.isFinite(denominator)) return;
+    this.pairMap.set(ratioId, [...(this.pairMap.get(ratioId) ?? []), [numerator, denominator]]);
+  }
+
+  pairs(): Pairs[] {
+    return [...this.pairMap].map(([ratio, pairs]) => ({ ratio, pairs }));
   }
 
   /** Whether a phase was marked unavailable (a failed attempt, or no way to measure it). */

@@ -150,8 +150,15 @@ function cliOnce(args: string[]): Promise<number> {
   });
 }
 
-/** Upload and download over the agent, SFTP and scp, one after another within each repeat. */
-export async function measureTransfers(vm: SmolVM, client: AgentClient, ssh: SshBench | undefined, c: Collector, options: RunningOptions): Promise<void> {
+/**
+ * Upload and download over the agent, SFTP and scp, one after another within each repeat;
+ * `besideAgent` (the raw channel floor) runs right after each agent transfer, and the two are
+ * recorded as a pair.
+ */
+export async function measureTransfers(
+  vm: SmolVM, client: AgentClient, ssh: SshBench | undefined, c: Collector,
+  options: RunningOptions & { besideAgent?: () => Promise<{ uploadMBps: number; downloadMBps: number } | undefined> },
+): Promise<void> {
   const bytes = options.transferMiB * 2 ** 20;
   const data = randomBytes(bytes);
   const local = join(options.scratchDir, "scp-upload.bin");
@@ -160,8 +167,10 @@ export async function measureTransfers(vm: SmolVM, client: AgentClient, ssh: Ssh
   for (let i = 0; i < TRANSFER_REPEATS; i++) {
     options.signal?.throwIfAborted();
     options.step("file transfer", i / TRANSFER_REPEATS);
+    let agent: { up: number; down: number } | undefined;
     await c.attempt(["upload.agent", "download.agent"], async () => {
-      c.add("upload.agent", mbps(bytes, await timed(() => client.writeFile(GUEST_FILE, data))));
+      const up = mbps(bytes, await timed(() => client.writeFile(GUEST_FILE, data)));
+      c.add("upload.agent", up);
       let got = 0;
       const ms = await timed(async () => {
         const handle = await client.readFile(GUEST_FILE);
@@ -169,7 +178,13 @@ export async function measureTransfers(vm: SmolVM, client: AgentClient, ssh: Ssh
       });
       if (got !== bytes) throw new Error(`read back ${got} bytes of ${bytes}`);
       c.add("download.agent", mbps(bytes, ms));
+      agent = { up, down: mbps(bytes, ms) };
     });
+    const raw = await options.besideAgent?.();
+    if (agent !== undefined && raw !== undefined) {
+      c.pair("upload-agent/channel", agent.up, raw.uploadMBps);
+      c.pair("download-agent/channel", agent.down, raw.downloadMBps);
+    }
     if (!ssh) continue;
     if (!c.failed("upload.sftp")) {
       await c.attempt(["upload.sftp", "download.sftp"], async () => {

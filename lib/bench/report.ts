@@ -96,8 +96,17 @@ export const ratioSchema = z.object({
   numerator: z.string(),
   denominator: z.array(z.string()),
   value: z.number().nullable(),
+  /**
+   * The median of per-pair ratios, where each numerator sample was measured right next to a
+   * floor sample (see `pairs`): robust to load that drifts during the run. null without pairs.
+   */
+  paired: z.object({ value: z.number(), n: z.number() }).nullable(),
 });
 export type Ratio = z.infer<typeof ratioSchema>;
+
+/** Samples taken side by side for a ratio: [numerator, denominator] per pair. */
+export const pairsSchema = z.object({ ratio: z.string(), pairs: z.array(z.tuple([z.number(), z.number()])) });
+export type Pairs = z.infer<typeof pairsSchema>;
 
 export const targetSchema = z.object({
   id: z.string(),
@@ -109,6 +118,8 @@ export const targetSchema = z.object({
   /** The phases the value is computed from. */
   inputs: z.array(z.string()),
   value: z.number().nullable(),
+  /** How the value was had: the paired median, the ratio of medians, or a sum of medians. */
+  basis: z.enum(["paired", "p50", "sum"]),
   /** null: not measurable in this run (see why). */
   met: z.boolean().nullable(),
   why: z.string().nullable(),
@@ -143,6 +154,7 @@ export const benchReportSchema = z.object({
   machine: machineSchema,
   phases: z.array(phaseResultSchema),
   ratios: z.array(ratioSchema),
+  pairs: z.array(pairsSchema),
   targets: z.array(targetSchema),
   /** Where the time of the slow phases goes, from timestamps the run collected. */
   profile: z.object({

@@ -96,17 +96,33 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     // create / boot ratio compares samples from the same stretch of a drifting machine load.
     log("floors");
     let bootSpecArgv: { argv: string[]; dir: string } | undefined;
+    const track = (vm: SmolVM) => live.add(vm);
     let floorBoots = 0;
     const floorGuestMs: number[] = [];
-    const floorBoot1 = () => c.attempt(["floor.boot"], async () => {
-      const dir = join(scratch, `boot-${floorBoots++}`);
-      const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
-      bootSpecArgv ??= { argv: floorArgv(spec), dir };
-      const boot = await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS);
-      c.add("floor.boot", boot.ms);
-      if (boot.guestMs !== undefined) floorGuestMs.push(boot.guestMs);
-      await rm(dir, { recursive: true, force: true });
-    });
+    const floorBoot1 = async (): Promise<number | undefined> => {
+      let ms: number | undefined;
+      await c.attempt(["floor.boot"], async () => {
+        const dir = join(scratch, `boot-${floorBoots++}`);
+        const spec = await floorSpec(floorVm, dir, floorImage.path, { path: floorImage.init });
+        bootSpecArgv ??= { argv: floorArgv(spec), dir };
+        const boot = await floorBoot(spec, FLOOR_READY_PREFIX, BOOT_TIMEOUT_MS);
+        c.add("floor.boot", boot.ms);
+        if (boot.guestMs !== undefined) floorGuestMs.push(boot.guestMs);
+        ms = boot.ms;
+        await rm(dir, { recursive: true, force: true });
+      });
+      return ms;
+    };
+    /** A floor boot, then a create; the two are a pair for the create / boot ratios. */
+    const pairedCreate = async (name: string): Promise<CreatedSandbox> => {
+      const floorMs = await floorBoot1();
+      const made = await createAndFirstCommand({ image: o.image, name, track });
+      if (floorMs !== undefined) {
+        c.pair("create/boot-floor", made.createMs, floorMs);
+        c.pair("create-to-first-command/boot-floor", made.toFirstCommandMs, floorMs);
+      }
+      return made;
+    };
     for (let i = 0; i < o.floorRuns; i++) {
       o.signal?.throwIfAborted();
       step("floors: QEMU start + quit, floor boot", i / o.floorRuns);
@@ -119,23 +135,25 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     c.report("floor.boot");
     const bytes = o.transferMiB * 2 ** 20;
     let rawRuns = 0;
-    const rawChannel1 = () => c.attempt(["floor.channel-upload", "floor.channel-download"], async () => {
-      step("floors: raw virtio-serial channel");
-      const dir = join(scratch, `raw-${rawRuns++}`);
-      const raw = await rawChannel(await floorSpec(floorVm, dir, image.path, rawChannelInit(bytes)), bytes, BOOT_TIMEOUT_MS + 120_000);
-      c.add("floor.channel-upload", raw.uploadMBps);
-      c.add("floor.channel-download", raw.downloadMBps);
-      await rm(dir, { recursive: true, force: true });
-    });
+    const rawChannel1 = async (): Promise<{ uploadMBps: number; downloadMBps: number } | undefined> => {
+      let result: { uploadMBps: number; downloadMBps: number } | undefined;
+      await c.attempt(["floor.channel-upload", "floor.channel-download"], async () => {
+        step("floors: raw virtio-serial channel");
+        const dir = join(scratch, `raw-${rawRuns++}`);
+        result = await rawChannel(await floorSpec(floorVm, dir, image.path, rawChannelInit(bytes)), bytes, BOOT_TIMEOUT_MS + 120_000);
+        c.add("floor.channel-upload", result.uploadMBps);
+        c.add("floor.channel-download", result.downloadMBps);
+        await rm(dir, { recursive: true, force: true });
+      });
+      return result;
+    };
     await rawChannel1();
 
     // ---- one sandbox through its whole life
     o.signal?.throwIfAborted();
     log("one sandbox, start to end");
-    const track = (vm: SmolVM) => live.add(vm);
-    await floorBoot1();
     step("creating a sandbox");
-    const main = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-main`, track });
+    const main = await pairedCreate(`bench-${tag}-main`);
     recordCreate(c, main, timings);
     await recordMemory(c, main.vm);
     floorFlags = compareFlags(main.vm, bootSpecArgv, await main.vm.info());
@@ -146,19 +164,16 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const client = await connectSupervisor(main.vm.id);
     try {
       facts = await measureWarm(main.vm, client, ssh, c, on);
-      await measureTransfers(main.vm, client, ssh, c, on);
+      await measureTransfers(main.vm, client, ssh, c, { ...on, besideAgent: rawChannel1 });
     } finally {
       await ssh?.close();
       await client.close();
     }
-    // The second raw channel run sits between the transfers and the next boots, in time.
-    await lifeEnd(c, main.vm, live, step, true, async () => {
-      await rawChannel1();
-      for (const id of ["floor.channel-upload", "floor.channel-download"]) {
-        c.note(id, `${rawRuns} boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks); one at the start, one right after the transfers`);
-        c.report(id);
-      }
-    });
+    for (const id of ["floor.channel-upload", "floor.channel-download"]) {
+      c.note(id, `${rawRuns} boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks): one at the start, one right after each agent transfer (the sandbox idle meanwhile)`);
+      c.report(id);
+    }
+    await lifeEnd(c, main.vm, live, step, true);
 
     // ---- N sandboxes, one after another, then all at once
     const sandboxes = `${o.vms} sandbox${o.vms === 1 ? "" : "es"}`;
@@ -167,8 +182,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     for (let i = 0; i < o.vms; i++) {
       o.signal?.throwIfAborted();
       step(`${sandboxes} one after another`, i / o.vms);
-      await floorBoot1();
-      const made = await createAndFirstCommand({ image: o.image, name: `bench-${tag}-s${i + 1}`, track });
+      const made = await pairedCreate(`bench-${tag}-s${i + 1}`);
       sequential.push(made);
       recordCreate(c, made, timings);
       c.add("sandboxes.sequential", made.toFirstCommandMs);
@@ -195,7 +209,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     for (const made of concurrent) await lifeEnd(c, made.vm, live, step, false);
 
     c.note("create", "SDK create() of the first sandbox and of each sequential one");
-    c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates`);
+    c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates (the pairs)`);
     const phases = c.phases();
     const report: BenchReport = {
       schema: 1,
@@ -204,8 +218,9 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
       options: { vms: o.vms, runs: o.runs, image: o.image, transferMiB: o.transferMiB, floorRuns: o.floorRuns },
       machine: { ...machine, loadAverage: { start: loadStart, end: loadAverage() } },
       phases,
-      ratios: computeRatios(phases),
-      targets: evaluateTargets(phases),
+      ratios: computeRatios(phases, c.pairs()),
+      pairs: c.pairs(),
+      targets: evaluateTargets(phases, c.pairs()),
       profile: {
         createBreakdown: createSpans(timings, { bootFloorMs: p50Of(phases, "floor.boot"), floorGuestMs: median(floorGuestMs) }),
         warmCommandBreakdown: warmSpans({
@@ -257,16 +272,13 @@ async function recordMemory(c: Collector, vm: SmolVM): Promise<void> {
   if (memory.supervisor !== undefined) c.add("memory.supervisor", memory.supervisor);
 }
 
-/** Stop (then `whileStopped`, then launch again, when `cycle`), then delete; every step timed. */
-async function lifeEnd(
-  c: Collector, vm: SmolVM, live: Set<SmolVM>, step: (text: string) => void, cycle: boolean, whileStopped?: () => Promise<void>,
-): Promise<void> {
+/** Stop (and launch again, when `cycle`), then delete; every step timed. */
+async function lifeEnd(c: Collector, vm: SmolVM, live: Set<SmolVM>, step: (text: string) => void, cycle: boolean): Promise<void> {
   if (cycle) {
     step(`stopping and starting ${vm.name}`);
     const stopped = await timedStop(vm);
     c.add("stop", stopped.stopMs);
     c.add("stop.freed", stopped.freedMs);
-    await whileStopped?.();
     c.add("launch", await timedStart(vm));
   }
   step(`deleting ${vm.name}`);

@@ -18,7 +18,8 @@ function num(value: number | undefined | null): string {
 function ratioFor(report: BenchReport, phase: PhaseResult): string {
   const ratio = report.ratios.find((r) => r.numerator === phase.id && r.denominator.some((d) => d.startsWith("floor.")));
   if (ratio === undefined) return "";
-  return ratio.value === null ? "-" : `${num(ratio.value)}x ${ratio.denominator.join("+")}`;
+  const value = ratio.paired?.value ?? ratio.value;
+  return value === null ? "-" : `${num(value)}x ${ratio.denominator.join("+")}${ratio.paired ? " (paired)" : ""}`;
 }
 
 /** The distinct reasons phases were not measured, numbered in order of first appearance. */
@@ -57,8 +58,12 @@ export function reasonLines(report: BenchReport): string[] {
 
 export function ratioRows(report: BenchReport): Rows {
   return {
-    header: ["RATIO (P50)", "VALUE"],
-    rows: report.ratios.map((r) => [r.label, r.value === null ? "-" : `${num(r.value)}x`]),
+    header: ["RATIO", "OF MEDIANS", "PAIRED (MEDIAN OF PAIRS)"],
+    rows: report.ratios.map((r) => [
+      r.label,
+      r.value === null ? "-" : `${num(r.value)}x`,
+      r.paired === null ? "" : `${num(r.paired.value)}x (n=${r.paired.n})`,
+    ]),
   };
 }
 
@@ -71,7 +76,9 @@ export function targetRows(report: BenchReport): Rows {
     header: ["TARGET", "VALUE", "VERDICT"],
     rows: report.targets.map((t) => [
       t.label,
-      t.value === null ? missingInputs(report, t.inputs) : `${num(t.value)}${t.unit === "ms" ? " ms" : "x"}`,
+      t.value === null
+        ? missingInputs(report, t.inputs)
+        : `${num(t.value)}${t.unit === "ms" ? " ms" : "x"}${t.basis === "paired" ? " (paired)" : ""}`,
       targetVerdict(t.met),
     ]),
   };

@@ -47,7 +47,7 @@ export function phasesFrom(medians: Record<string, number | string>): PhaseResul
   });
 }
 
-export function reportFrom(medians: Record<string, number | string> = HEALTHY): BenchReport {
+export function reportFrom(medians: Record<string, number | string> = HEALTHY, pairs: BenchReport["pairs"] = []): BenchReport {
   const phases = phasesFrom(medians);
   return {
     schema: 1,
@@ -70,8 +70,9 @@ export function reportFrom(medians: Record<string, number | string> = HEALTHY): 
       loadAverage: { start: [1, 1, 1], end: [2, 2, 2] },
     },
     phases,
-    ratios: computeRatios(phases),
-    targets: evaluateTargets(phases),
+    ratios: computeRatios(phases, pairs),
+    pairs,
+    targets: evaluateTargets(phases, pairs),
     profile: { createBreakdown: [], warmCommandBreakdown: [], floorFlags: { match: true, differences: [] } },
     warnings: [],
   };

@@ -60,6 +60,10 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
     else expect(typeof target.met).toBe("boolean");
   }
   expect(report.profile.floorFlags.match).toBe(true);
+  // Floors measured beside what they judge: a boot before each create, a raw run after each agent transfer.
+  const pairs = Object.fromEntries(report.pairs.map((p) => [p.ratio, p.pairs.length]));
+  expect(pairs).toMatchObject({ "create-to-first-command/boot-floor": 2, "upload-agent/channel": 3, "download-agent/channel": 3 });
+  expect(report.targets.find((t) => t.id === "create-to-first-command")?.basis).toBe("paired");
 
   const svg = readFileSync(plot, "utf8");
   expect(xmlProblems(svg)).toEqual([]);

@@ -30,7 +30,10 @@ describe("summary rows", () => {
   });
 
   test("ratios print with an x; the machine line names cpu, cores, accel and load", () => {
-    expect(ratioRows(reportFrom()).rows[0]).toEqual(["create / boot floor", "1.05x"]);
+    expect(ratioRows(reportFrom()).rows[0]).toEqual(["create / boot floor", "1.05x", ""]);
+    const paired = reportFrom(HEALTHY, [{ ratio: "create/boot-floor", pairs: [[1200, 1000], [1100, 1000], [3000, 1000]] }]);
+    expect(ratioRows(paired).rows[0]).toEqual(["create / boot floor", "1.05x", "1.2x (n=3)"]);
+    expect(phaseRows(paired).rows.find((r) => r[0] === "create")![6]).toBe("1.2x floor.boot (paired)");
     const line = machineLine(reportFrom());
     expect(line).toContain("2 cores");
     expect(line).toContain("(tcg)");

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { computeRatios, evaluateTargets, ratioValue } from "../../../lib/bench/targets.ts";
+import { computeRatios, evaluateTargets, pairedValue, ratioValue } from "../../../lib/bench/targets.ts";
 import { HEALTHY, phasesFrom } from "./_fixtures.ts";
 
 function verdicts(medians: Record<string, number | string>) {
@@ -66,5 +66,34 @@ describe("targets", () => {
   test("stop + delete adds the two caller-visible medians in ms", () => {
     const t = evaluateTargets(phasesFrom(HEALTHY)).find((x) => x.id === "stop-delete")!;
     expect(t).toMatchObject({ unit: "ms", comparison: "<=", limit: 50, value: 30, met: true });
+  });
+});
+
+describe("paired ratios", () => {
+  const pairs = [
+    { ratio: "create-to-first-command/boot-floor", pairs: [[1100, 1000], [2300, 2000], [5000, 1000]] as [number, number][] },
+    { ratio: "upload-agent/channel", pairs: [[30, 100], [45, 60]] as [number, number][] },
+  ];
+
+  test("are the median of per-pair ratios, skipping a zero floor", () => {
+    expect(pairedValue(pairs, "create-to-first-command/boot-floor")).toEqual({ value: 1.15, n: 3 });
+    expect(pairedValue([{ ratio: "x", pairs: [[1, 0], [2, 1]] }], "x")).toEqual({ value: 2, n: 1 });
+    expect(pairedValue(pairs, "nothing")).toBeNull();
+  });
+
+  test("appear beside the ratio of medians", () => {
+    const ratio = computeRatios(phasesFrom(HEALTHY), pairs).find((r) => r.id === "upload-agent/channel")!;
+    expect(ratio.value).toBeCloseTo(40 / 60, 10);
+    expect(ratio.paired).toEqual({ value: 0.525, n: 2 });
+  });
+
+  test("decide a target when the run has them; otherwise the ratio of medians does", () => {
+    const slowMedians = { ...HEALTHY, "create-to-first-command.agent": 3000, "upload.agent": 10 };
+    const targets = Object.fromEntries(evaluateTargets(phasesFrom(slowMedians), pairs).map((t) => [t.id, t]));
+    expect(targets["create-to-first-command"]).toMatchObject({ basis: "paired", value: 1.15, met: true });
+    expect(targets["upload-vs-channel"]).toMatchObject({ basis: "paired", value: 0.525, met: true });
+    expect(targets["warm-command-floor"]!.basis).toBe("p50");
+    expect(targets["stop-delete"]!.basis).toBe("sum");
+    expect(evaluateTargets(phasesFrom(slowMedians)).find((t) => t.id === "create-to-first-command")).toMatchObject({ basis: "p50", met: false });
   });
 });
