@@ -14,7 +14,7 @@ import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
 import { qemuBackend, tailOf } from "../backends/qemu.ts";
-import type { Accel, GuestArch } from "../backends/accel.ts";
+import { detectAccel, type Accel, type GuestArch } from "../backends/accel.ts";
 import type { PreparedDisk, VmmControl } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
@@ -138,15 +138,16 @@ async function startOrAttach(vm: VmRecord, files: VmFiles): Promise<Vmm> {
     return { pid, control, exited: waitForPidExit(pid), kill: () => killQuietly(pid) };
   }
   const arch = hostGuestArch();
-  const probe = await qemuBackend.probe(arch);
-  if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run QEMU: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
+  // Not the backend's full probe: its `qemu -version` costs 110-140 ms on every boot under
+  // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
+  const { accel } = detectAccel(arch);
   const disk = await qemuBackend.prepareDisk({
     imagePath: vm.config.rootfsPath!,
     vmDir: files.dir,
     mode: vm.config.diskMode,
     ...(vm.config.diskSizeMiB === undefined ? {} : { sizeMiB: vm.config.diskSizeMiB }),
   });
-  const tscKhz = probe.accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
+  const tscKhz = accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
   const network = vm.config.network === "none" ? [] : [`smolvm.ip=${USER_NET.ip}`, `smolvm.gw=${USER_NET.gw}`, `smolvm.dns=${USER_NET.dns}`];
   const cmdline = [
     kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network] }),
@@ -155,7 +156,7 @@ async function startOrAttach(vm: VmRecord, files: VmFiles): Promise<Vmm> {
   rmSync(files.consoleLog, { force: true });
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launch(vm, files, arch, probe.accel, cmdline, disk);
+      return await launch(vm, files, arch, accel, cmdline, disk);
     } catch (error) {
       // Another sandbox (of another smolvm home) took the SSH port after we chose it: move.
       if (attempt >= 5 || vm.sshPort === null || !/host forwarding rule/.test((error as Error).message)) throw error;
