@@ -131,7 +131,48 @@ export async function measureWarm(vm: SmolVM, client: AgentClient, ssh: SshBench
     c.note("warm-command.cli", `${cliRuns} runs; each is a new smolvm process, as from a shell`);
     c.report("warm-command.cli");
   });
+  options.step("CLI start-up against the bare runtime");
+  await c.attempt(["cli.help", "floor.runtime"], async () => {
+    for (let i = 0; i < CLI_STARTUP_RUNS; i++) {
+      options.signal?.throwIfAborted();
+      const bare = await timedProcess(bareRuntimeCommand());
+      const help = await cliOnce(["--help"]);
+      c.add("floor.runtime", bare);
+      c.add("cli.help", help);
+      c.pair("cli-help/runtime", help, bare);
+    }
+    c.note("floor.runtime", `${CLI_STARTUP_RUNS} runs interleaved with \`smolvm --help\`; ${bareRuntimeCommand().describe}`);
+    c.report("cli.help");
+    c.report("floor.runtime");
+  });
   return facts;
+}
+
+const CLI_STARTUP_RUNS = 20;
+
+declare const SMOLVM_BUILD_TARGET: string | undefined;
+
+/**
+ * The runtime smolvm runs on, starting an empty script: a compiled smolvm becomes plain Bun with
+ * BUN_BE_BUN=1 (same executable, same runtime); from source it is the runtime binary itself.
+ */
+function bareRuntimeCommand(): { file: string; args: string[]; env: Record<string, string>; describe: string } {
+  const deno = (process.versions as Record<string, string | undefined>).deno !== undefined;
+  if (typeof SMOLVM_BUILD_TARGET === "string") {
+    return { file: process.execPath, args: ["-e", ""], env: { BUN_BE_BUN: "1" }, describe: "this executable with BUN_BE_BUN=1 -e ''" };
+  }
+  return deno
+    ? { file: process.execPath, args: ["eval", ""], env: {}, describe: "deno eval ''" }
+    : { file: process.execPath, args: ["-e", ""], env: {}, describe: "bun -e ''" };
+}
+
+function timedProcess(command: { file: string; args: string[]; env: Record<string, string> }): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(command.file, command.args, { stdio: "ignore", env: { ...process.env, ...command.env } });
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${command.file} exited with ${code}`))));
+  });
 }
 
 /** Runs `smolvm ARGS` as a new process (as a user's shell would) and times it to its exit. */

@@ -38,6 +38,7 @@ export const PHASES: readonly PhaseDef[] = [
   def("warm-command.agent", "warm command, agent (exec true)", "ms", "phase", "agent"),
   def("warm-command.ssh", "warm command, SSH (exec true)", "ms", "phase", "ssh"),
   def("warm-command.cli", "warm command, CLI (`smolvm exec` process)", "ms", "phase", "cli"),
+  def("cli.help", "`smolvm --help` process, start to exit", "ms", "phase", "cli"),
   def("upload.agent", "upload, agent writeFile", "MB/s", "phase", "agent"),
   def("download.agent", "download, agent readFile", "MB/s", "phase", "agent"),
   def("upload.sftp", "upload, SFTP", "MB/s", "phase", "sftp"),
@@ -58,6 +59,7 @@ export const PHASES: readonly PhaseDef[] = [
   def("floor.fork-exec", "floor: fork/exec of true, timed in the guest", "ms", "floor", "guest"),
   def("floor.channel-upload", "floor: raw virtio-serial, host -> guest", "MB/s", "floor", "virtio-serial"),
   def("floor.channel-download", "floor: raw virtio-serial, guest -> host", "MB/s", "floor", "virtio-serial"),
+  def("floor.runtime", "floor: the same runtime starting an empty script", "ms", "floor", "cli"),
 ];
 
 export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);

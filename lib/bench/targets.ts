@@ -29,6 +29,7 @@ export const RATIOS: readonly RatioDef[] = [
   { id: "warm-agent/ping+fork-exec", label: "warm command (agent) / (ping + guest fork/exec)", numerator: "warm-command.agent", denominator: ["floor.ping", "floor.fork-exec"] },
   { id: "warm-ssh/warm-agent", label: "warm command: SSH / agent", numerator: "warm-command.ssh", denominator: ["warm-command.agent"] },
   { id: "first-ssh/first-agent", label: "first command: SSH / agent", numerator: "first-command.ssh", denominator: ["first-command.agent"] },
+  { id: "cli-help/runtime", label: "smolvm --help / bare runtime start", numerator: "cli.help", denominator: ["floor.runtime"] },
   { id: "warm-cli/warm-agent", label: "warm command: CLI process / SDK (agent)", numerator: "warm-command.cli", denominator: ["warm-command.agent"] },
   { id: "upload-agent/channel", label: "upload: agent / raw channel", numerator: "upload.agent", denominator: ["floor.channel-upload"] },
   { id: "download-agent/channel", label: "download: agent / raw channel", numerator: "download.agent", denominator: ["floor.channel-download"] },
@@ -101,6 +102,13 @@ export const TARGETS: readonly TargetDef[] = [
     unit: "x", comparison: ">=", limit: 10,
     inputs: ["warm-command.ssh", "warm-command.agent"],
     ratio: "warm-ssh/warm-agent",
+  },
+  {
+    id: "cli-help",
+    label: "smolvm --help <= 1.3 x a bare runtime start",
+    unit: "x", comparison: "<=", limit: 1.3,
+    inputs: ["cli.help", "floor.runtime"],
+    ratio: "cli-help/runtime",
   },
   {
     id: "stop-delete",

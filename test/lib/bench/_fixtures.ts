@@ -17,6 +17,7 @@ export const HEALTHY: Record<string, number> = {
   "warm-command.agent": 5,
   "warm-command.ssh": 60,
   "warm-command.cli": 300,
+  "cli.help": 55,
   "upload.agent": 40,
   "download.agent": 50,
   "upload.sftp": 20,
@@ -37,6 +38,7 @@ export const HEALTHY: Record<string, number> = {
   "floor.fork-exec": 2,
   "floor.channel-upload": 60,
   "floor.channel-download": 80,
+  "floor.runtime": 50,
 };
 
 export function phasesFrom(medians: Record<string, number | string>): PhaseResult[] {

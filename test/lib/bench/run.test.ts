@@ -53,7 +53,7 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   expect(report.machine.qemuVersion).toContain("QEMU");
   expect(report.machine.cpuModel).not.toBe("");
   expect(report.targets.map((t) => t.id)).toEqual([
-    "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "stop-delete", "upload-vs-channel", "download-vs-channel",
+    "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "cli-help", "stop-delete", "upload-vs-channel", "download-vs-channel",
   ]);
   for (const target of report.targets) {
     if (target.id === "warm-command-vs-ssh") expect(target.met).toBeNull();

@@ -29,6 +29,7 @@ describe("ratios", () => {
 describe("targets", () => {
   test("a healthy run meets every target", () => {
     expect(verdicts(HEALTHY)).toEqual({
+      "cli-help": true,
       "create-to-first-command": true,
       "warm-command-floor": true,
       "warm-command-vs-ssh": true,
