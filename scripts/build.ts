@@ -69,6 +69,9 @@ try {
       "--bytecode", "--format=esm",
       // Lazily imported modules become chunks that load only when a command needs them.
       "--splitting",
+      // A CLI must not pick up the .env or bunfig.toml of whatever directory it runs in (and
+      // not looking for them saves ~10 ms per start).
+      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
       `--target=bun-${target}`,
       // ssh2's optional native speed-up; ssh2 works without it and it cannot be cross-built.
       "--external", "cpu-features",
