@@ -78,6 +78,8 @@ try {
       "--define", `SMOLVM_BUILD_VERSION=${JSON.stringify(pkg.version)}`,
       "--define", `SMOLVM_BUILD_TARGET=${JSON.stringify(target)}`,
       "--define", `SMOLVM_ROOT_HELP=${JSON.stringify(help.stdout)}`,
+      // The runtime inside the binary is the Bun doing the build.
+      "--define", `SMOLVM_VERSION_LINE=${JSON.stringify(`smolvm ${pkg.version} (bun-${process.versions.bun}, ${target})\n`)}`,
       join(root, "main.ts"), "--outfile", outfile,
     ]);
     console.error(`build:   ${outfile} (${(statSync(outfile).size / 1e6).toFixed(0)} MB)`);

@@ -1,0 +1,51 @@
+/**
+ * The command line proper: parse with the command tree, run, and turn every failure into one
+ * report (text or `--json`) and an exit status. `main.ts` calls it for everything its fast
+ * paths do not answer.
+ */
+import { invocation } from "./action.ts";
+import { printError } from "./output.ts";
+import { exitCodeFor, toSmolError, UsageError } from "../lib/errors.ts";
+import { versionInfo } from "../lib/version.ts";
+
+export async function runCli(argv: string[]): Promise<number> {
+  // From source there is no version line baked in, but the version is at hand without commander.
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    const info = versionInfo();
+    process.stdout.write(`smolvm ${info.version} (${info.runtime}, ${info.target})\n`);
+    return 0;
+  }
+  const { CommanderError } = await import("@commander-js/extra-typings");
+  const { buildProgram, commandPathOf } = await import("./program.ts");
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    // A command that passes on its child's status (run, exec) sets process.exitCode itself.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (thrown) {
+    if (thrown instanceof CommanderError) {
+      if (thrown.code === "commander.helpDisplayed" || thrown.code === "commander.version" || thrown.exitCode === 0) {
+        return 0;
+      }
+      // A group named without its subcommand (`smolvm file`): commander printed the group's help.
+      if (thrown.code === "commander.help") return argv.length === 0 ? 0 : 2;
+      const message = thrown.message.replace(/^error:\s*/i, "");
+      if (invocation.command === "smolvm") invocation.command = commandPathOf(program, argv);
+      const usage = new UsageError(message.charAt(0).toUpperCase() + message.slice(1), {
+        hint: `run \`smolvm ${invocation.command === "smolvm" ? "" : `${invocation.command} `}--help\` for usage`,
+      });
+      printError(invocation.command, usage, invocation.json);
+      return 2;
+    }
+    const error = toSmolError(thrown);
+    const { logEvent } = await import("../lib/log.ts");
+    logEvent("error", error.message, {
+      command: invocation.command,
+      code: error.code,
+      stack: thrown instanceof Error ? thrown.stack : String(thrown),
+      cause: error.cause instanceof Error ? error.cause.stack : error.cause === undefined ? undefined : String(error.cause),
+    });
+    printError(invocation.command, error, invocation.json);
+    return exitCodeFor(error);
+  }
+}
