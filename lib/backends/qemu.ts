@@ -100,6 +100,9 @@ export async function launchQemu(
     });
   });
   const pid = child.pid!;
+  // QEMU outlives whoever launched it (a CLI call hands it to the supervisor): never let it
+  // hold the launcher's event loop open.
+  child.unref();
   return {
     pid,
     child,

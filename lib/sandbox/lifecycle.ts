@@ -2,9 +2,9 @@
  * Creating, starting, stopping and deleting sandboxes. Everything here keeps one promise: a
  * failure leaves nothing behind (no process, socket, overlay or state row) and says why.
  */
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { parseVmConfig, type VmConfig, type VmConfigInput } from "../config.ts";
-import { BackendUnavailableError, NotRunningError, SmolError } from "../errors.ts";
+import { BackendUnavailableError, NotRunningError, SmolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { vmFiles } from "../supervisor/layout.ts";
 import { spawnSupervisor } from "../supervisor/spawn.ts";
@@ -74,6 +74,27 @@ export async function startSandbox(idOrName: string): Promise<VmRecord> {
 }
 
 async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
+  // Launch the VMM here and let the supervisor attach to it: the guest boots while the
+  // supervisor process starts, which takes a few hundred milliseconds of its own.
+  const { launchVmm, vmmRunning } = await import("../supervisor/vmm.ts");
+  const files = vmFiles(vm.id);
+  if (!vmmRunning(vm, files)) {
+    mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    withStore((store) => store.updateVm(vm.id, { status: "creating", lastError: null }));
+    try {
+      const vmm = await launchVmm(vm, files);
+      // QMP serves one client at a time, and the supervisor is about to be it.
+      await vmm.control.close();
+    } catch (thrown) {
+      const error = toSmolError(thrown);
+      withStore((store) => store.updateVm(vm.id, { status: "failed", lastError: `${error.code}: ${error.message}`, vmmPid: null }));
+      throw new SmolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
+        // Not QEMU's own hint: it names files in the sandbox's directory, which a failed create removes.
+        hint: "check the kernel and image it boots (`smolvm kernel list`, `smolvm image list`, or your --kernel/--rootfs) and the host (`smolvm doctor`)",
+        cause: thrown,
+      });
+    }
+  }
   const supervisorPid = spawnSupervisor(vm.id);
   withStore((store) => store.updateVm(vm.id, { status: "creating", supervisorPid, lastError: null }));
   await waitForReady(vm, supervisorPid);

@@ -10,30 +10,16 @@
 import { existsSync, rmSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { SmolError, toSmolError } from "../errors.ts";
-import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
-import { qemuBackend, tailOf } from "../backends/qemu.ts";
-import { detectAccel, type Accel, type GuestArch } from "../backends/accel.ts";
-import type { PreparedDisk, VmmControl } from "../backends/types.ts";
-import { hostGuestArch } from "../kernel/arch.ts";
-import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
+import { tailOf } from "../backends/qemu.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import { PortForwards } from "./forwards.ts";
 import { FrameType, sendJson } from "./frames.ts";
 import { vmFiles, type VmFiles } from "./layout.ts";
 import { Relay } from "./relay.ts";
 import { ClientSession, type SupervisorOp } from "./session.ts";
-
-/** The guest's address on QEMU's user-mode network (slirp's fixed defaults). */
-const USER_NET = { ip: "10.0.2.15/24", gw: "10.0.2.2", dns: "10.0.2.3" };
-
-interface Vmm {
-  pid: number;
-  control: VmmControl;
-  exited: Promise<unknown>;
-  kill(): void;
-}
+import { attachVmm, launchVmm, vmmRunning, type Vmm } from "./vmm.ts";
 
 function update(id: string, patch: Parameters<StateStore["updateVm"]>[1]): VmRecord | undefined {
   const store = StateStore.open();
@@ -131,63 +117,9 @@ export async function runSupervisor(id: string): Promise<void> {
 }
 
 async function startOrAttach(vm: VmRecord, files: VmFiles): Promise<Vmm> {
-  if (pidAlive(vm.vmmPid) && existsSync(files.controlSocket)) {
-    // A previous supervisor died and left the VM running: take it over.
-    const pid = vm.vmmPid!;
-    const control = await qemuBackend.attach(files.controlSocket);
-    return { pid, control, exited: waitForPidExit(pid), kill: () => killQuietly(pid) };
-  }
-  const arch = hostGuestArch();
-  // Not the backend's full probe: its `qemu -version` costs 110-140 ms on every boot under
-  // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
-  const { accel } = detectAccel(arch);
-  const disk = await qemuBackend.prepareDisk({
-    imagePath: vm.config.rootfsPath!,
-    vmDir: files.dir,
-    mode: vm.config.diskMode,
-    ...(vm.config.diskSizeMiB === undefined ? {} : { sizeMiB: vm.config.diskSizeMiB }),
-  });
-  const tscKhz = accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
-  const network = vm.config.network === "none" ? [] : [`smolvm.ip=${USER_NET.ip}`, `smolvm.gw=${USER_NET.gw}`, `smolvm.dns=${USER_NET.dns}`];
-  const cmdline = [
-    kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network] }),
-    vm.config.bootArgs,
-  ].filter(Boolean).join(" ");
-  rmSync(files.consoleLog, { force: true });
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await launch(vm, files, arch, accel, cmdline, disk);
-    } catch (error) {
-      // Another sandbox (of another smolvm home) took the SSH port after we chose it: move.
-      if (attempt >= 5 || vm.sshPort === null || !/host forwarding rule/.test((error as Error).message)) throw error;
-      const store = StateStore.open();
-      try {
-        vm = store.reallocateSshPort(vm.id, vm.sshPort);
-      } finally {
-        store.close();
-      }
-    }
-  }
-}
-
-async function launch(vm: VmRecord, files: VmFiles, arch: GuestArch, accel: Accel, cmdline: string, disk: PreparedDisk): Promise<Vmm> {
-  const launched = await qemuBackend.launch({
-    arch,
-    accel,
-    vcpus: vm.config.vcpus,
-    memoryMiB: vm.config.memoryMiB,
-    kernelPath: vm.config.kernelPath!,
-    cmdline,
-    disk,
-    network: vm.config.network === "none"
-      ? { mode: "none" }
-      : { mode: "user", hostForwards: vm.sshPort === null ? [] : [{ hostPort: vm.sshPort, guestPort: 22 }] },
-    agentSocketPath: files.agentSocket,
-    controlSocketPath: files.controlSocket,
-    serialLogPath: files.consoleLog,
-    vmmLogPath: files.vmmLog,
-  });
-  return { pid: launched.pid, control: launched.control, exited: launched.exited, kill: () => launched.kill("SIGKILL") };
+  // create and start launch the VMM before they start the supervisor; a supervisor that died
+  // also leaves one running. Launching here only happens for a supervisor started on its own.
+  return vmmRunning(vm, files) ? attachVmm(vm, files) : launchVmm(vm, files);
 }
 
 function bootError(vm: VmRecord, files: VmFiles, error: unknown, vmmExited: boolean): SmolError {
@@ -301,18 +233,6 @@ async function listenExclusive(path: string): Promise<Server> {
     server.listen(path, () => resolve());
   });
   return server;
-}
-
-async function waitForPidExit(pid: number): Promise<void> {
-  while (pidAlive(pid)) await sleep(50);
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
 }
 
 function sleep(ms: number): Promise<void> {
