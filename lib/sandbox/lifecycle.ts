@@ -114,13 +114,28 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
   if (pidAlive(vm.supervisorPid)) {
     await requestSupervisor(vm.id, { op: "supervisor.stop" }).catch(() => undefined);
   }
+  // Done when the supervisor has recorded the stop: it does so once QEMU is gone and its
+  // sockets are removed, so a `start` right after cannot trip over them (its own process exit
+  // takes a few more milliseconds that nobody needs to wait for).
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  while ((pidAlive(vm.supervisorPid) || pidAlive(vm.vmmPid)) && Date.now() < deadline) await sleep(10);
-  // A guest that ignored the shutdown, or a supervisor that hung: end them.
-  killHard(vm);
-  return withStore((store) =>
-    store.updateVm(vm.id, { status: "stopped", supervisorPid: null, vmmPid: null }),
-  );
+  const store = StateStore.open();
+  try {
+    for (;;) {
+      const now = store.findVm(vm.id);
+      if (now === undefined) return { ...vm, status: "stopped", supervisorPid: null, vmmPid: null };
+      if (now.status === "stopped") return now;
+      if (!pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid)) break;
+      if (Date.now() > deadline) {
+        // A guest that ignored the shutdown, or a supervisor that hung: end them.
+        killHard(vm);
+        break;
+      }
+      await sleep(5);
+    }
+    return store.updateVm(vm.id, { status: "stopped", supervisorPid: null, vmmPid: null });
+  } finally {
+    store.close();
+  }
 }
 
 /**
