@@ -67,15 +67,11 @@ export function diagnose(facts: HostFacts): Diagnosis {
   if (facts.qemuImg.path !== undefined) add("qemu-img", "ok", `qemu-img ${facts.qemuImg.version ?? "(version unknown)"}`);
   else add("qemu-img", "fail", "qemu-img not found: isolated disks (copy-on-write overlays) cannot be made", installHint(facts, DEBIAN_PACKAGES.qemuImg, "qemu"));
 
-  const firecrackerUsable = linux && facts.kvm.usable && facts.firecracker.path !== undefined;
   if (!linux) {
     // Firecracker is Linux-only; nothing to report elsewhere.
   } else if (facts.firecracker.path !== undefined) {
     add("firecracker", facts.kvm.usable ? "ok" : "warn",
-      `firecracker ${facts.firecracker.version ?? "(version unknown)"}${facts.kvm.usable ? "" : ": unusable without KVM, QEMU is used"}`);
-  } else if (facts.kvm.usable) {
-    add("firecracker", "warn", "firecracker not found: QEMU is used (Firecracker boots faster with KVM)",
-      "install the firecracker binary from its GitHub releases into your PATH");
+      `firecracker ${facts.firecracker.version ?? "(version unknown)"}${facts.kvm.usable ? " (the Firecracker backend is not in this build yet; QEMU is used)" : ": unusable without KVM, QEMU is used"}`);
   } else {
     add("firecracker", "ok", "firecracker not installed (it needs KVM, which this host lacks); QEMU is used");
   }
@@ -115,17 +111,17 @@ export function diagnose(facts: HostFacts): Diagnosis {
     facts.imagesCached > 0 ? `${facts.imagesCached} image(s) cached` : "no image built yet",
     facts.imagesCached > 0 ? undefined : "`smolvm setup` builds the default image; `smolvm run` also does on first use");
 
-  const backend: Diagnosis["backend"] = firecrackerUsable ? "firecracker" : qemu.path !== undefined ? "qemu" : "none";
+  // The Firecracker backend is not in this build yet: a usable firecracker is reported, but
+  // sandboxes run on QEMU.
+  const backend: Diagnosis["backend"] = qemu.path !== undefined ? "qemu" : "none";
   if (backend === "none") accel = "none";
-  const channel = backend === "firecracker" ? "agent over vsock (SSH as fallback)" : "agent over virtio-serial (SSH as fallback)";
+  const channel = "agent over virtio-serial (SSH as fallback)";
   const headline =
     backend === "none"
       ? "No usable backend: install QEMU (see the failed checks below)."
-      : backend === "firecracker"
-        ? "Sandboxes will run on Firecracker with KVM."
-        : accel === "tcg"
-          ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
-          : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
+      : accel === "tcg"
+        ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
+        : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
   return { checks, backend, accel, channel, headline, ok: !checks.some((c) => c.status === "fail") };
 }
 
