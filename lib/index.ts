@@ -8,5 +8,5 @@ export { versionInfo, type VersionInfo } from "./version.ts";
 export { SmolVM, type CreateSandboxOptions, type RunOptions, type RunResult, type SandboxInfo, type SandboxEnv, type PortForward } from "./smolvm.ts";
 export type { GetFileOptions, PutFileOptions, TransferProgress, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
 export type { PortForwardInfo } from "./sandbox/ports.ts";
-export type { ReadFileHandle } from "./agent/client.ts";
+export type { ReadFileHandle } from "./agent/types.ts";
 export type { CommChannel } from "./channels/types.ts";

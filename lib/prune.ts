@@ -4,7 +4,7 @@
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { withStore } from "./sandbox/lifecycle.ts";
+import { withStore } from "./state/vms.ts";
 
 export interface PruneReport {
   removed: { kind: "kernel" | "image"; path: string; bytes: number }[];

@@ -9,14 +9,15 @@
 import type { Readable } from "node:stream";
 import type { VmConfigInput } from "./config.ts";
 import { InvalidInputError, NotRunningError, SmolError } from "./errors.ts";
-import type { ReadFileHandle } from "./agent/client.ts";
+import type { ReadFileHandle } from "./agent/types.ts";
 import type { Channel, CommChannel } from "./channels/types.ts";
 import { requireGuestPath } from "./sandbox/_paths.ts";
 import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
 import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
 import { checkGuestPort, checkHostPort, type PortForwardInfo } from "./sandbox/ports.ts";
 import { reconcile, summarize, type SandboxSummary } from "./sandboxes.ts";
-import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, withStore, type CreateOptions } from "./sandbox/lifecycle.ts";
+import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, type CreateOptions } from "./sandbox/lifecycle.ts";
+import { withStore } from "./state/vms.ts";
 import type { PrepareProgress } from "./sandbox/artifacts.ts";
 import { vmFiles } from "./supervisor/layout.ts";
 import type { VmRecord } from "./state/vms.ts";
@@ -266,8 +267,8 @@ export class SmolVM {
    * created unless `mkdirParents: false`).
    *
    * ```ts
-   * await vm.writeFile("/root/config.json", JSON.stringify(config));
-   * await vm.writeFile("/root/big.bin", createReadStream("big.bin"), { mode: 0o600 });
+   * await vm.writeFile("/srv/config.json", JSON.stringify(config));
+   * await vm.writeFile("/srv/big.bin", createReadStream("big.bin"), { mode: 0o600 });
    * ```
    */
   async writeFile(guest: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<TransferResult> {
@@ -294,7 +295,7 @@ export class SmolVM {
    * Opens a guest file as a stream; resolves with its size and mode once it is open.
    *
    * ```ts
-   * const { size, stream } = await vm.readFileStream("/root/big.bin");
+   * const { size, stream } = await vm.readFileStream("/srv/big.bin");
    * stream.pipe(createWriteStream("big.bin"));
    * ```
    */

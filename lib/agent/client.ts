@@ -54,18 +54,6 @@ import type {
   WriteFileOptions,
 } from "./types.ts";
 
-export type {
-  AgentEnv,
-  CallOptions,
-  ConnectOptions,
-  ExecSpec,
-  PingResultInfo,
-  ReadFileHandle,
-  RunOptions,
-  RunResult,
-  WriteFileOptions,
-} from "./types.ts";
-export type { ExecHandle, ExecResult } from "./_exec.ts";
 
 const MAX_STREAM_ID = 0x7fffffff;
 

@@ -180,6 +180,28 @@ export function qmpControl(qmp: QmpClient): VmmControl {
 }
 
 /** The QEMU backend: microvm on x86_64, virt on aarch64; kvm, hvf or tcg as the host allows. */
+/** The QEMU argv spec of a backend launch spec: what `launch` runs, and what the bench compares. */
+export function qemuSpecFor(spec: LaunchSpec, accel: Accel): QemuSpec {
+  const restoring = spec.restoreFrom !== undefined;
+  return {
+    arch: spec.arch,
+    accel,
+    vcpus: spec.vcpus,
+    memoryMiB: spec.memoryMiB,
+    kernelPath: spec.kernelPath,
+    cmdline: spec.cmdline,
+    disk: spec.disk,
+    network: spec.network,
+    agentSocketPath: spec.agentSocketPath,
+    qmpSocketPath: spec.controlSocketPath,
+    serialLogPath: spec.serialLogPath,
+    ...(spec.pidFile === undefined ? {} : { pidFile: spec.pidFile }),
+    // A restore stays paused after the state is in, until resume(): the caller decides when.
+    ...(spec.startPaused || restoring ? { startPaused: true } : {}),
+    ...(restoring ? { incoming: incomingFromFile(spec.restoreFrom!) } : {}),
+  };
+}
+
 export class QemuBackend implements Backend {
   readonly name = "qemu" as const;
 
@@ -219,24 +241,7 @@ export class QemuBackend implements Backend {
     const accel: Accel = spec.accel ?? detectAccel(spec.arch).accel;
     // Sockets left by an earlier QEMU would answer nothing; QEMU recreates them.
     for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
-    const restoring = spec.restoreFrom !== undefined;
-    const qemu = await launchQemu({
-      arch: spec.arch,
-      accel,
-      vcpus: spec.vcpus,
-      memoryMiB: spec.memoryMiB,
-      kernelPath: spec.kernelPath,
-      cmdline: spec.cmdline,
-      disk: spec.disk,
-      network: spec.network,
-      agentSocketPath: spec.agentSocketPath,
-      qmpSocketPath: spec.controlSocketPath,
-      serialLogPath: spec.serialLogPath,
-      ...(spec.pidFile === undefined ? {} : { pidFile: spec.pidFile }),
-      // A restore stays paused after the state is in, until resume(): the caller decides when.
-      ...(spec.startPaused || restoring ? { startPaused: true } : {}),
-      ...(restoring ? { incoming: incomingFromFile(spec.restoreFrom!) } : {}),
-    }, spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
+    const qemu = await launchQemu(qemuSpecFor(spec, accel), spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
 
     const timeoutMs = options.timeoutMs ?? 10_000;
     const early = qemu.exited.then((exit) => ({ exit }));

@@ -14,13 +14,13 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import type { Accel } from "../backends/accel.ts";
-import { qemuBackend } from "../backends/qemu.ts";
-import { qemuArgs, type QemuSpec } from "../backends/qemu-args.ts";
+import { hostTscKhz, type Accel } from "../backends/accel.ts";
+import { qemuBackend, qemuSpecFor } from "../backends/qemu.ts";
+import { qemuArgs } from "../backends/qemu-args.ts";
 import type { LaunchedVmm, LaunchSpec } from "../backends/types.ts";
 import { TimeoutError } from "../errors.ts";
 import type { GuestArch } from "../kernel/arch.ts";
-import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
+import { kernelCmdline } from "../kernel/cmdline.ts";
 
 /** The guest address settings the supervisor passes on a user-mode network. */
 const USER_NET = ["smolvm.ip=10.0.2.15/24", "smolvm.gw=10.0.2.2", "smolvm.dns=10.0.2.3"];
@@ -62,20 +62,7 @@ export async function floorSpec(vm: FloorVm, dir: string, imagePath: string, ini
 
 /** The argv QEMU gets for a launch spec (as QemuBackend.launch passes it). */
 export function floorArgv(spec: LaunchSpec): string[] {
-  const qemu: QemuSpec = {
-    arch: spec.arch,
-    accel: spec.accel ?? "tcg",
-    vcpus: spec.vcpus,
-    memoryMiB: spec.memoryMiB,
-    kernelPath: spec.kernelPath,
-    cmdline: spec.cmdline,
-    disk: spec.disk,
-    network: spec.network,
-    agentSocketPath: spec.agentSocketPath,
-    qmpSocketPath: spec.controlSocketPath,
-    serialLogPath: spec.serialLogPath,
-  };
-  return qemuArgs(qemu);
+  return qemuArgs(qemuSpecFor(spec, spec.accel ?? "tcg"));
 }
 
 async function ended(vmm: LaunchedVmm): Promise<void> {

@@ -3,7 +3,7 @@
  *
  * - One ed25519 user key per host: `<SMOLVM_HOME>/keys/id_ed25519` (0600) and `.pub`, made on
  *   first need (ssh-keygen when installed, else ssh2's generator). Its public half goes into
- *   every sandbox's `/root/.ssh/authorized_keys`.
+ *   every sandbox's root `authorized_keys`.
  * - One ed25519 host key per sandbox, made by smolvm (`vms/<id>/ssh_host_ed25519_key`) and
  *   written into the guest as `/etc/ssh/ssh_host_ed25519_key` on every boot, so the host knows it
  *   before the first connection: `vms/<id>/known_hosts` pins it (no trust on first use; a

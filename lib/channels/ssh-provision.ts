@@ -13,6 +13,7 @@ import { logEvent } from "../log.ts";
 import type { VmRecord } from "../state/vms.ts";
 import { ensureHostKey, ensureUserKey, writeKnownHosts } from "./keys.ts";
 import { readSshState, sshEndpoint, writeSshState } from "./ssh-state.ts";
+import { GUEST_HOME } from "../guest.ts";
 
 const SSHD = "/usr/sbin/sshd";
 const GUEST_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
@@ -33,8 +34,8 @@ const SSHD_CONF = "# Written by smolvm on every boot: logins without PAM are ~40
  */
 const SETUP = `
 set -u
-mkdir -p /root/.ssh && chmod 700 /root/.ssh || exit 1
-keys=/root/.ssh/authorized_keys
+mkdir -p ${GUEST_HOME}/.ssh && chmod 700 ${GUEST_HOME}/.ssh || exit 1
+keys=${GUEST_HOME}/.ssh/authorized_keys
 touch "$keys" && chmod 600 "$keys" || exit 1
 grep -qxF -- "$SMOLVM_USER_KEY" "$keys" || printf '%s\\n' "$SMOLVM_USER_KEY" >> "$keys" || exit 1
 mkdir -p /run/sshd && chmod 755 /run/sshd

@@ -7,6 +7,7 @@ import { NotFoundError } from "../errors.ts";
 import { parseOrThrow } from "../validate.ts";
 import baseRecipe from "../../images/base.json" with { type: "json" };
 import debianRecipe from "../../images/debian.json" with { type: "json" };
+import { GUEST_HOME } from "../guest.ts";
 
 /** Bump when the builder's output changes for the same recipe (layout, mkfs flags, files). */
 export const IMAGE_BUILDER_VERSION = 1;
@@ -55,7 +56,7 @@ export const COMMON_DIRS: Recipe["dirs"] = [
   { path: "/dev" },
   { path: "/run" },
   { path: "/tmp", mode: "1777" },
-  { path: "/root", mode: "0700" },
+  { path: GUEST_HOME, mode: "0700" },
   { path: "/etc/profile.d" },
   { path: "/var" },
   { path: "/sbin" },

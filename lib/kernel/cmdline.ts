@@ -1,5 +1,6 @@
 /**
- * The guest kernel command line. Pure apart from `hostTscKhz`, which reads /proc/cpuinfo.
+ * The guest kernel command line. Pure: the caller passes the host TSC frequency (see
+ * `hostTscKhz` in lib/backends/accel.ts).
  *
  * Every option here was measured (see the project's host facts):
  * - `console=` names the one serial port the machine has (8250 on x86 microvm, PL011 on arm virt).
@@ -11,7 +12,6 @@
  * - Under TCG on x86, `tsc_early_khz=<host kHz> tsc=reliable no_timer_check` stops the TSC
  *   calibration that otherwise fails and hangs some boots forever.
  */
-import { readFileSync } from "node:fs";
 import type { GuestArch } from "./arch.ts";
 
 /** Where images put the guest agent, which the kernel runs as PID 1. */
@@ -23,7 +23,7 @@ export interface KernelCmdlineOptions {
   verbose?: boolean;
   /**
    * The host TSC frequency in kHz. Pass it when the guest runs under TCG emulation on x86_64
-   * (see `hostTscKhz`); leave it out under KVM/HVF, where the TSC calibrates normally.
+   * (see `hostTscKhz` in lib/backends/accel.ts); leave it out under KVM/HVF, where the TSC calibrates normally.
    */
   tscKhz?: number;
   /** PID 1 in the guest; default the agent. The floor benchmark image uses `/init`. */
@@ -70,21 +70,4 @@ export function kernelCmdlineArgs(options: KernelCmdlineOptions): string[] {
  */
 export function kernelCmdline(options: KernelCmdlineOptions): string {
   return kernelCmdlineArgs(options).join(" ");
-}
-
-/** Parses the first `cpu MHz` of a /proc/cpuinfo text into kHz (rounded), if present. */
-export function parseCpuinfoKhz(cpuinfo: string): number | undefined {
-  const match = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(cpuinfo);
-  if (!match) return undefined;
-  const khz = Math.round(Number.parseFloat(match[1]!) * 1000);
-  return Number.isFinite(khz) && khz > 0 ? khz : undefined;
-}
-
-/** The host's TSC frequency in kHz from /proc/cpuinfo, or undefined off Linux/x86. */
-export function hostTscKhz(cpuinfoPath = "/proc/cpuinfo"): number | undefined {
-  try {
-    return parseCpuinfoKhz(readFileSync(cpuinfoPath, "utf8"));
-  } catch {
-    return undefined;
-  }
 }

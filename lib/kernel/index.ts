@@ -6,10 +6,8 @@ export { buildKernel, ensureKernel, type BuildKernelOptions, type KernelBuildPha
 export { findKernel, listKernels, type KernelInfo, type KernelManifest } from "./cache.ts";
 export {
   AGENT_GUEST_PATH,
-  hostTscKhz,
   kernelCmdline,
   kernelCmdlineArgs,
-  parseCpuinfoKhz,
   type KernelCmdlineOptions,
 } from "./cmdline.ts";
 export {

@@ -4,6 +4,7 @@
  */
 import { posix } from "node:path";
 import { InvalidInputError } from "../errors.ts";
+import { GUEST_HOME } from "../guest.ts";
 
 /**
  * Checks a guest path and returns it normalised. With `file: true` the path must name a file,
@@ -12,12 +13,12 @@ import { InvalidInputError } from "../errors.ts";
 export function requireGuestPath(guest: string, options: { file?: boolean } = {}): string {
   if (typeof guest !== "string" || guest === "" || guest.includes("\0")) {
     throw new InvalidInputError(`Invalid guest path ${JSON.stringify(guest)}: it must be a non-empty absolute path`, {
-      hint: 'write it from the guest root, e.g. "/root/data.txt"',
+      hint: `write it from the guest root, e.g. "${GUEST_HOME}/data.txt"`,
     });
   }
   if (!guest.startsWith("/")) {
     throw new InvalidInputError(`Invalid guest path "${guest}": it must be absolute`, {
-      hint: `write it from the guest root, e.g. "/root/${guest.replace(/^\.\/+/, "")}"`,
+      hint: `write it from the guest root, e.g. "${GUEST_HOME}/${guest.replace(/^\.\/+/, "")}"`,
     });
   }
   if (options.file === true && guest.endsWith("/")) {

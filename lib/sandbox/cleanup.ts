@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
 import type { VmRecord } from "../state/vms.ts";
-import { destroyNow, withStore } from "./lifecycle.ts";
+import { withStore } from "../state/vms.ts";
+import { destroyNow } from "./lifecycle.ts";
 
 export interface CleanupReport {
   /** Sandboxes removed, by name. */

@@ -8,7 +8,7 @@ import { BackendUnavailableError, NotRunningError, SmolError, toSmolError } from
 import { pidAlive } from "../host/pids.ts";
 import { vmFiles } from "../supervisor/layout.ts";
 import { spawnSupervisor } from "../supervisor/spawn.ts";
-import { StateStore, type VmRecord } from "../state/vms.ts";
+import { StateStore, withStore, type VmRecord } from "../state/vms.ts";
 import { reconcile } from "../sandboxes.ts";
 import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
 import { waitForReady } from "./ready.ts";
@@ -16,15 +16,6 @@ import { persistedChannel } from "../channels/resolve.ts";
 
 export interface CreateOptions {
   onProgress?: (progress: PrepareProgress) => void;
-}
-
-export function withStore<T>(body: (store: StateStore) => T): T {
-  const store = StateStore.open();
-  try {
-    return body(store);
-  } finally {
-    store.close();
-  }
 }
 
 /** Resolves `auto` and refuses what this host cannot run, before anything is allocated. */

@@ -197,3 +197,13 @@ function toRecord(row: unknown): VmRecord {
     updatedAt: r.updated_at,
   };
 }
+
+/** Opens the state store for one short piece of work and closes it again, whatever happens. */
+export function withStore<T>(body: (store: StateStore) => T): T {
+  const store = StateStore.open();
+  try {
+    return body(store);
+  } finally {
+    store.close();
+  }
+}

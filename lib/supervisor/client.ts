@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { encodeFrame, FrameDecoder, FrameType } from "../agent/frame.ts";
 import { AgentUnavailableError, isErrorCode, NotRunningError, SmolError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
-import { StateStore, type VmRecord } from "../state/vms.ts";
+import { withStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "./layout.ts";
 import { spawnSupervisor } from "./spawn.ts";
 
@@ -24,12 +24,7 @@ function openSocket(path: string): Promise<Socket> {
 }
 
 function currentRecord(id: string): VmRecord {
-  const store = StateStore.open();
-  try {
-    return store.getVm(id);
-  } finally {
-    store.close();
-  }
+  return withStore((store) => store.getVm(id));
 }
 
 /** Waits for a just-started supervisor to listen (it binds before it re-attaches). */
@@ -70,12 +65,7 @@ export async function connectSupervisor(id: string, options: { timeoutMs?: numbe
     }
     // The VM runs without a supervisor: start one, which re-attaches.
     const supervisorPid = spawnSupervisor(id);
-    const store = StateStore.open();
-    try {
-      store.updateVm(id, { supervisorPid });
-    } finally {
-      store.close();
-    }
+    withStore((store) => store.updateVm(id, { supervisorPid }));
     socket = await openWhenServing(vm, supervisorPid);
   }
   return AgentClient.connect(socket, { timeoutMs: options.timeoutMs ?? 10_000 });

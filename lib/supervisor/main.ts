@@ -11,7 +11,7 @@ import { existsSync, rmSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { SmolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
-import { StateStore, type VmRecord } from "../state/vms.ts";
+import { withStore, type VmPatch, type VmRecord } from "../state/vms.ts";
 import { tailOf } from "../backends/qemu.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import { PortForwards } from "./forwards.ts";
@@ -21,26 +21,13 @@ import { Relay } from "./relay.ts";
 import { ClientSession, type SupervisorOp } from "./session.ts";
 import { attachVmm, launchVmm, vmmRunning, type Vmm } from "./vmm.ts";
 
-function update(id: string, patch: Parameters<StateStore["updateVm"]>[1]): VmRecord | undefined {
-  const store = StateStore.open();
-  try {
-    return store.findVm(id) === undefined ? undefined : store.updateVm(id, patch);
-  } finally {
-    store.close();
-  }
-}
-
-function record(id: string): VmRecord | undefined {
-  const store = StateStore.open();
-  try {
-    return store.findVm(id);
-  } finally {
-    store.close();
-  }
+/** Updates the sandbox's row unless it is gone already (deleted while we worked). */
+function update(id: string, patch: VmPatch): VmRecord | undefined {
+  return withStore((store) => (store.findVm(id) === undefined ? undefined : store.updateVm(id, patch)));
 }
 
 export async function runSupervisor(id: string): Promise<void> {
-  const vm = record(id);
+  const vm = withStore((store) => store.findVm(id));
   if (vm === undefined) throw new SmolError("NOT_FOUND", `supervisor: no sandbox ${id}`);
   const files = vmFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
@@ -95,12 +82,7 @@ export async function runSupervisor(id: string): Promise<void> {
   for (const socket of [files.agentSocket, files.controlSocket]) rmSync(socket, { force: true });
   if (ending === "destroy") {
     rmSync(files.dir, { recursive: true, force: true });
-    const store = StateStore.open();
-    try {
-      store.deleteVm(id);
-    } finally {
-      store.close();
-    }
+    withStore((store) => store.deleteVm(id));
     return;
   }
   if (ending === "stop") {

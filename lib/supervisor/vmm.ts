@@ -4,13 +4,13 @@
  * the supervisor process starts up, instead of after it.
  */
 import { existsSync, rmSync } from "node:fs";
-import { detectAccel, type Accel, type GuestArch } from "../backends/accel.ts";
+import { detectAccel, hostTscKhz, type Accel, type GuestArch } from "../backends/accel.ts";
 import { qemuBackend } from "../backends/qemu.ts";
 import type { PreparedDisk, VmmControl } from "../backends/types.ts";
 import { pidAlive } from "../host/pids.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
-import { hostTscKhz, kernelCmdline } from "../kernel/cmdline.ts";
-import { StateStore, type VmRecord } from "../state/vms.ts";
+import { kernelCmdline } from "../kernel/cmdline.ts";
+import { withStore, type VmRecord } from "../state/vms.ts";
 import type { VmFiles } from "./layout.ts";
 
 /** The guest's address on QEMU's user-mode network (slirp's fixed defaults). */
@@ -61,21 +61,12 @@ export async function launchVmm(vm: VmRecord, files: VmFiles): Promise<Vmm> {
   for (let attempt = 1; ; attempt++) {
     try {
       const vmm = await launch(vm, files, arch, accel, cmdline, disk);
-      const store = StateStore.open();
-      try {
-        store.updateVm(vm.id, { vmmPid: vmm.pid });
-      } finally {
-        store.close();
-      }
+      withStore((store) => store.updateVm(vm.id, { vmmPid: vmm.pid }));
       return vmm;
     } catch (error) {
       if (attempt >= 5 || vm.sshPort === null || !/host forwarding rule/.test((error as Error).message)) throw error;
-      const store = StateStore.open();
-      try {
-        vm = store.reallocateSshPort(vm.id, vm.sshPort);
-      } finally {
-        store.close();
-      }
+      const taken = vm.sshPort;
+      vm = withStore((store) => store.reallocateSshPort(vm.id, taken));
     }
   }
 }

@@ -8,7 +8,8 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AgentClient, type ConnectOptions } from "../../lib/agent/client.ts";
+import { AgentClient } from "../../lib/agent/client.ts";
+import type { ConnectOptions } from "../../lib/agent/types.ts";
 import { encodeFrame, FrameDecoder, FrameType, type Frame } from "../../lib/agent/frame.ts";
 import { runHostChecked } from "../../lib/host/process.ts";
 

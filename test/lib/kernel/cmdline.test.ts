@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { hostTscKhz, kernelCmdline, kernelCmdlineArgs, parseCpuinfoKhz } from "../../../lib/kernel/cmdline.ts";
+import { hostTscKhz, parseCpuinfoTscKhz as parseCpuinfoKhz } from "../../../lib/backends/accel.ts";
+import { kernelCmdline, kernelCmdlineArgs } from "../../../lib/kernel/cmdline.ts";
 
 describe("kernelCmdline", () => {
   test("x86_64 under TCG boots quietly from /dev/vda into the agent with the TSC pinned", () => {
