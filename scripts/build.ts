@@ -6,7 +6,7 @@
  *   bun run scripts/build.ts [--host-only] [--target linux-x64,...]
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 
@@ -89,7 +89,15 @@ try {
   rmSync(generated, { recursive: true, force: true });
 }
 if (targets.includes(hostTarget)) {
-  copyFileSync(join(dist, `smolvm-${hostTarget}`), join(dist, "smolvm"));
-  spawnSync("chmod", ["+x", join(dist, "smolvm")]);
+  // A hard link, not a copy: the same bytes with no second 117 MB, and start-up measured on
+  // `dist/smolvm` is that of the file the compiler wrote (a copy here once came out in 18 extents
+  // and started ~20% slower than the original, even from a cold page cache).
+  rmSync(join(dist, "smolvm"), { force: true });
+  try {
+    linkSync(join(dist, `smolvm-${hostTarget}`), join(dist, "smolvm"));
+  } catch {
+    copyFileSync(join(dist, `smolvm-${hostTarget}`), join(dist, "smolvm"));
+    spawnSync("chmod", ["+x", join(dist, "smolvm")]);
+  }
   console.error(`build: dist/smolvm -> smolvm-${hostTarget}`);
 }

@@ -59,7 +59,7 @@ export const PHASES: readonly PhaseDef[] = [
   def("floor.fork-exec", "floor: fork/exec of true, timed in the guest", "ms", "floor", "guest"),
   def("floor.channel-upload", "floor: raw virtio-serial, host -> guest", "MB/s", "floor", "virtio-serial"),
   def("floor.channel-download", "floor: raw virtio-serial, guest -> host", "MB/s", "floor", "virtio-serial"),
-  def("floor.runtime", "floor: the same runtime starting an empty script", "ms", "floor", "cli"),
+  def("floor.runtime", "floor: an empty program on the same runtime, in the same form", "ms", "floor", "cli"),
 ];
 
 export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);
