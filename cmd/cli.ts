@@ -5,6 +5,7 @@
  */
 import { invocation } from "./action.ts";
 import { printError } from "./output.ts";
+import { printOut } from "./stdio.ts";
 import { exitCodeFor, toSmolError, UsageError } from "../lib/errors.ts";
 import { versionInfo } from "../lib/version.ts";
 
@@ -12,7 +13,7 @@ export async function runCli(argv: string[]): Promise<number> {
   // From source there is no version line baked in, but the version is at hand without commander.
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     const info = versionInfo();
-    process.stdout.write(`smolvm ${info.version} (${info.runtime}, ${info.target})\n`);
+    printOut(`smolvm ${info.version} (${info.runtime}, ${info.target})`);
     return 0;
   }
   const { CommanderError } = await import("@commander-js/extra-typings");

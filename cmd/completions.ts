@@ -6,6 +6,7 @@
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { InvalidInputError } from "../lib/errors.ts";
 import { action } from "./action.ts";
+import { printOut } from "./stdio.ts";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -31,7 +32,7 @@ export function registerCompletions(program: Command): void {
       action("completions", async (out, shell, options) => {
         const script = completionScript(program as unknown as AnyCommand, shell);
         if (options.install !== true) {
-          process.stdout.write(script);
+          printOut(script);
           return;
         }
         const installed = await installScript(shell, script);
@@ -46,7 +47,7 @@ export function registerCompletions(program: Command): void {
       if (what !== "sandboxes") return;
       const { sandboxNames } = await import("../lib/sandboxes.ts");
       const names = sandboxNames();
-      if (names.length > 0) process.stdout.write(`${names.join("\n")}\n`);
+      if (names.length > 0) printOut(names.join("\n"));
     });
 }
 

@@ -6,6 +6,7 @@
  * it, results are plain text; colour is used only on a terminal and never with NO_COLOR set.
  */
 import type { SmolError } from "../lib/errors.ts";
+import { isTerminal, printErr, printOut } from "./stdio.ts";
 
 export interface JsonEnvelope {
   ok: boolean;
@@ -14,15 +15,15 @@ export interface JsonEnvelope {
   error: ReturnType<SmolError["toJSON"]> | null;
 }
 
-export function wantsColor(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return Boolean(stream.isTTY) && !("NO_COLOR" in process.env && process.env.NO_COLOR !== "");
+export function wantsColor(fd: 1 | 2 = 1): boolean {
+  return !("NO_COLOR" in process.env && process.env.NO_COLOR !== "") && isTerminal(fd);
 }
 
 const codes = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
 export type Style = keyof typeof codes;
 
-export function paint(text: string, style: Style, stream: NodeJS.WriteStream = process.stdout): string {
-  return wantsColor(stream) ? `\u001b[${codes[style]}m${text}\u001b[0m` : text;
+export function paint(text: string, style: Style, fd: 1 | 2 = 1): string {
+  return wantsColor(fd) ? `\u001b[${codes[style]}m${text}\u001b[0m` : text;
 }
 
 export class Output {
@@ -38,22 +39,22 @@ export class Output {
       return;
     }
     const text = human();
-    if (text !== undefined && text !== "") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+    if (text !== undefined && text !== "") printOut(text);
   }
 
   /** A line for a person watching: stderr, terminal only, never in JSON mode. */
   note(line: string): void {
-    if (!this.json && process.stderr.isTTY) process.stderr.write(`${line}\n`);
+    if (!this.json && isTerminal(2)) printErr(line);
   }
 
   /** A warning a person must see even in a pipe (still never on stdout). */
   warn(line: string): void {
-    if (!this.json) process.stderr.write(`${paint("warning:", "yellow", process.stderr)} ${line}\n`);
+    if (!this.json) printErr(`${paint("warning:", "yellow", 2)} ${line}`);
   }
 }
 
 export function writeJson(envelope: JsonEnvelope): void {
-  process.stdout.write(`${JSON.stringify(envelope, null, 2)}\n`);
+  printOut(JSON.stringify(envelope, null, 2));
 }
 
 export function printError(command: string, error: SmolError, json: boolean): void {
@@ -61,9 +62,9 @@ export function printError(command: string, error: SmolError, json: boolean): vo
     writeJson({ ok: false, command, data: null, error: error.toJSON() });
     return;
   }
-  const lines = [`${paint("error:", "red", process.stderr)} ${error.message}`];
-  if (error.hint !== undefined) lines.push(`  ${paint("hint:", "dim", process.stderr)} ${error.hint}`);
-  process.stderr.write(`${lines.join("\n")}\n`);
+  const lines = [`${paint("error:", "red", 2)} ${error.message}`];
+  if (error.hint !== undefined) lines.push(`  ${paint("hint:", "dim", 2)} ${error.hint}`);
+  printErr(lines.join("\n"));
 }
 
 /** Renders rows as aligned columns; the header row is bold on a terminal. */
@@ -84,7 +85,7 @@ export class Progress {
   private lastDraw = 0;
 
   constructor(json: boolean) {
-    this.live = !json && Boolean(process.stderr.isTTY);
+    this.live = !json && isTerminal(2);
   }
 
   update(phase: string, fraction?: number): void {

@@ -1,5 +1,6 @@
 import type { PrepareProgress } from "../lib/sandbox/artifacts.ts";
 import { Progress } from "./output.ts";
+import { printErr } from "./stdio.ts";
 
 /** A create/run progress callback: a redrawn line on a terminal, nothing in pipes or JSON. */
 export function progressReporter(json: boolean): { onProgress: (p: PrepareProgress) => void; done: () => Promise<void> } {
@@ -11,7 +12,7 @@ export function progressReporter(json: boolean): { onProgress: (p: PrepareProgre
       if (json) return;
       const { emulationNoticeOnce } = await import("../lib/sandbox/notice.ts");
       const notice = emulationNoticeOnce();
-      if (notice !== undefined) process.stderr.write(`note: ${notice}\n`);
+      if (notice !== undefined) printErr(`note: ${notice}`);
     },
   };
 }

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { parseVmConfig } from "../../lib/config.ts";
 import { StateStore } from "../../lib/state/vms.ts";
-import { envelope, runCli } from "../helpers/cli.ts";
+import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 
 describe("cli basics", () => {
   test("--version and version --json agree", async () => {
@@ -56,5 +57,27 @@ describe("cli basics", () => {
     const hasWarning = report.checks.some((c: { status: string }) => c.status !== "ok");
     const strict = await runCli(["doctor", "--strict"]);
     expect(strict.code).toBe(hasWarning ? 1 : 0);
+  });
+
+  // Colour follows the terminal: on a pty the error label is red, in a pipe or with NO_COLOR it
+  // is plain text. The pty comes from util-linux `script`, as a user's terminal would.
+  test("colour on a terminal only, and never with NO_COLOR", async () => {
+    const line = `${process.execPath} ${repoRoot}/main.ts frobnicate`;
+    const onTty = (env: Record<string, string | undefined>) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn("script", ["-qec", line, "/dev/null"], { env, stdio: ["ignore", "pipe", "pipe"] });
+        let text = "";
+        child.stdout.on("data", (chunk) => (text += chunk));
+        child.once("error", reject);
+        child.once("close", () => resolve(text));
+      });
+    const { NO_COLOR: _ignored, ...noColorUnset } = process.env;
+    const coloured = await onTty({ ...noColorUnset, TERM: "xterm" });
+    expect(coloured).toContain("\u001b[31merror:\u001b[0m Unknown command 'frobnicate'");
+    const plainOnTty = await onTty({ ...noColorUnset, TERM: "xterm", NO_COLOR: "1" });
+    expect(plainOnTty).toContain("error: Unknown command 'frobnicate'");
+    expect(plainOnTty).not.toContain("\u001b[");
+    const piped = await runCli(["frobnicate"], { env: { NO_COLOR: "" } });
+    expect(piped.stderr).toStartWith("error: Unknown command");
   });
 });
