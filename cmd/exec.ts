@@ -1,10 +1,13 @@
 /** Running things in a sandbox: run (ephemeral), exec, shell. */
 import { Argument, type Command } from "@commander-js/extra-typings";
+import { fstatSync, statSync } from "node:fs";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import type { SmolVM } from "../lib/smolvm.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption, envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { progressReporter } from "./progress.ts";
+import { isTerminal } from "./stdio.ts";
 
 export function registerExec(program: Command): void {
   withSandboxOptions(
@@ -88,17 +91,43 @@ function exitStatus(result: { exitCode: number | null; signal: string | null }):
 }
 
 async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string }): Promise<number> {
-  // Forward stdin only when it is a pipe or file: a terminal would make `exec` wait for Ctrl-D.
-  const forwardStdin = !process.stdin.isTTY;
+  const forwardStdin = stdinWorthForwarding();
   const proc = await vm.exec(commandOf(words), { ...options, stdin: forwardStdin });
-  proc.stdout.pipe(process.stdout, { end: false });
-  proc.stderr.pipe(process.stderr, { end: false });
+  pipeOnFirstChunk(proc.stdout, () => process.stdout);
+  pipeOnFirstChunk(proc.stderr, () => process.stderr);
   if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
   const result = await proc.wait();
-  process.stdin.unpipe();
-  process.stdin.destroy();
+  if (forwardStdin) {
+    process.stdin.unpipe();
+    process.stdin.destroy();
+  }
+  // Through the stream, behind whatever of the command's own stderr is still queued there.
   if (result.timedOut) process.stderr.write(`smolvm: command timed out after ${(options.timeoutMs ?? 0) / 1000} s and was killed\n`);
   return exitStatus(result);
+}
+
+/**
+ * Forward stdin only when it is a pipe or a file: a terminal would make `exec` wait for Ctrl-D,
+ * and /dev/null (what many tools give a child) says nothing the guest's own stdin would not.
+ * Skipping it also spares building `process.stdin`.
+ */
+function stdinWorthForwarding(): boolean {
+  if (isTerminal(0)) return false;
+  try {
+    const stdin = fstatSync(0);
+    return !(stdin.isCharacterDevice() && stdin.rdev === statSync("/dev/null").rdev);
+  } catch {
+    return false; // no fd 0 at all
+  }
+}
+
+/** Building `process.stdout`/`stderr` costs ~20 ms each, so a silent command never pays for it. */
+function pipeOnFirstChunk(from: Readable, to: () => NodeJS.WritableStream): void {
+  from.once("data", (first: Buffer) => {
+    const sink = to();
+    sink.write(first);
+    from.pipe(sink, { end: false });
+  });
 }
 
 async function interactiveShell(vm: SmolVM): Promise<number> {

@@ -21,9 +21,9 @@ const ttyBinding: TtyBinding | undefined = (() => {
   }
 })();
 
-export function isTerminal(fd: 1 | 2): boolean {
+export function isTerminal(fd: 0 | 1 | 2): boolean {
   if (ttyBinding !== undefined) return ttyBinding.isTTY(fd);
-  return Boolean((fd === 1 ? process.stdout : process.stderr).isTTY);
+  return Boolean([process.stdin, process.stdout, process.stderr][fd]!.isTTY);
 }
 
 /**

@@ -8,7 +8,6 @@
  * Every operation is one stream; many run at once over the one connection. When the connection
  * drops, every pending call rejects with AgentUnavailableError.
  */
-import { randomBytes } from "node:crypto";
 import { Readable, type Duplex } from "node:stream";
 import type { z } from "zod";
 import { AgentUnavailableError, SmolError, TimeoutError } from "../errors.ts";
@@ -53,6 +52,7 @@ import type {
   RunResult,
   WriteFileOptions,
 } from "./types.ts";
+import { randomBytes, randomHex } from "../random.ts";
 
 
 const MAX_STREAM_ID = 0x7fffffff;
@@ -120,7 +120,7 @@ export class AgentClient {
   }
 
   private handshake(options: ConnectOptions): Promise<void> {
-    const nonce = options.nonce ?? randomBytes(12).toString("hex");
+    const nonce = options.nonce ?? randomHex(12);
     const hello = HostHello.parse({
       protocol: PROTOCOL,
       nonce,

@@ -7,12 +7,12 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import { guestTarget, requireGuestPath } from "./_paths.ts";
+import { randomHex } from "../random.ts";
 
 const GUEST_WRITE_HINT = "check that the guest directory exists (or let smolvm create it) and is not a file";
 
@@ -170,7 +170,7 @@ export async function getFile(client: Channel, guest: string, local: string, opt
   const handle = await openGuestFile(client, guestPath, options);
   // Permission bits only: a sandbox must not plant setuid files on the host.
   const mode = handle.mode & 0o777;
-  const temp = join(dir, `.${basename(target)}.smolvm-${randomBytes(4).toString("hex")}`);
+  const temp = join(dir, `.${basename(target)}.smolvm-${randomHex(4)}`);
   try {
     await pipeline(counted(handle.stream, handle.size, options.onProgress), createWriteStream(temp, { mode: 0o600 }));
     await chmod(temp, mode);

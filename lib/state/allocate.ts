@@ -3,8 +3,8 @@
  * already taken. The store calls these inside a write transaction, so "lowest free value" is
  * race-free across processes.
  */
-import { randomBytes } from "node:crypto";
 import { SmolError } from "../errors.ts";
+import { randomBytes, randomHex } from "../random.ts";
 
 /** TAP-mode guest addresses: 172.16.0.1 is the host side, .255 is broadcast. */
 export const IP_POOL = { prefix: "172.16.0.", first: 2, last: 254 } as const;
@@ -60,7 +60,7 @@ export function generateName(taken: ReadonlySet<string>, random: () => number = 
 
 /** Sandbox ids: 12 hex characters, short enough for socket paths under the 108-byte limit. */
 export function generateId(): string {
-  return randomBytes(6).toString("hex");
+  return randomHex(6);
 }
 
 function secureRandom(): number {

@@ -6,13 +6,13 @@
  * handshake always resyncs (PROTOCOL.md, "Reconnecting mid-stream"): pad, HELLO with a fresh
  * nonce, and skip everything until the HELLO that echoes it.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { AgentUnavailableError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { encodeFrame, FrameDecoder, FrameType, RESYNC_PAD_SIZE, type Frame } from "../agent/frame.ts";
 import type { AgentHello } from "../agent/messages.ts";
+import { randomHex } from "../random.ts";
 
 export interface AgentLink {
   socket: Socket;
@@ -47,7 +47,7 @@ export async function connectAgent(socketPath: string, deadline: number, abort: 
 function handshake(socketPath: string, deadline: number, abort: AbortSignal): Promise<AgentLink> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
-    const nonce = randomBytes(12).toString("hex");
+    const nonce = randomHex(12);
     const decoder = new FrameDecoder({ hunt: true });
     const early: Frame[] = [];
     let handler: ((frame: Frame) => void) | undefined;

@@ -4,13 +4,13 @@
  */
 import { connect, type Socket } from "node:net";
 import { AgentClient } from "../agent/client.ts";
-import { randomBytes } from "node:crypto";
 import { encodeFrame, FrameDecoder, FrameType } from "../agent/frame.ts";
 import { AgentUnavailableError, isErrorCode, NotRunningError, SmolError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { withStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "./layout.ts";
 import { spawnSupervisor } from "./spawn.ts";
+import { randomHex } from "../random.ts";
 
 function openSocket(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -106,6 +106,6 @@ export async function requestSupervisor(
         }
       }, (error) => done(error)),
     );
-    socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify({ protocol: 1, nonce: randomBytes(8).toString("hex"), client: "smolvm" })));
+    socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify({ protocol: 1, nonce: randomHex(8), client: "smolvm" })));
   });
 }

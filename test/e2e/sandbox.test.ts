@@ -86,6 +86,8 @@ describe("exec", () => {
     await create("busy");
     const cat = await runCli(["exec", "busy", "--", "cat"], { input: "data\n" });
     expect(cat.stdout).toBe("data\n");
+    const fromNull = await runCli(["exec", "busy", "--", "sh", "-c", "cat; echo out; echo err >&2"], { devNullStdin: true, timeoutMs: 30_000 });
+    expect(fromNull).toEqual({ code: 0, stdout: "out\n", stderr: "err\n" });
     const env = await runCli(["exec", "busy", "--env", "GREETING=hello world", "--cwd", "/tmp", "--", "sh", "-c", 'echo "$GREETING from $(pwd)"']);
     expect(env.stdout).toBe("hello world from /tmp\n");
     const slow = await runCli(["exec", "busy", "--timeout", "1", "--", "sleep", "30"]);
