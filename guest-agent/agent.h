@@ -160,7 +160,11 @@ const char *envstore_value(size_t i);
 
 /* sysops.c */
 void agent_hello_time(int64_t time_ms);
-/* Runs the shutdown sequence; returns only if the kernel refused. */
+/* Ends every other process, syncs and remounts / read-only (PID 1); in test mode only ends streams. */
+void agent_quiesce(void);
+/* Reboots (or powers off) the VM, in test mode exits; returns only if the kernel refused. */
+void agent_power_off(int poweroff);
+/* Both of the above. */
 void agent_shutdown(int poweroff);
 
 /* init.c (PID-1 duties) */

@@ -122,18 +122,39 @@ void op_sync(session_t *s, uint32_t id, const jdoc_t *doc) {
     reply_result(s, id, "{}");
 }
 
+/*
+ * "answer": "before" (the default) replies and then goes down. "synced" replies once every other
+ * process is gone and the root filesystem is synced and read-only: from then on nothing in the
+ * guest is left to save, so the host may end the VM at once instead of waiting for the emulated
+ * kernel's reboot path.
+ */
 void op_shutdown(session_t *s, uint32_t id, const jdoc_t *doc) {
     const char *action = NULL;
+    const char *answer = NULL;
     if (json_opt_str(doc, 0, "action", &action) < 0 ||
         (action && strcmp(action, "reboot") != 0 && strcmp(action, "poweroff") != 0)) {
         reply_error(s, id, "BAD_REQUEST", "shutdown action must be \"reboot\" or \"poweroff\"");
         return;
     }
+    if (json_opt_str(doc, 0, "answer", &answer) < 0 ||
+        (answer && strcmp(answer, "before") != 0 && strcmp(answer, "synced") != 0)) {
+        reply_error(s, id, "BAD_REQUEST", "shutdown answer must be \"before\" or \"synced\"");
+        return;
+    }
+    int poweroff = action && strcmp(action, "poweroff") == 0;
+    if (answer && strcmp(answer, "synced") == 0) {
+        agent_quiesce();
+        reply_result(s, id, "{\"synced\":true}");
+        session_flush_blocking(s, 500);
+        agent_power_off(poweroff);
+        return;
+    }
     reply_result(s, id, "{}");
     session_flush_blocking(s, 500);
-    agent_shutdown(action && strcmp(action, "poweroff") == 0);
+    agent_shutdown(poweroff);
 }
 
+/* Waits for children to exit, up to `ms`; returns early once there are none left. */
 static void reap_for(int ms) {
     int64_t end = mono_ms() + ms;
     for (;;) {
@@ -141,13 +162,13 @@ static void reap_for(int ms) {
         while ((p = waitpid(-1, NULL, WNOHANG)) > 0) {
         }
         if ((p < 0 && errno == ECHILD) || mono_ms() >= end) return;
-        usleep(10000);
+        usleep(1000);
     }
 }
 
-void agent_shutdown(int poweroff) {
+void agent_quiesce(void) {
     sessions_teardown_all();
-    if (!g_cfg.pid1) exit(0);
+    if (!g_cfg.pid1) return;
     logmsg("shutting down");
     kill(-1, SIGTERM);
     reap_for(1000);
@@ -155,7 +176,16 @@ void agent_shutdown(int poweroff) {
     reap_for(200);
     sync();
     mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+void agent_power_off(int poweroff) {
+    if (!g_cfg.pid1) exit(0);
     if (poweroff) reboot(RB_POWER_OFF);
     reboot(RB_AUTOBOOT);
     logmsg("reboot failed: %s", strerror(errno));
+}
+
+void agent_shutdown(int poweroff) {
+    agent_quiesce();
+    agent_power_off(poweroff);
 }

@@ -33,6 +33,7 @@ import {
   AgentHello,
   AgentRequest,
   EmptyResult,
+  ShutdownResult,
   EnvResult,
   HostHello,
   PingResult,
@@ -275,8 +276,15 @@ export class AgentClient {
    * Stops the guest. "reboot" (the default) ends the VM because the VMM runs with -no-reboot;
    * "poweroff" is for VMMs that implement power-off. Resolves once the agent has acknowledged.
    */
-  async shutdown(options: CallOptions & { action?: "reboot" | "poweroff" } = {}): Promise<void> {
-    await this.call({ op: "shutdown", ...(options.action ? { action: options.action } : {}) }, EmptyResult, options);
+  /**
+   * Shuts the guest down. By default the agent answers first and then goes down; with
+   * `answer: "synced"` it answers once every other process is gone and `/` is synced and
+   * read-only (`synced: true`), after which the VMM may be ended at once.
+   */
+  async shutdown(options: CallOptions & { action?: "reboot" | "poweroff"; answer?: "before" | "synced" } = {}): Promise<{ synced: boolean }> {
+    const request = { op: "shutdown" as const, ...(options.action ? { action: options.action } : {}), ...(options.answer ? { answer: options.answer } : {}) };
+    const result = await this.call(request, ShutdownResult, options);
+    return { synced: result.synced === true };
   }
 
   /** Closes the connection; pending calls reject with AgentUnavailableError. */

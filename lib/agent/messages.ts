@@ -120,6 +120,7 @@ export const SyncRequest = z.object({ op: z.literal("sync") });
 export const ShutdownRequest = z.object({
   op: z.literal("shutdown"),
   action: z.enum(["reboot", "poweroff"]).optional(),
+  answer: z.enum(["before", "synced"]).optional(),
 });
 
 export const AgentRequest = z.discriminatedUnion("op", [
@@ -168,3 +169,4 @@ export const PingResult = z.object({ timeMs: z.number(), bootTimeMs: z.number() 
 export const SetTimeResult = z.object({ applied: z.boolean() });
 export const ReseedResult = z.object({ bytes: nonNegInt, credited: z.boolean() });
 export const EmptyResult = z.object({});
+export const ShutdownResult = z.object({ synced: z.boolean().optional() });

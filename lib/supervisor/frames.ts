@@ -3,7 +3,7 @@
  * from a socket, forwarded with another stream id, and small JSON frames of its own.
  */
 import type { Socket } from "node:net";
-import { encodeFrame, FrameDecoder, FrameType, rewriteStreamId, type Frame } from "../agent/frame.ts";
+import { encodeFrame, FrameDecoder, FrameType, HEADER_SIZE, rewriteStreamId, type Frame } from "../agent/frame.ts";
 
 export { FrameType, type Frame };
 
@@ -24,6 +24,12 @@ export function forwardFrame(socket: Socket, frame: Frame, streamId: number): vo
 
 export function sendJson(socket: Socket, type: number, streamId: number, body: unknown): void {
   if (!socket.destroyed) socket.write(encodeFrame(type, streamId, JSON.stringify(body)));
+}
+
+/** A JSON frame of the supervisor's own, shaped like one read from a socket, for the relay. */
+export function jsonFrame(type: number, streamId: number, body: unknown): Frame {
+  const raw = encodeFrame(type, streamId, JSON.stringify(body));
+  return { type, flags: 0, streamId, payload: raw.subarray(HEADER_SIZE), raw };
 }
 
 export function jsonPayload(frame: Frame): unknown {

@@ -98,6 +98,8 @@ describe("hostile input", () => {
     expect((await c.error(5)).code).toBe("BAD_REQUEST");
     c.send(FrameType.OPEN, 6, { op: "env.set", vars: { "A=B": "x" } });
     expect((await c.error(6)).code).toBe("BAD_REQUEST");
+    c.send(FrameType.OPEN, 8, { op: "shutdown", answer: "whenever" });
+    expect((await c.error(8)).message).toContain("shutdown answer must be");
     c.send(FrameType.OPEN, 7, "[".repeat(10_000));
     expect((await c.error(7)).code).toBe("BAD_REQUEST");
     c.send(FrameType.OPEN, 0, { op: "ping" });

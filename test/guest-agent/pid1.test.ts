@@ -156,10 +156,18 @@ describe.skipIf(missing !== undefined)("the agent as PID 1 in a microVM", () => 
     }
   }, 60_000);
 
-  test("shutdown ends the VM", async () => {
+  // What the supervisor's stop relies on: once the answer to a "synced" shutdown arrives, the disk
+  // image is complete and clean, so the host may end the VMM that instant. The image is copied at
+  // the moment of the answer (what a kill then would leave); the VM must still end by itself.
+  test("shutdown answered after sync: the disk is complete and clean at the answer, then the VM ends", async () => {
     const client = await AgentClient.connect(await openPort(), { timeoutMs: 30_000 });
-    await client.shutdown();
+    expect((await client.run("echo durable > /root/marker")).exitCode).toBe(0);
+    expect(await client.shutdown({ answer: "synced" })).toEqual({ synced: true });
+    const atAnswer = join(dir, "at-answer.ext4");
+    copyFileSync(join(dir, "root.ext4"), atAnswer);
     const code = await Promise.race([vmExited, new Promise((r) => setTimeout(() => r("still running"), 30_000))]);
     expect(code).not.toBe("still running");
+    expect((await runHostChecked("debugfs", ["-R", "cat /root/marker", atAnswer])).stdout).toBe("durable\n");
+    expect((await runHostChecked("dumpe2fs", ["-h", atAnswer])).stdout).toMatch(/Filesystem state:\s+clean\n/);
   }, 60_000);
 });

@@ -72,11 +72,11 @@ describe("qemuArgs on x86_64", () => {
 
   test("attaches the root disk as a virtio-mmio block device", () => {
     expect(values(args, "-drive")).toEqual([
-      "if=none,id=rootdisk,file=/vms/dev/disk.qcow2,format=qcow2,discard=unmap",
+      "if=none,id=rootdisk,file=/vms/dev/disk.qcow2,format=qcow2,cache=unsafe,discard=unmap",
     ]);
     expect(values(args, "-device")).toContain("virtio-blk-device,drive=rootdisk");
     const raw = qemuArgs(x86({ disk: { path: "/images/base.ext4", format: "raw", readOnly: true } }));
-    expect(values(raw, "-drive")[0]).toBe("if=none,id=rootdisk,file=/images/base.ext4,format=raw,discard=unmap,readonly=on");
+    expect(values(raw, "-drive")[0]).toBe("if=none,id=rootdisk,file=/images/base.ext4,format=raw,cache=unsafe,discard=unmap,readonly=on");
   });
 
   test("user networking forwards ports on 127.0.0.1 only", () => {
