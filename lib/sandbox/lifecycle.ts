@@ -102,13 +102,15 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
   const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
   if (vm.status === "stopped" || vm.status === "failed") return vm;
   const { requestSupervisor } = await import("../supervisor/client.ts");
-  if (pidAlive(vm.supervisorPid)) {
-    await requestSupervisor(vm.id, { op: "supervisor.stop" }).catch(() => undefined);
-  }
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const deadline = Date.now() + timeoutMs;
   // Done when the supervisor has recorded the stop: it does so once QEMU is gone and its
-  // sockets are removed, so a `start` right after cannot trip over them (its own process exit
-  // takes a few more milliseconds that nobody needs to wait for).
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  // sockets are removed, so a `start` right after cannot trip over them, and then hangs up on
+  // its clients (its own process exit takes a few more milliseconds nobody needs to wait for).
+  // The loop below is for a supervisor that died or hung instead.
+  if (pidAlive(vm.supervisorPid)) {
+    await requestSupervisor(vm.id, { op: "supervisor.stop" }, { untilClosed: true, timeoutMs }).catch(() => undefined);
+  }
   const store = StateStore.open();
   try {
     for (;;) {

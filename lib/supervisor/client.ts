@@ -74,12 +74,13 @@ export async function connectSupervisor(id: string, options: { timeoutMs?: numbe
 /**
  * Sends one `supervisor.*` operation and returns its result. A bare exchange (HELLO, OPEN,
  * RESULT) rather than an AgentClient: these are not agent operations and need none of its
- * stream machinery, and stop/delete must not re-attach a dead supervisor.
+ * stream machinery, and stop/delete must not re-attach a dead supervisor. With `untilClosed`
+ * the answer is returned only once the supervisor hangs up (it does after recording a stop).
  */
 export async function requestSupervisor(
   id: string,
   request: { op: string; [key: string]: unknown },
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; untilClosed?: boolean } = {},
 ): Promise<unknown> {
   const socket = await openSocket(vmFiles(id).supervisorSocket);
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -93,13 +94,17 @@ export async function requestSupervisor(
       else resolve(value);
     };
     socket.on("error", (error) => done(error));
-    socket.on("close", () => done(new AgentUnavailableError(`The supervisor closed the connection during ${request.op}`)));
+    let answer: { value: unknown } | undefined;
+    socket.on("close", () =>
+      answer !== undefined ? done(undefined, answer.value) : done(new AgentUnavailableError(`The supervisor closed the connection during ${request.op}`)),
+    );
     socket.on("data", (chunk: Buffer) =>
       decoder.push(chunk, (frame) => {
         if (frame.type === FrameType.HELLO) {
           socket.write(encodeFrame(FrameType.OPEN, 1, JSON.stringify(request)));
         } else if (frame.streamId === 1 && frame.type === FrameType.RESULT) {
-          done(undefined, JSON.parse(frame.payload.toString("utf8")));
+          answer = { value: JSON.parse(frame.payload.toString("utf8")) };
+          if (options.untilClosed !== true) done(undefined, answer.value);
         } else if (frame.type === FrameType.ERROR) {
           const body = JSON.parse(frame.payload.toString("utf8")) as { code?: string; message?: string; hint?: string };
           done(new SmolError(isErrorCode(body.code) ? body.code : "INTERNAL", body.message ?? "supervisor error", body.hint === undefined ? {} : { hint: body.hint }));

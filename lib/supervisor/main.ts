@@ -12,7 +12,7 @@ import { open } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { SmolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
-import { withStore, type VmPatch, type VmRecord } from "../state/vms.ts";
+import { StateStore, type VmPatch, type VmRecord } from "../state/vms.ts";
 import { tailOf } from "../backends/qemu.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import { PortForwards } from "./forwards.ts";
@@ -22,13 +22,31 @@ import { Relay, type StreamOwner } from "./relay.ts";
 import { ClientSession, type SupervisorOp } from "./session.ts";
 import { attachVmm, launchVmm, vmmRunning, writableDiskOf, type Vmm } from "./vmm.ts";
 
+/**
+ * The supervisor's one connection to the state store, kept for its lifetime: opening and closing
+ * one per update costs ~3 ms, and the update that records a stop is on the caller's clock.
+ */
+let ownStore: StateStore | undefined;
+function store(): StateStore {
+  return (ownStore ??= StateStore.open());
+}
+
 /** Updates the sandbox's row unless it is gone already (deleted while we worked). */
 function update(id: string, patch: VmPatch): VmRecord | undefined {
-  return withStore((store) => (store.findVm(id) === undefined ? undefined : store.updateVm(id, patch)));
+  return store().findVm(id) === undefined ? undefined : store().updateVm(id, patch);
 }
 
 export async function runSupervisor(id: string): Promise<void> {
-  const vm = withStore((store) => store.findVm(id));
+  try {
+    await supervise(id);
+  } finally {
+    ownStore?.close();
+    ownStore = undefined;
+  }
+}
+
+async function supervise(id: string): Promise<void> {
+  const vm = store().findVm(id);
   if (vm === undefined) throw new SmolError("NOT_FOUND", `supervisor: no sandbox ${id}`);
   const files = vmFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
@@ -40,6 +58,7 @@ export async function runSupervisor(id: string): Promise<void> {
   const deadline = Date.now() + vm.config.bootTimeoutMs;
   let vmm: Vmm | undefined;
   let ending: "stop" | "destroy" | undefined;
+  let closeClients = () => {};
   const stopped = new AbortController();
 
   try {
@@ -58,7 +77,7 @@ export async function runSupervisor(id: string): Promise<void> {
     // SSH keys and sshd, in the background: never on the readiness path.
     const vmmPid = vmm.pid;
     void import("../channels/ssh-provision.ts").then((ssh) => ssh.provisionSsh(vm, vmmPid, async () => (await import("./client.ts")).connectSupervisor(id)));
-    await serve(vm, vmm, link, (how) => (ending = how), (handler) => {
+    closeClients = await serve(vm, vmm, link, (how) => (ending = how), (handler) => {
       accept = handler;
       for (const socket of early.splice(0)) handler(socket);
     }, wasPaused);
@@ -83,7 +102,8 @@ export async function runSupervisor(id: string): Promise<void> {
   for (const socket of [files.agentSocket, files.controlSocket]) rmSync(socket, { force: true });
   if (ending === "destroy") {
     rmSync(files.dir, { recursive: true, force: true });
-    withStore((store) => store.deleteVm(id));
+    store().deleteVm(id);
+    closeClients();
     return;
   }
   if (ending === "stop") {
@@ -97,6 +117,9 @@ export async function runSupervisor(id: string): Promise<void> {
       lastError: `the VM exited unexpectedly${tail ? `; last console lines:\n${tail}` : ""}`,
     });
   }
+  // Clients still connected learn the end by the hang-up, and only now, with the row written: a
+  // stop's caller waits for exactly that instead of polling the store.
+  closeClients();
   // QEMU runs its disk with cache=unsafe (no host fsync per guest flush): make what the VM wrote
   // durable now, after the caller has its answer.
   await fsyncQuietly(writableDiskOf(vm, files));
@@ -141,7 +164,7 @@ async function serve(
   setEnding: (how: "stop" | "destroy") => void,
   onConnection: (handler: (socket: Socket) => void) => void,
   initiallyPaused = false,
-): Promise<void> {
+): Promise<() => void> {
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
   const forwards = new PortForwards(vmFiles(vm.id).supervisorSocket, vm);
@@ -198,7 +221,9 @@ async function serve(
   await vmm.exited;
   forwards.closeAll();
   link.socket.destroy();
-  for (const socket of sessions) socket.destroy();
+  return () => {
+    for (const socket of sessions) socket.destroy();
+  };
 }
 
 /**
