@@ -136,8 +136,11 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
  * removes the row last, so its allocations are never handed out while QEMU still holds them.
  */
 export async function deleteSandbox(idOrName: string): Promise<VmRecord> {
-  const vm = withStore((store) => store.getVm(idOrName));
-  withStore((store) => store.updateVm(vm.id, { status: "deleting" }));
+  const vm = withStore((store) => {
+    const found = store.getVm(idOrName);
+    store.updateVm(found.id, { status: "deleting" });
+    return found;
+  });
   if (pidAlive(vm.supervisorPid)) {
     const { requestSupervisor } = await import("../supervisor/client.ts");
     try {
