@@ -6,7 +6,11 @@ import { Command } from "@commander-js/extra-typings";
 import { versionInfo } from "../lib/version.ts";
 import { registerCommands } from "./registry.ts";
 
-export function buildProgram(): Command {
+/**
+ * The command tree, or with `argv`, just enough of it for that command line: the group its first
+ * word names (help, completions and unknown words get the whole tree).
+ */
+export function buildProgram(argv?: readonly string[]): Command {
   const info = versionInfo();
   const program = new Command()
     .name("smolvm")
@@ -14,7 +18,7 @@ export function buildProgram(): Command {
     .version(`smolvm ${info.version} (${info.runtime}, ${info.target})`, "-V, --version", "print the version")
     .showSuggestionAfterError(true)
     .enablePositionalOptions();
-  registerCommands(program);
+  registerCommands(program, argv?.find((word) => !word.startsWith("-")));
   applyToTree(program, (command) => {
     command.exitOverride();
     // Commander prints its own errors; ours go through printError so --json stays one document.
