@@ -13,7 +13,7 @@ import { AGENT_GUEST_PATH } from "../kernel/cmdline.ts";
 import { sha256File } from "../kernel/source.ts";
 import { agentBinary } from "./agent.ts";
 import { assembleExt4 } from "./assemble.ts";
-import { makeBuildDir, publishDir, withLock } from "./cache-lock.ts";
+import { buildInto, withLock } from "./cache-lock.ts";
 import { ensureDebianTarball } from "./debian.ts";
 import { getRecipe, IMAGE_BUILDER_VERSION, recipeHash, sha256Hex, type Recipe } from "./recipes.ts";
 import { IMAGE_FILE, imageDir, imageDirName, readImage, type ImageInfo, type ImageManifest } from "./store.ts";
@@ -100,61 +100,59 @@ export async function buildImage(name: string, options: BuildImageOptions = {}):
     const logPath = join(paths.imagesDir(), ".logs", `${dirName}.log`);
     await mkdir(dirname(logPath), { recursive: true });
     await writeFile(logPath, `smolvm image build ${dirName} (recipe hash ${hash})\n`);
-    const tempDir = await makeBuildDir(paths.imagesDir(), dirName);
     try {
-      let tarball: string | undefined;
-      const rootfsShare = recipe.rootfs.kind === "mmdebstrap" ? 0.85 : 0;
-      if (recipe.rootfs.kind === "mmdebstrap") {
-        progress({ phase: "rootfs", message: "building the Debian root filesystem (mmdebstrap)", fraction: 0.01 });
-        tarball = await ensureDebianTarball({
+      await buildInto(paths.imagesDir(), dirName, finalDir, { replace: options.force === true }, async (tempDir) => {
+        let tarball: string | undefined;
+        const rootfsShare = recipe.rootfs.kind === "mmdebstrap" ? 0.85 : 0;
+        if (recipe.rootfs.kind === "mmdebstrap") {
+          progress({ phase: "rootfs", message: "building the Debian root filesystem (mmdebstrap)", fraction: 0.01 });
+          tarball = await ensureDebianTarball({
+            name,
+            arch: inputs.arch,
+            rootfs: recipe.rootfs,
+            logPath,
+            ...(options.force === undefined ? {} : { force: options.force }),
+            ...(options.log ? { onLine: options.log } : {}),
+            onProgress: (fraction, message) => progress({ phase: "rootfs", message, fraction: fraction * rootfsShare }),
+          });
+        }
+
+        progress({ phase: "tree", message: "assembling the file tree", fraction: rootfsShare + 0.02 });
+        const overlay = join(tempDir, "overlay");
+        await writeOverlay(overlay, recipe, inputs.agent);
+        if (inputs.busybox) await installBusybox(overlay, inputs.busybox);
+
+        progress({ phase: "mkfs", message: "creating the ext4 filesystem", fraction: rootfsShare + 0.05 });
+        const { sizeMiB, usedMiB } = await assembleExt4({
+          treeDir: join(tempDir, "tree"),
+          overlayDir: overlay,
+          ...(tarball ? { tarball } : {}),
+          remove: recipe.remove,
+          freeMiB: recipe.freeMiB,
+          label: `smolvm-${name}`,
+          imagePath: join(tempDir, IMAGE_FILE),
+          logPath,
+          ...(options.log ? { onLine: options.log } : {}),
+        });
+        await rm(join(tempDir, "tree"), { recursive: true, force: true });
+        await rm(overlay, { recursive: true, force: true });
+
+        const manifest: ImageManifest = {
           name,
           arch: inputs.arch,
-          rootfs: recipe.rootfs,
-          logPath,
-          ...(options.force === undefined ? {} : { force: options.force }),
-          ...(options.log ? { onLine: options.log } : {}),
-          onProgress: (fraction, message) => progress({ phase: "rootfs", message, fraction: fraction * rootfsShare }),
-        });
-      }
-
-      progress({ phase: "tree", message: "assembling the file tree", fraction: rootfsShare + 0.02 });
-      const overlay = join(tempDir, "overlay");
-      await writeOverlay(overlay, recipe, inputs.agent);
-      if (inputs.busybox) await installBusybox(overlay, inputs.busybox);
-
-      progress({ phase: "mkfs", message: "creating the ext4 filesystem", fraction: rootfsShare + 0.05 });
-      const { sizeMiB, usedMiB } = await assembleExt4({
-        treeDir: join(tempDir, "tree"),
-        overlayDir: overlay,
-        ...(tarball ? { tarball } : {}),
-        remove: recipe.remove,
-        freeMiB: recipe.freeMiB,
-        label: `smolvm-${name}`,
-        imagePath: join(tempDir, IMAGE_FILE),
-        logPath,
-        ...(options.log ? { onLine: options.log } : {}),
+          recipeHash: hash,
+          sizeMiB,
+          usedMiB,
+          init: AGENT_GUEST_PATH,
+          agentSha256: inputs.agentSha256,
+          builderVersion: IMAGE_BUILDER_VERSION,
+          createdAt: new Date().toISOString(),
+          buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+        };
+        await writeFile(join(tempDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+        await rename(logPath, join(tempDir, "build.log"));
       });
-      await rm(join(tempDir, "tree"), { recursive: true, force: true });
-      await rm(overlay, { recursive: true, force: true });
-
-      const manifest: ImageManifest = {
-        name,
-        arch: inputs.arch,
-        recipeHash: hash,
-        sizeMiB,
-        usedMiB,
-        init: AGENT_GUEST_PATH,
-        agentSha256: inputs.agentSha256,
-        builderVersion: IMAGE_BUILDER_VERSION,
-        createdAt: new Date().toISOString(),
-        buildSeconds: Math.round((Date.now() - started) / 100) / 10,
-      };
-      await writeFile(join(tempDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-      await rename(logPath, join(tempDir, "build.log"));
-      if (options.force) await rm(finalDir, { recursive: true, force: true });
-      await publishDir(tempDir, finalDir);
     } catch (error) {
-      await rm(tempDir, { recursive: true, force: true });
       if (error instanceof SmolError) throw error;
       throw new CommandFailedError(`Cannot build image "${name}": ${(error as Error).message}`, {
         cause: error,

@@ -4,8 +4,10 @@
  * atomic rename. Used by both the kernel and the image caches.
  */
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { SmolError } from "../errors.ts";
+import { onInterrupt } from "../host/interrupt.ts";
 
 const POLL_MS = 250;
 
@@ -82,9 +84,11 @@ async function withFileLock<T>(
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+  const undoInterrupt = onInterrupt(() => rmSync(lockPath, { force: true }));
   try {
     return await fn();
   } finally {
+    undoInterrupt();
     await rm(lockPath, { force: true });
   }
 }
@@ -98,13 +102,32 @@ async function ageMs(path: string): Promise<number> {
 }
 
 /**
- * A fresh temp directory inside `parent` (same filesystem as the final location). Call it while
- * holding the key's lock: temp dirs of the same label left by an interrupted build are removed.
+ * Runs `build` in a fresh temp directory inside `parent` (the same filesystem as `finalDir`) and
+ * publishes what it leaves there as `finalDir` with one rename. On failure, or if the process is
+ * interrupted, the temp directory is removed. Call it while holding the key's lock: temp dirs of
+ * the same label left by a killed build are removed first.
  */
-export async function makeBuildDir(parent: string, label: string): Promise<string> {
+export async function buildInto(
+  parent: string,
+  label: string,
+  finalDir: string,
+  options: { replace?: boolean },
+  build: (tempDir: string) => Promise<void>,
+): Promise<void> {
   await mkdir(parent, { recursive: true });
   await removeLeftovers(parent, `.tmp-${label}-`);
-  return mkdtemp(join(parent, `.tmp-${label}-`));
+  const tempDir = await mkdtemp(join(parent, `.tmp-${label}-`));
+  const undoInterrupt = onInterrupt(() => rmSync(tempDir, { recursive: true, force: true }));
+  try {
+    await build(tempDir);
+    if (options.replace === true) await rm(finalDir, { recursive: true, force: true });
+    await publishDir(tempDir, finalDir);
+  } catch (error) {
+    await rm(tempDir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    undoInterrupt();
+  }
 }
 
 /** Removes entries of `dir` whose name starts with `prefix` (leftovers of a killed build). */

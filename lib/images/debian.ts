@@ -6,10 +6,12 @@
  * mmdebstrap runs in its `auto` mode: `root` when smolvm runs as root, `unshare` (user
  * namespaces, no privileges) otherwise. The tarball keeps ownership and device nodes either way.
  */
+import { rmSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
+import { onInterrupt } from "../host/interrupt.ts";
 import { which } from "../host/process.ts";
 import { debianArch, type GuestArch } from "../kernel/arch.ts";
 import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
@@ -59,6 +61,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
     const sources = debianSourceLines(rootfs.suite, rootfs.components, readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
     await removeLeftovers(dirname(tarball), `${basename(tarball)}.`, (name) => name.endsWith(".partial.tar"));
     const partial = `${tarball}.${process.pid}.partial.tar`;
+    const undoInterrupt = onInterrupt(() => rmSync(partial, { force: true }));
     try {
       await runLogged("mmdebstrap", [
         "--mode=auto",
@@ -82,6 +85,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
       });
       await rename(partial, tarball);
     } finally {
+      undoInterrupt();
       await rm(partial, { force: true });
     }
     options.onProgress?.(1, "root filesystem ready");

@@ -11,7 +11,7 @@ import { SmolError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { assembleExt4 } from "./assemble.ts";
-import { makeBuildDir, publishDir, withLock } from "./cache-lock.ts";
+import { buildInto, withLock } from "./cache-lock.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex } from "./recipes.ts";
 import { IMAGE_FILE, imageDir, imageDirName, readImage, type ImageInfo, type ImageManifest } from "./store.ts";
 
@@ -43,11 +43,10 @@ export async function ensureFloorImage(options: { arch?: GuestArch } = {}): Prom
     const cached = await readImage(finalDir);
     if (cached) return cached;
     const started = Date.now();
-    const tempDir = await makeBuildDir(paths.imagesDir(), dirName);
     const logPath = join(paths.imagesDir(), ".logs", `${dirName}.log`);
     await mkdir(dirname(logPath), { recursive: true });
     await writeFile(logPath, `smolvm floor image ${dirName} with ${compiler}\n`);
-    try {
+    await buildInto(paths.imagesDir(), dirName, finalDir, {}, async (tempDir) => {
       const overlay = join(tempDir, "overlay");
       for (const dir of ["dev", "proc", "sys"]) await mkdir(join(overlay, dir), { recursive: true });
       await writeFile(join(tempDir, "init.c"), initSource);
@@ -80,11 +79,7 @@ export async function ensureFloorImage(options: { arch?: GuestArch } = {}): Prom
       };
       await writeFile(join(tempDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
       await rename(logPath, join(tempDir, "build.log"));
-      await publishDir(tempDir, finalDir);
-    } catch (error) {
-      await rm(tempDir, { recursive: true, force: true });
-      throw error;
-    }
+    });
     const image = await readImage(finalDir);
     if (!image) throw new SmolError("INTERNAL", `Cannot build the floor image: the published entry ${finalDir} is unreadable`);
     return image;

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { CommandFailedError, SmolError } from "../errors.ts";
+import { onInterrupt } from "../host/interrupt.ts";
 
 export interface RunLoggedOptions {
   cwd?: string;
@@ -27,10 +28,21 @@ export async function runLogged(file: string, args: readonly string[], options: 
   const child = spawn(file, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    // Same process group as smolvm, so Ctrl-C in a terminal stops the build too.
+    // A process group of its own, ended as a whole: make's compilers and mmdebstrap's apt run
+    // below a shell or perl that would not pass a signal on. Ctrl-C reaches it through
+    // onInterrupt (below), which is also what a SIGTERM to smolvm alone needs.
+    detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const undoInterrupt = onInterrupt(() => killGroup("SIGTERM"));
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => killGroup("SIGKILL"), options.timeoutMs);
 
   const feed = (stream: NodeJS.ReadableStream) => {
     let partial = "";
@@ -67,6 +79,7 @@ export async function runLogged(file: string, args: readonly string[], options: 
     throw error;
   }).finally(() => {
     if (timer) clearTimeout(timer);
+    undoInterrupt();
   });
   await new Promise<void>((resolve) => log.end(resolve));
   if (code === 0) return;

@@ -13,7 +13,7 @@ import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { paths } from "../paths.ts";
 import { CommandFailedError, SmolError } from "../errors.ts";
-import { exists, makeBuildDir, publishDir, withLock } from "../images/cache-lock.ts";
+import { exists, buildInto, withLock } from "../images/cache-lock.ts";
 import { runLogged } from "../images/run-logged.ts";
 import { hostGuestArch, type GuestArch } from "./arch.ts";
 import { KERNEL_BUILDER_VERSION, kernelDirName, kernelInputs, kernelKey } from "./recipe.ts";
@@ -71,60 +71,58 @@ export async function buildKernel(options: BuildKernelOptions = {}): Promise<Ker
       return readKernelManifest(finalDir);
     }
     const started = Date.now();
-    const tempDir = await makeBuildDir(paths.kernelsDir(), dirName);
     const logPath = join(paths.kernelsDir(), ".logs", `${dirName}.log`);
     await mkdir(dirname(logPath), { recursive: true });
     await writeFile(logPath, `smolvm kernel build ${dirName} from ${describePin(source.pin)} (${source.sha256})\n`);
     try {
-      const recipeDir = join(tempDir, "recipe");
-      for (const [name, text] of Object.entries(inputs.files)) {
-        await mkdir(dirname(join(recipeDir, name)), { recursive: true });
-        await writeFile(join(recipeDir, name), text);
-      }
-      await chmod(join(recipeDir, "build.sh"), 0o755);
+      await buildInto(paths.kernelsDir(), dirName, finalDir, { replace: options.force === true }, async (tempDir) => {
+        const recipeDir = join(tempDir, "recipe");
+        for (const [name, text] of Object.entries(inputs.files)) {
+          await mkdir(dirname(join(recipeDir, name)), { recursive: true });
+          await writeFile(join(recipeDir, name), text);
+        }
+        await chmod(join(recipeDir, "build.sh"), 0o755);
 
-      let lines = 0;
-      let compiled = 0;
-      const expected = EXPECTED_COMPILE_LINES[arch];
-      await runLogged("bash", [
-        join(recipeDir, "build.sh"),
-        "--arch", arch,
-        "--source", source.path,
-        "--out", tempDir,
-        "--jobs", String(options.jobs ?? availableParallelism()),
-      ], {
-        logPath,
-        action: `Cannot build the ${arch} kernel`,
-        onLine: (line) => {
-          lines++;
-          options.log?.(line);
-          if (line.startsWith("==> extracting")) progress({ phase: "extract", message: line.slice(4), fraction: 0.01, lines });
-          else if (line.startsWith("==> configuring")) progress({ phase: "configure", message: line.slice(4), fraction: 0.05, lines });
-          else if (KBUILD_LINE.test(line)) {
-            compiled++;
-            const fraction = 0.06 + 0.92 * Math.min(compiled / expected, 0.99);
-            progress({ phase: "compile", message: line.trim(), fraction, lines });
-          }
-        },
+        let lines = 0;
+        let compiled = 0;
+        const expected = EXPECTED_COMPILE_LINES[arch];
+        await runLogged("bash", [
+          join(recipeDir, "build.sh"),
+          "--arch", arch,
+          "--source", source.path,
+          "--out", tempDir,
+          "--jobs", String(options.jobs ?? availableParallelism()),
+        ], {
+          logPath,
+          action: `Cannot build the ${arch} kernel`,
+          onLine: (line) => {
+            lines++;
+            options.log?.(line);
+            if (line.startsWith("==> extracting")) progress({ phase: "extract", message: line.slice(4), fraction: 0.01, lines });
+            else if (line.startsWith("==> configuring")) progress({ phase: "configure", message: line.slice(4), fraction: 0.05, lines });
+            else if (KBUILD_LINE.test(line)) {
+              compiled++;
+              const fraction = 0.06 + 0.92 * Math.min(compiled / expected, 0.99);
+              progress({ phase: "compile", message: line.trim(), fraction, lines });
+            }
+          },
+        });
+        await rm(join(tempDir, "src"), { recursive: true, force: true });
+
+        progress({ phase: "install", message: `publishing ${dirName}`, fraction: 0.99, lines });
+        const manifest: KernelManifest = {
+          arch,
+          key,
+          artifact: inputs.artifact,
+          source: { sha256: source.sha256, description: describePin(source.pin) },
+          builderVersion: KERNEL_BUILDER_VERSION,
+          builtAt: new Date().toISOString(),
+          buildSeconds: Math.round((Date.now() - started) / 1000),
+        };
+        await writeFile(join(tempDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+        await rename(logPath, join(tempDir, "build.log"));
       });
-      await rm(join(tempDir, "src"), { recursive: true, force: true });
-
-      progress({ phase: "install", message: `publishing ${dirName}`, fraction: 0.99, lines });
-      const manifest: KernelManifest = {
-        arch,
-        key,
-        artifact: inputs.artifact,
-        source: { sha256: source.sha256, description: describePin(source.pin) },
-        builderVersion: KERNEL_BUILDER_VERSION,
-        builtAt: new Date().toISOString(),
-        buildSeconds: Math.round((Date.now() - started) / 1000),
-      };
-      await writeFile(join(tempDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-      await rename(logPath, join(tempDir, "build.log"));
-      if (options.force) await rm(finalDir, { recursive: true, force: true });
-      await publishDir(tempDir, finalDir);
     } catch (error) {
-      await rm(tempDir, { recursive: true, force: true });
       if (error instanceof SmolError) throw error;
       throw new CommandFailedError(`Cannot build the ${arch} kernel: ${(error as Error).message}`, {
         cause: error,

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeBuildDir, publishDir, withLock } from "../../../lib/images/cache-lock.ts";
+import { buildInto, withLock } from "../../../lib/images/cache-lock.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -55,20 +55,37 @@ describe("build dirs", () => {
   test("a new build dir clears leftovers of the same key only, and publishing renames it into place", async () => {
     mkdirSync(join(dir, ".tmp-key1-OLD111"));
     mkdirSync(join(dir, ".tmp-key2-OTHER1"));
-    const temp = await makeBuildDir(dir, "key1");
-    expect(readdirSync(dir).sort()).toEqual([".tmp-key2-OTHER1", temp.split("/").pop()!].sort());
-    writeFileSync(join(temp, "artifact"), "x");
-    await publishDir(temp, join(dir, "key1"));
+    let temp = "";
+    await buildInto(dir, "key1", join(dir, "key1"), {}, async (tempDir) => {
+      temp = tempDir;
+      expect(readdirSync(dir).sort()).toEqual([".tmp-key2-OTHER1", tempDir.split("/").pop()!].sort());
+      writeFileSync(join(tempDir, "artifact"), "x");
+    });
     expect(existsSync(join(dir, "key1", "artifact"))).toBe(true);
     expect(existsSync(temp)).toBe(false);
+  });
+
+  test("a failed build leaves no temp dir and no entry", async () => {
+    let temp = "";
+    const failing = buildInto(dir, "key", join(dir, "key"), {}, async (tempDir) => {
+      temp = tempDir;
+      writeFileSync(join(tempDir, "half"), "x");
+      throw new Error("compiler exploded");
+    });
+    expect(failing).rejects.toThrow("compiler exploded");
+    await failing.catch(() => {});
+    expect(existsSync(temp)).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   test("publishing over an existing entry keeps the first one", async () => {
     mkdirSync(join(dir, "key"));
     writeFileSync(join(dir, "key", "artifact"), "first");
-    const temp = await makeBuildDir(dir, "key");
-    writeFileSync(join(temp, "artifact"), "second");
-    await publishDir(temp, join(dir, "key"));
+    let temp = "";
+    await buildInto(dir, "key", join(dir, "key"), {}, async (tempDir) => {
+      temp = tempDir;
+      writeFileSync(join(tempDir, "artifact"), "second");
+    });
     expect(readFileSync(join(dir, "key", "artifact"), "utf8")).toBe("first");
     expect(existsSync(temp)).toBe(false);
   });
