@@ -71,6 +71,8 @@ async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
   const files = vmFiles(vm.id);
   if (!vmmRunning(vm, files)) {
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    // A fresh boot starts without forwards; a list left by a crashed run is not this VM's.
+    rmSync(files.forwards, { force: true });
     withStore((store) => store.updateVm(vm.id, { status: "creating", lastError: null }));
     try {
       const vmm = await launchVmm(vm, files);

@@ -3,9 +3,11 @@
  * accepted connection an agent `forward` stream to the guest port, piped both ways with
  * half-close. The streams go through the supervisor's own socket like any client's, so flow
  * control stays end to end (agent ↔ AgentClient) and a slow side never makes the supervisor
- * buffer more than the protocol's windows. Nothing is persisted: the supervisor is the source of
- * truth, and its forwards end when it does.
+ * buffer more than the protocol's windows. The supervisor is the source of truth; the list is
+ * also kept in the sandbox's `forwards.json` so that a supervisor re-attaching after a crash opens
+ * the same forwards again. A stop or delete ends them and removes the file.
  */
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { AgentClient } from "../agent/client.ts";
 import { NotFoundError, SmolError } from "../errors.ts";
@@ -27,11 +29,34 @@ export class PortForwards {
   private client: Promise<AgentClient> | undefined;
   private closed = false;
 
-  /** `supervisorSocket`: where this supervisor serves clients (the forwards connect there). */
+  /**
+   * `supervisorSocket`: where this supervisor serves clients (the forwards connect there);
+   * `savedPath`: where the list of forwards is kept for a re-attaching supervisor.
+   */
   constructor(
     private readonly supervisorSocket: string,
+    private readonly savedPath: string,
     private readonly vm: { id: string; name: string },
   ) {}
+
+  /**
+   * Opens the forwards a previous supervisor of this sandbox had (it crashed; the VM kept
+   * running). A host port taken meanwhile is logged and dropped.
+   */
+  async restore(): Promise<void> {
+    let saved: { hostPort: number; guestPort: number }[];
+    try {
+      saved = JSON.parse(readFileSync(this.savedPath, "utf8")) as typeof saved;
+    } catch {
+      return; // none saved (or unreadable: nothing sensible to restore)
+    }
+    for (const { hostPort, guestPort } of saved) {
+      await this.expose({ hostPort, guestPort }).catch((error: Error) =>
+        logEvent("warn", `port forward ${hostPort} -> ${guestPort} not restored: ${error.message}`, { vm: this.vm.id }),
+      );
+    }
+    this.save();
+  }
 
   async expose(request: { guestPort?: unknown; hostPort?: unknown }): Promise<PortForwardInfo> {
     const guestPort = checkGuestPort(request.guestPort);
@@ -52,6 +77,7 @@ export class PortForwards {
     forward.server.on("error", (error) => logEvent("warn", `port forward ${forward.hostPort}: ${error.message}`, { vm: this.vm.id }));
     forward.server.on("connection", (socket) => this.carry(forward, socket));
     this.forwards.set(forward.hostPort, forward);
+    this.save();
     logEvent("info", "port forward opened", { vm: this.vm.id, hostPort: forward.hostPort, guestPort });
     return describe(forward);
   }
@@ -67,6 +93,7 @@ export class PortForwards {
     }
     const info = describe(forward);
     this.end(forward);
+    this.save();
     return info;
   }
 
@@ -78,8 +105,22 @@ export class PortForwards {
   closeAll(): void {
     this.closed = true;
     for (const forward of [...this.forwards.values()]) this.end(forward);
+    rmSync(this.savedPath, { force: true });
     void this.client?.then((client) => client.close(), () => {});
     this.client = undefined;
+  }
+
+  /** Written whole and renamed into place, so a crash mid-write leaves the previous list. */
+  private save(): void {
+    if (this.closed) return;
+    const list = [...this.forwards.values()].map(({ hostPort, guestPort }) => ({ hostPort, guestPort }));
+    const temp = `${this.savedPath}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temp, `${JSON.stringify(list)}\n`);
+      renameSync(temp, this.savedPath);
+    } catch (error) {
+      logEvent("warn", `cannot save the port forwards: ${(error as Error).message}`, { vm: this.vm.id });
+    }
   }
 
   private end(forward: Forward): void {

@@ -21,6 +21,8 @@ export interface VmFiles {
   vmmLog: string;
   /** The supervisor's own stdout/stderr. */
   supervisorLog: string;
+  /** The open port forwards, so a supervisor that re-attaches after a crash opens them again. */
+  forwards: string;
 }
 
 export function vmFiles(id: string): VmFiles {
@@ -34,5 +36,6 @@ export function vmFiles(id: string): VmFiles {
     consoleLog: join(dir, "console.log"),
     vmmLog: join(dir, "vmm.log"),
     supervisorLog: join(dir, "supervisor.log"),
+    forwards: join(dir, "forwards.json"),
   };
 }

@@ -167,7 +167,8 @@ async function serve(
 ): Promise<() => void> {
   const relay = new Relay(link.socket);
   const sessions = new Set<Socket>();
-  const forwards = new PortForwards(vmFiles(vm.id).supervisorSocket, vm);
+  const files = vmFiles(vm.id);
+  const forwards = new PortForwards(files.supervisorSocket, files.forwards, vm);
   let agentGone = false;
   let paused = initiallyPaused;
   link.onFrame((frame) => relay.fromAgent(frame), (error) => {
@@ -217,6 +218,8 @@ async function serve(
     sessions.add(socket);
     new ClientSession(socket, { relay, hello: link.hello, supervisorInfo: { pid: process.pid, vm: vm.id }, ops }, () => sessions.delete(socket));
   });
+  // Forwards an earlier supervisor of this VM left open (only a crash leaves any).
+  await forwards.restore();
 
   await vmm.exited;
   forwards.closeAll();

@@ -4,9 +4,9 @@
  * the supervisor process starts up, instead of after it.
  */
 import { existsSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { detectAccel, hostTscKhz, type Accel, type GuestArch } from "../backends/accel.ts";
-import { OVERLAY_FILE, qemuBackend } from "../backends/qemu.ts";
+import { qemuBackend } from "../backends/qemu.ts";
 import type { PreparedDisk, VmmControl } from "../backends/types.ts";
 import { pidAlive } from "../host/pids.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
@@ -26,7 +26,7 @@ export interface Vmm {
 
 /** The file a sandbox's VM writes its disk to: the image itself when shared, else its overlay. */
 export function writableDiskOf(vm: VmRecord, files: VmFiles): string {
-  return vm.config.diskMode === "shared" ? resolve(vm.config.rootfsPath!) : join(files.dir, OVERLAY_FILE);
+  return vm.config.diskMode === "shared" ? resolve(vm.config.rootfsPath!) : files.overlay;
 }
 
 /** Whether a VMM of this sandbox runs that can be attached to. */

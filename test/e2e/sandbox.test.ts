@@ -124,13 +124,21 @@ describe("faults", () => {
     await waitUntil(() => record("crashy") === undefined && !existsSync(paths.vmDir(vm.id)), 10_000, "cleanup");
   });
 
-  test("kill -9 of the supervisor: the next exec re-attaches", async () => {
+  test("kill -9 of the supervisor: the next exec re-attaches, with the port forwards it had", async () => {
     await create("orphan");
     const before = record("orphan")!;
+    const serve = "mkdir -p /www && echo served > /www/index.html && busybox httpd -p 7000 -h /www";
+    expect((await runCli(["exec", "orphan", "--", "sh", "-c", serve])).code).toBe(0);
+    const exposed = envelope(await runCli(["port", "expose", "orphan", "7000", "--json"]));
+    const hostPort = exposed.data.hostPort as number;
     process.kill(before.supervisorPid!, "SIGKILL");
     await waitUntil(() => !processesMatching(`__supervise ${before.id}`).length, 5_000, "the supervisor to die");
     const again = await runCli(["exec", "orphan", "--", "echo", "still here"]);
     expect(again.stdout).toBe("still here\n");
+    const ports = envelope(await runCli(["port", "list", "orphan", "--json"]));
+    expect(ports.data.map((p: { hostPort: number; guestPort: number }) => [p.hostPort, p.guestPort])).toEqual([[hostPort, 7000]]);
+    const response = await fetch(`http://127.0.0.1:${hostPort}/`, { signal: AbortSignal.timeout(15_000) });
+    expect(await response.text()).toBe("served\n");
     const after = record("orphan")!;
     expect(after.vmmPid).toBe(before.vmmPid);
     expect(after.supervisorPid).not.toBe(before.supervisorPid);
