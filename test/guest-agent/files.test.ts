@@ -137,13 +137,23 @@ describe("files", () => {
     expect((await client.readFile("/dev/zero").catch((e) => e)).details.agentCode).toBe("NOT_REGULAR");
   });
 
-  // Root reads everything, so this only means something as an ordinary user.
-  test.skipIf(process.getuid?.() === 0)("an unreadable file is a permission error, not a crash", async () => {
-    const path = join(dir, "secret");
-    writeFileSync(path, "s");
-    chmodSync(path, 0);
-    const err = await client.readFile(path).catch((e) => e);
-    expect(err.details.agentCode).toBe("PERMISSION_DENIED");
+  // Root reads everything: as root, the question goes to a second agent running as nobody.
+  test("an unreadable file is a permission error, not a crash", async () => {
+    const unprivileged = process.getuid?.() === 0 ? await startTestAgent([], { asNobody: true }) : undefined;
+    const asker = unprivileged ? await unprivileged.connect() : client;
+    try {
+      const path = join(unprivileged?.dir ?? dir, "secret");
+      writeFileSync(path, "s");
+      chmodSync(path, 0);
+      const err = await asker.readFile(path).catch((e) => e);
+      expect(err.details.agentCode).toBe("PERMISSION_DENIED");
+      expect((await asker.ping()).timeMs).toBeGreaterThan(0);
+    } finally {
+      if (unprivileged) {
+        await asker.close();
+        await unprivileged.stop();
+      }
+    }
   });
 
   test("relative paths are refused before anything is sent", async () => {

@@ -3,7 +3,7 @@
  * temporary Unix socket, torn down by stop().
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,12 +74,19 @@ function waitForLine(child: ChildProcess, line: string, output: () => string, ti
   });
 }
 
-export async function startTestAgent(extraArgs: string[] = []): Promise<TestAgent> {
+/**
+ * Starts the native agent in test mode. `asNobody` (root only) runs it as uid/gid 65534 through
+ * util-linux `setpriv`, for what only an unprivileged agent can show (a permission error).
+ */
+export async function startTestAgent(extraArgs: string[] = [], options: { asNobody?: boolean } = {}): Promise<TestAgent> {
   const bin = await buildNativeAgent();
   const dir = mkdtempSync(join(tmpdir(), "smolvm-agent-"));
+  if (options.asNobody) chmodSync(dir, 0o777);
   const socketPath = join(dir, "agent.sock");
   const envFile = join(dir, "profile.d", "smolvm-env.sh");
-  const child = spawn(bin, ["--listen", `unix:${socketPath}`, "--env-file", envFile, ...extraArgs], {
+  const argv = [bin, "--listen", `unix:${socketPath}`, "--env-file", envFile, ...extraArgs];
+  const command = options.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv] : argv;
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
