@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createOverlay, launchQemu, QemuBackend, waitForSocket } from "../../../lib/backends/qemu.ts";
 import { QmpClient } from "../../../lib/backends/qmp.ts";
@@ -47,6 +47,28 @@ withQemuImg("disk overlays", () => {
     await createOverlay(fakeImage(dir), overlay, { sizeMiB: 64 });
     const info = JSON.parse((await runHostChecked("qemu-img", ["info", "--output=json", overlay])).stdout);
     expect(info["virtual-size"]).toBe(64 * 1024 * 1024);
+  });
+
+  test("with a template dir, the first overlay of a size is kept as a template and later ones are copies of it", async () => {
+    const dir = scratchDir("template");
+    const base = fakeImage(dir);
+    await createOverlay(base, join(dir, "a.qcow2"), { templateDir: dir });
+    const template = join(dir, ".overlay-base-raw.qcow2");
+    expect(existsSync(template)).toBe(true);
+    await createOverlay(base, join(dir, "b.qcow2"), { templateDir: dir });
+    await createOverlay(base, join(dir, "c.qcow2"), { templateDir: dir, sizeMiB: 64 });
+    expect(readFileSync(join(dir, "b.qcow2")).equals(readFileSync(template))).toBe(true);
+    for (const [name, size] of [["a", 8], ["b", 8], ["c", 64]] as const) {
+      const overlay = join(dir, `${name}.qcow2`);
+      const info = JSON.parse((await runHostChecked("qemu-img", ["info", "--output=json", overlay])).stdout);
+      expect([info["backing-filename"], info["virtual-size"]]).toEqual([base, size * 1024 * 1024]);
+      await runHostChecked("qemu-img", ["check", "-q", overlay]);
+    }
+    // Overlays made from one template are independent disks.
+    await runHostChecked("qemu-io", ["-c", "write -P 0xab 0 64k", join(dir, "a.qcow2")]);
+    const read = await runHostChecked("qemu-io", ["-c", "read -P 0 0 64k", join(dir, "b.qcow2")]);
+    expect(read.stdout).toContain("read 65536/65536 bytes");
+    expect(readdirSync(dir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
   });
 
   test("createOverlay on a missing base fails clearly and creates nothing", async () => {
