@@ -6,29 +6,29 @@
  * (a second vCPU costs ~0.1 s of boot), 512 MiB is enough for the Debian image with Python and
  * git, and the root disk is an isolated copy-on-write overlay so sandboxes never see each other.
  */
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { parseOrThrow } from "./validate.ts";
 
 /** A sandbox name doubles as the guest hostname, hence the DNS-label rule. */
 export const SANDBOX_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const sandboxNameSchema = z.string().regex(SANDBOX_NAME_PATTERN, {
+export const sandboxNameSchema = z.string().check(z.regex(SANDBOX_NAME_PATTERN, {
   error: "use 1-63 lowercase letters, digits and dashes, not starting or ending with a dash",
-});
+}));
 
-export const envKeySchema = z.string().regex(ENV_KEY_PATTERN, {
+export const envKeySchema = z.string().check(z.regex(ENV_KEY_PATTERN, {
   error: "a name of letters, digits and underscores, not starting with a digit",
-});
+}));
 
 /** Values are passed to the guest verbatim; only NUL cannot cross an exec boundary. */
-export const envValueSchema = z.string().refine((v) => !v.includes("\0"), {
+export const envValueSchema = z.string().check(z.refine((v) => !v.includes("\0"), {
   error: "values cannot contain a NUL byte",
-});
+}));
 
 function intRange(min: number, max: number, unit: string) {
   const error = `an integer from ${min} to ${max}${unit ? ` ${unit}` : ""}`;
-  return z.int({ error }).min(min, { error }).max(max, { error });
+  return z.int({ error }).check(z.minimum(min, { error }), z.maximum(max, { error }));
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
@@ -49,26 +49,28 @@ export const DEFAULT_IMAGE = "debian";
 
 export const vmConfigSchema = z.strictObject({
   /** Unique among sandboxes; generated when absent. */
-  name: sandboxNameSchema.optional(),
+  name: z.optional(sandboxNameSchema),
   /** A built or published image (`base`, `debian`, ...). Ignored when `rootfsPath` is set. */
-  image: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: "an image name such as base or debian" })
-    .default(DEFAULT_IMAGE),
+  image: z._default(
+    z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]*$/, { error: "an image name such as base or debian" })),
+    DEFAULT_IMAGE,
+  ),
   /** An explicit guest kernel instead of the cached build. */
-  kernelPath: z.string().min(1, { error: "a path to a kernel file" }).optional(),
+  kernelPath: z.optional(z.string().check(z.minLength(1, { error: "a path to a kernel file" }))),
   /** An explicit ext4 root filesystem instead of the image's. */
-  rootfsPath: z.string().min(1, { error: "a path to an ext4 image" }).optional(),
-  vcpus: intRange(1, 64, "").default(1),
-  memoryMiB: intRange(128, 1_048_576, "MiB").default(512),
+  rootfsPath: z.optional(z.string().check(z.minLength(1, { error: "a path to an ext4 image" }))),
+  vcpus: z._default(intRange(1, 64, ""), 1),
+  memoryMiB: z._default(intRange(128, 1_048_576, "MiB"), 512),
   /** Size of the guest's root disk; the overlay grows the image up to this. Default: the image's. */
-  diskSizeMiB: intRange(64, 4_194_304, "MiB").optional(),
+  diskSizeMiB: z.optional(intRange(64, 4_194_304, "MiB")),
   /** Extra kernel command-line arguments, appended after smolvm's own. */
-  bootArgs: z.string().default(""),
-  diskMode: oneOf(DISK_MODES).default("isolated"),
-  network: oneOf(NETWORK_MODES).default("user"),
-  backend: oneOf(BACKENDS).default("auto"),
-  channel: oneOf(CHANNELS).default("auto"),
-  env: z.record(envKeySchema, envValueSchema).default({}),
-  bootTimeoutMs: intRange(1_000, 3_600_000, "ms").default(30_000),
+  bootArgs: z._default(z.string(), ""),
+  diskMode: z._default(oneOf(DISK_MODES), "isolated"),
+  network: z._default(oneOf(NETWORK_MODES), "user"),
+  backend: z._default(oneOf(BACKENDS), "auto"),
+  channel: z._default(oneOf(CHANNELS), "auto"),
+  env: z._default(z.record(envKeySchema, envValueSchema), {}),
+  bootTimeoutMs: z._default(intRange(1_000, 3_600_000, "ms"), 30_000),
 });
 
 /** What callers may pass: every field optional. */

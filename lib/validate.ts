@@ -4,10 +4,10 @@
  *
  *   Invalid sandbox config: memoryMiB: 12 is not allowed (an integer from 128 to 1048576 MiB)
  */
-import type { z } from "zod";
+import type { z } from "./zod.ts";
 import { InvalidInputError } from "./errors.ts";
 
-export function parseOrThrow<S extends z.ZodType>(
+export function parseOrThrow<S extends z.ZodMiniType>(
   schema: S,
   input: unknown,
   what: string,

@@ -9,7 +9,7 @@
  * drops, every pending call rejects with AgentUnavailableError.
  */
 import { Readable, type Duplex } from "node:stream";
-import type { z } from "zod";
+import type { z } from "../zod.ts";
 import { AgentUnavailableError, SmolError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
@@ -295,7 +295,7 @@ export class AgentClient {
 
   // ---------------------------------------------------------------- plumbing
 
-  private async call<T>(request: AgentRequest, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T> {
+  private async call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
     const body = validate(request);
     options.signal?.throwIfAborted();
     return new Promise<T>((resolve, reject) => {
@@ -402,7 +402,7 @@ export class AgentClient {
     }
   }
 
-  private violation(what: string, error: z.ZodError): AgentUnavailableError {
+  private violation(what: string, error: z.core.$ZodError): AgentUnavailableError {
     return new AgentUnavailableError(`The guest agent sent an invalid ${what}: ${error.issues[0]?.message}`, {
       hint: "the guest agent and this smolvm disagree on the protocol: rebuild the image",
       cause: error,

@@ -3,21 +3,23 @@
  * The client validates what it sends and everything it receives, so a drift between the C
  * agent and this file fails loudly in tests instead of corrupting a result.
  */
-import { z } from "zod";
+import { z } from "../zod.ts";
 
 export const PROTOCOL = 1;
 
-const int = z.number().int();
-const nonNegInt = int.nonnegative();
+const int = z.int();
+const nonNegInt = int.check(z.nonnegative());
+const posInt = int.check(z.positive());
+const intIn = (min: number, max: number) => int.check(z.minimum(min), z.maximum(max));
 
 // ---- HELLO ----
 
 export const HostHello = z.object({
   protocol: z.literal(PROTOCOL),
-  nonce: z.string().min(1).max(128),
-  client: z.string().optional(),
+  nonce: z.string().check(z.minLength(1), z.maxLength(128)),
+  client: z.optional(z.string()),
   /** Wall-clock ms; a PID-1 agent sets its clock from it. */
-  timeMs: z.number().positive().optional(),
+  timeMs: z.optional(z.number().check(z.positive())),
 });
 export type HostHello = z.infer<typeof HostHello>;
 
@@ -31,9 +33,9 @@ export const AgentHello = z.object({
   bootTimeMs: z.number(),
   capabilities: z.array(z.string()),
   limits: z.object({
-    maxFrame: int.positive(),
-    initialWindow: int.positive(),
-    maxStreams: int.positive(),
+    maxFrame: posInt,
+    initialWindow: posInt,
+    maxStreams: posInt,
   }),
 });
 export type AgentHello = z.infer<typeof AgentHello>;
@@ -64,63 +66,63 @@ export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 
 export const AgentErrorPayload = z.object({
   /** One of AGENT_ERROR_CODES; kept open so a newer agent's codes still parse. */
-  code: z.string().min(1),
+  code: z.string().check(z.minLength(1)),
   message: z.string(),
-  stream: nonNegInt.optional(),
+  stream: z.optional(nonNegInt),
 });
 export type AgentErrorPayload = z.infer<typeof AgentErrorPayload>;
 
 // ---- requests (OPEN) ----
 
 export const PtySpec = z.object({
-  rows: int.min(1).max(65535).optional(),
-  cols: int.min(1).max(65535).optional(),
-  term: z.string().optional(),
+  rows: z.optional(intIn(1, 65535)),
+  cols: z.optional(intIn(1, 65535)),
+  term: z.optional(z.string()),
 });
 
 export const ExecRequest = z
   .object({
     op: z.literal("exec"),
-    argv: z.array(z.string()).min(1).optional(),
-    shell: z.string().optional(),
-    env: z.record(z.string(), z.string()).optional(),
-    cwd: z.string().optional(),
-    stdin: z.boolean().optional(),
-    timeoutMs: nonNegInt.optional(),
-    pty: PtySpec.optional(),
+    argv: z.optional(z.array(z.string()).check(z.minLength(1))),
+    shell: z.optional(z.string()),
+    env: z.optional(z.record(z.string(), z.string())),
+    cwd: z.optional(z.string()),
+    stdin: z.optional(z.boolean()),
+    timeoutMs: z.optional(nonNegInt),
+    pty: z.optional(PtySpec),
   })
-  .refine((r) => (r.argv === undefined) !== (r.shell === undefined), {
+  .check(z.refine((r) => (r.argv === undefined) !== (r.shell === undefined), {
     message: "exactly one of argv and shell is required",
-  });
+  }));
 
 export const WriteFileRequest = z.object({
   op: z.literal("writeFile"),
-  path: z.string().startsWith("/"),
-  mode: int.min(0).max(0o7777).optional(),
-  mkdirParents: z.boolean().optional(),
+  path: z.string().check(z.startsWith("/")),
+  mode: z.optional(intIn(0, 0o7777)),
+  mkdirParents: z.optional(z.boolean()),
 });
 
-export const ReadFileRequest = z.object({ op: z.literal("readFile"), path: z.string().startsWith("/") });
+export const ReadFileRequest = z.object({ op: z.literal("readFile"), path: z.string().check(z.startsWith("/")) });
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
+const envName = z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/));
 export const EnvSetRequest = z.object({ op: z.literal("env.set"), vars: z.record(envName, z.string()) });
 export const EnvUnsetRequest = z.object({ op: z.literal("env.unset"), names: z.array(z.string()) });
 export const EnvListRequest = z.object({ op: z.literal("env.list") });
 
 export const ForwardRequest = z.object({
   op: z.literal("forward"),
-  port: int.min(1).max(65535),
-  host: z.ipv4().optional(),
+  port: intIn(1, 65535),
+  host: z.optional(z.ipv4()),
 });
 
 export const PingRequest = z.object({ op: z.literal("ping") });
-export const SetTimeRequest = z.object({ op: z.literal("setTime"), timeMs: int.positive() });
+export const SetTimeRequest = z.object({ op: z.literal("setTime"), timeMs: posInt });
 export const ReseedRequest = z.object({ op: z.literal("reseed"), data: z.base64() });
 export const SyncRequest = z.object({ op: z.literal("sync") });
 export const ShutdownRequest = z.object({
   op: z.literal("shutdown"),
-  action: z.enum(["reboot", "poweroff"]).optional(),
-  answer: z.enum(["before", "synced"]).optional(),
+  action: z.optional(z.enum(["reboot", "poweroff"])),
+  answer: z.optional(z.enum(["before", "synced"])),
 });
 
 export const AgentRequest = z.discriminatedUnion("op", [
@@ -141,15 +143,15 @@ export type AgentRequest = z.infer<typeof AgentRequest>;
 
 // ---- CONTROL ----
 
-export const SignalControl = z.object({ op: z.literal("signal"), signal: z.union([z.string().min(1), int.min(1).max(64)]) });
-export const ResizeControl = z.object({ op: z.literal("resize"), rows: int.min(1).max(65535), cols: int.min(1).max(65535) });
+export const SignalControl = z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) });
+export const ResizeControl = z.object({ op: z.literal("resize"), rows: intIn(1, 65535), cols: intIn(1, 65535) });
 export const AgentControl = z.discriminatedUnion("op", [SignalControl, ResizeControl]);
 export type AgentControl = z.infer<typeof AgentControl>;
 
 // ---- EVENT ----
 
-export const StartedEvent = z.object({ event: z.literal("started"), pid: int.positive() });
-export const FileEvent = z.object({ event: z.literal("file"), size: nonNegInt, mode: int.min(0).max(0o7777) });
+export const StartedEvent = z.object({ event: z.literal("started"), pid: posInt });
+export const FileEvent = z.object({ event: z.literal("file"), size: nonNegInt, mode: intIn(0, 0o7777) });
 export const ConnectedEvent = z.object({ event: z.literal("connected") });
 export const AgentEvent = z.discriminatedUnion("event", [StartedEvent, FileEvent, ConnectedEvent]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
@@ -157,9 +159,9 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 // ---- RESULT ----
 
 export const ExecResultMessage = z.object({
-  exitCode: int.nullable(),
+  exitCode: z.nullable(int),
   /** Signal name without "SIG" ("KILL") when the process was killed. */
-  signal: z.string().nullable(),
+  signal: z.nullable(z.string()),
   timedOut: z.boolean(),
   durationMs: nonNegInt,
 });
@@ -169,4 +171,4 @@ export const PingResult = z.object({ timeMs: z.number(), bootTimeMs: z.number() 
 export const SetTimeResult = z.object({ applied: z.boolean() });
 export const ReseedResult = z.object({ bytes: nonNegInt, credited: z.boolean() });
 export const EmptyResult = z.object({});
-export const ShutdownResult = z.object({ synced: z.boolean().optional() });
+export const ShutdownResult = z.object({ synced: z.optional(z.boolean()) });

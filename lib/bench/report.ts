@@ -6,7 +6,7 @@
  * Every phase is always present in a report, in catalogue order: a phase that could not be
  * measured has no samples and says why in `unavailable`, so a missing number is never silent.
  */
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { summarize, type Stats } from "./stats.ts";
 
 export type Unit = "ms" | "MB/s" | "MiB";
@@ -65,7 +65,7 @@ export const PHASES: readonly PhaseDef[] = [
 export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);
 
 const statsSchema = z.object({
-  n: z.number().int().positive(),
+  n: z.int().check(z.positive()),
   min: z.number(),
   mean: z.number(),
   p50: z.number(),
@@ -82,9 +82,9 @@ export const phaseResultSchema = z.object({
   path: z.string(),
   /** Every sample, in the order taken. */
   samples: z.array(z.number()),
-  stats: statsSchema.nullable(),
+  stats: z.nullable(statsSchema),
   /** Why there are no samples ("unavailable: ..."), or null. */
-  unavailable: z.string().nullable(),
+  unavailable: z.nullable(z.string()),
   /** Facts about how it was measured, and totals (e.g. wall time of N concurrent creates). */
   notes: z.array(z.string()),
   extra: z.record(z.string(), z.union([z.number(), z.string()])),
@@ -97,12 +97,12 @@ export const ratioSchema = z.object({
   /** value = p50(numerator) / sum of p50(denominator). */
   numerator: z.string(),
   denominator: z.array(z.string()),
-  value: z.number().nullable(),
+  value: z.nullable(z.number()),
   /**
    * The median of per-pair ratios, where each numerator sample was measured right next to a
    * floor sample (see `pairs`): robust to load that drifts during the run. null without pairs.
    */
-  paired: z.object({ value: z.number(), n: z.number() }).nullable(),
+  paired: z.nullable(z.object({ value: z.number(), n: z.number() })),
 });
 export type Ratio = z.infer<typeof ratioSchema>;
 
@@ -119,12 +119,12 @@ export const targetSchema = z.object({
   limit: z.number(),
   /** The phases the value is computed from. */
   inputs: z.array(z.string()),
-  value: z.number().nullable(),
+  value: z.nullable(z.number()),
   /** How the value was had: the paired median, the ratio of medians, or a sum of medians. */
   basis: z.enum(["paired", "p50", "sum"]),
   /** null: not measurable in this run (see why). */
-  met: z.boolean().nullable(),
-  why: z.string().nullable(),
+  met: z.nullable(z.boolean()),
+  why: z.nullable(z.string()),
 });
 export type Target = z.infer<typeof targetSchema>;
 
@@ -145,7 +145,7 @@ export const machineSchema = z.object({
 });
 export type Machine = z.infer<typeof machineSchema>;
 
-export const spanSchema = z.object({ name: z.string(), ms: z.number().nullable(), note: z.string() });
+export const spanSchema = z.object({ name: z.string(), ms: z.nullable(z.number()), note: z.string() });
 export type Span = z.infer<typeof spanSchema>;
 
 export const benchReportSchema = z.object({
@@ -163,7 +163,7 @@ export const benchReportSchema = z.object({
     createBreakdown: z.array(spanSchema),
     warmCommandBreakdown: z.array(spanSchema),
     /** Whether the floors' QEMU argv equals a real sandbox's, paths aside. */
-    floorFlags: z.object({ match: z.boolean().nullable(), differences: z.array(z.string()) }),
+    floorFlags: z.object({ match: z.nullable(z.boolean()), differences: z.array(z.string()) }),
   }),
   warnings: z.array(z.string()),
 });

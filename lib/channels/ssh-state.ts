@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { NotRunningError, SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
@@ -20,12 +20,12 @@ import { StateStore, type VmRecord } from "../state/vms.ts";
 
 const stateSchema = z.object({
   state: z.enum(["pending", "ready", "unavailable", "failed"]),
-  reason: z.string().optional(),
-  hint: z.string().optional(),
-  vmmPid: z.number().nullable(),
+  reason: z.optional(z.string()),
+  hint: z.optional(z.string()),
+  vmmPid: z.nullable(z.number()),
   supervisorPid: z.number(),
   /** How long injection and sshd start-up took, once ready. */
-  setupMs: z.number().optional(),
+  setupMs: z.optional(z.number()),
   at: z.number(),
 });
 

@@ -2,7 +2,7 @@
  * Image recipes: plain data in `images/*.json`, validated here, and the hash that names a build.
  */
 import { createHash } from "node:crypto";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { NotFoundError } from "../errors.ts";
 import { parseOrThrow } from "../validate.ts";
 import baseRecipe from "../../images/base.json" with { type: "json" };
@@ -12,30 +12,31 @@ import { GUEST_HOME } from "../guest.ts";
 /** Bump when the builder's output changes for the same recipe (layout, mkfs flags, files). */
 export const IMAGE_BUILDER_VERSION = 1;
 
-const modeSchema = z.string().regex(/^[0-7]{3,4}$/, { error: "an octal mode such as 0755" });
-const guestPathSchema = z.string().regex(/^\/[^\0]*$/, { error: "an absolute guest path" })
-  .refine((p) => !p.split("/").includes(".."), { error: "a path without .." });
+const modeSchema = z.string().check(z.regex(/^[0-7]{3,4}$/, { error: "an octal mode such as 0755" }));
+const guestPathSchema = z.string().check(
+  z.regex(/^\/[^\0]*$/, { error: "an absolute guest path" }),
+  z.refine((p) => !p.split("/").includes(".."), { error: "a path without .." }),
+);
 
 const busyboxRootfs = z.strictObject({ kind: z.literal("busybox") });
 const mmdebstrapRootfs = z.strictObject({
   kind: z.literal("mmdebstrap"),
-  suite: z.string().regex(/^[a-z]+$/),
+  suite: z.string().check(z.regex(/^[a-z]+$/)),
   variant: z.enum(["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "standard"]),
-  components: z.array(z.string().regex(/^[a-z-]+$/)).min(1),
-  include: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/)),
+  components: z.array(z.string().check(z.regex(/^[a-z-]+$/))).check(z.minLength(1)),
+  include: z.array(z.string().check(z.regex(/^[a-z0-9][a-z0-9+.-]*$/))),
 });
 
 export const recipeSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/),
+  name: z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]*$/)),
   description: z.string(),
   rootfs: z.discriminatedUnion("kind", [busyboxRootfs, mmdebstrapRootfs]),
-  dirs: z.array(z.strictObject({ path: guestPathSchema, mode: modeSchema.optional() })).default([]),
-  files: z.array(z.strictObject({ path: guestPathSchema, content: z.string(), mode: modeSchema.optional() }))
-    .default([]),
+  dirs: z._default(z.array(z.strictObject({ path: guestPathSchema, mode: z.optional(modeSchema) })), []),
+  files: z._default(z.array(z.strictObject({ path: guestPathSchema, content: z.string(), mode: z.optional(modeSchema) })), []),
   /** Glob patterns deleted from the finished tree (generated keys, machine ids). */
-  remove: z.array(guestPathSchema).default([]),
+  remove: z._default(z.array(guestPathSchema), []),
   /** Free space left in the filesystem beyond what the tree uses. */
-  freeMiB: z.int().min(16).max(65536),
+  freeMiB: z.int().check(z.minimum(16), z.maximum(65536)),
 });
 
 export type Recipe = z.infer<typeof recipeSchema>;

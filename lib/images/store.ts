@@ -9,7 +9,7 @@
  */
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { paths } from "../paths.ts";
 import { GUEST_ARCHES, type GuestArch } from "../kernel/arch.ts";
 import { NotFoundError } from "../errors.ts";
@@ -26,7 +26,7 @@ export const imageManifestSchema = z.object({
   usedMiB: z.number(),
   /** PID 1 of the image: the kernel's `init=`. */
   init: z.string(),
-  agentSha256: z.string().optional(),
+  agentSha256: z.optional(z.string()),
   builderVersion: z.number(),
   createdAt: z.string(),
   buildSeconds: z.number(),

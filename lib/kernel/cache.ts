@@ -5,7 +5,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
 import { exists } from "../images/cache-lock.ts";

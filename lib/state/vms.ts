@@ -2,7 +2,7 @@
  * Sandbox records in the state database, and the allocation of everything a sandbox holds
  * (name, TAP address, SSH port, vsock CID) in the same transaction as the row itself.
  */
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { vmConfigSchema, type VmConfig } from "../config.ts";
 import { NotFoundError, SmolError } from "../errors.ts";
 import { listeningTcpPorts } from "../host/ports.ts";
@@ -17,22 +17,22 @@ const rowSchema = z.object({
   id: z.string(),
   name: z.string(),
   status: z.enum(VM_STATUSES),
-  config: z.string().transform((text, ctx) => {
+  config: z.pipe(z.string(), z.transform((text, ctx) => {
     try {
       return vmConfigSchema.parse(JSON.parse(text));
     } catch (error) {
-      ctx.addIssue({ code: "custom", message: `config is not a valid sandbox config: ${String(error)}` });
+      ctx.issues.push({ code: "custom", message: `config is not a valid sandbox config: ${String(error)}`, input: text });
       return z.NEVER;
     }
-  }),
-  backend: z.enum(["qemu", "firecracker"]).nullable(),
-  channel: z.enum(["agent", "ssh"]).nullable(),
-  ip: z.string().nullable(),
-  ssh_port: z.number().nullable(),
-  cid: z.number().nullable(),
-  supervisor_pid: z.number().nullable(),
-  vmm_pid: z.number().nullable(),
-  last_error: z.string().nullable(),
+  })),
+  backend: z.nullable(z.enum(["qemu", "firecracker"])),
+  channel: z.nullable(z.enum(["agent", "ssh"])),
+  ip: z.nullable(z.string()),
+  ssh_port: z.nullable(z.number()),
+  cid: z.nullable(z.number()),
+  supervisor_pid: z.nullable(z.number()),
+  vmm_pid: z.nullable(z.number()),
+  last_error: z.nullable(z.string()),
   created_at: z.number(),
   updated_at: z.number(),
 });
