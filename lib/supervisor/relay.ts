@@ -28,7 +28,15 @@ export class Relay {
   /** owner → (owner's stream id → agent stream id) */
   private readonly byOwner = new Map<StreamOwner, Map<number, number>>();
 
+  /** When the last stream ended (or the relay began). */
+  private quietSince = performance.now();
+
   constructor(private readonly agent: Socket) {}
+
+  /** Milliseconds since the last stream ended, or 0 while any is open. */
+  idleMs(): number {
+    return this.routes.size > 0 ? 0 : performance.now() - this.quietSince;
+  }
 
   /** A frame from the agent: route it to whoever opened its stream. */
   fromAgent(frame: Frame): void {
@@ -38,6 +46,7 @@ export class Relay {
     if (frame.type === FrameType.RESULT || frame.type === FrameType.ERROR) {
       this.routes.delete(frame.streamId);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
+      this.quietSince = performance.now();
     }
     route.owner.deliver(frame, route.ownerStreamId);
   }
@@ -84,6 +93,7 @@ export class Relay {
     for (const [, route] of this.routes) route.owner.fail(route.ownerStreamId, code, message);
     this.routes.clear();
     this.byOwner.clear();
+    this.quietSince = performance.now();
   }
 
   private allocate(): number {
