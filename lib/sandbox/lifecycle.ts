@@ -3,6 +3,7 @@
  * failure leaves nothing behind (no process, socket, overlay or state row) and says why.
  */
 import { mkdirSync, rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseVmConfig, type VmConfig, type VmConfigInput } from "../config.ts";
 import { BackendUnavailableError, NotRunningError, SmolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
@@ -186,8 +187,4 @@ export function requireRunning(idOrName: string, what: string): VmRecord {
     });
   }
   return vm;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

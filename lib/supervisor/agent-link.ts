@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { AgentUnavailableError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { encodeFrame, FrameDecoder, FrameType, RESYNC_PAD_SIZE, type Frame } from "../agent/frame.ts";
@@ -117,8 +118,4 @@ function handshake(socketPath: string, deadline: number, abort: AbortSignal): Pr
       socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify(hello)));
     });
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -10,6 +10,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { SmolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmPatch, type VmRecord } from "../state/vms.ts";
@@ -298,8 +299,4 @@ async function listenExclusive(path: string): Promise<Server> {
     server.listen(path, () => resolve());
   });
   return server;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
