@@ -3,23 +3,18 @@
  * /etc/profile.d/smolvm-env.sh over SFTP in the same format. The agent reloads the file when
  * another writer replaced it, so both channels always share one set.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import type { AgentClient } from "../../lib/agent/client.ts";
 import { parseEnv, serializeEnv } from "../../lib/channels/_envfile.ts";
-import { startTestAgent, type TestAgent } from "../helpers/agent.ts";
+import { withSharedAgent, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;
 let client: AgentClient;
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-  client = await agent.connect();
-}, 60_000);
-
-afterAll(async () => {
-  await client?.close();
-  await agent?.stop();
+withSharedAgent((a, c) => {
+  agent = a;
+  client = c;
 });
 
 function replaceFile(vars: Record<string, string>): void {

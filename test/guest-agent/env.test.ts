@@ -1,20 +1,15 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import type { AgentClient } from "../../lib/agent/client.ts";
 import { InvalidInputError } from "../../lib/errors.ts";
-import { startTestAgent, type TestAgent } from "../helpers/agent.ts";
+import { startTestAgent, withSharedAgent, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;
 let client: AgentClient;
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-  client = await agent.connect();
-}, 60_000);
-
-afterAll(async () => {
-  await client?.close();
-  await agent?.stop();
+withSharedAgent((a, c) => {
+  agent = a;
+  client = c;
 });
 
 const TRICKY: Record<string, string> = {

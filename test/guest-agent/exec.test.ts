@@ -1,21 +1,14 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomInt } from "node:crypto";
 import { text } from "node:stream/consumers";
 import type { AgentClient } from "../../lib/agent/client.ts";
 import { NotFoundError } from "../../lib/errors.ts";
-import { processesMatching, startTestAgent, waitUntil, type TestAgent } from "../helpers/agent.ts";
+import { processesMatching, withSharedAgent, waitUntil } from "../helpers/agent.ts";
 
-let agent: TestAgent;
 let client: AgentClient;
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-  client = await agent.connect();
-}, 60_000);
-
-afterAll(async () => {
-  await client?.close();
-  await agent?.stop();
+withSharedAgent((_agent, c) => {
+  client = c;
 });
 
 

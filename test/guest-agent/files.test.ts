@@ -1,26 +1,21 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { AgentClient } from "../../lib/agent/client.ts";
 import { InvalidInputError, NotFoundError, SmolError } from "../../lib/errors.ts";
-import { startTestAgent, type TestAgent } from "../helpers/agent.ts";
+import { startTestAgent, withSharedAgent, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;
 let client: AgentClient;
 let dir: string;
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-  client = await agent.connect();
+withSharedAgent((a, c) => {
+  agent = a;
+  client = c;
   dir = join(agent.dir, "files");
   mkdirSync(dir);
-}, 60_000);
-
-afterAll(async () => {
-  await client?.close();
-  await agent?.stop();
 });
 
 /** Deterministic pseudo-random bytes in 1 MiB chunks, hashed as they are produced. */

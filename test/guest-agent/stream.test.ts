@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import type { AgentClient } from "../../lib/agent/client.ts";
-import { startTestAgent, type TestAgent } from "../helpers/agent.ts";
+import { withSharedAgent, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;
 let client: AgentClient;
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-  client = await agent.connect();
-}, 60_000);
-
-afterAll(async () => {
-  await client?.close();
-  await agent?.stop();
+withSharedAgent((a, c) => {
+  agent = a;
+  client = c;
 });
 
 /** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM). */

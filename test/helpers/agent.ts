@@ -2,6 +2,7 @@
  * The host-native guest agent as a test fixture: built once per test process, started on a
  * temporary Unix socket, torn down by stop().
  */
+import { afterAll, beforeAll } from "bun:test";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -225,4 +226,22 @@ export async function waitUntil(check: () => boolean, timeoutMs: number): Promis
     await new Promise((r) => setTimeout(r, 20));
   }
   return check();
+}
+
+/**
+ * One native agent and a connected client for a whole test file: started before its first test,
+ * stopped after its last. `use` receives them once they are up.
+ */
+export function withSharedAgent(use: (agent: TestAgent, client: AgentClient) => void | Promise<void>): void {
+  let agent: TestAgent | undefined;
+  let client: AgentClient | undefined;
+  beforeAll(async () => {
+    agent = await startTestAgent();
+    client = await agent.connect();
+    await use(agent, client);
+  }, 60_000);
+  afterAll(async () => {
+    await client?.close();
+    await agent?.stop();
+  });
 }
