@@ -7,6 +7,7 @@ import type { SmolError } from "../errors.ts";
 import { Channel } from "./frame.ts";
 import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
 import { ExecResultMessage, type AgentControl, type AgentEvent } from "./messages.ts";
+import { deferred } from "../deferred.ts";
 
 const STREAM_HWM = 64 * 1024;
 
@@ -53,18 +54,6 @@ export interface StreamSink {
   onData?(channel: number, data: Buffer, fin: boolean): void;
   onWindow?(channel: number, n: number): void;
   onEnd(result: unknown, error: SmolError | undefined): void;
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // The caller may never await it; a rejection must not become an unhandled one.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 export class ExecProcess implements ExecHandle, StreamSink {

@@ -11,6 +11,7 @@ import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
 import type { RunOptions, RunResult } from "../agent/types.ts";
 import { killSignal, parseMarker } from "./_ssh-command.ts";
+import { deferred } from "../deferred.ts";
 
 /** Passes bytes through, except the first line, which goes to `onLine` (null if none came). */
 class FirstLineTap extends Transform {
@@ -42,17 +43,6 @@ class FirstLineTap extends Transform {
     }
     cb();
   }
-}
-
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
 
 export interface SshExecOptions {
