@@ -10,6 +10,17 @@ export function parseVmRssKiB(status: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/**
+ * Private (unshared) memory of a /proc/<pid>/smaps_rollup text, in KiB: what one more such
+ * process costs the host. RSS also counts pages shared with every other smolvm or QEMU process
+ * (the executable's code, most of a supervisor's RSS).
+ */
+export function parsePrivateKiB(smapsRollup: string): number | undefined {
+  const clean = /^Private_Clean:\s+(\d+)\s+kB$/m.exec(smapsRollup);
+  const dirty = /^Private_Dirty:\s+(\d+)\s+kB$/m.exec(smapsRollup);
+  return clean && dirty ? Number(clean[1]) + Number(dirty[1]) : undefined;
+}
+
 /** The start time (field 22, clock ticks after boot) of a /proc/<pid>/stat text. */
 export function parseStartTicks(stat: string): number | undefined {
   // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
@@ -21,6 +32,15 @@ export function parseStartTicks(stat: string): number | undefined {
 export function rssMiB(pid: number): number | undefined {
   try {
     const kib = parseVmRssKiB(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return kib === undefined ? undefined : kib / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+export function privateMiB(pid: number): number | undefined {
+  try {
+    const kib = parsePrivateKiB(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
     return kib === undefined ? undefined : kib / 1024;
   } catch {
     return undefined;

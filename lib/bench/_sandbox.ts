@@ -7,7 +7,7 @@ import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
 import { SmolVM } from "../smolvm.ts";
 import { StateStore } from "../state/vms.ts";
-import { processStartEpochMs, rssMiB } from "./_proc.ts";
+import { privateMiB, processStartEpochMs, rssMiB } from "./_proc.ts";
 import { findReadyEvent, type CreateTiming } from "./profile.ts";
 
 export interface CreatedSandbox {
@@ -57,12 +57,16 @@ function readReadyEvent(vmId: string): { at: number; bootTimeMs?: number } | und
   }
 }
 
-/** Host memory of a running sandbox: QEMU's and its supervisor's resident set, MiB. */
-export async function sandboxMemory(vm: SmolVM): Promise<{ qemu?: number; supervisor?: number }> {
+/** Host memory of a running sandbox, MiB: QEMU's and its supervisor's resident set, and the private part of each. */
+export async function sandboxMemory(vm: SmolVM): Promise<{ qemu?: number; supervisor?: number; qemuPrivate?: number; supervisorPrivate?: number }> {
   const info = await vm.info();
-  const qemu = info.vmmPid === null ? undefined : rssMiB(info.vmmPid);
-  const supervisor = info.supervisorPid === null ? undefined : rssMiB(info.supervisorPid);
-  return { ...optional("qemu", qemu), ...optional("supervisor", supervisor) };
+  const of = (pid: number | null, read: (pid: number) => number | undefined) => (pid === null ? undefined : read(pid));
+  return {
+    ...optional("qemu", of(info.vmmPid, rssMiB)),
+    ...optional("supervisor", of(info.supervisorPid, rssMiB)),
+    ...optional("qemuPrivate", of(info.vmmPid, privateMiB)),
+    ...optional("supervisorPrivate", of(info.supervisorPid, privateMiB)),
+  };
 }
 
 /** Polls every millisecond until `done()` holds; returns the elapsed ms since `since`. */

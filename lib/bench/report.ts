@@ -53,6 +53,8 @@ export const PHASES: readonly PhaseDef[] = [
   def("sandboxes.concurrent", "N sandboxes at once (create + first command each)", "ms", "phase", "sdk"),
   def("memory.qemu", "host memory per sandbox: QEMU RSS", "MiB", "phase", "host"),
   def("memory.supervisor", "host memory per sandbox: supervisor RSS", "MiB", "phase", "host"),
+  def("memory.qemu.private", "host memory per sandbox: QEMU private (not shared with other processes)", "MiB", "phase", "host"),
+  def("memory.supervisor.private", "host memory per sandbox: supervisor private (not shared with other processes)", "MiB", "phase", "host"),
   def("floor.qemu", "floor: QEMU start + QMP quit", "ms", "floor", "qemu"),
   def("floor.boot", "floor: boot to an init that prints a line", "ms", "floor", "qemu"),
   def("floor.ping", "floor: agent ping round trip", "ms", "floor", "agent"),

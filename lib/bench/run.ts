@@ -270,6 +270,8 @@ async function recordMemory(c: Collector, vm: SmolVM): Promise<void> {
   const memory = await sandboxMemory(vm);
   if (memory.qemu !== undefined) c.add("memory.qemu", memory.qemu);
   if (memory.supervisor !== undefined) c.add("memory.supervisor", memory.supervisor);
+  if (memory.qemuPrivate !== undefined) c.add("memory.qemu.private", memory.qemuPrivate);
+  if (memory.supervisorPrivate !== undefined) c.add("memory.supervisor.private", memory.supervisorPrivate);
 }
 
 /** Stop (and launch again, when `cycle`), then delete; every step timed. */

@@ -32,6 +32,8 @@ export const HEALTHY: Record<string, number> = {
   "sandboxes.concurrent": 1500,
   "memory.qemu": 90,
   "memory.supervisor": 45,
+  "memory.qemu.private": 80,
+  "memory.supervisor.private": 9,
   "floor.qemu": 100,
   "floor.boot": 950,
   "floor.ping": 0.15,
