@@ -15,6 +15,7 @@ import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/vms.ts";
 import { envelope, runCli, type CliResult } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
+import { GUEST_HOME } from "../../lib/guest.ts";
 
 setDefaultTimeout(120_000);
 
@@ -92,19 +93,19 @@ describe("files", () => {
     await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
     const digest = sha256(local);
 
-    const up = await runCli(["file", "upload", NAME, local, "/root/big/", "--json"]);
+    const up = await runCli(["file", "upload", NAME, local, `${GUEST_HOME}/big/`, "--json"]);
     expect(up.code).toBe(0);
-    expect(envelope(up).data).toMatchObject({ path: "/root/big/big.bin", size: 100 * 1024 * 1024 });
-    expect((await sh("sha256sum /root/big/big.bin")).split(" ")[0]).toBe(digest);
+    expect(envelope(up).data).toMatchObject({ path: `${GUEST_HOME}/big/big.bin`, size: 100 * 1024 * 1024 });
+    expect((await sh(`sha256sum ${GUEST_HOME}/big/big.bin`)).split(" ")[0]).toBe(digest);
 
     const back = join(scratch, "back", "big.copy");
-    const down = await runCli(["file", "download", NAME, "/root/big/big.bin", back, "--json"]);
+    const down = await runCli(["file", "download", NAME, `${GUEST_HOME}/big/big.bin`, back, "--json"]);
     expect(down.code).toBe(0);
     expect(envelope(down).data).toMatchObject({ path: back, size: 100 * 1024 * 1024 });
     expect(sha256(back)).toBe(digest);
     rmSync(local);
     rmSync(back);
-    await sh("rm /root/big/big.bin");
+    await sh(`rm ${GUEST_HOME}/big/big.bin`);
   });
 
   test("a binary keeps its mode both ways and runs in the guest", async () => {
@@ -116,8 +117,8 @@ describe("files", () => {
     expect(up.stdout).toContain("mode 0751");
     expect(await sh("stat -c %a /usr/local/bin/hello-tool && hello-tool")).toBe("751\ntool says hi\n");
 
-    await sh("printf secret > /root/private && chmod 640 /root/private");
-    const down = await runCli(["file", "download", NAME, "/root/private", `${scratch}/`]);
+    await sh(`printf secret > ${GUEST_HOME}/private && chmod 640 ${GUEST_HOME}/private`);
+    const down = await runCli(["file", "download", NAME, `${GUEST_HOME}/private`, `${scratch}/`]);
     expect(down.code).toBe(0);
     expect(statSync(join(scratch, "private")).mode & 0o777).toBe(0o640);
     expect(readFileSync(join(scratch, "private"), "utf8")).toBe("secret");
@@ -136,13 +137,13 @@ describe("files", () => {
 
   test("SDK byte and stream variants: writeFile, readFile, readFileStream", async () => {
     await withVm(async (vm) => {
-      await vm.writeFile("/root/sdk/a.txt", "from a string\n");
-      expect((await vm.readFile("/root/sdk/a.txt")).toString()).toBe("from a string\n");
+      await vm.writeFile(`${GUEST_HOME}/sdk/a.txt`, "from a string\n");
+      expect((await vm.readFile(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
 
       const bytes = randomBytes(3 * 1024 * 1024 + 17);
-      const written = await vm.writeFile("/root/sdk/b.bin", Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), { mode: 0o600 });
-      expect(written).toEqual({ path: "/root/sdk/b.bin", size: bytes.length, mode: 0o600 });
-      const handle = await vm.readFileStream("/root/sdk/b.bin");
+      const written = await vm.writeFile(`${GUEST_HOME}/sdk/b.bin`, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), { mode: 0o600 });
+      expect(written).toEqual({ path: `${GUEST_HOME}/sdk/b.bin`, size: bytes.length, mode: 0o600 });
+      const handle = await vm.readFileStream(`${GUEST_HOME}/sdk/b.bin`);
       expect(handle.size).toBe(bytes.length);
       expect(handle.mode & 0o777).toBe(0o600);
       const chunks: Buffer[] = [];
@@ -150,7 +151,7 @@ describe("files", () => {
       expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
 
       await expect(vm.readFile("relative/path")).rejects.toThrow(/must be absolute/);
-      await expect(vm.readFile("/root/sdk/missing")).rejects.toMatchObject({ code: "NOT_FOUND" });
+      await expect(vm.readFile(`${GUEST_HOME}/sdk/missing`)).rejects.toMatchObject({ code: "NOT_FOUND" });
     });
   });
 });
@@ -275,7 +276,7 @@ describe("pause and resume", () => {
 
       // Intact: the loop goes on, earlier files are there.
       await waitUntil(async () => (await counter()) >= after + 3, 10_000, "the counter to advance after resume");
-      expect((await vm.readFile("/root/sdk/a.txt")).toString()).toBe("from a string\n");
+      expect((await vm.readFile(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
     });
   });
 
@@ -341,11 +342,11 @@ describe("bad input", () => {
 
     expectFailure(await runCli(["file", "upload", NAME, local, "root/ok.txt", "--json"]), "INVALID_INPUT", /must be absolute/);
     expectFailure(await runCli(["file", "download", NAME, "etc/hostname", scratch, "--json"]), "INVALID_INPUT", /must be absolute/);
-    expectFailure(await runCli(["file", "upload", NAME, join(scratch, "missing.txt"), "/root/", "--json"]), "NOT_FOUND", /no such file on this host/);
-    expectFailure(await runCli(["file", "upload", NAME, scratch, "/root/", "--json"]), "INVALID_INPUT", /directory/);
-    expect(await sh("ls /root/ok.txt /root/missing.txt 2>&1 | grep -c 'No such' || true")).toBe("2\n");
+    expectFailure(await runCli(["file", "upload", NAME, join(scratch, "missing.txt"), `${GUEST_HOME}/`, "--json"]), "NOT_FOUND", /no such file on this host/);
+    expectFailure(await runCli(["file", "upload", NAME, scratch, `${GUEST_HOME}/`, "--json"]), "INVALID_INPUT", /directory/);
+    expect(await sh(`ls ${GUEST_HOME}/ok.txt ${GUEST_HOME}/missing.txt 2>&1 | grep -c 'No such' || true`)).toBe("2\n");
 
-    for (const args of [["file", "upload", "no-such-vm", local, "/root/"], ["env", "set", "no-such-vm", "A=1"], ["port", "expose", "no-such-vm", "80"], ["pause", "no-such-vm"], ["env", "list", "no-such-vm"]]) {
+    for (const args of [["file", "upload", "no-such-vm", local, `${GUEST_HOME}/`], ["env", "set", "no-such-vm", "A=1"], ["port", "expose", "no-such-vm", "80"], ["pause", "no-such-vm"], ["env", "list", "no-such-vm"]]) {
       expectFailure(await runCli([...args, "--json"]), "NOT_FOUND", /Cannot find sandbox "no-such-vm"/);
     }
 

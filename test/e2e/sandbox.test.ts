@@ -9,6 +9,7 @@ import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/vms.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
+import { GUEST_HOME } from "../../lib/guest.ts";
 
 setDefaultTimeout(120_000);
 
@@ -45,7 +46,7 @@ describe("run", () => {
 describe("lifecycle", () => {
   test("create, exec, stop, start, exec, delete; files survive stop/start", async () => {
     await create("life");
-    const write = await runCli(["exec", "life", "--", "sh", "-c", "echo kept > /root/note; uname -s"]);
+    const write = await runCli(["exec", "life", "--", "sh", "-c", `echo kept > ${GUEST_HOME}/note; uname -s`]);
     expect(write.stdout).toBe("Linux\n");
     expect(write.code).toBe(0);
     const info = envelope(await runCli(["info", "life", "--json"])).data;
@@ -59,7 +60,7 @@ describe("lifecycle", () => {
     expect(stopped.stderr).toContain("smolvm start life");
 
     expect((await runCli(["start", "life"])).code).toBe(0);
-    const read = await runCli(["exec", "life", "--", "cat", "/root/note"]);
+    const read = await runCli(["exec", "life", "--", "cat", `${GUEST_HOME}/note`]);
     expect(read.stdout).toBe("kept\n");
 
     const started = Date.now();
@@ -74,8 +75,8 @@ describe("lifecycle", () => {
 
   test("two isolated sandboxes from one image do not see each other's files", async () => {
     await Promise.all([create("iso-a"), create("iso-b")]);
-    await runCli(["exec", "iso-a", "--", "sh", "-c", "echo mine > /root/secret"]);
-    const other = await runCli(["exec", "iso-b", "--", "sh", "-c", "cat /root/secret 2>/dev/null || echo absent"]);
+    await runCli(["exec", "iso-a", "--", "sh", "-c", `echo mine > ${GUEST_HOME}/secret`]);
+    const other = await runCli(["exec", "iso-b", "--", "sh", "-c", `cat ${GUEST_HOME}/secret 2>/dev/null || echo absent`]);
     expect(other.stdout).toBe("absent\n");
     expect((await runCli(["delete", "iso-a", "iso-b"])).code).toBe(0);
   });
@@ -172,11 +173,11 @@ describe("faults", () => {
 describe("debian image", () => {
   test("create, exec, stop, start, exec, delete on the default image", async () => {
     await create("deb", ["--image", "debian"]);
-    const first = await runCli(["exec", "deb", "--", "bash", "-c", "echo kept > /root/note; . /etc/os-release; echo $ID; python3 -c 'print(6*7)'"]);
+    const first = await runCli(["exec", "deb", "--", "bash", "-c", `echo kept > ${GUEST_HOME}/note; . /etc/os-release; echo $ID; python3 -c 'print(6*7)'`]);
     expect(first.stdout).toBe("debian\n42\n");
     expect((await runCli(["stop", "deb"])).code).toBe(0);
     expect((await runCli(["start", "deb"])).code).toBe(0);
-    expect((await runCli(["exec", "deb", "--", "cat", "/root/note"])).stdout).toBe("kept\n");
+    expect((await runCli(["exec", "deb", "--", "cat", `${GUEST_HOME}/note`])).stdout).toBe("kept\n");
     expect((await runCli(["delete", "deb"])).code).toBe(0);
   });
 });

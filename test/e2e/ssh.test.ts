@@ -22,6 +22,7 @@ import { readSshState } from "../../lib/channels/ssh-state.ts";
 import type { CommChannel } from "../../lib/channels/types.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
+import { GUEST_HOME } from "../../lib/guest.ts";
 
 setDefaultTimeout(180_000);
 
@@ -97,8 +98,8 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
       cwd: "/tmp",
       stdin: "from stdin\n",
     });
-    expect(r.stdout).toBe("hi 'there'|/tmp|/root|C.UTF-8|from stdin\n");
-    expect((await handle.run("pwd")).stdout).toBe("/root\n");
+    expect(r.stdout).toBe(`hi 'there'|/tmp|${GUEST_HOME}|C.UTF-8|from stdin\n`);
+    expect((await handle.run("pwd")).stdout).toBe(`${GUEST_HOME}\n`);
     await expect(handle.run("true", { cwd: "/no/such/dir" })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
@@ -155,16 +156,16 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
   test("files: a write lands atomically with its exact mode and reads back byte for byte", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const t0 = performance.now();
-    const written = await handle.writeFile("/root/files/deep/blob.bin", data, { mode: 0o640 });
+    const written = await handle.writeFile(`${GUEST_HOME}/files/deep/blob.bin`, data, { mode: 0o640 });
     const writeMs = performance.now() - t0;
     expect(written.size).toBe(data.length);
-    const mode = await handle.run("stat -c %a /root/files/deep/blob.bin; ls -a /root/files/deep");
+    const mode = await handle.run(`stat -c %a ${GUEST_HOME}/files/deep/blob.bin; ls -a ${GUEST_HOME}/files/deep`);
     expect(mode.stdout).toBe("640\n.\n..\nblob.bin\n");
     const t1 = performance.now();
-    const back = await handle.readFile("/root/files/deep/blob.bin");
+    const back = await handle.readFile(`${GUEST_HOME}/files/deep/blob.bin`);
     const readMs = performance.now() - t1;
     expect(createHash("sha256").update(back).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
-    const opened = await handle.readFileStream("/root/files/deep/blob.bin");
+    const opened = await handle.readFileStream(`${GUEST_HOME}/files/deep/blob.bin`);
     expect(opened).toMatchObject({ size: data.length, mode: 0o640 });
     opened.stream.resume();
     console.log(`${commChannel}: 3 MiB write ${Math.round(writeMs)} ms, read ${Math.round(readMs)} ms`);
@@ -180,9 +181,9 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     const dir = mkdtempSync(join(tmpdir(), "smolvm-ssh-files-"));
     const local = join(dir, "script.sh");
     writeFileSync(local, "#!/bin/sh\necho uploaded\n", { mode: 0o755 });
-    await handle.putFile(local, `/root/up-${commChannel}/`);
-    expect((await handle.run([`/root/up-${commChannel}/script.sh`])).stdout).toBe("uploaded\n");
-    const got = await handle.getFile(`/root/up-${commChannel}/script.sh`, join(dir, "back.sh"));
+    await handle.putFile(local, `${GUEST_HOME}/up-${commChannel}/`);
+    expect((await handle.run([`${GUEST_HOME}/up-${commChannel}/script.sh`])).stdout).toBe("uploaded\n");
+    const got = await handle.getFile(`${GUEST_HOME}/up-${commChannel}/script.sh`, join(dir, "back.sh"));
     expect(got.mode).toBe(0o755);
     expect(readFileSync(join(dir, "back.sh"), "utf8")).toBe("#!/bin/sh\necho uploaded\n");
   });
@@ -215,8 +216,8 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
 
   test("ports: exposeLocal reaches a server in the guest from 127.0.0.1", async () => {
     const guestPort = viaSsh ? 8702 : 8701;
-    await handle.writeFile(`/root/www-${commChannel}/index.txt`, `hello over ${commChannel}\n`);
-    const server = await handle.exec(["python3", "-m", "http.server", String(guestPort), "--bind", "127.0.0.1", "--directory", `/root/www-${commChannel}`]);
+    await handle.writeFile(`${GUEST_HOME}/www-${commChannel}/index.txt`, `hello over ${commChannel}\n`);
+    const server = await handle.exec(["python3", "-m", "http.server", String(guestPort), "--bind", "127.0.0.1", "--directory", `${GUEST_HOME}/www-${commChannel}`]);
     server.stdout.resume();
     server.stderr.resume();
     try {
@@ -308,10 +309,10 @@ describe("the OpenSSH client", () => {
     expect(ssh.stdout.toString()).toBe("Linux\n");
     const dir = mkdtempSync(join(tmpdir(), "smolvm-scp-"));
     writeFileSync(join(dir, "up.txt"), "via scp\n");
-    const up = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), join(dir, "up.txt"), "root@127.0.0.1:/root/up.txt"]);
+    const up = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), join(dir, "up.txt"), `root@127.0.0.1:${GUEST_HOME}/up.txt`]);
     expect(up.exitCode).toBe(0);
-    expect((await vm.run("cat /root/up.txt")).stdout).toBe("via scp\n");
-    const down = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), "root@127.0.0.1:/root/up.txt", join(dir, "down.txt")]);
+    expect((await vm.run(`cat ${GUEST_HOME}/up.txt`)).stdout).toBe("via scp\n");
+    const down = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), `root@127.0.0.1:${GUEST_HOME}/up.txt`, join(dir, "down.txt")]);
     expect(down.exitCode).toBe(0);
     expect(readFileSync(join(dir, "down.txt"), "utf8")).toBe("via scp\n");
   });
@@ -437,7 +438,7 @@ describe("restart", () => {
     } finally {
       handle.close();
     }
-    expect((await runCli(["ssh", NAME, "--", "cat", "/root/up.txt"])).stdout).toBe("via scp\n");
+    expect((await runCli(["ssh", NAME, "--", "cat", `${GUEST_HOME}/up.txt`])).stdout).toBe("via scp\n");
   });
 });
 
