@@ -2,9 +2,12 @@
 /**
  * smolvm's command line. This entry is kept tiny on purpose: the two commands people run most
  * to see whether the tool works, `--help` and `--version`, are answered from text a compiled
- * binary carries (captured by scripts/build.ts), before any other module loads. Everything else
+ * binary carries (captured by scripts/build.ts), before any other module but the tiny
+ * `cmd/stdio.ts` loads (and without `process.stdout`, whose set-up costs ~20 ms). Everything else
  * goes to `cmd/cli.ts`, and command groups load their heavy dependencies only when they run.
  */
+
+import { printOut } from "./cmd/stdio.ts";
 
 /** `smolvm --help` as commander renders it and `smolvm --version`'s line, baked in at build time. */
 declare const SMOLVM_ROOT_HELP: string | undefined;
@@ -13,24 +16,15 @@ declare const SMOLVM_VERSION_LINE: string | undefined;
 export async function main(argv: string[]): Promise<number> {
   const only = argv.length === 1 ? argv[0] : undefined;
   if (typeof SMOLVM_VERSION_LINE === "string" && (only === "--version" || only === "-V")) {
-    printBaked(SMOLVM_VERSION_LINE);
+    printOut(SMOLVM_VERSION_LINE);
     return 0;
   }
   if (typeof SMOLVM_ROOT_HELP === "string" && (argv.length === 0 || only === "--help" || only === "-h")) {
-    printBaked(SMOLVM_ROOT_HELP);
+    printOut(SMOLVM_ROOT_HELP);
     return 0;
   }
   const { runCli } = await import("./cmd/cli.ts");
   return runCli(argv);
-}
-
-/**
- * console.log, not process.stdout.write: the first touch of `process.stdout` builds a Node
- * stream, which costs more than the rest of the start-up together (~20-30 ms); Bun's console
- * writes straight to fd 1 and flushes before exit.
- */
-function printBaked(text: string): void {
-  console.log(text.endsWith("\n") ? text.slice(0, -1) : text);
 }
 
 if (import.meta.main) {

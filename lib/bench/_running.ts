@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentClient } from "../agent/client.ts";
+import { runHostChecked } from "../host/process.ts";
 import { selfCommand } from "../host/self.ts";
 import type { SmolVM } from "../smolvm.ts";
 import type { Collector } from "./_collect.ts";
@@ -174,10 +175,10 @@ async function bareRuntimeCommand(scratchDir: string): Promise<TimedCommand> {
   await writeFile(script, "");
   if (typeof SMOLVM_BUILD_TARGET === "string") {
     const program = join(scratchDir, "empty-program");
-    await timedProcess({
-      file: process.execPath,
-      args: ["build", "--compile", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", script, "--outfile", program],
-      env: { BUN_BE_BUN: "1" },
+    await runHostChecked(process.execPath, ["build", "--compile", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", script, "--outfile", program], {
+      env: { ...process.env, BUN_BE_BUN: "1" },
+      timeoutMs: 120_000,
+      action: "Cannot compile the empty program for the runtime floor",
     });
     return { file: program, args: [], env: {}, describe: "an empty program compiled by this executable's Bun (BUN_BE_BUN=1 smolvm build --compile)" };
   }
