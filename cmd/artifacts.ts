@@ -11,6 +11,7 @@ export function registerArtifacts(program: Command): void {
     .command("build")
     .description("build the guest kernel into the cache (about 10 minutes; cached by config hash)")
     .addOption(ARCH_OPTION())
+    .option("--source <tarball>", "a Linux source tarball of your choosing (default: Debian's linux-source package, verified by dpkg)")
     .option("--force", "rebuild even when cached")
     .option("--json", "print JSON")
     .action(
@@ -19,6 +20,7 @@ export function registerArtifacts(program: Command): void {
         const progress = new Progress(options.json === true);
         const info = await buildKernel({
           ...(options.arch === undefined ? {} : { arch: options.arch }),
+          ...(options.source === undefined ? {} : { source: options.source }),
           force: options.force === true,
           onProgress: (p) => progress.update(`kernel: ${p.message}`, p.fraction),
         }).finally(() => progress.done());

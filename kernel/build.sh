@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Builds the smolvm guest kernel from a Linux source tarball.
 #
-#   kernel/build.sh --arch x86_64|aarch64 --source linux.tar.xz --out DIR [--jobs N]
+#   kernel/build.sh --arch x86_64|aarch64 --source linux.tar.xz --out DIR [--jobs N] [--config-only]
 #
-# DIR receives `vmlinux` (x86_64, PVH entry) or `Image` (aarch64) and `config`. The caller
+# --config-only stops once the configuration is made and checked (the fresh-host check runs
+# that much to prove the host's packages can configure a kernel). Otherwise DIR receives `vmlinux` (x86_64, PVH entry) or `Image` (aarch64) and `config`. The caller
 # (`smolvm kernel build`) picks DIR from a hash of the inputs and renames it into the cache, so
 # this script never has to decide whether a build is current.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-arch="" source="" out="" jobs=$(nproc)
+arch="" source="" out="" jobs=$(nproc) config_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --source) source=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --config-only) config_only=1; shift ;;
     *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 [ -n "$arch" ] && [ -n "$source" ] && [ -n "$out" ] || {
-  echo "usage: build.sh --arch x86_64|aarch64 --source TARBALL --out DIR [--jobs N]" >&2; exit 2; }
+  echo "usage: build.sh --arch x86_64|aarch64 --source TARBALL --out DIR [--jobs N] [--config-only]" >&2; exit 2; }
 
 case "$arch" in
   x86_64) karch=x86_64; fragment=x86_64.config; target=vmlinux; artifact=vmlinux; cross="" ;;
@@ -60,6 +62,12 @@ while IFS= read -r line; do
   fi
 done < <(cat "$here/config/common.config" "$here/config/$fragment")
 [ "$missing" = 0 ] || { echo "build.sh: the kernel config is incomplete (see above)" >&2; exit 1; }
+if [ "$config_only" = 1 ]; then
+  cp "$src/.config" "$out/config"
+  rm -rf "$src"
+  echo "==> configured: $out/config"
+  exit 0
+fi
 
 echo "==> building $target with $jobs jobs"
 mk -j"$jobs" "$target"

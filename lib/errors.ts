@@ -9,6 +9,7 @@
  * Subclasses exist only where a caller will branch on them. Anything else is a plain
  * `SmolError` with a specific code.
  */
+import { paths } from "./paths.ts";
 
 export const ERROR_CODES = [
   "INVALID_INPUT",
@@ -25,6 +26,8 @@ export const ERROR_CODES = [
   "STATE_CORRUPT",
   "RESOURCE_EXHAUSTED",
   "IO_ERROR",
+  /** A file does not match what vouches for it: a checksum, a signature, dpkg's record. */
+  "INTEGRITY_FAILED",
   "INTERNAL",
 ] as const;
 
@@ -127,7 +130,7 @@ export function toSmolError(error: unknown): SmolError {
   const message = error instanceof Error ? error.message : String(error);
   return new SmolError("INTERNAL", `Unexpected failure: ${message}`, {
     cause: error,
-    hint: "this is a bug in smolvm; the stack trace is in ~/.smolvm/smolvm.log, please include it in a report",
+    hint: `this is a bug in smolvm; the stack trace is in ${paths.logFile()}, please include it in a report`,
   });
 }
 

@@ -16,8 +16,8 @@ import { CommandFailedError, SmolError } from "../errors.ts";
 import { exists, buildInto, withLock } from "../images/cache-lock.ts";
 import { runLogged } from "../images/run-logged.ts";
 import { hostGuestArch, type GuestArch } from "./arch.ts";
-import { KERNEL_BUILDER_VERSION, kernelDirName, kernelInputs, kernelKey } from "./recipe.ts";
-import { DEBIAN_SOURCE_PATH, describePin, verifySource } from "./source.ts";
+import { KERNEL_BUILDER_VERSION, kernelDirName, kernelInputs, kernelKey, recipeKey } from "./recipe.ts";
+import { resolveKernelSource } from "./source.ts";
 import { findKernel, readKernelManifest, type KernelInfo, type KernelManifest } from "./cache.ts";
 
 export type KernelBuildPhase = "verify" | "wait" | "extract" | "configure" | "compile" | "install" | "done";
@@ -33,7 +33,7 @@ export interface KernelProgress {
 
 export interface BuildKernelOptions {
   arch?: GuestArch;
-  /** A Linux source tarball; default the Debian package's. It must match a pinned checksum. */
+  /** A Linux source tarball of the user's choosing; default the Debian package's, verified by dpkg. */
   source?: string;
   /** Parallel make jobs; default the number of CPUs. */
   jobs?: number;
@@ -55,12 +55,11 @@ const KBUILD_LINE = /^\s{2}[A-Z][A-Z0-9_]*\s+\S/;
 export async function buildKernel(options: BuildKernelOptions = {}): Promise<KernelInfo> {
   const arch = options.arch ?? hostGuestArch();
   const progress = options.onProgress ?? (() => {});
-  const sourcePath = options.source ?? DEBIAN_SOURCE_PATH;
 
-  progress({ phase: "verify", message: `checking ${sourcePath}`, fraction: 0 });
-  const source = await verifySource(sourcePath);
+  progress({ phase: "verify", message: `checking ${options.source ?? "the kernel source package"}`, fraction: 0 });
+  const source = await resolveKernelSource(options.source);
   const inputs = kernelInputs(arch);
-  const key = kernelKey(inputs, source.sha256);
+  const key = kernelKey(inputs, source.id);
   const dirName = kernelDirName(arch, key);
   const finalDir = join(paths.kernelsDir(), dirName);
   const artifactPath = join(finalDir, inputs.artifact);
@@ -73,7 +72,7 @@ export async function buildKernel(options: BuildKernelOptions = {}): Promise<Ker
     const started = Date.now();
     const logPath = join(paths.kernelsDir(), ".logs", `${dirName}.log`);
     await mkdir(dirname(logPath), { recursive: true });
-    await writeFile(logPath, `smolvm kernel build ${dirName} from ${describePin(source.pin)} (${source.sha256})\n`);
+    await writeFile(logPath, `smolvm kernel build ${dirName} from ${source.description}\n`);
     try {
       await buildInto(paths.kernelsDir(), dirName, finalDir, { replace: options.force === true }, async (tempDir) => {
         const recipeDir = join(tempDir, "recipe");
@@ -113,8 +112,13 @@ export async function buildKernel(options: BuildKernelOptions = {}): Promise<Ker
         const manifest: KernelManifest = {
           arch,
           key,
+          recipeKey: recipeKey(inputs),
           artifact: inputs.artifact,
-          source: { sha256: source.sha256, description: describePin(source.pin) },
+          source: {
+            id: source.id,
+            description: source.description,
+            ...(source.package === undefined ? {} : { package: source.package, version: source.version }),
+          },
           builderVersion: KERNEL_BUILDER_VERSION,
           builtAt: new Date().toISOString(),
           buildSeconds: Math.round((Date.now() - started) / 1000),

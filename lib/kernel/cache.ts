@@ -1,7 +1,8 @@
 /**
  * Reading the kernel cache: which kernels are built, and which one the current recipe wants.
- * Finding a kernel never reads the source tarball: the key is computed for every pinned source
- * checksum and the first one built wins.
+ * Finding a kernel never reads the source or asks dpkg: any build of the current recipe (same
+ * build script, config fragments and builder version) will do, the newest first, whichever
+ * Debian version of the source it came from. A newer source is built by `smolvm kernel build`.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,14 +11,20 @@ import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
 import { exists } from "../images/cache-lock.ts";
 import { GUEST_ARCHES, hostGuestArch, type GuestArch } from "./arch.ts";
-import { kernelDirName, kernelInputs, kernelKey } from "./recipe.ts";
-import { knownSourcePins } from "./source.ts";
+import { kernelInputs, recipeKey } from "./recipe.ts";
 
 const manifestSchema = z.object({
   arch: z.enum(GUEST_ARCHES),
   key: z.string(),
+  /** The recipe's own key (recipe.ts): equal for every source version built with this recipe. */
+  recipeKey: z.string(),
   artifact: z.enum(["vmlinux", "Image"]),
-  source: z.object({ sha256: z.string(), description: z.string() }),
+  source: z.object({
+    id: z.string(),
+    description: z.string(),
+    package: z.optional(z.string()),
+    version: z.optional(z.string()),
+  }),
   builderVersion: z.number(),
   builtAt: z.string(),
   buildSeconds: z.number(),
@@ -38,11 +45,6 @@ export interface KernelInfo extends KernelManifest {
   current: boolean;
 }
 
-function currentKeys(arch: GuestArch): string[] {
-  const inputs = kernelInputs(arch);
-  return knownSourcePins().map((pin) => kernelKey(inputs, pin.sha256));
-}
-
 export async function readKernelManifest(dir: string): Promise<KernelInfo> {
   let manifest: KernelManifest;
   try {
@@ -59,18 +61,14 @@ export async function readKernelManifest(dir: string): Promise<KernelInfo> {
     path: join(dir, manifest.artifact),
     configPath: join(dir, "config"),
     logPath: join(dir, "build.log"),
-    current: currentKeys(manifest.arch).includes(manifest.key),
+    current: manifest.recipeKey === recipeKey(kernelInputs(manifest.arch)),
   };
 }
 
-/** The cached kernel image for `arch` built from the current recipe, if there is one. */
+/** The cached kernel image for `arch` built from the current recipe (the newest), if there is one. */
 export async function findKernel(arch: GuestArch = hostGuestArch()): Promise<string | undefined> {
-  const { artifact } = kernelInputs(arch);
-  for (const key of currentKeys(arch)) {
-    const path = join(paths.kernelsDir(), kernelDirName(arch, key), artifact);
-    if (await exists(path)) return path;
-  }
-  return undefined;
+  const newest = (await listKernels()).find((kernel) => kernel.arch === arch && kernel.current);
+  return newest === undefined || !(await exists(newest.path)) ? undefined : newest.path;
 }
 
 /** Every kernel in the cache, current and stale, newest first. */

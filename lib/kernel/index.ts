@@ -1,5 +1,5 @@
 /**
- * The guest kernel: pinned source, cached builds, and the command line it boots with.
+ * The guest kernel: its verified source, cached builds, and the command line it boots with.
  */
 export { GUEST_ARCHES, debianArch, hostGuestArch, parseGuestArch, type GuestArch } from "./arch.ts";
 export { buildKernel, ensureKernel, type BuildKernelOptions, type KernelBuildPhase, type KernelProgress } from "./build.ts";
@@ -11,11 +11,11 @@ export {
   type KernelCmdlineOptions,
 } from "./cmdline.ts";
 export {
-  DEBIAN_SOURCE_PATH,
-  DEBIAN_SOURCE_PINS,
-  KERNEL_ORG_SOURCE_PIN,
-  verifySource,
-  type SourcePin,
-  type VerifiedSource,
+  customSource,
+  debianSourcePath,
+  KERNEL_SOURCE_PACKAGE,
+  resolveKernelSource,
+  verifyDebianSource,
+  type KernelSource,
 } from "./source.ts";
-export { kernelKey, kernelInputs } from "./recipe.ts";
+export { kernelKey, kernelInputs, recipeKey } from "./recipe.ts";

@@ -10,7 +10,7 @@ import arm64Config from "../../kernel/config/arm64.config" with { type: "text" }
 import type { GuestArch } from "./arch.ts";
 
 /** Bump when the way a build dir is produced changes without any input file changing. */
-export const KERNEL_BUILDER_VERSION = 1;
+export const KERNEL_BUILDER_VERSION = 2;
 
 export interface KernelInputs {
   arch: GuestArch;
@@ -35,15 +35,27 @@ function sha256(text: string): string {
 }
 
 /**
- * The full cache key: a hash over the builder version, arch, source checksum and each recipe
- * file's checksum, written as lines so it can be reproduced with sha256sum:
+ * The recipe's own key: a hash over the builder version, arch and each recipe file's checksum,
+ * written as lines so it can be reproduced with sha256sum:
  *
- *   smolvm-kernel/1 \n arch=x86_64 \n source-sha256=<sha> \n build.sh <sha> \n config/... <sha>
+ *   smolvm-kernel/2 \n arch=x86_64 \n build.sh <sha> \n config/... <sha>
+ *
+ * Every build of this recipe, from whichever source version, shares it.
  */
-export function kernelKey(inputs: KernelInputs, sourceSha256: string): string {
-  let text = `smolvm-kernel/${KERNEL_BUILDER_VERSION}\narch=${inputs.arch}\nsource-sha256=${sourceSha256}\n`;
+export function recipeKey(inputs: KernelInputs): string {
+  let text = `smolvm-kernel/${KERNEL_BUILDER_VERSION}\narch=${inputs.arch}\n`;
   for (const name of Object.keys(inputs.files).sort()) text += `${name} ${sha256(inputs.files[name]!)}\n`;
   return sha256(text);
+}
+
+/**
+ * The full cache key: the recipe key plus the source's identity (`debian:linux-source-6.12=
+ * 6.12.117-1~deb12u1`, or `sha256:<hex>` for a tarball given by path):
+ *
+ *   sha256("<recipe key>\nsource=<id>\n")
+ */
+export function kernelKey(inputs: KernelInputs, sourceId: string): string {
+  return sha256(`${recipeKey(inputs)}\nsource=${sourceId}\n`);
 }
 
 /** Directory name of a build inside the kernels cache: readable arch plus a short key. */

@@ -1,126 +1,117 @@
 /**
- * The pinned Linux source the guest kernel is built from, and its verification.
+ * The Linux source the guest kernel is built from, and why it can be trusted.
  *
- * The primary source is Debian's `linux-source-6.1` package, which drops the (Debian-patched)
- * tree at /usr/src/linux-source-6.1.tar.xz. Debian replaces that package with each bookworm
- * point release and the mirror keeps only the newest few, so more than one version is pinned:
- * every accepted tarball is named here with its SHA-256, and a tarball with any other checksum
- * is refused rather than built.
+ * The source is Debian's `linux-source-6.12` package, which installs the (Debian-patched) tree
+ * as /usr/src/linux-source-6.12.tar.xz. Trust comes from apt's signed chain, not from a list of
+ * tarball hashes kept by hand: apt checks each .deb against the Release file's signature, dpkg
+ * records the checksum of every file it unpacks, and `dpkg --verify` compares the file on disk
+ * with that record. So any version Debian ships is accepted (its point and security releases
+ * replace the package every few weeks and drop old ones from the mirror, which broke every pin),
+ * and a tarball dpkg says was modified is refused.
  *
- * Hosts without Debian packages would use a kernel.org tarball. Its checksum could not be
- * verified from the machines this was written on (kernel.org is unreachable there), so the
- * fallback is described but refuses to run until a verified SHA-256 is recorded below.
+ * The package name and version are the source's identity in the kernel's cache key and
+ * manifest. A tarball given by path (`smolvm kernel build --source FILE`) is the user's own
+ * choice: it is identified by its SHA-256, and nothing vouches for it.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { NotFoundError, SmolError } from "../errors.ts";
+import { KERNEL_SOURCE_PACKAGE } from "../host/packages.ts";
+import { runHost } from "../host/process.ts";
 
-export const DEBIAN_SOURCE_PATH = "/usr/src/linux-source-6.1.tar.xz";
+export { KERNEL_SOURCE_PACKAGE };
 
-export interface DebianSourcePin {
-  kind: "debian";
-  package: "linux-source-6.1";
-  /** The Debian package version (`dpkg-query -W linux-source-6.1`). */
-  version: string;
-  sha256: string;
+export interface KernelSource {
+  path: string;
+  /** What goes into the cache key: `debian:<package>=<version>` or `sha256:<hex>`. */
+  id: string;
+  /** For people: `Debian linux-source-6.12 6.12.117-1~deb12u1`. */
+  description: string;
+  package?: string;
+  version?: string;
 }
 
-export interface KernelOrgSourcePin {
-  kind: "kernel.org";
-  version: string;
-  url: string;
-  /** `undefined` until someone records a checksum verified against kernel.org's signed list. */
-  sha256: string | undefined;
+export interface DebianSourceOptions {
+  package?: string;
+  /** A root directory whose dpkg database and files are checked instead of `/` (tests). */
+  root?: string;
 }
 
-/** Accepted Debian tarballs, newest first. */
-export const DEBIAN_SOURCE_PINS: readonly DebianSourcePin[] = [
-  {
-    kind: "debian",
-    package: "linux-source-6.1",
-    version: "6.1.192-2",
-    sha256: "4d415b3d364834fd818270e88813e90323bbfce4f519a0e6bd4940ddcd7df693",
-  },
-  {
-    kind: "debian",
-    package: "linux-source-6.1",
-    version: "6.1.176-1",
-    sha256: "78cb82f50374e337d973c32ebf60d16e162589e45032db30f7a0d5295272de5e",
-  },
-];
+/** Where a Debian linux-source package puts its tarball, relative to the root. */
+export function debianSourcePath(pkg: string = KERNEL_SOURCE_PACKAGE): string {
+  return `/usr/src/${pkg}.tar.xz`;
+}
+
+function installHint(pkg: string): string {
+  return `install it: apt-get install -y ${pkg} (or run \`smolvm setup\`)`;
+}
 
 /**
- * TODO: record the SHA-256 of this tarball from https://cdn.kernel.org/pub/linux/kernel/v6.x/
- * sha256sums.asc (checking its signature) before enabling the fallback.
+ * The installed Debian kernel source, verified by dpkg. Throws NotFoundError (with the exact
+ * apt-get line) when the package or its tarball is missing, and INTEGRITY_FAILED when dpkg says
+ * the tarball is not the file the package installed.
  */
-export const KERNEL_ORG_SOURCE_PIN: KernelOrgSourcePin = {
-  kind: "kernel.org",
-  version: "6.1.176",
-  url: "https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.1.176.tar.xz",
-  sha256: undefined,
-};
+export async function verifyDebianSource(options: DebianSourceOptions = {}): Promise<KernelSource> {
+  const pkg = options.package ?? KERNEL_SOURCE_PACKAGE;
+  const rootArgs = options.root === undefined ? [] : [`--root=${options.root}`];
+  const relative = debianSourcePath(pkg);
+  const path = options.root === undefined ? relative : `${options.root}${relative}`;
 
-export type SourcePin = DebianSourcePin | KernelOrgSourcePin;
-
-/** A source tarball on disk whose checksum matched a pin. */
-export interface VerifiedSource {
-  path: string;
-  sha256: string;
-  pin: SourcePin;
+  const query = await runHost("dpkg-query", [...rootArgs, "-W", "-f=${db:Status-Status}\\t${Version}\\n", pkg], { timeoutMs: 30_000 });
+  const [status, version] = query.stdout.trim().split("\t");
+  if (query.code !== 0 || status !== "installed" || !version) {
+    throw new NotFoundError(`Cannot build the kernel: the Linux source package "${pkg}" is not installed`, {
+      hint: installHint(pkg),
+      details: { package: pkg, status: status ?? null },
+    });
+  }
+  const verify = await runHost("dpkg", [...rootArgs, "--verify", pkg], { timeoutMs: 120_000 });
+  // bookworm's dpkg exits 0 even when it reports problems: its output is the verdict. Each
+  // line is `<flags> [c] <path>`, or `missing <path>`.
+  const problem = verify.stdout.split("\n").find((line) => line.trimEnd().endsWith(relative));
+  if (problem?.startsWith("missing")) {
+    throw new NotFoundError(`Cannot build the kernel: "${path}" is missing although "${pkg}" is installed`, {
+      hint: `reinstall it: apt-get install --reinstall -y ${pkg}`,
+      details: { package: pkg, version, path },
+    });
+  }
+  if (problem !== undefined || verify.code !== 0) {
+    throw new SmolError("INTEGRITY_FAILED", `Cannot build the kernel: "${path}" is not the file ${pkg} ${version} installed (dpkg --verify: ${(problem ?? verify.stderr).trim()})`, {
+      hint: `restore it: apt-get install --reinstall -y ${pkg}`,
+      details: { package: pkg, version, path },
+    });
+  }
+  try {
+    if (!(await stat(path)).isFile()) throw new Error("not a regular file");
+  } catch (cause) {
+    throw new NotFoundError(`Cannot build the kernel: "${path}" is not a file`, { cause, hint: `reinstall it: apt-get install --reinstall -y ${pkg}` });
+  }
+  return { path, id: `debian:${pkg}=${version}`, description: `Debian ${pkg} ${version}`, package: pkg, version };
 }
 
-/** SHA-256 of a file, streamed (the tarball is ~140 MB). */
+/** SHA-256 of a file, streamed (a kernel tarball is ~150 MB). */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest("hex");
 }
 
-/** Every pin a tarball may match, in preference order. */
-export function knownSourcePins(): Array<SourcePin & { sha256: string }> {
-  const pins: Array<SourcePin & { sha256: string }> = [...DEBIAN_SOURCE_PINS];
-  const fallback = KERNEL_ORG_SOURCE_PIN;
-  if (fallback.sha256 !== undefined) pins.push({ ...fallback, sha256: fallback.sha256 });
-  return pins;
-}
-
-function describePin(pin: SourcePin): string {
-  return pin.kind === "debian" ? `Debian ${pin.package} ${pin.version}` : `kernel.org linux-${pin.version}`;
-}
-
-/**
- * Checks that `path` exists and matches a pinned checksum.
- *
- * Throws NotFoundError when the file is missing and a SmolError (code IO_ERROR) naming the
- * actual and accepted checksums when it differs.
- */
-export async function verifySource(path: string = DEBIAN_SOURCE_PATH): Promise<VerifiedSource> {
+/** A tarball the user named: identified by its checksum, vouched for by nobody but them. */
+export async function customSource(path: string): Promise<KernelSource> {
   try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new Error("not a regular file");
+    if (!(await stat(path)).isFile()) throw new Error("not a regular file");
   } catch (cause) {
-    throw new NotFoundError(`Cannot build the kernel: the Linux source "${path}" is missing`, {
+    throw new NotFoundError(`Cannot build the kernel: the Linux source "${path}" does not exist`, {
       cause,
-      hint: "install it with `apt-get install linux-source-6.1` (or run `smolvm setup`)",
-      details: { path },
+      hint: "name a Linux source tarball (.tar.xz), or leave --source out to use Debian's package",
     });
   }
   const sha256 = await sha256File(path);
-  const pin = knownSourcePins().find((p) => p.sha256 === sha256);
-  if (!pin) {
-    const accepted = knownSourcePins().map((p) => `${describePin(p)} (${p.sha256})`).join(", ");
-    throw new SmolError(
-      "IO_ERROR",
-      `Cannot build the kernel: the Linux source "${path}" has SHA-256 ${sha256}, which matches no pinned version`,
-      {
-        hint: `accepted: ${accepted}; reinstall with \`apt-get install --reinstall linux-source-6.1\`, ` +
-          "or record the new version's checksum in lib/kernel/source.ts after checking it",
-        details: { path, sha256, accepted: knownSourcePins().map((p) => p.sha256) },
-      },
-    );
-  }
-  return { path, sha256, pin };
+  return { path, id: `sha256:${sha256}`, description: `${path} (sha256 ${sha256.slice(0, 16)}...)` };
 }
 
-export { describePin };
+/** The source to build from: the named tarball, else the Debian package's, verified. */
+export function resolveKernelSource(path?: string): Promise<KernelSource> {
+  return path === undefined ? verifyDebianSource() : customSource(path);
+}
