@@ -25,7 +25,14 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .option("--boot-timeout <seconds>", "give up on a boot after this long", integer("--boot-timeout"))
     .option("--kernel <path>", "boot this kernel instead of the cached build")
     .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image")
-    .option("--boot-args <args>", "extra kernel command-line arguments");
+    .option("--boot-args <args>", "extra kernel command-line arguments")
+    .addOption(accelOption());
+}
+
+/** `--accel`: hardware acceleration, or software emulation, for the boot. */
+export function accelOption() {
+  return new Option("--accel <accel>", "auto (KVM once proven, HVF on macOS, else software emulation), kvm, hvf or tcg; default SMOLVM_ACCEL, else auto")
+    .choices(["auto", "kvm", "hvf", "tcg"] as const);
 }
 
 export interface SandboxOptionValues {
@@ -37,6 +44,7 @@ export interface SandboxOptionValues {
   kernel?: string;
   rootfs?: string;
   bootArgs?: string;
+  accel?: "auto" | "kvm" | "hvf" | "tcg";
 }
 
 export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
@@ -49,6 +57,7 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.kernel !== undefined) config.kernelPath = options.kernel;
   if (options.rootfs !== undefined) config.rootfsPath = options.rootfs;
   if (options.bootArgs !== undefined) config.bootArgs = options.bootArgs;
+  if (options.accel !== undefined) config.accel = options.accel;
   return config;
 }
 

@@ -1,7 +1,7 @@
 /** Sandbox lifecycle: create, start, stop, delete, info, logs. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
-import { commChannelFrom, commChannelOption, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { accelOption, commChannelFrom, commChannelOption, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { table } from "./output.ts";
 import { progressReporter } from "./progress.ts";
 
@@ -31,12 +31,13 @@ export function registerSandbox(program: Command): void {
     .command("start")
     .description("boot a stopped sandbox")
     .addArgument(new Argument("<sandbox>", "name or id"))
+    .addOption(accelOption())
     .option("--json", "print JSON")
     .action(
-      action("start", async (out, name, _options) => {
+      action("start", async (out, name, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
         const vm = await SmolVM.fromId(name);
-        await vm.start();
+        await vm.start(options.accel === undefined ? {} : { accel: options.accel });
         const info = await vm.info();
         out.result(info, () => `started ${info.name}`);
       }),

@@ -39,11 +39,14 @@ export const DISK_MODES = ["isolated", "shared"] as const;
 export const NETWORK_MODES = ["user", "tap", "none"] as const;
 export const BACKENDS = ["auto", "qemu", "firecracker"] as const;
 export const CHANNELS = ["auto", "ssh", "vsock"] as const;
+/** Hardware acceleration: auto (proven KVM, HVF, else software emulation) or one forced. */
+export const ACCELS = ["auto", "kvm", "hvf", "tcg"] as const;
 
 export type DiskMode = (typeof DISK_MODES)[number];
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 export type BackendChoice = (typeof BACKENDS)[number];
 export type ChannelChoice = (typeof CHANNELS)[number];
+export type AccelChoice = (typeof ACCELS)[number];
 
 export const DEFAULT_IMAGE = "debian";
 
@@ -69,6 +72,8 @@ export const vmConfigSchema = z.strictObject({
   network: z._default(oneOf(NETWORK_MODES), "user"),
   backend: z._default(oneOf(BACKENDS), "auto"),
   channel: z._default(oneOf(CHANNELS), "auto"),
+  /** `auto` defers to SMOLVM_ACCEL, then to what the host proves it can run. */
+  accel: z._default(oneOf(ACCELS), "auto"),
   env: z._default(z.record(envKeySchema, envValueSchema), {}),
   bootTimeoutMs: z._default(intRange(1_000, 3_600_000, "ms"), 30_000),
 });

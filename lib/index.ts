@@ -10,3 +10,4 @@ export type { GetFileOptions, PutFileOptions, TransferProgress, TransferResult, 
 export type { PortForwardInfo } from "./sandbox/ports.ts";
 export type { ReadFileHandle } from "./agent/types.ts";
 export type { CommChannel } from "./channels/types.ts";
+export type { StartOptions } from "./sandbox/lifecycle.ts";

@@ -16,7 +16,7 @@ import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
 import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
 import { checkGuestPort, checkHostPort, type PortForwardInfo } from "./sandbox/ports.ts";
 import { reconcile, summarize, type SandboxSummary } from "./sandboxes.ts";
-import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, type CreateOptions } from "./sandbox/lifecycle.ts";
+import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, type CreateOptions, type StartOptions } from "./sandbox/lifecycle.ts";
 import { withStore } from "./state/vms.ts";
 import type { PrepareProgress } from "./sandbox/artifacts.ts";
 import { vmFiles } from "./supervisor/layout.ts";
@@ -400,14 +400,15 @@ export class SmolVM {
   }
 
   /**
-   * Boots a stopped sandbox again, with the disk and env it had.
+   * Boots a stopped sandbox again, with the disk and env it had. `accel` overrides the
+   * accelerator for this boot only.
    *
    * ```ts
    * await vm.start();
    * ```
    */
-  async start(): Promise<void> {
-    this.record = await startSandbox(this.record.id);
+  async start(options: StartOptions = {}): Promise<void> {
+    this.record = await startSandbox(this.record.id, options);
   }
 
   /**

@@ -1,14 +1,18 @@
 /**
- * What the host can run a guest with: the accelerator (kvm, hvf or tcg), the host's TSC
+ * What the host can run a guest with: the accelerator (kvm, hvf or tcg; kvm only once proven,
+ * see kvm-probe.ts), the host's TSC
  * frequency (which the kernel needs on its command line under tcg), and the QEMU binary and
  * version for a guest architecture.
  *
  * Every probe is cached for the life of the process: the answers do not change while smolvm runs,
  * and a supervisor or a test suite asks many times.
  */
-import { closeSync, constants, openSync, readFileSync } from "node:fs";
-import { BackendUnavailableError } from "../errors.ts";
+import { ACCELS, type AccelChoice } from "../config.ts";
+import { BackendUnavailableError, InvalidInputError } from "../errors.ts";
 import { runHost, which } from "../host/process.ts";
+import { provenKvm, type KvmProbeOptions, type KvmVerdict } from "./kvm-probe.ts";
+
+export { hostTscKhz, parseCpuinfoTscKhz } from "../host/tsc.ts";
 
 export type GuestArch = "x86_64" | "aarch64";
 export type Accel = "kvm" | "hvf" | "tcg";
@@ -36,56 +40,91 @@ export function hostArch(arch: string = process.arch): GuestArch | undefined {
   return undefined;
 }
 
-export interface AccelProbe {
+
+export interface ResolveAccelOptions {
+  guestArch: GuestArch;
+  /** The explicit choice (`--accel`, SDK `accel`); `auto` defers to SMOLVM_ACCEL, then the host. */
+  requested?: AccelChoice;
+  /** The kernel the KVM proof boots (the sandbox's own). */
+  kernelPath: string;
+  /** Default: the installed QEMU for the guest arch. */
+  qemuBinary?: string;
+  env?: Record<string, string | undefined>;
   platform?: NodeJS.Platform;
   hostArch?: GuestArch | undefined;
-  /** Whether /dev/kvm can be opened read-write; by default it is tried for real. */
-  kvmUsable?: () => { ok: boolean; why: string };
+  /** Default: provenKvm (boots the kernel under KVM once per host boot). */
+  proveKvm?: (options: KvmProbeOptions) => Promise<KvmVerdict>;
+}
+
+function requestedAccel(options: ResolveAccelOptions): { choice: AccelChoice; source: string } {
+  if (options.requested !== undefined && options.requested !== "auto") return { choice: options.requested, source: "--accel" };
+  const fromEnv = (options.env ?? process.env).SMOLVM_ACCEL;
+  if (fromEnv === undefined || fromEnv === "") return { choice: "auto", source: "" };
+  if (!(ACCELS as readonly string[]).includes(fromEnv)) {
+    throw new InvalidInputError(`Cannot choose an accelerator: SMOLVM_ACCEL is "${fromEnv}"`, {
+      hint: `use one of ${ACCELS.join(", ")}, or unset it`,
+    });
+  }
+  return { choice: fromEnv as AccelChoice, source: "SMOLVM_ACCEL" };
 }
 
 /**
- * Picks the accelerator for a guest of `guestArch`: kvm when /dev/kvm opens read-write, hvf on
- * macOS, tcg otherwise (and always for a guest of another architecture than the host's).
+ * The accelerator a guest of `guestArch` runs with. An explicit choice is obeyed or refused
+ * (an explicit kvm that cannot run a guest is an error, not a fallback). `auto` takes hvf on
+ * macOS, kvm on Linux only once a guest has been seen to run under it (kvm-probe.ts), and tcg
+ * otherwise, with the reason QEMU gave.
  */
-export function chooseAccel(guestArch: GuestArch, probe: AccelProbe = {}): AccelInfo {
-  const platform = probe.platform ?? process.platform;
-  const native = "hostArch" in probe ? probe.hostArch : hostArch();
-  if (native !== guestArch) {
-    return { accel: "tcg", reason: `a ${guestArch} guest on a ${native ?? "foreign"} host is emulated` };
+export async function resolveAccel(options: ResolveAccelOptions): Promise<AccelInfo> {
+  const { choice, source } = requestedAccel(options);
+  const platform = options.platform ?? process.platform;
+  const native = "hostArch" in options ? options.hostArch : hostArch();
+  const foreign = native !== options.guestArch;
+  const refuse = (why: string) => new BackendUnavailableError(`Cannot use ${choice} (${source}): ${why}`, {
+    hint: `leave ${source} out (or set it to auto) to let smolvm choose`,
+    details: { requested: choice, guestArch: options.guestArch, platform },
+  });
+  if (choice === "tcg") return { accel: "tcg", reason: `asked for by ${source}` };
+  if (foreign) {
+    if (choice !== "auto") throw refuse(`a ${options.guestArch} guest cannot be accelerated on a ${native ?? "foreign"} host`);
+    return { accel: "tcg", reason: `a ${options.guestArch} guest on a ${native ?? "foreign"} host is emulated` };
   }
-  if (platform === "darwin") return { accel: "hvf", reason: "macOS Hypervisor.framework" };
-  if (platform === "linux") {
-    const kvm = (probe.kvmUsable ?? kvmUsable)();
-    if (kvm.ok) return { accel: "kvm", reason: "/dev/kvm is usable" };
-    return { accel: "tcg", reason: kvm.why };
+  if (choice === "hvf" && platform !== "darwin") throw refuse("Hypervisor.framework exists only on macOS");
+  if (platform === "darwin") {
+    if (choice === "kvm") throw refuse("KVM exists only on Linux");
+    return { accel: "hvf", reason: "macOS Hypervisor.framework" };
   }
-  return { accel: "tcg", reason: `no hardware accelerator is known on ${platform}` };
+  if (platform !== "linux") {
+    if (choice === "kvm") throw refuse(`KVM exists only on Linux, not ${platform}`);
+    return { accel: "tcg", reason: `no hardware accelerator is known on ${platform}` };
+  }
+  const verdict = await (options.proveKvm ?? provenKvm)({
+    arch: options.guestArch,
+    qemuBinary: options.qemuBinary ?? qemuBinary(options.guestArch),
+    kernelPath: options.kernelPath,
+  });
+  if (verdict.usable) return { accel: "kvm", reason: "KVM ran a test guest on this host" };
+  if (choice === "kvm") throw refuse(verdict.reason);
+  return { accel: "tcg", reason: verdict.reason };
 }
 
-function kvmUsable(): { ok: boolean; why: string } {
-  try {
-    closeSync(openSync("/dev/kvm", constants.O_RDWR));
-    return { ok: true, why: "" };
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return { ok: false, why: "/dev/kvm does not exist (no hardware virtualisation here)" };
-    if (code === "EACCES" || code === "EPERM") {
-      return { ok: false, why: "/dev/kvm is not accessible (add your user to group kvm)" };
-    }
-    return { ok: false, why: `/dev/kvm cannot be opened: ${code ?? String(error)}` };
-  }
+const accelCache = new Map<string, Promise<AccelInfo>>();
+let lastResolved: AccelInfo | undefined;
+
+/** The accelerator this process last chose for a guest, for the once-only emulation notice. */
+export function lastAccel(): AccelInfo | undefined {
+  return lastResolved;
 }
 
-const accelCache = new Map<GuestArch, AccelInfo>();
-
-/** chooseAccel for this host, probed once per guest architecture per process. */
-export function detectAccel(guestArch: GuestArch): AccelInfo {
-  let info = accelCache.get(guestArch);
-  if (!info) {
-    info = chooseAccel(guestArch);
-    accelCache.set(guestArch, info);
+/** resolveAccel, once per guest arch, choice and kernel per process. */
+export function accelFor(options: ResolveAccelOptions): Promise<AccelInfo> {
+  const key = `${options.guestArch}:${options.requested ?? "auto"}:${(options.env ?? process.env).SMOLVM_ACCEL ?? ""}:${options.kernelPath}`;
+  let pending = accelCache.get(key);
+  if (!pending) {
+    pending = resolveAccel(options);
+    pending.then((info) => { lastResolved = info; }, () => accelCache.delete(key));
+    accelCache.set(key, pending);
   }
-  return info;
+  return pending;
 }
 
 let noticeGiven = false;
@@ -99,40 +138,6 @@ export function accelNoticeOnce(info: AccelInfo): string | undefined {
   noticeGiven = true;
   return `No hardware acceleration (${info.reason}): the guest runs under QEMU software emulation (tcg), ` +
     "which is several times slower";
-}
-
-/**
- * The TSC frequency in kHz from the text of /proc/cpuinfo: the first `cpu MHz` line, times
- * 1000, rounded. Undefined when there is none (aarch64 hosts have no such line).
- */
-export function parseCpuinfoTscKhz(cpuinfo: string): number | undefined {
-  const match = /^cpu MHz\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$/m.exec(cpuinfo);
-  if (!match) return undefined;
-  const khz = Math.round(Number(match[1]) * 1000);
-  return Number.isFinite(khz) && khz > 0 ? khz : undefined;
-}
-
-let tscCache: { khz: number | undefined } | undefined;
-
-/**
- * The host's TSC frequency in kHz, for `tsc_early_khz=` on a tcg guest's kernel command line.
- * The kernel's own exact figure (`tsc_freq_khz` in sysfs, where the host kernel exports it) wins
- * over `cpu MHz` from /proc/cpuinfo. Undefined when neither is readable (non-x86 hosts).
- */
-export function hostTscKhz(): number | undefined {
-  if (tscCache) return tscCache.khz;
-  let khz: number | undefined;
-  try {
-    const exact = Number(readFileSync("/sys/devices/system/cpu/cpu0/tsc_freq_khz", "utf8").trim());
-    if (Number.isInteger(exact) && exact > 0) khz = exact;
-  } catch { /* most kernels do not export it */ }
-  if (khz === undefined) {
-    try {
-      khz = parseCpuinfoTscKhz(readFileSync("/proc/cpuinfo", "utf8"));
-    } catch { /* not Linux */ }
-  }
-  tscCache = { khz };
-  return khz;
 }
 
 /** The QEMU system emulator's program name for a guest architecture. */

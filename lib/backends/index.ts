@@ -34,7 +34,7 @@ export function getBackend(choice: BackendChoice = "auto", env: Record<string, s
   const name = resolveBackendName(choice, env);
   if (name === "firecracker") {
     throw new BackendUnavailableError("Cannot use the Firecracker backend: it is not implemented yet", {
-      hint: "use the QEMU backend (`--backend qemu`, or unset SMOLVM_BACKEND)",
+      hint: "use the QEMU backend: unset SMOLVM_BACKEND, or set it to qemu",
     });
   }
   return qemuBackend;

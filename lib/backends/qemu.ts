@@ -11,8 +11,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BackendUnavailableError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { paths } from "../paths.ts";
-import { type Accel, detectAccel, type GuestArch, qemuBinary, qemuVersion } from "./accel.ts";
+import { type Accel, accelFor, type GuestArch, qemuBinary, qemuVersion } from "./accel.ts";
 import { type HostForward, incomingFromFile, qemuArgs, type QemuSpec } from "./qemu-args.ts";
+import { firstErrorLine } from "./kvm-probe.ts";
 import { QmpClient, type QmpStatus } from "./qmp.ts";
 import type {
   Backend, BackendProbe, DiskRequest, LaunchedVmm, LaunchSpec, PreparedDisk, VmmControl, VmmExit, VmmStatus,
@@ -226,7 +227,7 @@ export function qemuSpecFor(spec: LaunchSpec, accel: Accel): QemuSpec {
 export class QemuBackend implements Backend {
   readonly name = "qemu" as const;
 
-  async probe(arch: GuestArch): Promise<BackendProbe> {
+  async probe(arch: GuestArch, kernelPath: string): Promise<BackendProbe> {
     let binary: string;
     try {
       binary = qemuBinary(arch);
@@ -238,7 +239,7 @@ export class QemuBackend implements Backend {
     }
     try {
       const version = await qemuVersion(binary);
-      const accel = detectAccel(arch);
+      const accel = await accelFor({ guestArch: arch, kernelPath });
       return { ok: true, accel: accel.accel, accelReason: accel.reason, version: version.text };
     } catch (error) {
       return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint };
@@ -264,7 +265,7 @@ export class QemuBackend implements Backend {
   }
 
   async launch(spec: LaunchSpec, options: { timeoutMs?: number } = {}): Promise<LaunchedVmm> {
-    const accel: Accel = spec.accel ?? detectAccel(spec.arch).accel;
+    const accel: Accel = spec.accel ?? (await accelFor({ guestArch: spec.arch, kernelPath: spec.kernelPath })).accel;
     // Sockets left by an earlier QEMU would answer nothing; QEMU recreates them.
     for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
     const qemu = await launchQemu(qemuSpecFor(spec, accel), spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
@@ -291,12 +292,13 @@ export class QemuBackend implements Backend {
     qemu.kill("SIGKILL");
     await qemu.exited;
     for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
-    const tail = tailOf(spec.vmmLogPath, 5);
+    const output = tailOf(spec.vmmLogPath, 30);
     if ("exit" in outcome) {
       const how = outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with status ${outcome.exit.code}`;
-      throw new SmolError("COMMAND_FAILED", `Cannot start QEMU: it ${how}${tail ? `: ${tail.replaceAll("\n", " | ")}` : ""}`, {
+      const line = firstErrorLine(output);
+      throw new SmolError("COMMAND_FAILED", `Cannot start QEMU: it ${how}${line === undefined ? "" : `: ${line}`}`, {
         hint: spec.vmmLogPath ? `see "${spec.vmmLogPath}"` : undefined,
-        details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath },
+        details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath, output },
       });
     }
     throw outcome.error;

@@ -108,7 +108,7 @@ export interface LaunchedVmm {
 export interface Backend {
   readonly name: BackendName;
   /** Whether this host can run a guest of `arch` with this backend, and how. */
-  probe(arch: GuestArch): Promise<BackendProbe>;
+  probe(arch: GuestArch, kernelPath: string): Promise<BackendProbe>;
   prepareDisk(request: DiskRequest): Promise<PreparedDisk>;
   /** Starts the VMM and resolves once its control API answers. */
   launch(spec: LaunchSpec, options?: { timeoutMs?: number }): Promise<LaunchedVmm>;

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { basename, dirname } from "node:path";
-import { detectAccel, qemuBinary, qemuVersion } from "../backends/accel.ts";
+import { accelFor, qemuBinary, qemuVersion } from "../backends/accel.ts";
 import type { GuestArch } from "../kernel/arch.ts";
 import { versionInfo } from "../version.ts";
 import type { Machine } from "./report.ts";
@@ -29,7 +29,7 @@ function readText(path: string): string {
 }
 
 export async function describeMachine(options: { arch: GuestArch; kernelPath: string; imagePath: string; image: string }): Promise<Omit<Machine, "loadAverage">> {
-  const accel = detectAccel(options.arch);
+  const accel = await accelFor({ guestArch: options.arch, kernelPath: options.kernelPath });
   let qemu = "unknown";
   try {
     qemu = (await qemuVersion(qemuBinary(options.arch))).text;

@@ -86,7 +86,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const kernelPath = await ensureKernel(arch, { onProgress: (p) => step(`kernel: ${p.message}`, p.fraction) });
     const image = await ensureImage(o.image, { arch, onProgress: (p) => step(`image ${o.image}: ${p.message}`, p.fraction) });
     const floorImage = await ensureFloorImage({ arch });
-    const probe = await qemuBackend.probe(arch);
+    const probe = await qemuBackend.probe(arch, kernelPath);
     if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
     const config = parseVmConfig({ image: o.image });
     const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };

@@ -4,9 +4,11 @@
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseVmConfig, type VmConfig, type VmConfigInput } from "../config.ts";
+import { parseVmConfig, type AccelChoice, type VmConfig, type VmConfigInput } from "../config.ts";
 import { BackendUnavailableError, NotRunningError, SmolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
+import { logEvent } from "../log.ts";
+import { paths } from "../paths.ts";
 import { vmFiles } from "../supervisor/layout.ts";
 import { spawnSupervisor } from "../supervisor/spawn.ts";
 import { StateStore, withStore, type VmRecord } from "../state/vms.ts";
@@ -24,7 +26,7 @@ function chooseBackend(config: VmConfig): "qemu" {
   const wanted = config.backend === "auto" ? (process.env.SMOLVM_BACKEND ?? "auto") : config.backend;
   if (wanted === "firecracker") {
     throw new BackendUnavailableError("Cannot use the firecracker backend: it is not supported by this build yet", {
-      hint: "use --backend qemu (or auto)",
+      hint: "use the QEMU backend: leave the backend choice out, or set SMOLVM_BACKEND=qemu",
     });
   }
   if (wanted !== "auto" && wanted !== "qemu") {
@@ -53,8 +55,13 @@ export async function createSandbox(input: VmConfigInput = {}, options: CreateOp
   }
 }
 
+export interface StartOptions {
+  /** The accelerator for this boot only; default the sandbox's own choice. */
+  accel?: AccelChoice;
+}
+
 /** Starts the supervisor of a stopped (or failed) sandbox and waits for its agent. */
-export async function startSandbox(idOrName: string): Promise<VmRecord> {
+export async function startSandbox(idOrName: string, options: StartOptions = {}): Promise<VmRecord> {
   const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
   if (vm.status === "running" || vm.status === "paused") return vm;
   if (vm.status === "deleting") {
@@ -62,7 +69,7 @@ export async function startSandbox(idOrName: string): Promise<VmRecord> {
       hint: "create a new one with `smolvm create`",
     });
   }
-  return bootSandbox(vm);
+  return bootSandbox(options.accel === undefined ? vm : { ...vm, config: { ...vm.config, accel: options.accel } });
 }
 
 async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
@@ -82,9 +89,12 @@ async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
     } catch (thrown) {
       const error = toSmolError(thrown);
       withStore((store) => store.updateVm(vm.id, { status: "failed", lastError: `${error.code}: ${error.message}`, vmmPid: null }));
+      // QEMU's log lives in the sandbox's directory, which a failed create removes: its whole
+      // output goes to smolvm's own log first.
+      logEvent("error", `sandbox "${vm.name}" failed to boot`, { sandbox: vm.id, error: error.message, ...(error.details ?? {}) });
       throw new SmolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
         // Not QEMU's own hint: it names files in the sandbox's directory, which a failed create removes.
-        hint: "check the kernel and image it boots (`smolvm kernel list`, `smolvm image list`, or your --kernel/--rootfs) and the host (`smolvm doctor`)",
+        hint: `QEMU's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
         cause: thrown,
       });
     }

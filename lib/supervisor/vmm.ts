@@ -5,7 +5,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { detectAccel, hostTscKhz, type Accel, type GuestArch } from "../backends/accel.ts";
+import { accelFor, hostTscKhz, type Accel, type GuestArch } from "../backends/accel.ts";
 import { qemuBackend } from "../backends/qemu.ts";
 import type { PreparedDisk, VmmControl } from "../backends/types.ts";
 import { pidAlive } from "../host/pids.ts";
@@ -50,7 +50,8 @@ export async function launchVmm(vm: VmRecord, files: VmFiles): Promise<Vmm> {
   const arch = hostGuestArch();
   // Not the backend's full probe: its `qemu -version` costs 110-140 ms on every boot under
   // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
-  const { accel } = detectAccel(arch);
+  // The KVM proof is one boot per host boot, cached.
+  const { accel } = await accelFor({ guestArch: arch, requested: vm.config.accel, kernelPath: vm.config.kernelPath! });
   const disk = await qemuBackend.prepareDisk({
     imagePath: vm.config.rootfsPath!,
     vmDir: files.dir,

@@ -1,38 +1,60 @@
 import { describe, expect, test } from "bun:test";
 import {
-  accelNoticeOnce, chooseAccel, consoleDevice, detectAccel, hostArch, hostTscKhz, parseCpuinfoTscKhz,
+  accelNoticeOnce, consoleDevice, hostArch, hostTscKhz, parseCpuinfoTscKhz, resolveAccel,
   parseQemuVersion, qemuBinary, qemuProgram, qemuVersion,
 } from "../../../lib/backends/accel.ts";
 import { SmolError } from "../../../lib/errors.ts";
 import { which } from "../../../lib/host/process.ts";
 
-const usable = () => ({ ok: true, why: "" });
-const missing = () => ({ ok: false, why: "/dev/kvm does not exist" });
+const works = async () => ({ usable: true as const });
+const aborts = async () => ({ usable: false as const, reason: "QEMU under KVM was killed by SIGABRT: failed to set MSR 0x10a to 0x69" });
+const linux = { platform: "linux" as const, hostArch: "x86_64" as const, kernelPath: "/k/vmlinux", env: {} };
 
-describe("chooseAccel", () => {
-  test("uses kvm on Linux when /dev/kvm opens read-write", () => {
-    expect(chooseAccel("x86_64", { platform: "linux", hostArch: "x86_64", kvmUsable: usable }).accel).toBe("kvm");
+async function refusal(promise: Promise<unknown>): Promise<SmolError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(SmolError);
+  return error as SmolError;
+}
+
+describe("resolveAccel", () => {
+  test("uses kvm on Linux only when a test guest ran under it", async () => {
+    expect((await resolveAccel({ ...linux, guestArch: "x86_64", proveKvm: works })).accel).toBe("kvm");
+    const fallback = await resolveAccel({ ...linux, guestArch: "x86_64", proveKvm: aborts });
+    expect(fallback).toEqual({ accel: "tcg", reason: "QEMU under KVM was killed by SIGABRT: failed to set MSR 0x10a to 0x69" });
   });
 
-  test("falls back to tcg on Linux without a usable /dev/kvm, and says why", () => {
-    const info = chooseAccel("x86_64", { platform: "linux", hostArch: "x86_64", kvmUsable: missing });
-    expect(info).toEqual({ accel: "tcg", reason: "/dev/kvm does not exist" });
+  test("an explicit kvm that cannot run a guest is an error naming the reason, not a fallback", async () => {
+    const error = await refusal(resolveAccel({ ...linux, guestArch: "x86_64", requested: "kvm", proveKvm: aborts }));
+    expect(error.code).toBe("BACKEND_UNAVAILABLE");
+    expect(error.message).toContain("MSR 0x10a");
+    expect(error.message).toContain("--accel");
+    const fromEnv = await refusal(resolveAccel({ ...linux, guestArch: "x86_64", env: { SMOLVM_ACCEL: "kvm" }, proveKvm: aborts }));
+    expect(fromEnv.message).toContain("SMOLVM_ACCEL");
   });
 
-  test("uses hvf on macOS for a native guest", () => {
-    expect(chooseAccel("aarch64", { platform: "darwin", hostArch: "aarch64" }).accel).toBe("hvf");
+  test("tcg when asked for skips the proof; the flag wins over SMOLVM_ACCEL", async () => {
+    const never = async () => { throw new Error("the KVM proof must not run"); };
+    expect((await resolveAccel({ ...linux, guestArch: "x86_64", requested: "tcg", proveKvm: never })).accel).toBe("tcg");
+    expect((await resolveAccel({ ...linux, guestArch: "x86_64", env: { SMOLVM_ACCEL: "tcg" }, proveKvm: never })).accel).toBe("tcg");
+    expect((await resolveAccel({ ...linux, guestArch: "x86_64", env: { SMOLVM_ACCEL: "tcg" }, requested: "kvm", proveKvm: works })).accel).toBe("kvm");
   });
 
-  test("emulates a guest of another architecture with tcg even when kvm is there", () => {
-    expect(chooseAccel("aarch64", { platform: "linux", hostArch: "x86_64", kvmUsable: usable }).accel).toBe("tcg");
-    expect(chooseAccel("x86_64", { platform: "darwin", hostArch: "aarch64" }).accel).toBe("tcg");
+  test("SMOLVM_ACCEL with an unknown value is refused with the accepted ones", async () => {
+    const error = await refusal(resolveAccel({ ...linux, guestArch: "x86_64", env: { SMOLVM_ACCEL: "fast" }, proveKvm: works }));
+    expect(error.code).toBe("INVALID_INPUT");
+    expect(error.hint).toContain("auto, kvm, hvf, tcg");
   });
 
-  test("detectAccel answers for this host and caches the answer", () => {
-    const arch = hostArch() ?? "x86_64";
-    const first = detectAccel(arch);
-    expect(["kvm", "hvf", "tcg"]).toContain(first.accel);
-    expect(detectAccel(arch)).toBe(first);
+  test("hvf on macOS for a native guest; hvf elsewhere and kvm on macOS are refused", async () => {
+    const mac = { platform: "darwin" as const, hostArch: "aarch64" as const, kernelPath: "/k/Image", env: {} };
+    expect((await resolveAccel({ ...mac, guestArch: "aarch64" })).accel).toBe("hvf");
+    expect((await refusal(resolveAccel({ ...mac, guestArch: "aarch64", requested: "kvm" }))).code).toBe("BACKEND_UNAVAILABLE");
+    expect((await refusal(resolveAccel({ ...linux, guestArch: "x86_64", requested: "hvf", proveKvm: works }))).code).toBe("BACKEND_UNAVAILABLE");
+  });
+
+  test("emulates a guest of another architecture with tcg even when kvm works, and refuses to accelerate it", async () => {
+    expect((await resolveAccel({ ...linux, guestArch: "aarch64", proveKvm: works })).accel).toBe("tcg");
+    expect((await refusal(resolveAccel({ ...linux, guestArch: "aarch64", requested: "kvm", proveKvm: works }))).message).toContain("aarch64");
   });
 
   test("the tcg notice is given once per process and never for kvm", () => {

@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { detectAccel, hostTscKhz } from "../../../lib/backends/accel.ts";
+import { accelFor, hostTscKhz } from "../../../lib/backends/accel.ts";
 import { launchQemu, QemuBackend } from "../../../lib/backends/qemu.ts";
 import { QmpClient } from "../../../lib/backends/qmp.ts";
 import type { LaunchedVmm, LaunchSpec, VmmExit } from "../../../lib/backends/types.ts";
@@ -40,6 +40,8 @@ const missing = [
 const skipWhy = kernel.path === undefined ? kernel.why : missing.length ? `missing ${missing.join(", ")}` : undefined;
 if (skipWhy) console.log(`skip: real boot tests: ${skipWhy}`);
 const boots = skipWhy ? describe.skip : describe;
+/** The accelerator a sandbox would get here (KVM only where a guest has been seen to run). */
+const accel = kernel.path === undefined ? "tcg" : (await accelFor({ guestArch: "x86_64", kernelPath: kernel.path })).accel;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -69,7 +71,7 @@ async function markerImage(dir: string): Promise<string> {
 
 /** The production command line (lib/kernel), with /init as PID 1 instead of the agent. */
 function cmdline(): string {
-  const tcg = detectAccel("x86_64").accel === "tcg";
+  const tcg = accel === "tcg";
   return kernelCmdline({ arch: "x86_64", init: "/init", ...(tcg ? { tscKhz: hostTscKhz()! } : {}) });
 }
 
@@ -168,7 +170,7 @@ boots(`real boot (${kernel.why})`, () => {
     }
     console.log(`boot: spawn -> marker median ${median(toMarker).toFixed(0)} ms ` +
       `[${toMarker.map((t) => t.toFixed(0)).join(", ")}], spawn -> QEMU exit median ${median(toExit).toFixed(0)} ms, ` +
-      `guest uptime at /init [${guestUptime.join(", ")}] s (accel ${detectAccel("x86_64").accel})`);
+      `guest uptime at /init [${guestUptime.join(", ")}] s (accel ${accel})`);
   }, TEST_TIMEOUT_MS);
 
   test("a VM launched paused stays silent until resumed, and is controllable over QMP", async () => {
@@ -220,7 +222,7 @@ boots(`real boot (${kernel.why})`, () => {
       const dir = scratchDir(`floor${i}`);
       const started = performance.now();
       const qemu = await launchQemu({
-        arch: "x86_64", accel: detectAccel("x86_64").accel, vcpus: 1, memoryMiB: 256, startPaused: true,
+        arch: "x86_64", accel, vcpus: 1, memoryMiB: 256, startPaused: true,
         ...(kernel.path === undefined ? {} : { kernelPath: kernel.path, cmdline: cmdline() }),
         network: { mode: "user" }, agentSocketPath: join(dir, "agent.sock"), qmpSocketPath: join(dir, "qmp.sock"),
         serialLogPath: join(dir, "console.log"),
