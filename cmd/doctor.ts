@@ -11,8 +11,8 @@ export function registerDoctor(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("doctor", async (out, options) => {
-        const { probeHost } = await import("../lib/host/probe.ts");
-        const { diagnose } = await import("../lib/host/doctor.ts");
+        const { probeHost } = await import("../lib/doctor/probe.ts");
+        const { diagnose } = await import("../lib/doctor/diagnose.ts");
         const facts = await probeHost();
         const diagnosis = diagnose(facts);
         const failing = diagnosis.checks.filter((c) => c.status === "fail" || (options.strict === true && c.status === "warn"));

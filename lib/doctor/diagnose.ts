@@ -3,7 +3,7 @@
  * channel the user will actually get, and what to install. Keeping it pure means every host
  * shape (no KVM, macOS, missing QEMU...) is covered by unit tests without that host.
  */
-import { aptInstallHint, DEBIAN_PACKAGES } from "./packages.ts";
+import { aptInstallHint, DEBIAN_PACKAGES } from "../host/packages.ts";
 import type { HostFacts } from "./probe.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -41,16 +41,23 @@ export function diagnose(facts: HostFacts): Diagnosis {
   }
 
   let accel: Diagnosis["accel"] = "tcg";
+  const kvm = facts.kvm;
   if (linux) {
-    if (facts.kvm.usable) {
-      accel = "kvm";
-      add("kvm", "ok", "/dev/kvm is usable: hardware-accelerated VMs");
-    } else if (facts.kvm.present) {
-      add("kvm", "warn", "/dev/kvm exists but this user cannot open it: QEMU falls back to software emulation, about 10x slower",
-        "add your user to the kvm group (sudo usermod -aG kvm $USER) and log in again");
-    } else {
-      add("kvm", "warn", "no KVM: QEMU will run in software emulation (TCG), about 10x slower",
+    if (!kvm.present) {
+      add("kvm", "warn", "no /dev/kvm: QEMU will run in software emulation (TCG), about 10x slower",
         "enable virtualization (VT-x/AMD-V) in the firmware, or use a host or VM type with nested virtualization");
+    } else if (kvm.openProblem !== undefined) {
+      add("kvm", "warn", `${kvm.openProblem}: QEMU falls back to software emulation, about 10x slower`,
+        "add your user to the kvm group (sudo usermod -aG kvm $USER) and log in again");
+    } else if (kvm.verdict === undefined) {
+      add("kvm", "warn", "/dev/kvm opens, but no guest has been run under it yet: not proven",
+        "`smolvm setup` builds the guest kernel; the first sandbox (or `smolvm doctor` after it) proves KVM");
+    } else if (kvm.verdict.usable) {
+      accel = "kvm";
+      add("kvm", "ok", "KVM ran a test guest: hardware-accelerated VMs");
+    } else {
+      add("kvm", "warn", `present but cannot run a guest: ${kvm.verdict.reason}`,
+        "sandboxes fall back to software emulation; on a cloud VM, pick an instance type with nested virtualization");
     }
   } else if (mac) {
     if (facts.hvf) {
@@ -60,6 +67,13 @@ export function diagnose(facts: HostFacts): Diagnosis {
       add("hvf", "warn", "Hypervisor.framework is not available: QEMU will run in software emulation, about 10x slower");
     }
   }
+  if (facts.accelOverride !== undefined && facts.accelOverride !== "" && facts.accelOverride !== "auto") {
+    const forced = facts.accelOverride;
+    const valid = forced === "kvm" || forced === "hvf" || forced === "tcg";
+    add("accel", valid ? "ok" : "fail", valid ? `SMOLVM_ACCEL=${forced}: every sandbox is told to use ${forced}` : `SMOLVM_ACCEL is "${forced}", which is not an accelerator`,
+      valid ? undefined : "set SMOLVM_ACCEL to auto, kvm, hvf or tcg, or unset it");
+    if (valid) accel = forced;
+  }
 
   const qemu = facts.qemuSystem;
   if (qemu.path !== undefined) add("qemu", "ok", `${qemu.binary} ${qemu.version ?? "(version unknown)"}`);
@@ -67,25 +81,11 @@ export function diagnose(facts: HostFacts): Diagnosis {
   if (facts.qemuImg.path !== undefined) add("qemu-img", "ok", `qemu-img ${facts.qemuImg.version ?? "(version unknown)"}`);
   else add("qemu-img", "fail", "qemu-img not found: isolated disks (copy-on-write overlays) cannot be made", installHint(facts, DEBIAN_PACKAGES.qemuImg, "qemu"));
 
-  if (!linux) {
-    // Firecracker is Linux-only; nothing to report elsewhere.
-  } else if (facts.firecracker.path !== undefined) {
-    add("firecracker", facts.kvm.usable ? "ok" : "warn",
-      `firecracker ${facts.firecracker.version ?? "(version unknown)"}${facts.kvm.usable ? " (the Firecracker backend is not in this build yet; QEMU is used)" : ": unusable without KVM, QEMU is used"}`);
-  } else {
-    add("firecracker", "ok", "firecracker not installed (it needs KVM, which this host lacks); QEMU is used");
-  }
-
   if (linux) {
-    add("vhost-vsock", "ok", facts.vhostVsock
-      ? "/dev/vhost-vsock present"
-      : "/dev/vhost-vsock absent: not needed, the agent uses virtio-serial on QEMU and Firecracker's own vsock");
-    if (facts.netTun) add("tun", "ok", "/dev/net/tun present: TAP networking possible (as root)");
-    else add("tun", "warn", "/dev/net/tun missing: only user-mode networking is available", "load the tun module: sudo modprobe tun");
-    for (const [id, fact, pkg] of [["nft", facts.nft, DEBIAN_PACKAGES.nft], ["ip", facts.ip, DEBIAN_PACKAGES.ip]] as const) {
-      if (fact.path !== undefined) add(id, "ok", `${id} ${fact.version ?? ""}`.trim());
-      else add(id, "warn", `${id} not found: TAP networking is unavailable (user-mode networking still works)`, installHint(facts, pkg, pkg));
-    }
+    // Reported as found, whatever KVM says: whether it could run is a separate question.
+    add("firecracker", "ok", facts.firecracker.path !== undefined
+      ? `firecracker ${facts.firecracker.version ?? "(version unknown)"} installed; this build of smolvm runs sandboxes on QEMU`
+      : "firecracker not installed; this build of smolvm runs sandboxes on QEMU");
   }
 
   const mkfs = facts.mkfsExt4;
@@ -115,7 +115,7 @@ export function diagnose(facts: HostFacts): Diagnosis {
   // sandboxes run on QEMU.
   const backend: Diagnosis["backend"] = qemu.path !== undefined ? "qemu" : "none";
   if (backend === "none") accel = "none";
-  const channel = "agent over virtio-serial (SSH as fallback)";
+  const channel = channelFor(facts);
   const headline =
     backend === "none"
       ? "No usable backend: install QEMU (see the failed checks below)."
@@ -123,6 +123,19 @@ export function diagnose(facts: HostFacts): Diagnosis {
         ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
         : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
   return { checks, backend, accel, channel, headline, ok: !checks.some((c) => c.status === "fail") };
+}
+
+/** The channel a new sandbox of the default image would get, from what was probed. */
+function channelFor(facts: HostFacts): string {
+  const agent = facts.qemuVirtioSerial === true
+    ? "the guest agent over virtio-serial"
+    : facts.qemuVirtioSerial === false ? "none (this QEMU lacks virtio-serial)" : "unknown (QEMU not probed)";
+  const image = facts.defaultImage;
+  const ssh = !image.built
+    ? `SSH fallback unknown until the ${image.name} image is built`
+    : image.sshd === true ? `SSH fallback (the ${image.name} image has sshd)`
+      : image.sshd === false ? `no SSH fallback (the ${image.name} image has no sshd)` : "SSH fallback unknown (image not readable)";
+  return `${agent}; ${ssh}`;
 }
 
 function installHint(facts: HostFacts, debianPackage: string, brewFormula: string): string {

@@ -2,10 +2,15 @@
  * Gathers facts about the host for `smolvm doctor`. Probing is the only impure part: the verdict
  * in `doctor.ts` is a pure function of these facts, so every combination is unit-testable.
  */
-import { accessSync, constants, existsSync, readdirSync, statfsSync } from "node:fs";
+import { existsSync, readdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { paths, smolvmHome } from "../paths.ts";
-import { runHost, which } from "./process.ts";
+import { runHost, which } from "../host/process.ts";
+import { cachedKvmVerdict, kvmDeviceProblem, provenKvm } from "../backends/kvm-probe.ts";
+import { DEFAULT_IMAGE } from "../config.ts";
+import { listImages } from "../images/store.ts";
+import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
+import { findKernel } from "../kernel/cache.ts";
 
 export interface ToolFact {
   path: string | undefined;
@@ -15,17 +20,28 @@ export interface ToolFact {
 export interface HostFacts {
   platform: string;
   arch: string;
-  /** `/dev/kvm` exists / can be opened read-write by this user. */
-  kvm: { present: boolean; usable: boolean };
+  kvm: {
+    /** `/dev/kvm` exists. */
+    present: boolean;
+    /** Why it cannot be opened read-write by this user; absent when it can. */
+    openProblem?: string;
+    /**
+     * Whether a test guest ran under it (kvm-probe.ts): proven now or earlier this host boot.
+     * Absent when it could not be tried (no device, or no guest kernel built yet).
+     */
+    verdict?: { usable: true } | { usable: false; reason: string };
+  };
+  /** SMOLVM_ACCEL, when set: the accelerator every sandbox is told to use. */
+  accelOverride?: string;
   /** macOS only: Hypervisor.framework reported by `sysctl kern.hv_support`. */
   hvf: boolean;
   qemuSystem: ToolFact & { binary: string };
   qemuImg: ToolFact;
   firecracker: ToolFact;
-  vhostVsock: boolean;
-  netTun: boolean;
-  nft: ToolFact;
-  ip: ToolFact;
+  /** Whether the installed QEMU has the virtio-serial port the agent channel runs over. */
+  qemuVirtioSerial: boolean | undefined;
+  /** The default image, if built: whether it has sshd, for the SSH channel (read from the image). */
+  defaultImage: { name: string; built: boolean; sshd?: boolean };
   /** mkfs.ext4 and whether it knows `-d` (e2fsprogs 1.43+), which image builds rely on. */
   mkfsExt4: ToolFact & { populatesFromDir: boolean };
   ssh: ToolFact;
@@ -42,28 +58,33 @@ export function qemuBinaryFor(arch: string): string {
 
 export async function probeHost(): Promise<HostFacts> {
   const qemuBinary = qemuBinaryFor(process.arch);
-  const [qemuSystem, qemuImg, firecracker, nft, ip, mkfs, ssh, hvf] = await Promise.all([
+  const [qemuSystem, qemuImg, firecracker, mkfs, ssh, hvf] = await Promise.all([
     tool(qemuBinary, ["-version"], /version (\S+)/),
     tool("qemu-img", ["--version"], /version (\S+)/),
     tool("firecracker", ["--version"], /Firecracker v?(\S+)/i),
-    tool("nft", ["--version"], /v(\S+)/),
-    tool("ip", ["-V"], /(?:iproute2-|version )([\w.]+)/),
     tool("mkfs.ext4", ["-V"], /mke2fs (\S+)/),
     tool("ssh", ["-V"], /OpenSSH_(\S+?)[, ]/),
     process.platform === "darwin" ? hvfSupported() : Promise.resolve(false),
   ]);
+  const guestArch = hostGuestArch();
+  const kernel = await findKernel(guestArch).catch(() => undefined);
+  const [kvm, qemuVirtioSerial, defaultImage] = await Promise.all([
+    probeKvmFacts(qemuSystem.path, kernel),
+    qemuSystem.path === undefined ? Promise.resolve(undefined) : hasDevice(qemuSystem.path, "virtserialport"),
+    probeDefaultImage(guestArch),
+  ]);
+  const accelOverride = process.env.SMOLVM_ACCEL;
   return {
     platform: process.platform,
     arch: process.arch,
-    kvm: { present: existsSync("/dev/kvm"), usable: canOpen("/dev/kvm") },
+    kvm,
+    ...(accelOverride ? { accelOverride } : {}),
     hvf,
     qemuSystem: { ...qemuSystem, binary: qemuBinary },
     qemuImg,
     firecracker,
-    vhostVsock: existsSync("/dev/vhost-vsock"),
-    netTun: existsSync("/dev/net/tun"),
-    nft,
-    ip,
+    qemuVirtioSerial,
+    defaultImage,
     mkfsExt4: { ...mkfs, populatesFromDir: mkfs.version !== undefined && versionAtLeast(mkfs.version, [1, 43]) },
     ssh,
     home: smolvmHome(),
@@ -94,13 +115,40 @@ async function hvfSupported(): Promise<boolean> {
   }
 }
 
-function canOpen(path: string): boolean {
+async function probeKvmFacts(qemu: string | undefined, kernel: string | undefined): Promise<HostFacts["kvm"]> {
+  if (process.platform !== "linux") return { present: false };
+  const present = existsSync("/dev/kvm");
+  const openProblem = kvmDeviceProblem();
+  if (openProblem !== undefined) return { present, openProblem };
+  const arch = hostGuestArch();
+  if (qemu === undefined) return { present };
+  // Proving KVM boots our kernel once per host boot; without a kernel, an earlier verdict is all there is.
+  const verdict = kernel === undefined
+    ? cachedKvmVerdict(arch, qemu)
+    : await provenKvm({ arch, qemuBinary: qemu, kernelPath: kernel });
+  return verdict === undefined ? { present } : { present, verdict };
+}
+
+/** Whether `qemu -device help` lists `device` (~0.1 s). */
+async function hasDevice(qemu: string, device: string): Promise<boolean | undefined> {
   try {
-    accessSync(path, constants.R_OK | constants.W_OK);
-    return true;
+    const result = await runHost(qemu, ["-device", "help"], { timeoutMs: 10_000 });
+    return result.code === 0 ? new RegExp(`"${device}"`).test(result.stdout) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The default image, and whether its root has sshd (read from the ext4 with debugfs). */
+async function probeDefaultImage(arch: GuestArch): Promise<HostFacts["defaultImage"]> {
+  const name = DEFAULT_IMAGE;
+  const image = (await listImages().catch(() => [])).find((i) => i.name === name && i.arch === arch);
+  if (image === undefined) return { name, built: false };
+  const debugfs = which("debugfs");
+  if (debugfs === undefined) return { name, built: true };
+  const result = await runHost(debugfs, ["-R", "stat /usr/sbin/sshd", image.path], { timeoutMs: 10_000 }).catch(() => undefined);
+  if (result === undefined || result.code !== 0) return { name, built: true };
+  return { name, built: true, sshd: /Inode:\s*\d+/.test(result.stdout) };
 }
 
 /** Free bytes on the filesystem that holds (or will hold) the smolvm home. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { diagnose } from "../../../lib/host/doctor.ts";
-import { versionAtLeast, type HostFacts } from "../../../lib/host/probe.ts";
+import { diagnose } from "../../../lib/doctor/diagnose.ts";
+import { versionAtLeast, type HostFacts } from "../../../lib/doctor/probe.ts";
 
 const GiB = 1024 ** 3;
 const tool = (version: string) => ({ path: `/usr/bin/x`, version });
@@ -10,15 +10,13 @@ function facts(overrides: Partial<HostFacts> = {}): HostFacts {
   return {
     platform: "linux",
     arch: "x64",
-    kvm: { present: true, usable: true },
+    kvm: { present: true, verdict: { usable: true } },
     hvf: false,
     qemuSystem: { ...tool("7.2.22"), binary: "qemu-system-x86_64" },
     qemuImg: tool("7.2.22"),
     firecracker: missing,
-    vhostVsock: true,
-    netTun: true,
-    nft: tool("1.0.6"),
-    ip: tool("6.1.0"),
+    qemuVirtioSerial: true,
+    defaultImage: { name: "debian", built: true, sshd: true },
     mkfsExt4: { ...tool("1.47.0"), populatesFromDir: true },
     ssh: tool("9.2p1"),
     home: "/home/u/.smolvm",
@@ -32,32 +30,62 @@ function facts(overrides: Partial<HostFacts> = {}): HostFacts {
 const status = (d: ReturnType<typeof diagnose>, id: string) => d.checks.find((c) => c.id === id)?.status;
 
 describe("doctor verdict", () => {
-  test("KVM host with QEMU and no firecracker: QEMU with KVM, firecracker suggested", () => {
+  test("a host where KVM ran a test guest: QEMU with KVM; firecracker's absence is not a problem", () => {
     const d = diagnose(facts());
     expect(d.backend).toBe("qemu");
     expect(d.accel).toBe("kvm");
     expect(d.ok).toBe(true);
     expect(status(d, "firecracker")).toBe("ok");
+    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe("firecracker not installed; this build of smolvm runs sandboxes on QEMU");
   });
 
   test("no KVM says plainly that QEMU runs in software emulation", () => {
-    const d = diagnose(facts({ kvm: { present: false, usable: false } }));
+    const d = diagnose(facts({ kvm: { present: false } }));
     expect(d.accel).toBe("tcg");
     expect(d.headline).toContain("software emulation");
     expect(status(d, "kvm")).toBe("warn");
-    // Firecracker is useless without KVM, so its absence is not a problem.
-    expect(status(d, "firecracker")).toBe("ok");
+  });
+
+  test("KVM that opens but cannot run a guest is reported with the reason, and sandboxes use tcg", () => {
+    const d = diagnose(facts({ kvm: { present: true, verdict: { usable: false, reason: "QEMU under KVM was killed by SIGABRT: failed to set MSR 0x10a" } } }));
+    expect(d.accel).toBe("tcg");
+    expect(d.checks.find((c) => c.id === "kvm")?.summary).toBe("present but cannot run a guest: QEMU under KVM was killed by SIGABRT: failed to set MSR 0x10a");
+  });
+
+  test("KVM not yet proven (no kernel) is not claimed as working", () => {
+    const d = diagnose(facts({ kvm: { present: true } }));
+    expect(d.accel).toBe("tcg");
+    expect(d.checks.find((c) => c.id === "kvm")?.summary).toContain("not proven");
   });
 
   test("KVM present but not openable points at the kvm group", () => {
-    const d = diagnose(facts({ kvm: { present: true, usable: false } }));
+    const d = diagnose(facts({ kvm: { present: true, openProblem: "/dev/kvm is not accessible (add your user to group kvm)" } }));
     expect(d.checks.find((c) => c.id === "kvm")?.hint).toContain("kvm group");
   });
 
-  test("firecracker with KVM is reported, but sandboxes run on QEMU until that backend lands", () => {
-    const d = diagnose(facts({ firecracker: tool("1.10.1") }));
-    expect(d.backend).toBe("qemu");
-    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toContain("not in this build yet");
+  test("firecracker is reported when installed, whatever KVM says, and sandboxes still run on QEMU", () => {
+    for (const kvm of [{ present: false }, { present: true, verdict: { usable: true as const } }]) {
+      const d = diagnose(facts({ kvm, firecracker: tool("1.10.1") }));
+      expect(d.backend).toBe("qemu");
+      expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe("firecracker 1.10.1 installed; this build of smolvm runs sandboxes on QEMU");
+    }
+  });
+
+  test("SMOLVM_ACCEL is reported and decides the accelerator; a bad value fails", () => {
+    expect(diagnose(facts({ accelOverride: "tcg" })).accel).toBe("tcg");
+    expect(status(diagnose(facts({ accelOverride: "fast" })), "accel")).toBe("fail");
+  });
+
+  test("the channel line says what was probed: QEMU's virtio-serial and the image's sshd", () => {
+    expect(diagnose(facts()).channel).toBe("the guest agent over virtio-serial; SSH fallback (the debian image has sshd)");
+    expect(diagnose(facts({ defaultImage: { name: "debian", built: false } })).channel).toContain("unknown until the debian image is built");
+    expect(diagnose(facts({ qemuVirtioSerial: false, defaultImage: { name: "debian", built: true, sshd: false } })).channel)
+      .toBe("none (this QEMU lacks virtio-serial); no SSH fallback (the debian image has no sshd)");
+  });
+
+  test("no line claims TAP networking, which this build does not have", () => {
+    const d = diagnose(facts());
+    expect(d.checks.some((c) => /\bTAP\b/.test(c.summary))).toBe(false);
   });
 
   test("missing QEMU fails with an install hint and no backend", () => {
@@ -87,7 +115,6 @@ describe("doctor verdict", () => {
     const d = diagnose(facts({ platform: "darwin", arch: "arm64", hvf: true, qemuImg: missing }));
     expect(d.accel).toBe("hvf");
     expect(d.checks.find((c) => c.id === "qemu-img")?.hint).toContain("brew install");
-    expect(d.checks.some((c) => c.id === "tun")).toBe(false);
   });
 
   test("unsupported OS fails", () => {
