@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { SmolError } from "../errors.ts";
-import { SETUP_PACKAGES } from "./packages.ts";
+import { setupPackages } from "./packages.ts";
 import { runHost, which } from "./process.ts";
 
 export interface PackageStep {
@@ -32,18 +32,26 @@ async function missingDebianPackages(packages: readonly string[]): Promise<strin
   return packages.filter((p) => !installed.has(p));
 }
 
-export async function installHostPackages(log: (line: string) => void = () => {}): Promise<PackageStep> {
+export interface InstallOptions {
+  /** Also the packages only tests need (`.ci/run` and `setup --with-test-tools`). */
+  withTestTools?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function installHostPackages(options: InstallOptions = {}): Promise<PackageStep> {
+  const log = options.log ?? (() => {});
+  const wanted = setupPackages({ withTestTools: options.withTestTools === true });
   if (process.platform !== "linux" || !isDebianLike() || which("apt-get") === undefined) {
     return {
       manager: "none",
-      missing: [...SETUP_PACKAGES],
+      missing: wanted,
       installed: [],
       instructions: process.platform === "darwin"
         ? "brew install qemu e2fsprogs (kernel and image builds need a Linux host; use published images)"
-        : `install the equivalents of: ${SETUP_PACKAGES.join(" ")}`,
+        : `install the equivalents of: ${wanted.join(" ")}`,
     };
   }
-  const missing = await missingDebianPackages(SETUP_PACKAGES);
+  const missing = await missingDebianPackages(wanted);
   if (missing.length === 0) return { manager: "apt", missing, installed: [] };
   const root = process.getuid?.() === 0;
   const sudo = root ? [] : which("sudo") === undefined ? undefined : ["sudo", "-n"];

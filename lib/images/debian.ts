@@ -13,7 +13,8 @@ import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 import { which } from "../host/process.ts";
-import { debianArch, type GuestArch } from "../kernel/arch.ts";
+import { ensureForeignArch } from "../host/binfmt.ts";
+import { debianArch, hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
 import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
 import { runLogged } from "./run-logged.ts";
@@ -57,6 +58,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
         hint: "install it with `apt-get install mmdebstrap` (or run `smolvm setup`)",
       });
     }
+    if (options.arch !== hostGuestArch()) await ensureForeignArch(options.arch, `Cannot build image "${options.name}" for ${options.arch}`);
     const { rootfs } = options;
     const sources = debianSourceLines(rootfs.suite, rootfs.components, readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
     await removeLeftovers(dirname(tarball), `${basename(tarball)}.`, (name) => name.endsWith(".partial.tar"));
