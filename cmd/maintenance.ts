@@ -5,24 +5,14 @@ import { action } from "./action.ts";
 export function registerMaintenance(program: Command): void {
   program
     .command("cleanup")
-    .description("reclaim everything held by sandboxes whose processes are gone")
-    .option("--all", "delete every sandbox, running or not")
-    .option("-f, --force", "do not ask (with --all on a terminal)")
+    .description("remove sandboxes marked as running whose processes have died, and what they held (never a live one; `delete --all` deletes everything)")
+    .option("--all", "every such sandbox (the default; accepted for scripts written for other sandbox tools)")
     .option("--dry-run", "only report what would be removed")
     .option("--json", "print JSON")
     .action(
       action("cleanup", async (out, options) => {
         const { cleanup } = await import("../lib/sandbox/cleanup.ts");
-        if (options.all === true && options.dryRun !== true && options.force !== true && options.json !== true && process.stdin.isTTY) {
-          const { createInterface } = await import("node:readline/promises");
-          const rl = createInterface({ input: process.stdin, output: process.stderr });
-          const answer = await rl.question("Delete every sandbox, running or not? [y/N] ").finally(() => rl.close());
-          if (!/^y(es)?$/i.test(answer.trim())) {
-            const { InvalidInputError } = await import("../lib/errors.ts");
-            throw new InvalidInputError("Nothing deleted", { hint: "pass --force to skip the question" });
-          }
-        }
-        const report = await cleanup({ all: options.all === true, dryRun: options.dryRun === true });
+        const report = await cleanup({ dryRun: options.dryRun === true });
         const verb = report.dryRun ? "would remove" : "removed";
         out.result(report, () => {
           const lines = report.sandboxes.map((name) => `${verb} sandbox ${name}`);

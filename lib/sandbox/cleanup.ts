@@ -1,8 +1,11 @@
 /**
- * `smolvm cleanup`: reclaims what dead sandboxes still hold. A sandbox is dead when neither its
- * supervisor nor its VMM runs and it was not stopped on purpose (failed, stuck creating, or
- * abandoned mid-delete). Also removes sandbox directories without a row and kills VMM
- * processes that run from a directory whose sandbox no longer exists.
+ * `smolvm cleanup [--all]`: reclaims what dead sandboxes still hold. A sandbox is dead when
+ * neither its supervisor nor its VMM runs and it was not stopped on purpose (marked running but
+ * crashed, failed, stuck creating, or abandoned mid-delete). A live sandbox is never touched,
+ * with or without `--all` (which scripts written for other sandbox tools pass and which means
+ * the same here); deleting every sandbox is `smolvm delete --all`. Also removes sandbox
+ * directories without a row and kills VMM processes that run from a directory whose sandbox no
+ * longer exists.
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -27,17 +30,13 @@ function isDead(vm: VmRecord): boolean {
   return !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid);
 }
 
-export async function cleanup(options: { all?: boolean; dryRun?: boolean } = {}): Promise<CleanupReport> {
+export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
   const vms = withStore((store) => store.listVms());
-  const doomed = options.all === true ? vms : vms.filter(isDead);
+  const doomed = vms.filter(isDead);
   const report: CleanupReport = { sandboxes: doomed.map((vm) => vm.name), strayDirs: [], strayProcesses: [], dryRun };
   if (!dryRun) {
-    const { deleteSandbox } = await import("./lifecycle.ts");
-    for (const vm of doomed) {
-      if (options.all === true && pidAlive(vm.supervisorPid)) await deleteSandbox(vm.id);
-      else destroyNow(vm.id);
-    }
+    for (const vm of doomed) destroyNow(vm.id);
   }
   const known = new Set(vms.filter((vm) => !doomed.includes(vm) || dryRun).map((vm) => vm.id));
   let dirs: string[] = [];

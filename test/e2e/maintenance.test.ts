@@ -77,10 +77,13 @@ describe("cleanup", () => {
     expect(again.stdout).toBe("alive\n");
     expect(envelope(await runCli(["cleanup", "--json"])).data.sandboxes).toEqual([]);
 
-    // --all takes the live ones too (no question asked without a terminal).
+    // --all means what other sandbox tools document: the dead ones. A live sandbox survives it.
     const all = await runCli(["cleanup", "--all", "--json"]);
     expect(all.code).toBe(0);
-    expect(envelope(all).data.sandboxes).toEqual(["keeper"]);
+    expect(envelope(all).data.sandboxes).toEqual([]);
+    expect((await runCli(["exec", "keeper", "--", "echo", "still alive"])).stdout).toBe("still alive\n");
+    // Deleting everything is delete --all.
+    expect((await runCli(["delete", "--all", "--json"])).code).toBe(0);
     await waitUntil(() => record("keeper") === undefined && !existsSync(paths.vmDir(keeper.id)), 15_000, "the keeper to be deleted");
     await waitUntil(() => processesMatching(keeper.id).length === 0, 10_000, "the keeper's processes to end");
   });
