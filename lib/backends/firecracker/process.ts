@@ -1,0 +1,182 @@
+/**
+ * The firecracker (or jailer) process: finding the binary, its version, whether it can run here,
+ * starting it detached with the guest's serial console on its stdout, and waiting for its API.
+ *
+ * Whether KVM works is not decided here: a `/dev/kvm` that opens is no proof (nested hosts expose
+ * one that cannot run a guest), so the caller passes the verdict of whatever probe it trusts.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BackendUnavailableError, NotRunningError, SmolError, TimeoutError } from "../../errors.ts";
+import { runHost, which } from "../../host/process.ts";
+import { chooseAccel, hostArch } from "../accel.ts";
+import type { FirecrackerApi } from "./api.ts";
+
+export const FIRECRACKER_PROGRAM = "firecracker";
+export const JAILER_PROGRAM = "jailer";
+
+/** A verdict on KVM: can a guest actually run? `why` says why not. */
+export type KvmVerdict = () => { ok: boolean; why: string } | Promise<{ ok: boolean; why: string }>;
+
+export type FirecrackerProbe =
+  | { ok: true; binary: string; version: string }
+  | { ok: false; reason: string; hint: string };
+
+export interface CanRunOptions {
+  /** The binary to use; default `firecracker` on PATH. */
+  binary?: string;
+  /** Default: lib/backends/accel.ts's verdict for the host's own architecture. */
+  kvm?: KvmVerdict;
+  platform?: NodeJS.Platform;
+  /** The host's architecture in guest terms; undefined for one Firecracker does not support. */
+  arch?: "x86_64" | "aarch64" | undefined;
+  which?: (program: string) => string | undefined;
+}
+
+const INSTALL_HINT = "install a Firecracker release binary as `firecracker` on PATH (see the README's Firecracker section)";
+
+/** Whether Firecracker can run a guest here, and if not, why not. */
+export async function canRunHere(options: CanRunOptions = {}): Promise<FirecrackerProbe> {
+  const platform = options.platform ?? process.platform;
+  if (platform !== "linux") {
+    return { ok: false, reason: `Firecracker runs on Linux only, not on ${platform}`, hint: "use the QEMU backend" };
+  }
+  const arch = "arch" in options ? options.arch : hostArch();
+  if (arch === undefined) {
+    return { ok: false, reason: `Firecracker supports x86_64 and aarch64 hosts, not ${process.arch}`, hint: "use the QEMU backend" };
+  }
+  const binary = options.binary ?? (options.which ?? which)(FIRECRACKER_PROGRAM);
+  if (binary === undefined) {
+    return { ok: false, reason: `"${FIRECRACKER_PROGRAM}" is not on PATH`, hint: INSTALL_HINT };
+  }
+  let version: string;
+  try {
+    version = await firecrackerVersion(binary);
+  } catch (error) {
+    return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint ?? INSTALL_HINT };
+  }
+  const kvm = await (options.kvm ?? defaultKvmVerdict(arch))();
+  if (!kvm.ok) {
+    return { ok: false, reason: `KVM cannot run a guest here: ${kvm.why}`, hint: "Firecracker needs working KVM; use the QEMU backend (software emulation) instead" };
+  }
+  return { ok: true, binary, version };
+}
+
+function defaultKvmVerdict(arch: "x86_64" | "aarch64"): KvmVerdict {
+  return () => {
+    const info = chooseAccel(arch);
+    return info.accel === "kvm" ? { ok: true, why: "" } : { ok: false, why: info.reason };
+  };
+}
+
+/** The version in `firecracker --version` output (`Firecracker v1.17.0`), without the `v`. */
+export function parseFirecrackerVersion(output: string): string | undefined {
+  return /\bFirecracker v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)/.exec(output)?.[1];
+}
+
+/** Runs `<binary> --version`. */
+export async function firecrackerVersion(binary: string): Promise<string> {
+  const result = await runHost(binary, ["--version"], { timeoutMs: 10_000 });
+  const version = parseFirecrackerVersion(result.stdout);
+  if (result.code !== 0 || version === undefined) {
+    throw new BackendUnavailableError(`Cannot use the Firecracker backend: "${binary} --version" did not report a version`, {
+      hint: INSTALL_HINT,
+      details: { binary, code: result.code, stdout: result.stdout.slice(0, 300), stderr: result.stderr.slice(-300) },
+    });
+  }
+  return version;
+}
+
+export interface FirecrackerProcess {
+  pid: number;
+  /** Resolves when the process ends. */
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  /** Signals the process (SIGKILL by default); a process already gone is not an error. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface SpawnOptions {
+  /** The firecracker or jailer binary. */
+  binary: string;
+  argv: readonly string[];
+  /** Firecracker's stdout is the guest's serial console: appended here. */
+  serialLogPath?: string;
+  /** Its stderr (a bad flag, a panic) is appended here. */
+  vmmLogPath?: string;
+}
+
+/**
+ * Starts the binary in its own process group, detached and unreferenced: the VMM outlives the
+ * process that started it (a CLI call hands it to the supervisor). Resolves once the process exists.
+ */
+export async function spawnFirecracker(options: SpawnOptions): Promise<FirecrackerProcess> {
+  const fds: number[] = [];
+  const open = async (path: string | undefined) => {
+    if (path === undefined) return "ignore" as const;
+    await mkdir(dirname(path), { recursive: true });
+    const fd = openSync(path, "a");
+    fds.push(fd);
+    return fd;
+  };
+  let child: ChildProcess;
+  try {
+    const stdout = await open(options.serialLogPath);
+    const stderr = options.vmmLogPath === options.serialLogPath ? stdout : await open(options.vmmLogPath);
+    child = spawn(options.binary, [...options.argv], { detached: true, stdio: ["ignore", stdout, stderr] });
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", () => resolve());
+    child.once("error", (error) => reject(new BackendUnavailableError(`Cannot start Firecracker ("${options.binary}"): ${error.message}`, {
+      cause: error,
+      hint: INSTALL_HINT,
+    })));
+  });
+  child.unref();
+  const pid = child.pid!;
+  return {
+    pid,
+    exited,
+    kill(signal: NodeJS.Signals = "SIGKILL") {
+      try {
+        process.kill(pid, signal);
+      } catch { /* already gone */ }
+    },
+  };
+}
+
+/**
+ * Waits until Firecracker answers on its API socket (it creates the socket early in start-up).
+ * Rejects at the deadline, or as soon as `exited` settles.
+ */
+export async function waitForApi(api: FirecrackerApi, options: { timeoutMs?: number; exited?: Promise<unknown> } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  options.exited?.then(() => { gone = true; }, () => { gone = true; });
+  let last: unknown;
+  while (true) {
+    if (gone) throw new NotRunningError(`Cannot reach Firecracker's API at "${api.socketPath}": Firecracker exited`);
+    try {
+      await api.describeInstance();
+      return;
+    } catch (error) {
+      if (!(error instanceof NotRunningError)) throw error;
+      last = error;
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`Cannot reach Firecracker's API at "${api.socketPath}": no answer after ${timeoutMs} ms`, {
+        cause: last,
+        hint: "see the sandbox's vmm.log for Firecracker's own words",
+      });
+    }
+    await sleep(5);
+  }
+}
