@@ -16,6 +16,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Operation, SwaggerSpec } from "./swagger.ts";
 import { startVsockShim, type VsockShim } from "./vsock-shim.ts";
@@ -45,6 +46,10 @@ export interface FakeFirecrackerOptions {
   vsockPorts?: Record<number, string>;
   /** Called on InstanceStart and on a snapshot load that resumes (the guest "runs"). */
   onRun?: () => void;
+  /** Called after every request, e.g. to report to a test in another process. */
+  onRequest?: (fake: FakeFirecracker) => void;
+  /** Resolve the paths in request bodies under this directory, as a jailed Firecracker does. */
+  root?: string;
 }
 
 export interface InjectedFault {
@@ -95,6 +100,11 @@ export class FakeFirecracker {
     return fake;
   }
 
+  /** The host's path for a path Firecracker was given (inside its root when jailed). */
+  hostPath(path: unknown): string {
+    return this.options.root === undefined ? String(path) : join(this.options.root, String(path));
+  }
+
   get socketPath(): string {
     return this.options.socketPath;
   }
@@ -120,7 +130,10 @@ export class FakeFirecracker {
     });
     request.on("end", () => {
       void this.#handle(request.method ?? "", request.url ?? "", size > BODY_LIMIT ? null : Buffer.concat(chunks).toString("utf8"))
-        .then(({ status, body, operation }) => this.#answer(response, request, status, body, operation));
+        .then(({ status, body, operation }) => {
+          this.#answer(response, request, status, body, operation);
+          this.options.onRequest?.(this);
+        });
     });
   }
 
@@ -205,12 +218,12 @@ export class FakeFirecracker {
         this.machine = { ...this.machine, ...body };
         return undefined;
       case "put /boot-source":
-        if (!existsSync(String(body!.kernel_image_path))) return `Cannot open the kernel image: ${String(body!.kernel_image_path)}`;
+        if (!existsSync(this.hostPath(body!.kernel_image_path))) return `Cannot open the kernel image: ${String(body!.kernel_image_path)}`;
         this.bootSource = body;
         return undefined;
       case "put /drives/{drive_id}":
         if (body!.drive_id !== operation.pathParams.drive_id) return "The id from the path does not match the id from the body!";
-        if (body!.path_on_host !== undefined && !existsSync(String(body!.path_on_host))) return `Unable to open the block device backing file: ${String(body!.path_on_host)}`;
+        if (body!.path_on_host !== undefined && !existsSync(this.hostPath(body!.path_on_host))) return `Unable to open the block device backing file: ${String(body!.path_on_host)}`;
         this.drives.set(String(body!.drive_id), body!);
         return undefined;
       case "put /network-interfaces/{iface_id}":
@@ -245,7 +258,7 @@ export class FakeFirecracker {
 
   #outputFile(path: unknown, set: (body: Body) => void, body: Body): string | undefined {
     // Firecracker opens log and metrics destinations (named pipes or files) but does not create them.
-    if (typeof path === "string" && !existsSync(path)) return `Failed to open target file: ${path}: No such file or directory`;
+    if (typeof path === "string" && !existsSync(this.hostPath(path))) return `Failed to open target file: ${path}: No such file or directory`;
     set(body);
     return undefined;
   }
@@ -264,7 +277,7 @@ export class FakeFirecracker {
   async #run(state: InstanceState): Promise<void> {
     this.state = state;
     if (this.vsock && this.options.vsockPorts && !this.vsockShim) {
-      this.vsockShim = await startVsockShim({ udsPath: String(this.vsock.uds_path), ports: this.options.vsockPorts });
+      this.vsockShim = await startVsockShim({ udsPath: this.hostPath(this.vsock.uds_path), ports: this.options.vsockPorts });
     }
     if (state === "Running") this.options.onRun?.();
   }
@@ -275,8 +288,8 @@ export class FakeFirecracker {
       return "Diff snapshots are not allowed on microVMs with dirty page tracking disabled.";
     }
     const saved = { machine: this.machine, bootSource: this.bootSource, drives: [...this.drives.values()], interfaces: [...this.interfaces.values()], vsock: this.vsock, type: body.snapshot_type ?? "Full" };
-    writeFileSync(String(body.snapshot_path), JSON.stringify(saved));
-    writeFileSync(String(body.mem_file_path), `memory of ${String(this.machine.mem_size_mib)} MiB`);
+    writeFileSync(this.hostPath(body.snapshot_path), JSON.stringify(saved));
+    writeFileSync(this.hostPath(body.mem_file_path), `memory of ${String(this.machine.mem_size_mib)} MiB`);
     return undefined;
   }
 
@@ -289,10 +302,10 @@ export class FakeFirecracker {
       return "Exactly one of mem_backend and mem_file_path must be given.";
     }
     const memory = String(backend?.backend_path ?? body.mem_file_path);
-    if (!existsSync(memory)) return `Cannot open the memory file: ${memory}`;
+    if (!existsSync(this.hostPath(memory))) return `Cannot open the memory file: ${memory}`;
     let saved: Body;
     try {
-      saved = JSON.parse(readFileSync(String(body.snapshot_path), "utf8")) as Body;
+      saved = JSON.parse(readFileSync(this.hostPath(body.snapshot_path), "utf8")) as Body;
     } catch (error) {
       return `Cannot load the microVM state: ${(error as Error).message}`;
     }

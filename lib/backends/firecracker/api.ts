@@ -99,7 +99,7 @@ export class FirecrackerApi {
 
   // ------------------------------------------------------------------- operations
 
-  describeInstance(): Promise<InstanceInfo> {
+  async describeInstance(): Promise<InstanceInfo> {
     return this.send<InstanceInfo>(apiCalls.describeInstance());
   }
 
@@ -107,78 +107,78 @@ export class FirecrackerApi {
     return (await this.send<FirecrackerVersion>(apiCalls.version())).firecracker_version;
   }
 
-  putMachineConfig(body: MachineConfiguration): Promise<void> {
+  async putMachineConfig(body: MachineConfiguration): Promise<void> {
     return this.send(apiCalls.machineConfig(body));
   }
 
-  getMachineConfig(): Promise<MachineConfiguration> {
+  async getMachineConfig(): Promise<MachineConfiguration> {
     return this.send<MachineConfiguration>(apiCalls.getMachineConfig());
   }
 
-  putBootSource(body: BootSource): Promise<void> {
+  async putBootSource(body: BootSource): Promise<void> {
     return this.send(apiCalls.bootSource(body));
   }
 
-  putDrive(body: Drive): Promise<void> {
+  async putDrive(body: Drive): Promise<void> {
     return this.send(apiCalls.drive(body));
   }
 
-  putNetworkInterface(body: NetworkInterface): Promise<void> {
+  async putNetworkInterface(body: NetworkInterface): Promise<void> {
     return this.send(apiCalls.networkInterface(body));
   }
 
-  putVsock(body: Vsock): Promise<void> {
+  async putVsock(body: Vsock): Promise<void> {
     return this.send(apiCalls.vsock(body));
   }
 
-  putEntropy(body: EntropyDevice = {}): Promise<void> {
+  async putEntropy(body: EntropyDevice = {}): Promise<void> {
     return this.send(apiCalls.entropy(body));
   }
 
-  putLogger(body: Logger): Promise<void> {
+  async putLogger(body: Logger): Promise<void> {
     return this.send(apiCalls.logger(body));
   }
 
-  putMetrics(body: Metrics): Promise<void> {
+  async putMetrics(body: Metrics): Promise<void> {
     return this.send(apiCalls.metrics(body));
   }
 
-  action(type: ActionType): Promise<void> {
+  async action(type: ActionType): Promise<void> {
     return this.send(apiCalls.action(type));
   }
 
-  startInstance(): Promise<void> {
+  async startInstance(): Promise<void> {
     return this.action("InstanceStart");
   }
 
   /** x86_64 only, and only heard by a guest kernel with the i8042 keyboard controller driver. */
-  sendCtrlAltDel(): Promise<void> {
+  async sendCtrlAltDel(): Promise<void> {
     return this.action("SendCtrlAltDel");
   }
 
-  flushMetrics(): Promise<void> {
+  async flushMetrics(): Promise<void> {
     return this.action("FlushMetrics");
   }
 
-  pause(): Promise<void> {
+  async pause(): Promise<void> {
     return this.send(apiCalls.pause());
   }
 
-  resume(): Promise<void> {
+  async resume(): Promise<void> {
     return this.send(apiCalls.resume());
   }
 
   /** The VM must be paused. Diff snapshots need `track_dirty_pages` in the machine config (or the load). */
-  createSnapshot(body: SnapshotCreateParams, options: SendOptions = {}): Promise<void> {
+  async createSnapshot(body: SnapshotCreateParams, options: SendOptions = {}): Promise<void> {
     return this.send(apiCalls.createSnapshot(body), { timeoutMs: options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS });
   }
 
   /** Only on a fresh process, before anything but the logger and metrics is configured. */
-  loadSnapshot(body: SnapshotLoadParams, options: SendOptions = {}): Promise<void> {
+  async loadSnapshot(body: SnapshotLoadParams, options: SendOptions = {}): Promise<void> {
     return this.send(apiCalls.loadSnapshot(body), { timeoutMs: options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS });
   }
 
-  vmConfig(): Promise<Record<string, unknown>> {
+  async vmConfig(): Promise<Record<string, unknown>> {
     return this.send<Record<string, unknown>>(apiCalls.vmConfig());
   }
 
