@@ -1,8 +1,9 @@
 /**
  * A Firecracker sandbox's root drive. Firecracker reads raw files only (no qcow2 overlays), so an
  * isolated sandbox gets its own sparse copy of the image (`cp --sparse=always`, a reflink where the
- * filesystem has them): on this project's hosts a 512 MiB image copies in ~17 ms, against ~30 ms for
- * spawning qemu-img. A shared sandbox writes to the image itself.
+ * filesystem has them). Measured here on the 384 MiB base image (18 MiB allocated): 12-50 ms per
+ * copy, median 23 ms of 5, against 25-41 ms for `qemu-img create` of a qcow2 overlay. A shared
+ * sandbox writes to the image itself.
  */
 import { existsSync } from "node:fs";
 import { rename, rm, stat, truncate } from "node:fs/promises";
