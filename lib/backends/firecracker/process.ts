@@ -36,7 +36,7 @@ export interface CanRunOptions {
   which?: (program: string) => string | undefined;
 }
 
-const INSTALL_HINT = "install a Firecracker release binary as `firecracker` on PATH (see the README's Firecracker section)";
+const INSTALL_HINT = "install the binary of a Firecracker release (firecracker-v<version>-<arch>) as `firecracker` on PATH";
 
 /** Whether Firecracker can run a guest here, and if not, why not. */
 export async function canRunHere(options: CanRunOptions = {}): Promise<FirecrackerProbe> {

@@ -1,0 +1,108 @@
+/**
+ * Real sandboxes on Firecracker, through the SDK: the scenarios of the QEMU end-to-end suite
+ * (create, exec, files in and out, stop/start keeping files, pause/resume, delete leaving nothing)
+ * with `backend: "firecracker"`. It runs where a `firecracker` binary is on PATH and KVM can run a
+ * guest, and is reported as skipped with the reason everywhere else. CI's Firecracker job sets
+ * SMOLVM_REQUIRE_FIRECRACKER=1, which turns that skip into a failure: a runner that silently lost
+ * KVM must not pass.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { canRunHere } from "../../lib/backends/firecracker/process.ts";
+import { GUEST_HOME } from "../../lib/guest.ts";
+import { SmolVM } from "../../lib/index.ts";
+import { paths } from "../../lib/paths.ts";
+import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
+
+setDefaultTimeout(120_000);
+
+const verdict = await canRunHere();
+const skipWhy = verdict.ok ? undefined : `${verdict.reason}; ${verdict.hint}`;
+const required = process.env.SMOLVM_REQUIRE_FIRECRACKER === "1";
+if (skipWhy) console.log(`skip: Firecracker end-to-end tests: ${skipWhy}`);
+const suite = skipWhy ? describe.skip : describe;
+
+if (skipWhy && required) {
+  test("Firecracker can run here (SMOLVM_REQUIRE_FIRECRACKER=1)", () => {
+    throw new Error(`Firecracker cannot run here: ${skipWhy}`);
+  });
+}
+
+/** Firecracker has no user-mode networking; the agent talks over vsock, which needs no network. */
+const FIRECRACKER = { image: "base", backend: "firecracker", network: "none", commChannel: "vsock" } as const;
+
+suite("Firecracker sandboxes", () => {
+  let scratch: string | undefined;
+  beforeAll(async () => {
+    console.log(`firecracker ${verdict.ok ? verdict.version : "?"} at ${verdict.ok ? verdict.binary : "?"}`);
+    await prepareArtifacts();
+    scratch = mkdtempSync(join(tmpdir(), "smolvm-fc-e2e-"));
+  }, 30 * 60_000);
+  afterAll(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+  cleanupAfterAll();
+
+  test("create, exec, stop, start, exec, delete; files survive stop/start and nothing is left", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER, name: "fc-life" });
+    const first = await vm.run(["sh", "-c", `echo kept > ${GUEST_HOME}/note; uname -s; exit 3`]);
+    expect(first.stdout).toBe("Linux\n");
+    expect(first.exitCode).toBe(3);
+    const info = await vm.info();
+    expect(info.status).toBe("running");
+    expect(info.backend).toBe("firecracker");
+    expect(info.vmmPid).toBeGreaterThan(0);
+
+    await vm.stop();
+    expect((await vm.info()).status).toBe("stopped");
+    await vm.start();
+    expect((await vm.run(["cat", `${GUEST_HOME}/note`])).stdout).toBe("kept\n");
+
+    await vm.delete();
+    await waitUntil(() => !existsSync(paths.vmDir(info.id)), 10_000, "the sandbox's directory to go");
+    expect(processesMatching(info.id)).toEqual([]);
+  });
+
+  test("exec: stdin, env, cwd, a timeout and concurrent commands", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER, name: "fc-exec" });
+    try {
+      expect((await vm.run("cat", { stdin: "data\n" })).stdout).toBe("data\n");
+      const env = await vm.run(["sh", "-c", 'echo "$GREETING from $(pwd)"'], { env: { GREETING: "hello world" }, cwd: "/tmp" });
+      expect(env.stdout).toBe("hello world from /tmp\n");
+      const slow = await vm.run(["sleep", "30"], { timeoutMs: 1_000 });
+      expect(slow.timedOut).toBe(true);
+      const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => vm.run(["sh", "-c", `echo job-${i}; exit ${i}`])));
+      runs.forEach((result, i) => {
+        expect(result.stdout).toBe(`job-${i}\n`);
+        expect(result.exitCode).toBe(i);
+      });
+    } finally {
+      await vm.delete();
+    }
+  });
+
+  test("files in and out, and pause/resume keeps the guest's state", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER, name: "fc-files" });
+    try {
+      const local = join(scratch!, "in.bin");
+      const bytes = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7) & 0xff));
+      writeFileSync(local, bytes);
+      await vm.putFile(local, "/tmp/in.bin");
+      expect((await vm.run(["sh", "-c", "wc -c < /tmp/in.bin"])).stdout.trim()).toBe(String(bytes.length));
+      await vm.getFile("/tmp/in.bin", join(scratch!, "out.bin"));
+      expect(readFileSync(join(scratch!, "out.bin")).equals(bytes)).toBe(true);
+      await vm.writeFile("/tmp/greeting", "hi from the host\n");
+      expect((await vm.readFile("/tmp/greeting")).toString()).toBe("hi from the host\n");
+
+      await vm.run(["sh", "-c", "echo 41 > /tmp/counter"]);
+      await vm.pause();
+      expect((await vm.info()).status).toBe("paused");
+      await vm.resume();
+      expect((await vm.run(["cat", "/tmp/counter"])).stdout).toBe("41\n");
+    } finally {
+      await vm.delete();
+    }
+  });
+});
