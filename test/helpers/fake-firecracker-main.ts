@@ -8,7 +8,7 @@
  *   FAKE_FC_MODE=firecracker|jailer, FAKE_FC_REPORT=<file>, FAKE_FC_AGENT_SOCKET=<unix socket>,
  *   FAKE_FC_EXIT_EARLY=<message> (print it to stderr and exit 1 before serving).
  */
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { FakeFirecracker } from "./firecracker-fake.ts";
 
@@ -54,13 +54,14 @@ const fake = await FakeFirecracker.start({
   onRun: () => console.log("fake guest: running"),
   onRequest: (self) => {
     if (report === undefined) return;
-    writeFileSync(report, JSON.stringify({
+    writeFileSync(`${report}.tmp`, JSON.stringify({
       argv: args,
       requests: self.requests,
       violations: self.violations,
       responseViolations: self.responseViolations,
       state: self.state,
     }));
+    renameSync(`${report}.tmp`, report);
   },
 });
 console.error(`fake firecracker: serving ${socketPath}`);

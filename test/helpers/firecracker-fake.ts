@@ -131,8 +131,9 @@ export class FakeFirecracker {
     request.on("end", () => {
       void this.#handle(request.method ?? "", request.url ?? "", size > BODY_LIMIT ? null : Buffer.concat(chunks).toString("utf8"))
         .then(({ status, body, operation }) => {
-          this.#answer(response, request, status, body, operation);
+          // Reported before answering: a client in another process reads the report on the answer.
           this.options.onRequest?.(this);
+          this.#answer(response, request, status, body, operation);
         });
     });
   }

@@ -130,9 +130,11 @@ export async function waitForVsock(udsPath: string, port: number, options: WaitF
     try {
       return await connectVsock(udsPath, port, { timeoutMs: Math.min(remaining, VSOCK_CONNECT_TIMEOUT_MS) });
     } catch (error) {
+      // An attempt cut short by the overall deadline ends in the overall timeout below.
+      const cutShort = error instanceof TimeoutError && Date.now() >= deadline;
       const retry = error instanceof VsockRefusedError || (error instanceof SmolError && error.code === "NOT_RUNNING");
-      if (!retry) throw error;
-      last = error as SmolError;
+      if (!retry && !cutShort) throw error;
+      if (retry) last = error as SmolError;
     }
     if (gone) {
       throw new SmolError("NOT_RUNNING", `Cannot reach the guest agent on vsock port ${port}: Firecracker exited`, {

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FirecrackerApi, FirecrackerApiError, faultOf } from "../../../../lib/backends/firecracker/api.ts";
-import { InvalidInputError, NotRunningError, SmolError, TimeoutError } from "../../../../lib/errors.ts";
+import { InvalidInputError, NotRunningError, TimeoutError } from "../../../../lib/errors.ts";
+import { rejection } from "../../../helpers/rejection.ts";
 
 let dir: string;
 let servers: Array<HttpServer | NetServer>;
@@ -35,21 +36,12 @@ async function listen<T extends HttpServer | NetServer>(server: T): Promise<stri
   return path;
 }
 
-async function failure(promise: Promise<unknown>): Promise<SmolError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SmolError);
-    return error as SmolError;
-  }
-  throw new Error("expected a failure");
-}
 
 describe("transport", () => {
   test("a server that never answers is a timeout naming the request", async () => {
     const path = await listen(createNetServer(() => {}));
     const started = Date.now();
-    const error = await failure(new FirecrackerApi(path, { timeoutMs: 200 }).describeInstance());
+    const error = await rejection(new FirecrackerApi(path, { timeoutMs: 200 }).describeInstance());
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error.message).toBe("Cannot describe the Firecracker instance: Firecracker did not answer GET / within 200 ms");
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -65,17 +57,17 @@ describe("transport", () => {
       response.on("drain", pump);
       pump();
     }));
-    const error = await failure(new FirecrackerApi(path, { maxResponseBytes: 100_000 }).describeInstance());
+    const error = await rejection(new FirecrackerApi(path, { maxResponseBytes: 100_000 }).describeInstance());
     expect(error.code).toBe("COMMAND_FAILED");
     expect(error.message).toContain("exceeds 100000 bytes");
   });
 
   test("a missing socket or a dead listener is NOT_RUNNING, not a crash", async () => {
-    const error = await failure(new FirecrackerApi(join(dir, "nothing.sock")).pause());
+    const error = await rejection(new FirecrackerApi(join(dir, "nothing.sock")).pause());
     expect(error).toBeInstanceOf(NotRunningError);
     expect(error.message).toBe(`Cannot pause the VM: Firecracker is not reachable: its API socket "${join(dir, "nothing.sock")}" does not exist`);
     const path = await listen(createNetServer((socket) => socket.destroy()));
-    expect(await failure(new FirecrackerApi(path).resume())).toBeInstanceOf(NotRunningError);
+    expect(await rejection(new FirecrackerApi(path).resume())).toBeInstanceOf(NotRunningError);
   });
 
   test("a 2xx answer that is not JSON is refused; an error answer that is not JSON is shown as it came", async () => {
@@ -85,11 +77,11 @@ describe("transport", () => {
       response.end("<html>not firecracker</html>");
     }));
     const api = new FirecrackerApi(path);
-    const notJson = await failure(api.version());
+    const notJson = await rejection(api.version());
     expect(notJson.code).toBe("COMMAND_FAILED");
     expect(notJson.message).toContain("invalid JSON");
     status = 500;
-    const raw = await failure(api.version());
+    const raw = await rejection(api.version());
     expect(raw).toBeInstanceOf(FirecrackerApiError);
     expect((raw as FirecrackerApiError).faultMessage).toBe("<html>not firecracker</html>");
   });

@@ -13,6 +13,7 @@ import { type ApiCall, apiCalls } from "../../../../lib/backends/firecracker/api
 import { FirecrackerApi, FirecrackerApiError } from "../../../../lib/backends/firecracker/api.ts";
 import { type FirecrackerVmSpec, planBoot, planRestore } from "../../../../lib/backends/firecracker/plan.ts";
 import { FakeFirecracker, firecrackerSpec } from "../../../helpers/firecracker-fake.ts";
+import { rejection } from "../../../helpers/rejection.ts";
 
 let dir: string;
 let fakes: FakeFirecracker[];
@@ -62,15 +63,7 @@ function createOutputFiles(spec: FirecrackerVmSpec): void {
   writeFileSync(spec.metricsPath, "");
 }
 
-async function refusal(promise: Promise<unknown>): Promise<FirecrackerApiError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(FirecrackerApiError);
-    return error as FirecrackerApiError;
-  }
-  throw new Error("expected Firecracker to refuse the request");
-}
+const refusal = (promise: Promise<unknown>) => rejection(promise, FirecrackerApiError);
 
 describe("every request the client can make", () => {
   test("names an operation of the spec", () => {

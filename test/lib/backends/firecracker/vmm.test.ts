@@ -17,10 +17,10 @@ import {
   bootFirecracker, cleanupFirecracker, firecrackerStatus, restoreFirecracker, type RunningFirecracker, saveSnapshot,
 } from "../../../../lib/backends/firecracker/vmm.ts";
 import { waitForVsock } from "../../../../lib/backends/firecracker/vsock.ts";
-import { SmolError } from "../../../../lib/errors.ts";
 import { pidAlive } from "../../../../lib/host/pids.ts";
 import { processesMatching, startTestAgent, type TestAgent } from "../../../helpers/agent.ts";
 import { writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
+import { rejection } from "../../../helpers/rejection.ts";
 
 interface Report {
   argv: string[];
@@ -128,23 +128,16 @@ describe("bootFirecracker", () => {
 
   test("a request Firecracker refuses stops the launch: its fault message verbatim, the process gone, the sockets removed", async () => {
     const binary = writeFakeFirecracker(dir, { report: join(dir, "report.json") });
-    const error = await bootFirecracker(vmSpec({ kernelPath: join(dir, "missing-vmlinux") }), { binary }).then(
-      () => { throw new Error("expected the launch to fail"); },
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(FirecrackerApiError);
-    expect((error as FirecrackerApiError).faultMessage).toBe(`Cannot open the kernel image: ${join(dir, "missing-vmlinux")}`);
-    expect((error as FirecrackerApiError).hint).toContain(join(dir, "firecracker.log"));
+    const error = await rejection(bootFirecracker(vmSpec({ kernelPath: join(dir, "missing-vmlinux") }), { binary }), FirecrackerApiError);
+    expect(error.faultMessage).toBe(`Cannot open the kernel image: ${join(dir, "missing-vmlinux")}`);
+    expect(error.hint).toContain(join(dir, "firecracker.log"));
     expect(processesMatching(join(dir, "api.sock"))).toEqual([]);
     expect(existsSync(join(dir, "api.sock"))).toBe(false);
   });
 
   test("a Firecracker that exits at start-up is reported with the last lines of its stderr", async () => {
     const binary = writeFakeFirecracker(dir, { exitEarly: "Error: KVM_CREATE_VM: Invalid argument" });
-    const error = await bootFirecracker(vmSpec(), { binary, vmmLogPath: join(dir, "vmm.log") }).then(
-      () => { throw new Error("expected the launch to fail"); },
-      (e: unknown) => e as SmolError,
-    );
+    const error = await rejection(bootFirecracker(vmSpec(), { binary, vmmLogPath: join(dir, "vmm.log") }));
     expect(error.code).toBe("COMMAND_FAILED");
     expect(error.message).toBe("Cannot start Firecracker: it exited with status 1: Error: KVM_CREATE_VM: Invalid argument");
     expect(error.hint).toContain(join(dir, "vmm.log"));

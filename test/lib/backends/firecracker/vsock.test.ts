@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { connectVsock, VsockRefusedError, waitForVsock } from "../../../../lib/backends/firecracker/vsock.ts";
 import { AGENT_VSOCK_PORT } from "../../../../lib/backends/firecracker/plan.ts";
 import { AgentClient } from "../../../../lib/agent/client.ts";
-import { AgentUnavailableError, SmolError, TimeoutError } from "../../../../lib/errors.ts";
+import { AgentUnavailableError, TimeoutError } from "../../../../lib/errors.ts";
+import { rejection } from "../../../helpers/rejection.ts";
 import { startTestAgent, type TestAgent } from "../../../helpers/agent.ts";
 import { startVsockShim, type VsockShim } from "../../../helpers/vsock-shim.ts";
 
@@ -61,16 +62,6 @@ async function rawServer(onConnection: (socket: Socket) => void): Promise<string
   return path;
 }
 
-async function failure(promise: Promise<unknown>): Promise<SmolError> {
-  try {
-    const value = await promise;
-    (value as Socket | undefined)?.destroy?.();
-  } catch (error) {
-    expect(error).toBeInstanceOf(SmolError);
-    return error as SmolError;
-  }
-  throw new Error("expected a failure");
-}
 
 describe("through a CONNECT/OK shim in front of the real agent", () => {
   test("a real exec runs over the handed-back stream, after exactly one CONNECT line for the agent's port", async () => {
@@ -90,9 +81,9 @@ describe("through a CONNECT/OK shim in front of the real agent", () => {
 
   test("a port nobody listens on is refused (closed before OK), and waitForVsock keeps trying until it times out", async () => {
     const vsock = await shim();
-    expect(await failure(connectVsock(vsock.udsPath, 5000))).toBeInstanceOf(VsockRefusedError);
+    expect(await rejection(connectVsock(vsock.udsPath, 5000))).toBeInstanceOf(VsockRefusedError);
     const started = Date.now();
-    const error = await failure(waitForVsock(vsock.udsPath, 5000, { timeoutMs: 300 }));
+    const error = await rejection(waitForVsock(vsock.udsPath, 5000, { timeoutMs: 300 }));
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error.message).toContain("closed before");
     expect(vsock.connects.length).toBeGreaterThan(2);
@@ -113,7 +104,7 @@ describe("through a CONNECT/OK shim in front of the real agent", () => {
   });
 
   test("waitForVsock gives up at once when the VMM has exited", async () => {
-    const error = await failure(waitForVsock(join(dir, "never.sock"), AGENT_VSOCK_PORT, { timeoutMs: 10_000, exited: Promise.resolve() }));
+    const error = await rejection(waitForVsock(join(dir, "never.sock"), AGENT_VSOCK_PORT, { timeoutMs: 10_000, exited: Promise.resolve() }));
     expect(error.code).toBe("NOT_RUNNING");
     expect(error.message).toContain("Firecracker exited");
   });
@@ -130,21 +121,21 @@ describe("the acknowledgement", () => {
 
   test("an answer other than OK <number>, an overlong line, and silence are clear errors", async () => {
     const no = await rawServer((socket) => socket.once("data", () => socket.write("NO such port\n")));
-    const error = await failure(connectVsock(no, 52));
+    const error = await rejection(connectVsock(no, 52));
     expect(error).toBeInstanceOf(AgentUnavailableError);
     expect(error.message).toBe(`Cannot connect to the guest's vsock port 52 through "${no}": expected "OK <port>", got "NO such port"`);
     const flood = await rawServer((socket) => socket.once("data", () => socket.write("OK ".padEnd(4096, "9"))));
-    expect((await failure(connectVsock(flood, 52))).message).toContain('expected "OK <port>"');
+    expect((await rejection(connectVsock(flood, 52))).message).toContain('expected "OK <port>"');
     const mute = await rawServer(() => {});
-    const slow = await failure(connectVsock(mute, 52, { timeoutMs: 150 }));
+    const slow = await rejection(connectVsock(mute, 52, { timeoutMs: 150 }));
     expect(slow).toBeInstanceOf(TimeoutError);
     expect(slow.message).toContain("no acknowledgement within 150 ms");
   });
 
   test("a socket that does not exist is NOT_RUNNING, and a port out of range is refused before connecting", async () => {
-    const missing = await failure(connectVsock(join(dir, "absent.sock"), 52));
+    const missing = await rejection(connectVsock(join(dir, "absent.sock"), 52));
     expect(missing.code).toBe("NOT_RUNNING");
     expect(missing.message).toContain("does not exist");
-    expect((await failure(connectVsock(join(dir, "absent.sock"), -1))).code).toBe("INVALID_INPUT");
+    expect((await rejection(connectVsock(join(dir, "absent.sock"), -1))).code).toBe("INVALID_INPUT");
   });
 });
