@@ -14,7 +14,7 @@ export {
 } from "./plan.ts";
 export {
   canRunHere, type CanRunOptions, FIRECRACKER_PROGRAM, firecrackerVersion, type FirecrackerProbe, type FirecrackerProcess,
-  JAILER_PROGRAM, type KvmVerdict, parseFirecrackerVersion, spawnFirecracker, waitForApi,
+  defaultKvmCheck, JAILER_PROGRAM, type KvmCheck, parseFirecrackerVersion, spawnFirecracker, waitForApi,
 } from "./process.ts";
 export {
   attachFirecracker, bootFirecracker, cleanupFirecracker, type FirecrackerLaunchOptions, type FirecrackerStatus,

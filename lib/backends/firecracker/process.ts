@@ -3,7 +3,9 @@
  * starting it detached with the guest's serial console on its stdout, and waiting for its API.
  *
  * Whether KVM works is not decided here: a `/dev/kvm` that opens is no proof (nested hosts expose
- * one that cannot run a guest), so the caller passes the verdict of whatever probe it trusts.
+ * one that cannot run a guest), so the caller passes the verdict of the proof it ran
+ * (kvm-probe.ts's `provenKvm`); by default only a verdict that proof already left for this host
+ * boot counts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
@@ -12,14 +14,15 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BackendUnavailableError, NotRunningError, SmolError, TimeoutError } from "../../errors.ts";
 import { runHost, which } from "../../host/process.ts";
-import { chooseAccel, hostArch } from "../accel.ts";
+import { hostArch, qemuProgram } from "../accel.ts";
+import { cachedKvmVerdict, kvmDeviceProblem, type KvmVerdict } from "../kvm-probe.ts";
 import type { FirecrackerApi } from "./api.ts";
 
 export const FIRECRACKER_PROGRAM = "firecracker";
 export const JAILER_PROGRAM = "jailer";
 
-/** A verdict on KVM: can a guest actually run? `why` says why not. */
-export type KvmVerdict = () => { ok: boolean; why: string } | Promise<{ ok: boolean; why: string }>;
+/** Whether KVM can run a guest here: kvm-probe.ts's verdict, however it was reached. */
+export type KvmCheck = () => KvmVerdict | Promise<KvmVerdict>;
 
 export type FirecrackerProbe =
   | { ok: true; binary: string; version: string }
@@ -28,8 +31,8 @@ export type FirecrackerProbe =
 export interface CanRunOptions {
   /** The binary to use; default `firecracker` on PATH. */
   binary?: string;
-  /** Default: lib/backends/accel.ts's verdict for the host's own architecture. */
-  kvm?: KvmVerdict;
+  /** Default: `defaultKvmCheck` (the device opens and a proof earlier this host boot said yes). */
+  kvm?: KvmCheck;
   platform?: NodeJS.Platform;
   /** The host's architecture in guest terms; undefined for one Firecracker does not support. */
   arch?: "x86_64" | "aarch64" | undefined;
@@ -58,17 +61,28 @@ export async function canRunHere(options: CanRunOptions = {}): Promise<Firecrack
   } catch (error) {
     return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint ?? INSTALL_HINT };
   }
-  const kvm = await (options.kvm ?? defaultKvmVerdict(arch))();
-  if (!kvm.ok) {
-    return { ok: false, reason: `KVM cannot run a guest here: ${kvm.why}`, hint: "Firecracker needs working KVM; use the QEMU backend (software emulation) instead" };
+  const kvm = await (options.kvm ?? defaultKvmCheck(arch))();
+  if (!kvm.usable) {
+    return { ok: false, reason: `KVM cannot run a guest here: ${kvm.reason}`, hint: "Firecracker needs working KVM; use the QEMU backend (software emulation) instead" };
   }
   return { ok: true, binary, version };
 }
 
-function defaultKvmVerdict(arch: "x86_64" | "aarch64"): KvmVerdict {
+/**
+ * The KVM verdict available without booting anything: the device must open, and the proof
+ * (kvm-probe.ts, run by the first QEMU sandbox or `smolvm doctor`) must have seen a guest run
+ * under it earlier this host boot.
+ */
+export function defaultKvmCheck(arch: "x86_64" | "aarch64"): KvmCheck {
   return () => {
-    const info = chooseAccel(arch);
-    return info.accel === "kvm" ? { ok: true, why: "" } : { ok: false, why: info.reason };
+    const problem = kvmDeviceProblem();
+    if (problem !== undefined) return { usable: false, reason: problem };
+    const qemu = which(qemuProgram(arch));
+    const proven = qemu === undefined ? undefined : cachedKvmVerdict(arch, qemu);
+    return proven ?? {
+      usable: false,
+      reason: "no guest has been seen to run under KVM on this host since it booted (`smolvm doctor` runs the proof)",
+    };
   };
 }
 

@@ -16,7 +16,7 @@ import { pidAlive } from "../../../../lib/host/pids.ts";
 import { writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
 
 let dir: string;
-const kvmOk = () => ({ ok: true, why: "" });
+const kvmOk = () => ({ usable: true as const });
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "smolvm-fc-proc-"));
@@ -57,7 +57,7 @@ describe("canRunHere", () => {
     expect(await canRunHere({ platform: "linux", arch: "x86_64", binary: broken, kvm: kvmOk }))
       .toMatchObject({ ok: false, reason: expect.stringContaining("did not report a version") });
     const fake = writeFakeFirecracker(dir);
-    const noKvm = await canRunHere({ platform: "linux", arch: "x86_64", binary: fake, kvm: () => ({ ok: false, why: "a test guest did not run (kvm-pvm)" }) });
+    const noKvm = await canRunHere({ platform: "linux", arch: "x86_64", binary: fake, kvm: () => ({ usable: false as const, reason: "a test guest did not run (kvm-pvm)" }) });
     expect(noKvm).toEqual({
       ok: false,
       reason: "KVM cannot run a guest here: a test guest did not run (kvm-pvm)",
