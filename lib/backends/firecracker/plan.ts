@@ -83,8 +83,13 @@ export interface JailStaging {
   hostPath: string;
   /** Where the same file must appear, as the host sees it (inside the chroot dir). */
   jailedHostPath: string;
-  /** Firecracker writes it: owned by the jail's uid:gid. */
-  writable: boolean;
+  /**
+   * Handed to the jail's uid:gid: the sandbox's own files Firecracker writes or must read however
+   * their mode is set (its disk, its snapshot, which holds guest memory and stays 0600-able).
+   * Shared files (the kernel from the cache, a read-only shared image) keep their owner and mode,
+   * and must be readable by that uid.
+   */
+  ownedByJail: boolean;
 }
 
 export interface FirecrackerLaunchPlan {
@@ -224,14 +229,13 @@ function basePlan(spec: FirecrackerVmSpec, jailer: JailerOptions | undefined, sn
       ...(snapshot ? { statePath: JAIL_PATHS.snapshotState, memPath: JAIL_PATHS.snapshotMemory } : {}),
     };
     const stage: JailStaging[] = [
-      { hostPath: spec.kernelPath, jailedHostPath: host(JAIL_PATHS.kernel), writable: false },
-      ...(spec.initrdPath === undefined ? [] : [{ hostPath: spec.initrdPath, jailedHostPath: host(JAIL_PATHS.initrd), writable: false }]),
-      { hostPath: spec.rootDisk.path, jailedHostPath: host(JAIL_PATHS.rootfs), writable: !(spec.rootDisk.readOnly ?? false) },
+      { hostPath: spec.kernelPath, jailedHostPath: host(JAIL_PATHS.kernel), ownedByJail: false },
+      ...(spec.initrdPath === undefined ? [] : [{ hostPath: spec.initrdPath, jailedHostPath: host(JAIL_PATHS.initrd), ownedByJail: false }]),
+      { hostPath: spec.rootDisk.path, jailedHostPath: host(JAIL_PATHS.rootfs), ownedByJail: !(spec.rootDisk.readOnly ?? false) },
       ...(snapshot
         ? [
-          { hostPath: snapshot.statePath, jailedHostPath: host(JAIL_PATHS.snapshotState), writable: false },
-          // Firecracker maps guest memory from this file privately: it only reads it.
-          { hostPath: snapshot.memPath, jailedHostPath: host(JAIL_PATHS.snapshotMemory), writable: false },
+          { hostPath: snapshot.statePath, jailedHostPath: host(JAIL_PATHS.snapshotState), ownedByJail: true },
+          { hostPath: snapshot.memPath, jailedHostPath: host(JAIL_PATHS.snapshotMemory), ownedByJail: true },
         ]
         : []),
     ];

@@ -7,7 +7,7 @@
  * removed, and the error carries Firecracker's own words (its fault message, or the last lines of
  * its stderr when it exited).
  */
-import { chmod, chown, copyFile, link, mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { chown, copyFile, link, mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SmolError } from "../../errors.ts";
@@ -108,8 +108,8 @@ async function prepareFiles(plan: FirecrackerLaunchPlan): Promise<void> {
         if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
         await copyFile(item.hostPath, item.jailedHostPath);
       }
-      if (item.writable) await chown(item.jailedHostPath, uid, gid);
-      else await chmod(item.jailedHostPath, 0o644).catch(() => {});
+      // A hard link shares the inode: never loosen a mode here, only hand over what is the sandbox's own.
+      if (item.ownedByJail) await chown(item.jailedHostPath, uid, gid);
     }
   }
   for (const file of plan.outputFiles) {

@@ -126,8 +126,8 @@ describe("with the jailer", () => {
     expect(plan.outputFiles).toEqual([`${chroot}/firecracker.log`, `${chroot}/firecracker.metrics`]);
     expect(plan.socketsToClear).toEqual([`${chroot}/api.sock`, `${chroot}/vsock.sock`]);
     expect(plan.stage).toEqual([
-      { hostPath: "/cache/kernels/k1/vmlinux", jailedHostPath: `${chroot}/vmlinux`, writable: false },
-      { hostPath: `${DIR}/disk.ext4`, jailedHostPath: `${chroot}/rootfs.ext4`, writable: true },
+      { hostPath: "/cache/kernels/k1/vmlinux", jailedHostPath: `${chroot}/vmlinux`, ownedByJail: false },
+      { hostPath: `${DIR}/disk.ext4`, jailedHostPath: `${chroot}/rootfs.ext4`, ownedByJail: true },
     ]);
     const bodies = Object.fromEntries(plan.calls.map((c) => [c.path, c.body]));
     expect(bodies["/logger"]).toMatchObject({ log_path: "/firecracker.log" });
@@ -138,10 +138,10 @@ describe("with the jailer", () => {
     expect(plan.jail?.chrootDir).toBe(chroot);
   });
 
-  test("a jailed restore stages the snapshot files read-only and loads them by their jail paths", () => {
+  test("a jailed restore hands the snapshot files to the jail, leaves a read-only shared image alone, and loads by jail paths", () => {
     const plan = planRestore(vmSpec({ rootDisk: { path: "/img.ext4", readOnly: true } }), { snapshot: { statePath: "/s/vmstate", memPath: "/s/memory" } }, { jailer: JAILER });
-    expect(plan.stage.map((s) => [s.jailedHostPath.slice(chroot.length), s.writable])).toEqual([
-      ["/vmlinux", false], ["/rootfs.ext4", false], ["/snapshot/vmstate", false], ["/snapshot/memory", false],
+    expect(plan.stage.map((s) => [s.jailedHostPath.slice(chroot.length), s.ownedByJail])).toEqual([
+      ["/vmlinux", false], ["/rootfs.ext4", false], ["/snapshot/vmstate", true], ["/snapshot/memory", true],
     ]);
     expect(plan.calls[2]!.body).toMatchObject({ snapshot_path: "/snapshot/vmstate", mem_backend: { backend_type: "File", backend_path: "/snapshot/memory" } });
   });
