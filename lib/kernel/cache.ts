@@ -16,11 +16,15 @@ import { kernelInputs, recipeKey } from "./recipe.ts";
 const manifestSchema = z.object({
   arch: z.enum(GUEST_ARCHES),
   key: z.string(),
-  /** The recipe's own key (recipe.ts): equal for every source version built with this recipe. */
-  recipeKey: z.string(),
+  /**
+   * The recipe's own key (recipe.ts): equal for every source version built with this recipe.
+   * Absent in builds made before it existed, which are then never current (prune takes them).
+   */
+  recipeKey: z.optional(z.string()),
   artifact: z.enum(["vmlinux", "Image"]),
   source: z.object({
-    id: z.string(),
+    /** Absent in builds made before sources were identified by dpkg (they named a sha256). */
+    id: z.optional(z.string()),
     description: z.string(),
     package: z.optional(z.string()),
     version: z.optional(z.string()),
