@@ -8,7 +8,9 @@
  * LAPIC timer. Under tcg they must stay on: the emulated CPU has no TSC-deadline timer, so Linux
  * needs a PIT (routed through the PIC) as its clock-event device, or to calibrate the LAPIC timer
  * against; with `pit=off` the guest boots but no timer ever fires (`sleep 1` and `reboot -f` hang
- * forever). aarch64 guests run on `-M virt` with virtio-pci devices.
+ * forever). aarch64 guests run on `-M virt` with virtio-mmio devices too: the guest kernel has no
+ * PCI (kernel/config/arm64.config), the virt machine's device tree describes its mmio transports,
+ * and Firecracker's arm64 machine is virtio-mmio as well.
  * The argv goes straight to spawn, never through a shell: the kernel command line is one element.
  */
 import { InvalidInputError } from "../errors.ts";
@@ -110,8 +112,8 @@ function checkSpec(spec: QemuSpec): void {
 export function qemuArgs(spec: QemuSpec): string[] {
   checkSpec(spec);
   const x86 = spec.arch === "x86_64";
-  // Device names: virtio-mmio on microvm, virtio-pci on virt.
-  const dev = (kind: "blk" | "net" | "rng" | "serial") => `virtio-${kind}-${x86 ? "device" : "pci"}`;
+  // virtio-mmio devices on both machines.
+  const dev = (kind: "blk" | "net" | "rng" | "serial") => `virtio-${kind}-device`;
   const args: string[] = [];
 
   if (x86) {

@@ -175,7 +175,7 @@ withQemu("launching QEMU", () => {
 
 const withArm = haveQemuArm ? describe : describe.skip;
 withArm("aarch64 argv", () => {
-  test("the aarch64 command line is accepted by qemu-system-aarch64 (virt, PCI devices)", async () => {
+  test("the aarch64 command line is accepted by qemu-system-aarch64 (virt, virtio-mmio devices)", async () => {
     const dir = scratchDir("arm");
     const qemu = await launchQemu({
       arch: "aarch64", accel: "tcg", vcpus: 2, memoryMiB: 128,
@@ -191,7 +191,7 @@ withArm("aarch64 argv", () => {
       const anonymous = await qmp.execute<Array<{ type: string }>>("qom-list", { path: "/machine/peripheral-anon" });
       const named = await qmp.execute<Array<{ type: string }>>("qom-list", { path: "/machine/peripheral" });
       const types = [...anonymous, ...named].map((d) => d.type);
-      for (const kind of ["blk", "net", "rng", "serial"]) expect(types).toContain(`child<virtio-${kind}-pci>`);
+      for (const kind of ["blk", "net", "rng", "serial"]) expect(types).toContain(`child<virtio-${kind}-device>`);
       expect((await qmp.queryStatus()).status).toBe("prelaunch");
       await qmp.quit();
       expect((await qemu.exited).code).toBe(0);
