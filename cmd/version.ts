@@ -5,12 +5,40 @@ import { action } from "./action.ts";
 export function registerVersion(program: Command): void {
   program
     .command("version")
-    .description("print version, runtime and build target")
+    .description("print version, commit, runtime and build target")
+    .option("--check", "compare with the latest release (SMOLVM_INSTALL_URL or the project's releases)")
     .option("--json", "print JSON")
     .action(
-      action("version", (out) => {
+      action("version", async (out, options) => {
         const info = versionInfo();
-        out.result(info, () => `smolvm ${info.version}\nruntime: ${info.runtime}\ntarget:  ${info.target} (${info.platform}-${info.arch})`);
+        const lines = [
+          `smolvm ${info.version}`,
+          `commit:  ${info.commit}`,
+          `runtime: ${info.runtime}`,
+          `target:  ${info.target} (${info.platform}-${info.arch})`,
+        ];
+        if (options.check !== true) {
+          out.result(info, () => lines.join("\n"));
+          return;
+        }
+        const { checkForUpdate } = await import("../lib/distribution/update-check.ts");
+        const { releasesUrl } = await import("../lib/distribution/release-url.ts");
+        const { upgradeCommand } = await import("../lib/distribution/upgrade.ts");
+        const baseUrl = releasesUrl();
+        const check = await checkForUpdate({ current: info.version, baseUrl });
+        const upgrade = check.status === "update-available" ? upgradeCommand({ target: info.target, execPath: process.execPath, baseUrl }) : undefined;
+        out.result({ ...info, check: upgrade === undefined ? check : { ...check, upgrade } }, () => {
+          switch (check.status) {
+            case "update-available":
+              return [...lines, "", `smolvm ${check.latest} is available (this is ${check.current}); upgrade: ${upgrade}`].join("\n");
+            case "up-to-date":
+              return [...lines, "", `This is the latest release (${check.latest}).`].join("\n");
+            case "ahead":
+              return [...lines, "", `This build is newer than the latest release (${check.latest}).`].join("\n");
+            case "unknown":
+              return [...lines, "", `Cannot tell whether a newer release exists: ${check.reason}`].join("\n");
+          }
+        });
       }),
     );
 }

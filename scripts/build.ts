@@ -9,11 +9,15 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
+import { gitCommitOf } from "../lib/version.ts";
 
 const root = join(import.meta.dirname, "..");
 const dist = join(root, "dist");
 const TARGETS = ["linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64"] as const;
 const hostTarget = `${process.platform}-${process.arch}`;
+// `smolvm version --json` names the commit a binary was built from; a source tree outside git
+// says so rather than guessing.
+const commit = gitCommitOf(root) ?? "unknown";
 
 const args = process.argv.slice(2);
 const hostOnly = args.includes("--host-only");
@@ -77,6 +81,7 @@ try {
       "--external", "cpu-features",
       "--define", `SMOLVM_BUILD_VERSION=${JSON.stringify(pkg.version)}`,
       "--define", `SMOLVM_BUILD_TARGET=${JSON.stringify(target)}`,
+      "--define", `SMOLVM_BUILD_COMMIT=${JSON.stringify(commit)}`,
       "--define", `SMOLVM_ROOT_HELP=${JSON.stringify(help.stdout)}`,
       // The runtime inside the binary is the Bun doing the build.
       "--define", `SMOLVM_VERSION_LINE=${JSON.stringify(`smolvm ${pkg.version} (bun-${process.versions.bun}, ${target})\n`)}`,
