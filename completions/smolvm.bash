@@ -85,7 +85,7 @@ _smolvm() {
     ['smolvm image rm']='--json -h --help'
     ['smolvm doctor']='--strict --json -h --help'
     ['smolvm bench']='--vms --image --runs --transfer-mib --plot -v --verbose --json -h --help'
-    ['smolvm version']='--json -h --help'
+    ['smolvm version']='--check --json -h --help'
     ['smolvm completions']='--install --json -h --help'
   )
   local -A valued=(

@@ -41,7 +41,9 @@ export async function checkForUpdate(options: CheckForUpdateOptions): Promise<Up
       await response.body?.cancel();
       return unknown(`${url} answered HTTP ${response.status}`);
     }
-    answer = await readBounded(response, MAX_ANSWER_BYTES);
+    const bounded = await readBounded(response, MAX_ANSWER_BYTES);
+    if (bounded === undefined) return unknown(`${url} answered with more than ${MAX_ANSWER_BYTES} bytes, which is no version`);
+    answer = bounded;
   } catch (error) {
     const name = (error as Error).name;
     if (name === "TimeoutError" || name === "AbortError") return unknown(`no answer from ${url} within ${timeoutMs / 1000} s (offline?)`);
@@ -54,7 +56,8 @@ export async function checkForUpdate(options: CheckForUpdateOptions): Promise<Up
   return { status: order < 0 ? "update-available" : order === 0 ? "up-to-date" : "ahead", current: options.current, latest, url };
 }
 
-async function readBounded(response: Response, limit: number): Promise<string> {
+/** The body as text, or undefined when it is longer than `limit` bytes (reading stops there). */
+async function readBounded(response: Response, limit: number): Promise<string | undefined> {
   const reader = response.body?.getReader();
   if (reader === undefined) return "";
   const chunks: Uint8Array[] = [];
@@ -66,8 +69,8 @@ async function readBounded(response: Response, limit: number): Promise<string> {
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel();
-      break;
+      return undefined;
     }
   }
-  return Buffer.concat(chunks).subarray(0, limit + 1).toString("utf8");
+  return Buffer.concat(chunks).toString("utf8");
 }
