@@ -6,14 +6,15 @@
  *   bun run scripts/build.ts [--host-only] [--target linux-x64,...]
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { gitCommitOf } from "../lib/version.ts";
+import { BINARY_TARGETS } from "../lib/distribution/release-url.ts";
+import { adhocSign } from "./release/macho.ts";
 
 const root = join(import.meta.dirname, "..");
 const dist = join(root, "dist");
-const TARGETS = ["linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64"] as const;
 const hostTarget = `${process.platform}-${process.arch}`;
 // `smolvm version --json` names the commit a binary was built from; a source tree outside git
 // says so rather than guessing.
@@ -26,7 +27,7 @@ const targets = hostOnly
   ? [hostTarget]
   : args.includes("--target") && targetArg !== undefined
     ? targetArg.split(",")
-    : [...TARGETS];
+    : [...BINARY_TARGETS];
 
 function run(file: string, argv: string[]): void {
   const result = spawnSync(file, argv, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
@@ -87,6 +88,12 @@ try {
       "--define", `SMOLVM_VERSION_LINE=${JSON.stringify(`smolvm ${pkg.version} (bun-${process.versions.bun}, ${target})\n`)}`,
       join(root, "main.ts"), "--outfile", outfile,
     ]);
+    if (target.startsWith("darwin-")) {
+      // Bun leaves some darwin targets with a signature that no longer matches the file, and
+      // Apple-silicon macOS kills such a process at exec: sign again over the final bytes.
+      writeFileSync(`${outfile}.signing`, adhocSign(readFileSync(outfile), "smolvm"), { mode: 0o755 });
+      renameSync(`${outfile}.signing`, outfile);
+    }
     console.error(`build:   ${outfile} (${(statSync(outfile).size / 1e6).toFixed(0)} MB)`);
   }
 } finally {
