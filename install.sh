@@ -3,6 +3,7 @@
 #
 #   curl -fsSL https://github.com/smolvm-dev/smolvm/releases/latest/download/install.sh | sh
 #   sh install.sh [--prefix DIR] [--version X.Y.Z] [--no-completions]
+#   sh install.sh [--version X.Y.Z] --print-url FILE    (where FILE of that release is; no install)
 #
 # The binary is checked against the release's SHA256SUMS before anything is put in place, and
 # a run that finds everything current changes nothing. SMOLVM_INSTALL_URL points at another
@@ -26,9 +27,11 @@ die() {
 usage() {
   cat <<'EOF'
 Usage: install.sh [--prefix DIR] [--version X.Y.Z] [--no-completions]
+       install.sh [--version X.Y.Z] --print-url FILE
 
 Installs the smolvm binary into DIR (default ~/.local/bin) and shell completions where bash,
-zsh and fish look for them. Without --version, installs the latest release.
+zsh and fish look for them. Without --version, installs the latest release. --print-url
+prints the URL of one file of the release (manifest.json, say) and installs nothing.
 
 Environment: SMOLVM_INSTALL_URL  releases base URL (default the project's GitHub releases)
 EOF
@@ -41,6 +44,7 @@ usage_error() {
 prefix=""
 version="latest"
 completions=1
+print_url=""
 while [ $# -gt 0 ]; do
   case $1 in
     --prefix) [ $# -ge 2 ] || usage_error "--prefix needs a directory"; prefix=$2; shift 2 ;;
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
     --version) [ $# -ge 2 ] || usage_error "--version needs a version (e.g. 0.2.0)"; version=$2; shift 2 ;;
     --version=*) version=${1#--version=}; shift ;;
     --no-completions) completions=0; shift ;;
+    --print-url) [ $# -ge 2 ] || usage_error "--print-url needs a file name"; print_url=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage_error "Unknown option \"$1\"" ;;
   esac
@@ -71,6 +76,11 @@ base=${SMOLVM_INSTALL_URL:-$DEFAULT_RELEASES_URL}
 base=${base%/}
 case $base in http://* | https://*) ;; *) die "Cannot use SMOLVM_INSTALL_URL \"$base\": not an http(s) URL" "set it to a releases base URL, or unset it" ;; esac
 if [ "$version" = latest ]; then release_url="$base/latest/download"; else release_url="$base/download/v$version"; fi
+if [ -n "$print_url" ]; then
+  case $print_url in */* | "") usage_error "--print-url takes a file name, not a path: \"$print_url\"" ;; esac
+  say "$release_url/$print_url"
+  exit 0
+fi
 
 # --- platform -------------------------------------------------------------------------------
 os=$(uname -s)

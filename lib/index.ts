@@ -5,6 +5,7 @@ export * from "./errors.ts";
 export { parseVmConfig, parseSandboxName, type VmConfig, type VmConfigInput } from "./config.ts";
 export { listSandboxes, type SandboxSummary } from "./sandboxes.ts";
 export { versionInfo, type VersionInfo } from "./version.ts";
+export { checkForUpdate, type UpdateCheck, type UpdateStatus } from "./distribution/update-check.ts";
 export { SmolVM, type CreateSandboxOptions, type RunOptions, type RunResult, type SandboxInfo, type SandboxEnv, type PortForward } from "./smolvm.ts";
 export type { GetFileOptions, PutFileOptions, TransferProgress, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
 export type { PortForwardInfo } from "./sandbox/ports.ts";

@@ -4,6 +4,7 @@
  * shape (no KVM, macOS, missing QEMU...) is covered by unit tests without that host.
  */
 import { aptInstallHint, DEBIAN_PACKAGES } from "../host/packages.ts";
+import { HYPERVISOR_ENTITLEMENT } from "./entitlements.ts";
 import type { HostFacts } from "./probe.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -78,6 +79,14 @@ export function diagnose(facts: HostFacts): Diagnosis {
   const qemu = facts.qemuSystem;
   if (qemu.path !== undefined) add("qemu", "ok", `${qemu.binary} ${qemu.version ?? "(version unknown)"}`);
   else add("qemu", "fail", `${qemu.binary} not found: no backend can run sandboxes`, installHint(facts, DEBIAN_PACKAGES.qemuSystem, "qemu"));
+  if (mac && qemu.path !== undefined) {
+    // QEMU, not smolvm, opens the hypervisor, so the entitlement is QEMU's to have.
+    if (facts.qemuHypervisorEntitlement === true) add("qemu-hvf", "ok", `${qemu.binary} is signed with ${HYPERVISOR_ENTITLEMENT}`);
+    else if (facts.qemuHypervisorEntitlement === false) {
+      add("qemu-hvf", "fail", `${qemu.binary} lacks the ${HYPERVISOR_ENTITLEMENT} entitlement: it cannot use HVF, so sandboxes cannot start`,
+        `use Homebrew's qemu (brew install qemu), which is signed with it, or sign yours: codesign --force --sign - --entitlements FILE.plist ${qemu.path}`);
+    } else add("qemu-hvf", "warn", `cannot read ${qemu.binary}'s entitlements (codesign -d --entitlements - ${qemu.path})`, "HVF needs QEMU signed with com.apple.security.hypervisor (Homebrew's qemu is)");
+  }
   if (facts.qemuImg.path !== undefined) add("qemu-img", "ok", `qemu-img ${facts.qemuImg.version ?? "(version unknown)"}`);
   else add("qemu-img", "fail", "qemu-img not found: isolated disks (copy-on-write overlays) cannot be made", installHint(facts, DEBIAN_PACKAGES.qemuImg, "qemu"));
 
@@ -119,9 +128,11 @@ export function diagnose(facts: HostFacts): Diagnosis {
   const headline =
     backend === "none"
       ? "No usable backend: install QEMU (see the failed checks below)."
-      : accel === "tcg"
-        ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
-        : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
+      : mac && facts.qemuHypervisorEntitlement === false
+        ? "QEMU cannot use HVF (it lacks the hypervisor entitlement): sandboxes cannot start until it does (see below)."
+        : accel === "tcg"
+          ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
+          : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
   return { checks, backend, accel, channel, headline, ok: !checks.some((c) => c.status === "fail") };
 }
 

@@ -11,6 +11,7 @@ import { DEFAULT_IMAGE } from "../config.ts";
 import { listImages } from "../images/store.ts";
 import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { findKernel } from "../kernel/cache.ts";
+import { grantsHypervisor } from "./entitlements.ts";
 
 export interface ToolFact {
   path: string | undefined;
@@ -36,6 +37,8 @@ export interface HostFacts {
   /** macOS only: Hypervisor.framework reported by `sysctl kern.hv_support`. */
   hvf: boolean;
   qemuSystem: ToolFact & { binary: string };
+  /** macOS only: whether QEMU's signature grants com.apple.security.hypervisor (undefined: unread). */
+  qemuHypervisorEntitlement?: boolean;
   qemuImg: ToolFact;
   firecracker: ToolFact;
   /** Whether the installed QEMU has the virtio-serial port the agent channel runs over. */
@@ -74,7 +77,9 @@ export async function probeHost(): Promise<HostFacts> {
     probeDefaultImage(guestArch),
   ]);
   const accelOverride = process.env.SMOLVM_ACCEL;
+  const qemuHypervisorEntitlement = process.platform === "darwin" && qemuSystem.path !== undefined ? await hypervisorEntitlement(qemuSystem.path) : undefined;
   return {
+    ...(qemuHypervisorEntitlement === undefined ? {} : { qemuHypervisorEntitlement }),
     platform: process.platform,
     arch: process.arch,
     kvm,
@@ -103,6 +108,15 @@ async function tool(program: string, args: string[], pattern: RegExp): Promise<T
     return { path, version: match?.[1] };
   } catch {
     return { path, version: undefined };
+  }
+}
+
+async function hypervisorEntitlement(qemuPath: string): Promise<boolean | undefined> {
+  try {
+    const result = await runHost("codesign", ["-d", "--entitlements", "-", qemuPath], { timeoutMs: 5000 });
+    return grantsHypervisor(`${result.stdout}\n${result.stderr}`);
+  } catch {
+    return undefined;
   }
 }
 

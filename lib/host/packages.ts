@@ -62,6 +62,9 @@ export const HOST_PACKAGES: readonly HostPackage[] = [
   { name: "tmux", purpose: "test", why: "drives interactive sessions in tests" },
   { name: "ruby", purpose: "test", why: "checks the generated Homebrew formula" },
   { name: "dash", purpose: "test", why: "runs install.sh under a strict POSIX shell" },
+  { name: "bash-completion", purpose: "test", why: "checks that bash finds the completions install.sh puts in place" },
+  { name: "wget", purpose: "test", why: "runs install.sh on a host without curl" },
+  { name: "perl", purpose: "test", why: "shasum: runs install.sh on a host without sha256sum, as on macOS" },
   { name: "curl", purpose: "test", why: "the download floor in the bench" },
 ];
 
