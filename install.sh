@@ -241,7 +241,7 @@ if [ "$binary_changed" = 1 ]; then say "Installed $installed to $target"; else s
 for entry in $completions_changed; do
   say "Installed ${entry%%:*} completions to ${entry#*:}"
   case $entry in
-    zsh:"$HOME"/.zfunc/*) say "  zsh: make sure ~/.zshrc has fpath=(~/.zfunc \$fpath) before compinit" ;;
+    zsh:"${HOME:-/nonexistent}"/.zfunc/*) say "  zsh: make sure ~/.zshrc has fpath=(~/.zfunc \$fpath) before compinit" ;;
   esac
 done
 command_name=smolvm
