@@ -5,9 +5,9 @@
  * release server on 127.0.0.1 with the real binary.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../helpers/cli.ts";
@@ -87,6 +87,7 @@ describe("the action's steps, run as GitHub runs them", () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "smolvm-action-"));
+    chmodSync(work, 0o755);
     release = join(work, "release");
     const dir = join(release, "download", `v${version}`);
     mkdirSync(dir, { recursive: true });
@@ -109,7 +110,7 @@ describe("the action's steps, run as GitHub runs them", () => {
   });
 
   /** Runs the step called `id` (or named `name`) with the given inputs and earlier outputs. */
-  async function runStep(find: string, home: string, inputs: Record<string, string>, outputs: Record<string, Record<string, string>> = {}) {
+  async function runStep(find: string, home: string, inputs: Record<string, string>, outputs: Record<string, Record<string, string>> = {}, options: { pathPrefix?: string; asUser?: number; env?: Record<string, string> } = {}) {
     const step = action.runs.steps.find((s) => s.id === find || s.name === find)!;
     const context: Record<string, string> = { "github.action_path": repoRoot, "runner.os": "Linux" };
     for (const [name, input] of Object.entries(action.inputs)) context[`inputs.${name}`] = inputs[name] ?? input.default ?? "";
@@ -125,9 +126,12 @@ describe("the action's steps, run as GitHub runs them", () => {
     writeFileSync(script, step.run!);
     const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, evaluate(v)]));
     // Asynchronously: the release server answers from this same process.
-    const child = spawn("bash", ["--noprofile", "--norc", "-eo", "pipefail", script], {
+    const bash = ["bash", "--noprofile", "--norc", "-eo", "pipefail", script];
+    const argv = options.asUser === undefined ? bash : ["setpriv", `--reuid=${options.asUser}`, `--regid=${options.asUser}`, "--clear-groups", ...bash];
+    if (options.asUser !== undefined) chownSync(runnerTemp, options.asUser, options.asUser);
+    const child = spawn(argv[0]!, argv.slice(1), {
       env: {
-        PATH: `${join(home, ".local", "bin")}:${process.env.PATH}`,
+        PATH: `${options.pathPrefix === undefined ? "" : `${options.pathPrefix}:`}${join(home, ".local", "bin")}:${process.env.PATH}`,
         HOME: home,
         TMPDIR: runnerTemp,
         RUNNER_TEMP: runnerTemp,
@@ -137,13 +141,15 @@ describe("the action's steps, run as GitHub runs them", () => {
         SMOLVM_HOME: join(home, ".smolvm"),
         ...files,
         ...env,
+        ...options.env,
       },
     });
     let stdout = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", () => {});
+    let stderr = "";
+    child.stderr.on("data", (chunk) => (stderr += chunk));
     const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    const run = { status, stdout };
+    const run = { status, stdout, stderr };
     const output = Object.fromEntries(readFileSync(files.GITHUB_OUTPUT, "utf8").split("\n").filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]));
     return { ...run, output, path: readFileSync(files.GITHUB_PATH, "utf8") };
   }
@@ -187,5 +193,36 @@ describe("the action's steps, run as GitHub runs them", () => {
     const doctor = await runStep("smolvm doctor", home, { setup: "false" });
     expect(doctor.status).toBe(0);
     expect(doctor.stdout).toContain("backend:");
+  });
+
+  test("makes /dev/kvm usable the way GitHub documents for hosted runners (a udev rule), or says there is none", async () => {
+    const home = mkdtempSync(join(work, "home-"));
+    chmodSync(home, 0o755);
+    // sudo and udevadm are stand-ins that record what they were asked: the test must not
+    // change the machine's udev rules or device modes.
+    const fakes = join(home, "fake-bin");
+    mkdirSync(fakes);
+    const log = join(home, "sudo.log");
+    writeFileSync(log, "");
+    chmodSync(log, 0o666);
+    writeFileSync(join(fakes, "sudo"), `#!/bin/sh\nprintf 'sudo %s\\n' "$*" >> "${log}"\nif [ "$1" = tee ]; then sed 's/^/stdin: /' >> "${log}"; fi\n`, { mode: 0o755 });
+    writeFileSync(join(fakes, "udevadm"), "#!/bin/sh\necho 'udevadm must be run through sudo' >&2\nexit 1\n", { mode: 0o755 });
+    const asRoot = process.getuid?.() === 0;
+    const step = await runStep("Make /dev/kvm usable for the runner user", home, {}, {}, { pathPrefix: fakes, ...(asRoot ? { asUser: 65534 } : {}) });
+    expect(`${step.status} ${step.stderr}`).toBe("0 ");
+    if (!existsSync("/dev/kvm")) {
+      expect(step.stdout).toContain("::notice title=smolvm::no /dev/kvm on this runner");
+      return;
+    }
+    const writable = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "test", "-w", "/dev/kvm"]).status === 0;
+    if (writable) return void console.log("skipping: /dev/kvm is already writable by everyone here");
+    expect(readFileSync(log, "utf8").split("\n").filter(Boolean)).toEqual([
+      "sudo tee /etc/udev/rules.d/99-kvm4all.rules",
+      'stdin: KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"',
+      "sudo udevadm control --reload-rules",
+      "sudo udevadm trigger --name-match=kvm",
+      // The stand-ins changed nothing, so the fallback runs too.
+      "sudo chmod 666 /dev/kvm",
+    ]);
   });
 });

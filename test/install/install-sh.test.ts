@@ -93,7 +93,7 @@ function sandbox(): Sandbox {
 function runInstall(
   box: Sandbox,
   args: string[] = [],
-  options: { shell?: string[]; env?: Record<string, string>; asUser?: number; whenStarted?: (pid: number) => void } = {},
+  options: { shell?: string[]; env?: Record<string, string>; unset?: string[]; asUser?: number; whenStarted?: (pid: number) => void } = {},
 ): Promise<Run> {
   const shell = options.shell ?? ["dash"];
   const argv = [...shell, script, ...args];
@@ -101,8 +101,10 @@ function runInstall(
     ? argv
     : ["setpriv", `--reuid=${options.asUser}`, `--regid=${options.asUser}`, "--clear-groups", ...argv];
   return new Promise((resolve, reject) => {
+    const env: Record<string, string> = { ...box.env, ...options.env };
+    for (const name of options.unset ?? []) delete env[name];
     const child = spawn(command[0]!, command.slice(1), {
-      env: { ...box.env, ...options.env },
+      env,
       cwd: box.home,
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group, so a test can interrupt it the way Ctrl-C does: the whole group.
@@ -217,6 +219,20 @@ describe("install.sh installs the real binary", () => {
     ]);
     // Nothing went to the user's home.
     expect(tree(box.home)).toEqual(["tmp"]);
+  });
+
+  withBinary("without HOME: --prefix still installs, completions under its share/; no --prefix says what to do", async () => {
+    const box = sandbox();
+    const prefix = join(box.home, "opt", "bin");
+    const run = await runInstall(box, ["--prefix", prefix], { unset: ["HOME"] });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(sha256(join(prefix, "smolvm"))).toBe(sha256(binary));
+    expect(existsSync(join(box.home, "opt", "share", "zsh", "site-functions", "_smolvm"))).toBe(true);
+    const noHome = await runInstall(box, [], { unset: ["HOME"] });
+    expect(noHome.code).toBe(1);
+    expect(noHome.stderr).toContain("Cannot pick an install directory: HOME is not set");
+    expect(noHome.stderr).toContain("--prefix DIR");
   });
 
   withBinary("works with only wget and shasum (no curl, no sha256sum), as on a bare macOS-like host", async () => {
@@ -379,6 +395,10 @@ describe("install.sh refuses and leaves nothing behind", () => {
     const help = await runInstall(box, ["--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: install.sh [--prefix DIR] [--version X.Y.Z]");
+    const printed = await runInstall(box, ["--version", "1.2.3", "--print-url", "manifest.json"]);
+    expect(printed.stdout).toBe(`${server.url}/download/v1.2.3/manifest.json\n`);
+    expect(tree(box.prefix)).toEqual([]);
+    expect((await runInstall(box, ["--print-url", "../etc/passwd"])).code).toBe(2);
     const badUrl = await runInstall(box, [], { env: { SMOLVM_INSTALL_URL: "ftp://mirror" } });
     expect(badUrl.code).toBe(1);
     expect(badUrl.stderr).toContain('Cannot use SMOLVM_INSTALL_URL "ftp://mirror"');
