@@ -43,7 +43,7 @@ export interface FirecrackerExtras {
 export function firecrackerVmSpec(spec: LaunchSpec, extras: FirecrackerExtras): FirecrackerVmSpec {
   if (spec.accel !== undefined && spec.accel !== "kvm") {
     throw new BackendUnavailableError(`Cannot use the Firecracker backend with ${spec.accel}: Firecracker runs guests on KVM only`, {
-      hint: "use the QEMU backend (`--backend qemu`) where KVM is not available",
+      hint: "use the QEMU backend where KVM is not available",
     });
   }
   if (spec.disk.format !== "raw") {
@@ -53,7 +53,7 @@ export function firecrackerVmSpec(spec: LaunchSpec, extras: FirecrackerExtras): 
   }
   if (spec.network.mode === "user") {
     throw new InvalidInputError("Cannot use the Firecracker backend with user-mode networking: Firecracker has none", {
-      hint: "use `--network tap` (needs root or CAP_NET_ADMIN) or `--network none`",
+      hint: "give the sandbox a TAP network (needs root or CAP_NET_ADMIN) or none",
     });
   }
   return {

@@ -46,7 +46,7 @@ describe("firecrackerVmSpec", () => {
     try {
       user();
     } catch (error) {
-      expect((error as InvalidInputError).hint).toContain("--network tap");
+      expect((error as InvalidInputError).hint).toContain("TAP network");
     }
   });
 
