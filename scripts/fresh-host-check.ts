@@ -6,13 +6,18 @@
  *
  * It makes a minimal Debian bookworm root with exactly `smolvm setup`'s packages and nothing
  * else (mmdebstrap, minbase, no Recommends), cached under the test cache by the hash of the
- * list, and inside it (chroot, in a private mount namespace) builds the guest agent for both
- * arches and runs the kernel's configuration step for both arches. A package missing from the
- * list fails here, with the step's output, instead of on a user's first `smolvm setup`.
+ * list, and inside it (chroot, in a private mount namespace, on a throwaway overlay so the
+ * cached root stays pristine) builds the guest agent for both arches and runs the kernel's
+ * configuration step for both arches. A package missing from the list fails here, with the
+ * step's output, instead of on a user's first `smolvm setup`.
+ *
+ * A pass is remembered by the hash of the list and of every input the steps read (agent
+ * sources, kernel script and config): the same inputs cannot fail on the same root, so a CI run
+ * that changed none of them skips the minutes the steps take.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { setupPackages } from "../lib/host/packages.ts";
@@ -45,34 +50,60 @@ if (process.getuid?.() !== 0) {
 const packages = setupPackages();
 const key = createHash("sha256").update(JSON.stringify({ CHECK_VERSION, SUITE, packages })).digest("hex").slice(0, 16);
 const cache = join(process.env.SMOLVM_CACHE ?? join(homedir(), ".cache", "smolvm-test"), "fresh-host");
-const tarball = join(cache, `${SUITE}-${key}.tar`);
+const rootDir = join(cache, `${SUITE}-${key}`);
 mkdirSync(cache, { recursive: true });
 
-if (!existsSync(tarball)) {
+/** Every file the steps read from this checkout, hashed with the list. */
+function inputsHash(): string {
+  const hash = createHash("sha256").update(key);
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (name === "build") continue;
+      if (statSync(path).isDirectory()) walk(path);
+      else hash.update(`${path.slice(root.length)}\0`).update(readFileSync(path));
+    }
+  };
+  walk(join(root, "guest-agent"));
+  walk(join(root, "kernel"));
+  return hash.digest("hex").slice(0, 16);
+}
+const stamp = join(cache, `passed-${inputsHash()}`);
+if (existsSync(stamp)) {
+  step(`ok: this package list and these agent and kernel inputs passed before (${stamp})`);
+  process.exit(0);
+}
+
+if (!existsSync(rootDir)) {
   step(`building a ${SUITE} root with exactly the ${packages.length} packages of the list (cached by its hash ${key})`);
-  const partial = `${tarball}.${process.pid}.partial`;
+  const partial = `${rootDir}.${process.pid}.partial`;
+  const tarball = `${partial}.tar`;
   try {
     const sources = debianSourceLines(SUITE, ["main"], readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
     run("mmdebstrap", [
       "--mode=root", "--variant=minbase", `--include=${packages.join(",")}`,
-      "--aptopt=APT::Install-Recommends \"false\"", "--format=tar", SUITE, partial, ...sources,
+      "--aptopt=APT::Install-Recommends \"false\"", "--format=tar", SUITE, tarball, ...sources,
     ], "mmdebstrap of the package list");
-    renameSync(partial, tarball);
+    mkdirSync(partial);
+    run("tar", ["-xf", tarball, "-C", partial], "unpacking the fresh root");
+    renameSync(partial, rootDir);
   } finally {
-    rmSync(partial, { force: true });
+    rmSync(tarball, { force: true });
+    rmSync(partial, { recursive: true, force: true });
+  }
+  // Roots of earlier lists are of no further use.
+  for (const name of readdirSync(cache)) {
+    if (name.startsWith(`${SUITE}-`) && name !== `${SUITE}-${key}`) rmSync(join(cache, name), { recursive: true, force: true });
   }
 }
 
 const work = mkdtempSync(join(cache, ".check-"));
 try {
-  const fresh = join(work, "root");
-  mkdirSync(fresh);
-  step("unpacking the root");
-  run("tar", ["-xf", tarball, "-C", fresh], "unpacking the fresh root");
-  const inside = join(fresh, "tmp", "smolvm");
+  const sourcesDir = join(work, "sources");
   for (const dir of ["guest-agent", "kernel"]) {
-    cpSync(join(root, dir), join(inside, dir), { recursive: true, filter: (path) => !path.includes("/guest-agent/build") });
+    cpSync(join(root, dir), join(sourcesDir, dir), { recursive: true, filter: (path) => !path.includes("/guest-agent/build") });
   }
+  for (const dir of ["upper", "overlay-work", "merged"]) mkdirSync(join(work, dir));
   const script = [
     "set -eu",
     "cd /tmp/smolvm",
@@ -84,10 +115,15 @@ try {
     "done",
   ].join("\n");
   step("building the guest agent (x86_64, aarch64) and configuring the kernel (x86_64, aarch64) inside it");
-  // A private mount namespace: /proc and /dev go away with it, whatever happens here.
-  run("unshare", ["--mount", "--propagation", "private", "sh", "-c",
-    `mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && exec chroot "$0" /bin/sh -c "$1"`, fresh, script],
-  "the build steps inside the fresh root");
+  // A private mount namespace: the overlay, /proc and /dev go away with it, whatever happens.
+  const mounts = [
+    `mount -t overlay overlay -o "lowerdir=$0,upperdir=$1/upper,workdir=$1/overlay-work" "$1/merged"`,
+    `mkdir -p "$1/merged/tmp/smolvm" && cp -a "$1/sources/." "$1/merged/tmp/smolvm/"`,
+    `mount -t proc proc "$1/merged/proc" && mount --rbind /dev "$1/merged/dev"`,
+    `exec chroot "$1/merged" /bin/sh -c "$2"`,
+  ].join(" && ");
+  run("unshare", ["--mount", "--propagation", "private", "sh", "-c", mounts, rootDir, work, script], "the build steps inside the fresh root");
+  writeFileSync(stamp, `${new Date().toISOString()}\n`);
   step("ok: the package list builds the agent for both arches and configures both kernels");
 } finally {
   rmSync(work, { recursive: true, force: true });
