@@ -7,18 +7,20 @@
  * namespaces, no privileges) otherwise. The tarball keeps ownership and device nodes either way.
  */
 import { rmSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 import { which } from "../host/process.ts";
 import { ensureForeignArch } from "../host/binfmt.ts";
+import { hostExtraCaCertificates } from "../host/ca-certificates.ts";
 import { debianArch, hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
 import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
 import { runLogged } from "./run-logged.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex, type Recipe } from "./recipes.ts";
+import { npmLayerScript, npmRegistry, parseInstallStep, shQuote } from "./npm-layer.ts";
 
 type MmdebstrapRootfs = Extract<Recipe["rootfs"], { kind: "mmdebstrap" }>;
 
@@ -29,8 +31,8 @@ const MILESTONES: Array<[RegExp, number, string]> = [
   [/^I: extracting archives/, 0.35, "extracting packages"],
   [/^I: installing essential packages/, 0.45, "installing essential packages"],
   [/^I: installing remaining packages/, 0.6, "installing packages"],
-  [/^I: cleaning package lists/, 0.85, "cleaning up"],
-  [/^I: creating tarball/, 0.9, "writing the tarball"],
+  [/^I: cleaning package lists/, 0.8, "cleaning up"],
+  [/^I: creating tarball/, 0.95, "writing the tarball"],
 ];
 
 export interface DebianStageOptions {
@@ -63,8 +65,26 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
     const sources = debianSourceLines(rootfs.suite, rootfs.components, readHostAptSources(), process.env.SMOLVM_DEBIAN_MIRROR);
     await removeLeftovers(dirname(tarball), `${basename(tarball)}.`, (name) => name.endsWith(".partial.tar"));
     const partial = `${tarball}.${process.pid}.partial.tar`;
-    const undoInterrupt = onInterrupt(() => rmSync(partial, { force: true }));
+    const hookScript = `${tarball}.${process.pid}.npm-layer.sh`;
+    const undoInterrupt = onInterrupt(() => {
+      rmSync(partial, { force: true });
+      rmSync(hookScript, { force: true });
+    });
     try {
+      const hooks: string[] = [];
+      if (rootfs.npm) {
+        // Run chrooted in the finished tree, with the host's network and resolv.conf (mmdebstrap
+        // provides both to hooks), so packages' install scripts run on the guest's own Node.js.
+        const extraCaPem = await hostExtraCaCertificates();
+        await writeFile(hookScript, npmLayerScript({
+          runtime: rootfs.npm.runtime,
+          packages: rootfs.npm.packages,
+          arch: options.arch,
+          registry: npmRegistry(),
+          ...(extraCaPem === undefined ? {} : { extraCaPem }),
+        }), { mode: 0o600 });
+        hooks.push(`--customize-hook=chroot "$1" /bin/sh -s < ${shQuote(hookScript)}`);
+      }
       await runLogged("mmdebstrap", [
         "--mode=auto",
         `--variant=${rootfs.variant}`,
@@ -72,6 +92,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
         `--components=${rootfs.components.join(",")}`,
         ...(rootfs.include.length ? [`--include=${rootfs.include.join(",")}`] : []),
         "--format=tar",
+        ...hooks,
         rootfs.suite,
         partial,
         ...sources,
@@ -83,14 +104,18 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
           for (const [pattern, fraction, message] of MILESTONES) {
             if (pattern.test(line)) options.onProgress?.(fraction, message);
           }
+          const step = parseInstallStep(line);
+          if (step) options.onProgress?.(0.85 + (0.1 * (step.step - 1)) / step.steps, step.message);
         },
       });
       await rename(partial, tarball);
     } finally {
       undoInterrupt();
       await rm(partial, { force: true });
+      await rm(hookScript, { force: true });
     }
     options.onProgress?.(1, "root filesystem ready");
     return tarball;
   }, { onWait: (pid) => options.onProgress?.(0, `waiting for the build in process ${pid}`) });
 }
+

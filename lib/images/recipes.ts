@@ -3,10 +3,15 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "../zod.ts";
-import { NotFoundError } from "../errors.ts";
+import { NotFoundError, SmolError } from "../errors.ts";
 import { parseOrThrow } from "../validate.ts";
 import baseRecipe from "../../images/base.json" with { type: "json" };
 import debianRecipe from "../../images/debian.json" with { type: "json" };
+import nodeRuntimePin from "../../images/node.json" with { type: "json" };
+import claudeRecipe from "../../images/claude.json" with { type: "json" };
+import codexRecipe from "../../images/codex.json" with { type: "json" };
+import piRecipe from "../../images/pi.json" with { type: "json" };
+import openclawRecipe from "../../images/openclaw.json" with { type: "json" };
 import { GUEST_HOME } from "../guest.ts";
 
 /** Bump when the builder's output changes for the same recipe (layout, mkfs flags, files). */
@@ -18,6 +23,27 @@ const guestPathSchema = z.string().check(
   z.refine((p) => !p.split("/").includes(".."), { error: "a path without .." }),
 );
 
+const sriSchema = z.string().check(z.regex(/^sha512-[A-Za-z0-9+/]{86}==$/, { error: "an npm integrity string (sha512-<base64>)" }));
+const versionSchema = z.string().check(z.regex(/^\d+\.\d+\.\d+$/, { error: "an exact version such as 24.1.0" }));
+/** `name@exact-version`, scoped or not: a recipe pins what it installs. */
+const npmSpecSchema = z.string().check(z.regex(/^(@[a-z0-9][a-z0-9._-]*\/)?[a-z0-9][a-z0-9._-]*@\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/, {
+  error: "an npm package pinned to an exact version, e.g. @scope/name@1.2.3",
+}));
+
+/** Node.js and npm from the npm registry (Debian 12's nodejs is v18), pinned by version and hash. */
+export const nodeRuntimeSchema = z.strictObject({
+  node: z.strictObject({ version: versionSchema, sha512: z.strictObject({ x86_64: sriSchema, aarch64: sriSchema }) }),
+  npm: z.strictObject({ version: versionSchema, sha512: sriSchema }),
+});
+export type NodeRuntime = z.infer<typeof nodeRuntimeSchema>;
+
+/** Node.js, npm and global npm packages installed into a Debian tree at build time. */
+const npmLayerSchema = z.strictObject({
+  runtime: nodeRuntimeSchema,
+  packages: z.array(npmSpecSchema).check(z.minLength(1)),
+});
+export type NpmLayer = z.infer<typeof npmLayerSchema>;
+
 const busyboxRootfs = z.strictObject({ kind: z.literal("busybox") });
 const mmdebstrapRootfs = z.strictObject({
   kind: z.literal("mmdebstrap"),
@@ -25,6 +51,8 @@ const mmdebstrapRootfs = z.strictObject({
   variant: z.enum(["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "standard"]),
   components: z.array(z.string().check(z.regex(/^[a-z-]+$/))).check(z.minLength(1)),
   include: z.array(z.string().check(z.regex(/^[a-z0-9][a-z0-9+.-]*$/))),
+  /** Installed by a customize hook inside the tree, with the build's network. */
+  npm: z.optional(npmLayerSchema),
 });
 
 export const recipeSchema = z.strictObject({
@@ -63,8 +91,37 @@ export const COMMON_DIRS: Recipe["dirs"] = [
   { path: "/sbin" },
 ];
 
+/**
+ * A recipe derived from another (the agent presets from `debian`): the parent's root filesystem
+ * with more packages and an npm layer, its dirs, files and removals followed by the child's.
+ */
+const derivedRecipeSchema = z.strictObject({
+  name: z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]*$/)),
+  from: z.string(),
+  description: z.string(),
+  include: z._default(z.array(z.string()), []),
+  /** Global npm packages, on the Node.js runtime of images/node.json. */
+  npm: z.optional(z.array(z.string())),
+  dirs: z._default(z.array(z.unknown()), []),
+  files: z._default(z.array(z.unknown()), []),
+  remove: z._default(z.array(z.string()), []),
+  freeMiB: z.optional(z.int()),
+});
+
 // JSON imports are typed loosely (strings, not literals); parseRecipe validates them on use.
-const BUILTIN: Record<string, unknown> = { base: baseRecipe, debian: debianRecipe };
+const BUILTIN: Record<string, unknown> = {
+  base: baseRecipe,
+  debian: debianRecipe,
+  claude: claudeRecipe,
+  codex: codexRecipe,
+  pi: piRecipe,
+  openclaw: openclawRecipe,
+};
+
+/** The pinned Node.js runtime the presets (and installs at boot) use. */
+export function nodeRuntime(): NodeRuntime {
+  return parseOrThrow(nodeRuntimeSchema, nodeRuntimePin, "Node.js runtime pin (images/node.json)");
+}
 
 /** Names `ensureImage` can build. */
 export function knownImages(): string[] {
@@ -84,7 +141,31 @@ export function getRecipe(name: string): Recipe {
       details: { name, known: knownImages() },
     });
   }
+  if (typeof input === "object" && input !== null && "from" in input) return deriveRecipe(input, getRecipe);
   return parseRecipe(input);
+}
+
+/** Resolves a derived recipe against its parent (looked up by `lookup`) and validates the result. */
+export function deriveRecipe(input: unknown, lookup: (name: string) => Recipe, runtime: NodeRuntime = nodeRuntime()): Recipe {
+  const child = parseOrThrow(derivedRecipeSchema, input, "image recipe");
+  const parent = lookup(child.from);
+  const rootfs = parent.rootfs;
+  if (rootfs.kind !== "mmdebstrap") {
+    throw new SmolError("INVALID_INPUT", `Cannot derive image "${child.name}" from "${child.from}": only Debian recipes can be extended`);
+  }
+  return parseRecipe({
+    name: child.name,
+    description: child.description,
+    rootfs: {
+      ...rootfs,
+      include: [...rootfs.include, ...child.include.filter((p) => !rootfs.include.includes(p))],
+      ...(child.npm === undefined ? {} : { npm: { runtime, packages: child.npm } }),
+    },
+    dirs: [...parent.dirs, ...child.dirs],
+    files: [...parent.files, ...child.files],
+    remove: [...parent.remove, ...child.remove],
+    freeMiB: child.freeMiB ?? parent.freeMiB,
+  });
 }
 
 /** JSON with sorted keys, so a hash does not depend on key order. */
