@@ -1,5 +1,8 @@
 /** Copying files in and out of a sandbox: `smolvm file upload|download`. */
 import { Argument, type Command } from "@commander-js/extra-typings";
+import { stat } from "node:fs/promises";
+import { basename, join, posix, resolve } from "node:path";
+import type { DirTransferResult } from "../lib/index.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption } from "./options.ts";
 import { Progress } from "./output.ts";
@@ -25,14 +28,24 @@ function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, "0")}`;
 }
 
+async function isLocalDirectory(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isDirectory(), () => false);
+}
+
+function describeTree(verb: string, from: string, tree: DirTransferResult): string {
+  const lines = [`${verb} ${from} to ${tree.path} (${tree.files} files, ${tree.directories} directories, ${tree.symlinks} symlinks, ${tree.bytes} bytes)`];
+  for (const skipped of tree.skipped) lines.push(`  skipped ${skipped.path}: ${skipped.reason}`);
+  return lines.join("\n");
+}
+
 export function registerFile(program: Command): void {
   const file = program.command("file").description("copy files between this host and a sandbox");
 
   file
     .command("upload")
-    .description("copy a local file into a sandbox (GUEST ending in / means into that directory); keeps the mode")
+    .description("copy a local file or directory into a sandbox (GUEST ending in / means into that directory); keeps modes and symlinks")
     .addArgument(new Argument("<sandbox>", "name or id"))
-    .addArgument(new Argument("<local>", "the file on this host"))
+    .addArgument(new Argument("<local>", "the file or directory on this host"))
     .addArgument(new Argument("<guest>", "absolute path in the sandbox"))
     .option("--no-create-dirs", "fail instead of creating missing guest directories")
     .addOption(commChannelOption())
@@ -45,6 +58,12 @@ export function registerFile(program: Command): void {
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "uploading", local);
         try {
+          if (await isLocalDirectory(local)) {
+            const target = guest.endsWith("/") ? `${guest}${basename(resolve(local))}` : guest;
+            const tree = await vm.uploadDir(local, target, { onProgress: progress.onProgress }).finally(progress.done);
+            out.result({ sandbox: vm.name, ...tree }, () => describeTree("uploaded", local, tree));
+            return;
+          }
           const result = await vm.putFile(local, guest, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);
           out.result({ sandbox: vm.name, ...result }, () => `uploaded ${local} to ${result.path} (${result.size} bytes, mode ${octal(result.mode)})`);
         } finally {
@@ -55,7 +74,7 @@ export function registerFile(program: Command): void {
 
   file
     .command("download")
-    .description("copy a file out of a sandbox (LOCAL may be a directory); keeps the mode")
+    .description("copy a file or directory out of a sandbox (LOCAL may be a directory); keeps modes and safe symlinks")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .addArgument(new Argument("<guest>", "absolute path in the sandbox"))
     .addArgument(new Argument("<local>", "where to put it on this host"))
@@ -69,8 +88,18 @@ export function registerFile(program: Command): void {
         requireGuestPath(guest, { file: true });
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "downloading", guest);
+        const directory = async () => {
+          const into = local.endsWith("/") || (await isLocalDirectory(local)) ? join(local, posix.basename(guest.replace(/\/+$/, "")) || "root") : local;
+          const tree = await vm.downloadDir(guest, into).finally(progress.done);
+          out.result({ sandbox: vm.name, ...tree }, () => describeTree("downloaded", guest, tree));
+        };
         try {
-          const result = await vm.getFile(guest, local, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);
+          if (guest.endsWith("/")) return await directory();
+          const result = await vm.getFile(guest, local, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).catch((error: unknown) => {
+            if ((error as { details?: { agentCode?: string } }).details?.agentCode === "IS_DIRECTORY") return undefined;
+            throw error;
+          }).finally(progress.done);
+          if (result === undefined) return await directory();
           out.result({ sandbox: vm.name, ...result }, () => `downloaded ${guest} to ${result.path} (${result.size} bytes, mode ${octal(result.mode)})`);
         } finally {
           vm.close();

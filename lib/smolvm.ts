@@ -12,8 +12,13 @@ import { InvalidInputError, NotRunningError, SmolError } from "./errors.ts";
 import type { ReadFileHandle } from "./agent/types.ts";
 import type { Channel, CommChannel } from "./channels/types.ts";
 import { requireGuestPath } from "./sandbox/_paths.ts";
+import { toCommand } from "./sandbox/_command.ts";
+import type { PortForward, SandboxEnv } from "./sandbox/handles.ts";
+
+export type { PortForward, SandboxEnv } from "./sandbox/handles.ts";
 import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
 import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
+import type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./sandbox/dirs.ts";
 import { checkGuestPort, checkHostPort, type PortForwardInfo } from "./sandbox/ports.ts";
 import { reconcile, summarize, type SandboxSummary } from "./sandboxes.ts";
 import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, type CreateOptions, type StartOptions } from "./sandbox/lifecycle.ts";
@@ -69,48 +74,6 @@ export interface SandboxInfo extends SandboxSummary {
   /** For `ssh -i KEY -o UserKnownHostsFile=KNOWN_HOSTS -p PORT root@127.0.0.1`. */
   sshKeyPath: string;
   sshKnownHostsPath: string;
-}
-
-/** The managed environment of a sandbox (`vm.env`). */
-export interface SandboxEnv {
-  /**
-   * Sets variables every later command sees (also login shells and SSH sessions, and after
-   * stop/start). Resolves to the whole managed set.
-   *
-   * ```ts
-   * await vm.env.set({ API_KEY: "secret", MODE: "dev" });
-   * ```
-   */
-  set(vars: Record<string, string>): Promise<Record<string, string>>;
-  /**
-   * Removes variables (names that are not set are ignored). Resolves to what is left.
-   *
-   * ```ts
-   * await vm.env.unset(["MODE"]);
-   * ```
-   */
-  unset(names: string[]): Promise<Record<string, string>>;
-  /**
-   * The managed variables and their values.
-   *
-   * ```ts
-   * const { API_KEY } = await vm.env.list();
-   * ```
-   */
-  list(): Promise<Record<string, string>>;
-}
-
-/** A host port forwarded into the sandbox by `vm.exposeLocal`. */
-export interface PortForward extends PortForwardInfo {
-  /**
-   * `"process"` for a forward held by this process (the SSH channel's tunnels), which ends when
-   * the process does; absent for the supervisor's, which outlive it.
-   */
-  heldBy?: "process";
-  /** Stops the forward and ends its connections; does nothing if it is already gone. */
-  close(): Promise<void>;
-  /** `await using fwd = await vm.exposeLocal(8080)` closes the forward at scope end. */
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 export class SmolVM {
@@ -260,6 +223,36 @@ export class SmolVM {
     const files = await import("./sandbox/files.ts");
     requireGuestPath(guest, { file: true });
     return files.getFile(await this.connection(), guest, local, options);
+  }
+
+  /**
+   * Uploads a local directory's contents into a guest directory (created or merged), as tar:
+   * modes, empty dirs and symlinks kept, links never followed. `select: "workspace"` sends
+   * what Git shows (plus `.git`), or skips node_modules and the like outside a Git tree.
+   *
+   * ```ts
+   * await vm.uploadDir("./src", "/srv/app/src");
+   * ```
+   */
+  async uploadDir(local: string, guest: string, options: UploadDirOptions = {}): Promise<DirTransferResult> {
+    const dirs = await import("./sandbox/dirs.ts");
+    requireGuestPath(guest);
+    return dirs.uploadDir(await this.connection(), local, guest, options);
+  }
+
+  /**
+   * Downloads a guest directory's contents into a local directory (new: whole or not at all;
+   * existing: merged file by file). Every entry is checked: nothing lands or is followed outside
+   * the target, no devices, no setuid bits; links pointing outside are skipped (`skipped`).
+   *
+   * ```ts
+   * const { files } = await vm.downloadDir("/srv/app/dist", "./dist");
+   * ```
+   */
+  async downloadDir(guest: string, local: string, options: DownloadDirOptions = {}): Promise<DirTransferResult> {
+    const dirs = await import("./sandbox/dirs.ts");
+    requireGuestPath(guest);
+    return dirs.downloadDir(await this.connection(), guest, local, options);
   }
 
   /**
@@ -478,17 +471,6 @@ export class SmolVM {
     void this.client?.close();
     this.client = undefined;
   }
-}
-
-function toCommand(command: string | string[]): { argv: string[] } | { shell: string } {
-  if (typeof command === "string") {
-    if (command.trim() === "") throw new InvalidInputError("Cannot run an empty command", { hint: 'pass a command, e.g. "uname -a"' });
-    return { shell: command };
-  }
-  if (command.length === 0 || command[0] === "") {
-    throw new InvalidInputError("Cannot run an empty command", { hint: 'pass a command, e.g. ["uname", "-a"]' });
-  }
-  return { argv: command };
 }
 
 async function channelFacts(vm: VmRecord, commChannel: CommChannel | undefined) {

@@ -115,7 +115,7 @@ export async function sftpReadFile(sftp: SFTPWrapper, path: string): Promise<Rea
   let handle: Buffer;
   try {
     const stats = await call<Stats>((cb) => sftp.stat(path, cb));
-    if (isDir(stats)) throw new InvalidInputError(`${action}: it is a directory`);
+    if (isDir(stats)) throw new InvalidInputError(`${action}: it is a directory`, { details: { agentCode: "IS_DIRECTORY" } });
     if (!isRegular(stats)) throw new InvalidInputError(`${action}: it is not a regular file`, { hint: "only regular files can be copied" });
     handle = await call<Buffer>((cb) => sftp.open(path, "r", cb));
   } catch (error) {

@@ -105,7 +105,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
             if (pattern.test(line)) options.onProgress?.(fraction, message);
           }
           const step = parseInstallStep(line);
-          if (step) options.onProgress?.(0.85 + (0.1 * (step.step - 1)) / step.steps, step.message);
+          if (step) options.onProgress?.(0.62 + (0.16 * (step.step - 1)) / step.steps, step.message);
         },
       });
       await rename(partial, tarball);

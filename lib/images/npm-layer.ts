@@ -72,7 +72,7 @@ export PATH="$prefix/bin:$PATH" HOME="\${HOME:-/root}" npm_config_update_notifie
 work=$(mktemp -d /tmp/smolvm-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 step() { echo "${INSTALL_STEP_PREFIX}$*"; }
-${trustBlock(options.extraCaPem)}fetch() {
+${installTrustBlock(options.extraCaPem)}fetch() {
   curl -fsSL --retry 3 --connect-timeout 30 -o "$3" "$1"
   want=$(printf %s "$2" | cut -c8- | base64 -d | od -An -vtx1 | tr -d ' \\n')
   got=$(sha512sum "$3" | cut -d' ' -f1)
@@ -105,7 +105,7 @@ rm -rf "$HOME/.npm/_logs" "$HOME/.npm/_cacache"
  * certificates, in a temporary bundle curl, npm and Node.js use while the script runs (the
  * image keeps its own bundle unchanged). Without extra certificates, nothing is set.
  */
-function trustBlock(extraCaPem: string | undefined): string {
+export function installTrustBlock(extraCaPem: string | undefined): string {
   if (extraCaPem === undefined || extraCaPem.trim() === "") return "";
   const marker = "SMOLVM_EXTRA_CA_END";
   if (extraCaPem.includes(marker)) throw new Error("the extra CA certificates contain the heredoc marker");

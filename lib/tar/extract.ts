@@ -43,6 +43,8 @@ export interface ExtractResult {
 const MAX_META = 1024 * 1024;
 const MAX_PATH = 4096;
 const MAX_COMPONENT = 255;
+/** Bytes read after the end marker (GNU tar pads to 10 KiB records) before giving up on them. */
+const TRAILER_LIMIT = 1024 * 1024;
 
 /** Thrown for anything the stream may not do; the message names the entry. */
 export class UnsafeEntryError extends SmolError {
@@ -119,6 +121,22 @@ class ByteReader {
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) left -= (await this.readSome(left)).length;
+  }
+
+  /**
+   * Reads to the end of the stream (tar pads archives to whole records after the end marker),
+   * so the producer finishes normally; gives up past `limit` bytes. True when the end was met.
+   */
+  async drain(limit: number): Promise<boolean> {
+    let seen = this.buffered;
+    this.chunks = [];
+    this.buffered = 0;
+    while (!this.done && seen <= limit) {
+      const next = await this.iterator.next();
+      if (next.done) this.done = true;
+      else seen += next.value.byteLength;
+    }
+    return this.done;
   }
 
   async return(): Promise<void> {
@@ -298,13 +316,14 @@ export async function extractTar(source: AsyncIterable<Uint8Array>, root: string
         result.bytes += size;
       }
     }
+    // A hostile sender could keep going forever after the end marker: stop listening then.
+    if (!(await reader.drain(TRAILER_LIMIT))) await reader.return().catch(() => {});
   } catch (error) {
+    await reader.return().catch(() => {});
     if (error instanceof TarFormatError) {
       throw new SmolError("INVALID_INPUT", `Cannot unpack the stream: ${error.message}`, { hint: "the sandbox sent something that is not a well-formed tar stream" });
     }
     throw error;
-  } finally {
-    await reader.return().catch(() => {});
   }
   for (const dir of dirModes.reverse()) {
     await chmod(dir.path, dir.mode);

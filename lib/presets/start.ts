@@ -1,0 +1,187 @@
+/**
+ * `startAgent`: a sandbox with a coding agent, the host's credentials for it, and a copy of the
+ * working directory in /workspace. Every step after the sandbox exists is undone by deleting it
+ * when a later one fails, so a failed start leaves nothing behind.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import type { CommChannel } from "../channels/types.ts";
+import { InvalidInputError, SmolError } from "../errors.ts";
+import { GUEST_HOME } from "../guest.ts";
+import { hostGuestArch } from "../kernel/arch.ts";
+import { SmolVM } from "../smolvm.ts";
+import { listUpload } from "../sandbox/dirs.ts";
+import { vmFiles } from "../supervisor/layout.ts";
+import type { TreeListing } from "../tar/tree.ts";
+import { findPreset, type Preset, type PresetId } from "./catalog.ts";
+import { collectCredentials } from "./credentials.ts";
+import { resolvePresetImage } from "./image.ts";
+import { DEFAULT_INSTALL_TIMEOUT_MS, installInSandbox } from "./install.ts";
+
+export const WORKSPACE = "/workspace";
+export const DEFAULT_AGENT_MEMORY_MIB = 2048;
+export const DEFAULT_AGENT_DISK_MIB = 8192;
+/** Above this a workspace needs `confirmLargeWorkspace` (`--yes`). */
+export const LARGE_WORKSPACE_BYTES = 256 * 1024 * 1024;
+
+export interface StartAgentOptions {
+  /** Sandbox name; generated (`claude-1a2b`) when absent. */
+  name?: string;
+  memoryMiB?: number;
+  diskSizeMiB?: number;
+  /** Copied to /workspace; `null` for none. Default: the current directory. */
+  workdir?: string | null;
+  commChannel?: CommChannel;
+  installTimeoutMs?: number;
+  /** Go ahead with a workspace above LARGE_WORKSPACE_BYTES. */
+  confirmLargeWorkspace?: boolean;
+  /** Where API keys are read (default process.env) and config files (default the home dir). */
+  hostEnv?: NodeJS.ProcessEnv;
+  hostHome?: string;
+  onProgress?: (progress: { phase: string; message: string; fraction?: number }) => void;
+}
+
+/** What a preset sandbox remembers on the host (no secrets): `vms/<id>/preset.json`. */
+export interface AgentRecord {
+  preset: PresetId;
+  workdir: string | null;
+  image: string;
+  installedAtBoot: boolean;
+}
+
+export interface StartedAgent extends AgentRecord {
+  vm: SmolVM;
+  /** Names (never values) of the API-key variables forwarded. */
+  forwardedKeys: string[];
+  /** Home-relative paths of the configuration files copied. */
+  copiedConfig: string[];
+  /** False when no key and no config was found: the agent will ask for a login. */
+  credentials: boolean;
+  loginHint: string;
+  workspace: { files: number; bytes: number; selection: TreeListing["selection"]; skipped: string[] } | null;
+}
+
+function recordPath(vm: SmolVM): string {
+  return join(vmFiles(vm.id).dir, "preset.json");
+}
+
+/** The preset record of a sandbox, or undefined when it was not started as a coding agent. */
+export async function readAgentRecord(vm: SmolVM): Promise<AgentRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(recordPath(vm), "utf8")) as AgentRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks the working directory and lists what will be copied, before anything is created. */
+export async function planWorkspace(workdir: string, confirmLarge: boolean): Promise<TreeListing> {
+  const listing = await listUpload(workdir, "workspace").catch((error: unknown) => {
+    if (error instanceof SmolError && error.code === "NOT_FOUND") {
+      throw new InvalidInputError(`Cannot use the working directory "${workdir}": it does not exist`, { hint: "pass an existing directory with --workdir, or --no-workdir" });
+    }
+    throw error;
+  });
+  if (listing.bytes > LARGE_WORKSPACE_BYTES && !confirmLarge) {
+    const mib = (listing.bytes / 2 ** 20).toFixed(0);
+    throw new InvalidInputError(`Cannot copy the working directory "${workdir}" without confirmation: it holds ${mib} MiB in ${listing.entries.length} entries`, {
+      hint: "pass --yes (confirmLargeWorkspace) to copy it anyway, add what it does not need to .gitignore, or use --workdir / --no-workdir",
+      details: { bytes: listing.bytes, entries: listing.entries.length },
+    });
+  }
+  return listing;
+}
+
+// Grows the root filesystem to the disk's size (the disk is bigger than the image's filesystem).
+const GROW_ROOT = `dev=$(sed -n 's/.*root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+if [ -b "$dev" ] && command -v resize2fs >/dev/null 2>&1; then resize2fs "$dev" >/dev/null 2>&1 || true; fi`;
+
+/** Starts a sandbox for `presetName` (an id or an alias, e.g. "claude-code"). */
+export async function startAgent(presetName: string, options: StartAgentOptions = {}): Promise<StartedAgent> {
+  const preset = findPreset(presetName);
+  const progress = options.onProgress ?? (() => {});
+  const workdir = options.workdir === null ? null : resolve(options.workdir ?? process.cwd());
+  const listing = workdir === null ? undefined : await planWorkspace(workdir, options.confirmLargeWorkspace === true);
+  const credentials = await collectCredentials(preset, { ...(options.hostEnv ? { env: options.hostEnv } : {}), home: options.hostHome ?? homedir() });
+  const arch = hostGuestArch();
+  const choice = await resolvePresetImage(preset, arch);
+  progress({ phase: "image", message: choice.reason });
+
+  const vm = await SmolVM.create({
+    ...(options.name === undefined ? {} : { name: options.name }),
+    image: choice.image,
+    memoryMiB: options.memoryMiB ?? DEFAULT_AGENT_MEMORY_MIB,
+    diskSizeMiB: options.diskSizeMiB ?? DEFAULT_AGENT_DISK_MIB,
+    ...(options.commChannel === undefined ? {} : { commChannel: options.commChannel }),
+    onProgress: (p) => progress(p),
+  });
+  try {
+    await vm.run(["sh", "-c", GROW_ROOT]);
+    if (choice.installAtBoot) {
+      await installInSandbox(vm, preset, {
+        arch,
+        timeoutMs: options.installTimeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS,
+        onProgress: (p) => progress({ phase: "install", ...p }),
+      });
+    }
+    progress({ phase: "credentials", message: "passing credentials" });
+    await vm.env.set({ LANG: "C.UTF-8", ...preset.env, ...credentials.env });
+    if (credentials.dirs.length > 0) {
+      const dirs = credentials.dirs.map((d) => `${GUEST_HOME}/${d}`);
+      await vm.run(["sh", "-c", 'mkdir -p -m 700 -- "$@" && chmod 700 -- "$@"', "sh", ...dirs]);
+    }
+    for (const file of credentials.files) await vm.writeFile(`${GUEST_HOME}/${file.path}`, file.content, { mode: 0o600 });
+    let workspace: StartedAgent["workspace"] = null;
+    if (workdir !== null && listing !== undefined) {
+      progress({ phase: "workspace", message: `copying ${workdir} to ${WORKSPACE}`, fraction: 0 });
+      await vm.uploadDir(workdir, WORKSPACE, {
+        listing,
+        onProgress: (done, total) => progress({ phase: "workspace", message: `copying ${workdir} to ${WORKSPACE}`, fraction: total === 0 ? 1 : done / total }),
+      });
+      workspace = { files: listing.entries.filter((e) => e.type === "file").length, bytes: listing.bytes, selection: listing.selection, skipped: listing.skipped };
+    } else {
+      await vm.run(["mkdir", "-p", WORKSPACE]);
+    }
+    const record: AgentRecord = { preset: preset.id, workdir, image: choice.image, installedAtBoot: choice.installAtBoot };
+    await writeFile(recordPath(vm), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    return {
+      ...record,
+      vm,
+      forwardedKeys: Object.keys(credentials.env),
+      copiedConfig: credentials.files.map((f) => f.path),
+      credentials: Object.keys(credentials.env).length > 0 || credentials.files.length > 0,
+      loginHint: preset.loginHint,
+      workspace,
+    };
+  } catch (error) {
+    await vm.delete().catch(() => {});
+    throw error;
+  }
+}
+
+/** The argv, cwd and env `attach` runs: the agent in a tmux session when the image has tmux. */
+export function attachCommand(preset: Preset, options: { hasTmux: boolean; term: string }): { argv: string[]; cwd: string; env: Record<string, string> } {
+  const env = { TERM: options.term, COLORTERM: "truecolor" };
+  if (!options.hasTmux) return { argv: [...preset.command], cwd: WORKSPACE, env };
+  return {
+    argv: ["tmux", "-f", TMUX_CONF, "-L", "smolvm", "new-session", "-A", "-s", preset.id, "-c", WORKSPACE, ...preset.command],
+    cwd: WORKSPACE,
+    env,
+  };
+}
+
+/**
+ * tmux as a session holder only: no prefix key, no status line, so the agent's own keys all
+ * reach it and detaching (Ctrl-] on the host) leaves it running for the next attach.
+ */
+export const TMUX_CONF = "/etc/smolvm-tmux.conf";
+export const TMUX_CONF_TEXT = `set -g prefix None
+unbind-key -a
+set -g status off
+set -g escape-time 0
+set -g default-terminal "tmux-256color"
+set -ga terminal-overrides ",*:Tc"
+set -g history-limit 50000
+setw -g aggressive-resize on
+`;
