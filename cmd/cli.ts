@@ -30,11 +30,16 @@ export async function runCli(argv: string[]): Promise<number> {
       }
       // A group named without its subcommand (`smolvm file`): commander printed the group's help.
       if (thrown.code === "commander.help") return argv.length === 0 ? 0 : 2;
-      const message = thrown.message.replace(/^error:\s*/i, "");
+      let message = thrown.message.replace(/^error:\s*/i, "");
       if (invocation.command === "smolvm") invocation.command = commandPathOf(program, argv);
-      const usage = new UsageError(message.charAt(0).toUpperCase() + message.slice(1), {
-        hint: `run \`smolvm ${invocation.command === "smolvm" ? "" : `${invocation.command} `}--help\` for usage`,
-      });
+      let hint = `run \`smolvm ${invocation.command === "smolvm" ? "" : `${invocation.command} `}--help\` for usage`;
+      // `smolvm cursor start`: an agent smolvm has no preset for.
+      if (thrown.code === "commander.unknownCommand" && ["start", "attach", "sync"].includes(argv[1] ?? "")) {
+        const { PRESETS } = await import("../lib/presets/catalog.ts");
+        message = `unknown coding agent "${argv[0]}"`;
+        hint = `known agents: ${PRESETS.map((p) => (p.aliases.length ? `${p.id} (${p.aliases.join(", ")})` : p.id)).join(", ")}; e.g. \`smolvm claude ${argv[1]}\``;
+      }
+      const usage = new UsageError(message.charAt(0).toUpperCase() + message.slice(1), { hint });
       printError(invocation.command, usage, invocation.json);
       return 2;
     }

@@ -1,13 +1,13 @@
 /** Running things in a sandbox: run (ephemeral), exec, shell. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { fstatSync, statSync } from "node:fs";
-import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import type { SmolVM } from "../lib/smolvm.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption, envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { progressReporter } from "./progress.ts";
 import { isTerminal } from "./stdio.ts";
+import { exitStatus } from "./terminal.ts";
 
 export function registerExec(program: Command): void {
   withSandboxOptions(
@@ -81,13 +81,6 @@ export function registerExec(program: Command): void {
 /** argv with one word runs through the shell (so `exec vm -- 'ls | wc -l'` works), else as argv. */
 function commandOf(words: string[]): string | string[] {
   return words.length === 1 ? words[0]! : words;
-}
-
-/** The exit status a shell would report: the code, or 128 + the signal number. */
-function exitStatus(result: { exitCode: number | null; signal: string | null }): number {
-  if (result.exitCode !== null) return result.exitCode;
-  const number = (constants.signals as Record<string, number>)[`SIG${result.signal ?? "KILL"}`] ?? 9;
-  return 128 + number;
 }
 
 async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string }): Promise<number> {

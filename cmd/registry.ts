@@ -3,6 +3,7 @@
  * once it works end to end.
  */
 import type { Command } from "@commander-js/extra-typings";
+import { registerAgents } from "./agents.ts";
 import { registerArtifacts } from "./artifacts.ts";
 import { registerBench } from "./bench.ts";
 import { registerCompletions } from "./completions.ts";
@@ -27,6 +28,7 @@ import { registerVersion } from "./version.ts";
  * true to the tree.
  */
 export const COMMAND_GROUPS: readonly { names: readonly string[]; register: (program: Command) => void }[] = [
+  { names: ["claude", "claude-code", "codex", "pi", "pi-coding-agent", "openclaw", "claw", "hermes", "hermes-agent"], register: registerAgents },
   { names: ["run", "exec", "shell"], register: registerExec },
   { names: ["create", "start", "stop", "delete", "rm", "info", "logs"], register: registerSandbox },
   { names: ["pause", "resume"], register: registerPause },

@@ -14,3 +14,4 @@ export type { ReadFileHandle } from "./agent/types.ts";
 export type { CommChannel } from "./channels/types.ts";
 export type { StartOptions } from "./sandbox/lifecycle.ts";
 export * from "./presets/index.ts";
+export type { ExecHandle, ExecResult } from "./agent/_exec.ts";

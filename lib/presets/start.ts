@@ -7,6 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { CommChannel } from "../channels/types.ts";
+import { DEFAULT_IMAGE } from "../config.ts";
 import { InvalidInputError, SmolError } from "../errors.ts";
 import { GUEST_HOME } from "../guest.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
@@ -34,6 +35,8 @@ export interface StartAgentOptions {
   workdir?: string | null;
   commChannel?: CommChannel;
   installTimeoutMs?: number;
+  /** Boot the default image and install the agent even when the preset's image is at hand. */
+  installAtBoot?: boolean;
   /** Go ahead with a workspace above LARGE_WORKSPACE_BYTES. */
   confirmLargeWorkspace?: boolean;
   /** Where API keys are read (default process.env) and config files (default the home dir). */
@@ -105,7 +108,9 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   const listing = workdir === null ? undefined : await planWorkspace(workdir, options.confirmLargeWorkspace === true);
   const credentials = await collectCredentials(preset, { ...(options.hostEnv ? { env: options.hostEnv } : {}), home: options.hostHome ?? homedir() });
   const arch = hostGuestArch();
-  const choice = await resolvePresetImage(preset, arch);
+  const choice = options.installAtBoot === true
+    ? { image: DEFAULT_IMAGE, installAtBoot: true, reason: "installing at boot, as asked" }
+    : await resolvePresetImage(preset, arch);
   progress({ phase: "image", message: choice.reason });
 
   const vm = await SmolVM.create({
@@ -160,12 +165,22 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   }
 }
 
-/** The argv, cwd and env `attach` runs: the agent in a tmux session when the image has tmux. */
+/**
+ * The argv, cwd and env `attach` runs: the agent in a tmux session when the image has tmux.
+ * When the agent exits (a failed login, no network, /exit), a login shell in /workspace takes
+ * over, so its last words stay on screen and the user can look around or start it again.
+ */
 export function attachCommand(preset: Preset, options: { hasTmux: boolean; term: string }): { argv: string[]; cwd: string; env: Record<string, string> } {
   const env = { TERM: options.term, COLORTERM: "truecolor" };
-  if (!options.hasTmux) return { argv: [...preset.command], cwd: WORKSPACE, env };
+  const name = preset.command[0]!;
+  const agentThenShell = [
+    "sh", "-c",
+    `"$@"; status=$?; printf '\\n[%s exited with status %s; this is a shell in the sandbox: run %s again, or exit]\\n' ${name} "$status" ${name}; exec bash -l`,
+    "sh", ...preset.command,
+  ];
+  if (!options.hasTmux) return { argv: agentThenShell, cwd: WORKSPACE, env };
   return {
-    argv: ["tmux", "-f", TMUX_CONF, "-L", "smolvm", "new-session", "-A", "-s", preset.id, "-c", WORKSPACE, ...preset.command],
+    argv: ["tmux", "-f", TMUX_CONF, "-L", "smolvm", "new-session", "-A", "-s", preset.id, "-c", WORKSPACE, ...agentThenShell],
     cwd: WORKSPACE,
     env,
   };
