@@ -13,6 +13,7 @@ import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Channel } from "../channels/types.ts";
 import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import { randomHex } from "../random.ts";
@@ -57,6 +58,8 @@ export interface DirTransferResult {
 }
 
 const STDERR_KEEP = 4096;
+/** How long tar in the guest may take to exit once its archive has arrived. */
+const ENDING_GRACE_MS = 15_000;
 
 /** The last few KiB of a stream, for an error message. */
 function keepTail(stream: Readable): () => string {
@@ -169,8 +172,10 @@ export async function downloadDir(client: Channel, guest: string, local: string,
   });
   const stderr = keepTail(proc.stderr);
   let written = 0;
+  // Not destroyed when the unpacking stops early: the rest is drained (or the command killed),
+  // so the exec still ends and reports its status on either channel.
   const counted = async function* (stream: Readable): AsyncGenerator<Buffer> {
-    for await (const chunk of stream) {
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
       written += (chunk as Buffer).length;
       options.onProgress?.(written, -1);
       yield chunk as Buffer;
@@ -180,9 +185,12 @@ export async function downloadDir(client: Channel, guest: string, local: string,
     const limits = {
       ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
       ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
+      rootMode: into !== target,
     };
     const extracted = await extractTar(counted(proc.stdout), into, limits);
-    const result = await proc.wait();
+    // The archive is complete; a sender that keeps going past its end is cut off.
+    const result = await Promise.race([proc.wait(), sleep(ENDING_GRACE_MS).then(() => undefined)]);
+    if (result === undefined) throw new SmolError("INVALID_INPUT", `${action}: the sandbox kept sending after the end of the archive`);
     if (result.timedOut) throw new SmolError("TIMEOUT", `${action}: timed out`, { hint: "raise the timeout" });
     if (result.exitCode === 3) throw new NotFoundError(`${action}: no such directory in the sandbox`, { hint: "check the path, e.g. with `ls` through `smolvm exec`" });
     if (result.exitCode !== 0) throw new CommandFailedError(`${action}: tar in the sandbox failed: ${stderr() || `exit ${result.exitCode ?? result.signal}`}`);
@@ -190,7 +198,8 @@ export async function downloadDir(client: Channel, guest: string, local: string,
     return { path: target, ...extracted };
   } catch (error) {
     proc.kill();
-    await proc.wait().catch(() => {});
+    proc.stdout.resume();
+    await Promise.race([proc.wait().catch(() => {}), sleep(5000)]);
     if (into !== target) await rm(into, { recursive: true, force: true });
     if (error instanceof SmolError && !error.message.startsWith("Cannot download")) {
       error.message = `${action}: ${error.message.replace(/^Cannot /, "cannot ")}`;

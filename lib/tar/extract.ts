@@ -29,6 +29,8 @@ export interface ExtractLimits {
   maxBytes?: number;
   /** Entries accepted (default 1,000,000). */
   maxEntries?: number;
+  /** Give `root` the mode of the archive's own `./` entry (for a directory made for it). */
+  rootMode?: boolean;
 }
 
 export interface ExtractResult {
@@ -250,6 +252,7 @@ export async function extractTar(source: AsyncIterable<Uint8Array>, root: string
       const dataSize = header.type === "file" ? size : 0;
       if (path === "") {
         await reader.skip(dataSize + paddingOf(dataSize));
+        if (header.type === "directory" && limits.rootMode === true) dirModes.push({ path: root, mode: header.mode & 0o777, mtime: header.mtime });
         continue;
       }
       const parent = posix.dirname(path) === "." ? "" : posix.dirname(path);
