@@ -66,6 +66,8 @@ export function npmLayerScript(options: NpmLayerScriptOptions): string {
   const nodePackage = `node-linux-${NODE_ARCH[arch]}`;
   const steps = 3;
   return `set -eu
+# The host's npm settings (a build inherits its environment) are not the tree's.
+for name in $(env | sed -n 's/^\\([Nn][Pp][Mm]_[Cc][Oo][Nn][Ff][Ii][Gg]_[^=]*\\)=.*/\\1/p'); do unset "$name"; done
 prefix=${shQuote(options.prefix ?? "/usr/local")}
 registry=${shQuote(registry)}
 export PATH="$prefix/bin:$PATH" HOME="\${HOME:-/root}" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
