@@ -45,6 +45,8 @@ export const PHASES: readonly PhaseDef[] = [
   def("download.sftp", "download, SFTP", "MB/s", "phase", "sftp"),
   def("upload.scp", "upload, system scp", "MB/s", "phase", "scp"),
   def("download.scp", "download, system scp", "MB/s", "phase", "scp"),
+  def("file.upload.dir", "upload of a 2,000-file tree, SDK uploadDir (tar stream)", "MB/s", "phase", "agent"),
+  def("preset.start.cached", "claude start, image cached (startAgent until `claude --version` answers)", "ms", "phase", "sdk"),
   def("stop", "stop (caller-visible)", "ms", "phase", "sdk"),
   def("stop.freed", "stop, until VMM and supervisor are gone", "ms", "phase", "sdk"),
   def("delete", "delete a running sandbox (caller-visible)", "ms", "phase", "sdk"),
@@ -61,6 +63,7 @@ export const PHASES: readonly PhaseDef[] = [
   def("floor.fork-exec", "floor: fork/exec of true, timed in the guest", "ms", "floor", "guest"),
   def("floor.channel-upload", "floor: raw virtio-serial, host -> guest", "MB/s", "floor", "virtio-serial"),
   def("floor.channel-download", "floor: raw virtio-serial, guest -> host", "MB/s", "floor", "virtio-serial"),
+  def("floor.dir-upload", "floor: the same tree's tar stream into tar in the guest over raw virtio-serial", "MB/s", "floor", "virtio-serial"),
   def("floor.runtime", "floor: an empty program on the same runtime, in the same form", "ms", "floor", "cli"),
 ];
 

@@ -23,6 +23,8 @@ import { Collector } from "./_collect.ts";
 import { firstSshCommand, measureTransfers, measureWarm } from "./_running.ts";
 import { createAndFirstCommand, sandboxMemory, timedDelete, timedStart, timedStop, type CreatedSandbox } from "./_sandbox.ts";
 import { floorArgv, floorBoot, floorSpec, qemuStartQuit, rawChannel, rawChannelInit, type FloorVm } from "./floors.ts";
+import { dirFloorInit } from "./presets.ts";
+import { measureDirUpload, measurePresetStart } from "./_presets.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
 import { compareArgv, createSpans, normalizeArgv, warmSpans, type CreateTiming } from "./profile.ts";
 import { p50Of, type BenchReport } from "./report.ts";
@@ -173,7 +175,9 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
       c.note(id, `${rawRuns} boots of image ${o.image} with /bin/sh streaming ${o.transferMiB} MiB through the agent's virtio-serial port (dd, 32 KiB blocks): one at the start, one right after each agent transfer (the sandbox idle meanwhile)`);
       c.report(id);
     }
+    await measureDirUpload(c, main.vm, { scratch, step, floor: (tar) => floorSpec(floorVm, join(scratch, `dir-floor-${randomBytes(3).toString("hex")}`), image.path, dirFloorInit(tar.length)) });
     await lifeEnd(c, main.vm, live, step, true);
+    await measurePresetStart(c, { tag, live, step, floorBoot: floorBoot1 });
 
     // ---- N sandboxes, one after another, then all at once
     const sandboxes = `${o.vms} sandbox${o.vms === 1 ? "" : "es"}`;

@@ -3,7 +3,7 @@
  * working directory in /workspace. Every step after the sandbox exists is undone by deleting it
  * when a later one fails, so a failed start leaves nothing behind.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { CommChannel } from "../channels/types.ts";
@@ -122,6 +122,8 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
     onProgress: (p) => progress(p),
   });
   try {
+    // The credentials below live in this disk: only its owner may read it (its directory is 0700 too).
+    await chmod(vmFiles(vm.id).overlay, 0o600).catch(() => {});
     await vm.run(["sh", "-c", GROW_ROOT]);
     if (choice.installAtBoot) {
       await installInSandbox(vm, preset, {

@@ -101,7 +101,7 @@ describe("claude", () => {
         const path = join(dir, name);
         const info = statSync(path);
         if (info.isDirectory()) walk(path);
-        else if (!name.endsWith(".qcow2") && info.size < 64 * 2 ** 20) {
+        else if (info.isFile() && !name.endsWith(".qcow2") && info.size < 64 * 2 ** 20) {
           const text = readFileSync(path, "latin1");
           if (text.includes(KEY) || text.includes(OAUTH_SECRET)) hits.push(path);
         }

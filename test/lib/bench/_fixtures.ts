@@ -24,6 +24,8 @@ export const HEALTHY: Record<string, number> = {
   "download.sftp": 25,
   "upload.scp": 18,
   "download.scp": 22,
+  "file.upload.dir": 10,
+  "preset.start.cached": 1300,
   stop: 20,
   "stop.freed": 25,
   delete: 10,
@@ -40,6 +42,7 @@ export const HEALTHY: Record<string, number> = {
   "floor.fork-exec": 2,
   "floor.channel-upload": 60,
   "floor.channel-download": 80,
+  "floor.dir-upload": 15,
   "floor.runtime": 50,
 };
 

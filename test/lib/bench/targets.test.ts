@@ -35,8 +35,16 @@ describe("targets", () => {
       "warm-command-vs-ssh": true,
       "stop-delete": true,
       "upload-vs-channel": true,
+      "dir-upload-vs-channel": true,
+      "preset-start": true,
       "download-vs-channel": true,
     });
+  });
+
+  test("a directory upload under half the raw tar floor, and a slow agent start, miss their targets", () => {
+    const slow = verdicts({ ...HEALTHY, "file.upload.dir": 7, "preset.start.cached": 950 * 1.51 });
+    expect(slow["dir-upload-vs-channel"]).toBe(false);
+    expect(slow["preset-start"]).toBe(false);
   });
 
   test("each limit is inclusive and missed just past it", () => {

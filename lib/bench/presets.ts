@@ -1,0 +1,129 @@
+/**
+ * Bench phases of coding-agent presets and directory transfers:
+ *
+ * - `file.upload.dir`: a 2,000-file source tree into a sandbox with `uploadDir` (tar stream
+ *   MB/s), paired with `floor.dir-upload`: the same tar stream piped straight into `tar -x` in a
+ *   guest whose PID 1 is a shell on the raw virtio-serial port (no agent, no framing), writing
+ *   to the same kind of disk.
+ * - `preset.start.cached`: `startAgent("claude")` with its image cached (what `smolvm claude
+ *   start --no-attach` runs) until `claude --version` answers, against the boot floor.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { connect, type Socket } from "node:net";
+import { rm } from "node:fs/promises";
+import { qemuBackend } from "../backends/qemu.ts";
+import type { LaunchSpec } from "../backends/types.ts";
+import { TimeoutError } from "../errors.ts";
+import type { SmolVM } from "../smolvm.ts";
+import { packTree } from "../tar/pack.ts";
+import { listTree, type TreeListing } from "../tar/tree.ts";
+import { RAW_DONE } from "./floors.ts";
+
+export const DIR_FILES = 2000;
+const DIR_READY = "smolvm-dir-ready";
+
+/** A source-like tree: 2,000 files of 200 B to 12 KiB in 50 directories. */
+export async function makeBenchTree(root: string): Promise<{ listing: TreeListing; tar: Buffer }> {
+  for (let d = 0; d < 50; d++) {
+    const dir = join(root, `module${d}`, "src");
+    await mkdir(dir, { recursive: true });
+    for (let f = 0; f < DIR_FILES / 50; f++) {
+      const line = `export const value${f} = ${d * 1000 + f}; // padding to look like source\n`;
+      await writeFile(join(dir, `file${f}.ts`), line.repeat(3 + ((d * 31 + f * 17) % 160)));
+    }
+  }
+  const listing = await listTree(root);
+  const chunks: Buffer[] = [];
+  for await (const chunk of packTree(root, listing.entries)) chunks.push(chunk);
+  return { listing, tar: Buffer.concat(chunks) };
+}
+
+/** uploadDir of the tree into a fresh guest directory; MB/s of its tar stream. */
+export async function timedDirUpload(vm: SmolVM, root: string, listing: TreeListing, tarBytes: number, guestDir: string): Promise<number> {
+  const started = performance.now();
+  await vm.uploadDir(root, guestDir, { listing });
+  return tarBytes / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/**
+ * PID 1 of the directory floor: read exactly `bytes` from the agent's port into `tar -x` on the
+ * root disk, then say done on the port. Same quoting rules as rawChannelScript.
+ */
+export function dirFloorScript(bytes: number): string {
+  return [
+    "mount -t proc proc /proc", "mount -t sysfs sysfs /sys", "mount -t devtmpfs devtmpfs /dev",
+    "for p in /sys/class/virtio-ports/*; do [ $(cat $p/name) = org.smolvm.agent ] && port=/dev/${p##*/}; done",
+    "mkdir -p /tmp/dir-floor",
+    "exec 3<>$port",
+    `echo ${DIR_READY} >&3`,
+    `head -c ${bytes} <&3 | tar -x -f - -C /tmp/dir-floor`,
+    `echo ${RAW_DONE} >&3`,
+    "while :; do sleep 1000; done",
+  ].join("; ");
+}
+
+export function dirFloorInit(bytes: number): { path: string; args: string } {
+  return { path: "/bin/sh", args: `SMOLVM_RAW="set +f; ${dirFloorScript(bytes)}" -c "set -f; eval $SMOLVM_RAW"` };
+}
+
+async function connectRetrying(path: string, deadline: number): Promise<Socket> {
+  for (;;) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const socket = connect(path);
+        socket.once("connect", () => resolve(socket));
+        socket.once("error", reject);
+      });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
+/** The tar stream through the raw port into the guest's tar; MB/s from first byte sent to "done". */
+export async function dirFloor(spec: LaunchSpec, tar: Buffer, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  await rm(spec.serialLogPath, { force: true });
+  const vmm = await qemuBackend.launch(spec);
+  let socket: Socket | undefined;
+  try {
+    socket = await connectRetrying(spec.agentSocketPath, deadline);
+    const sock = socket;
+    return await new Promise<number>((resolve, reject) => {
+      let tail = "";
+      const timer = setTimeout(() => reject(new TimeoutError(`The directory floor did not finish within ${timeoutMs} ms`, { hint: `see ${spec.serialLogPath}` })), Math.max(1, deadline - Date.now()));
+      void vmm.exited.then(() => reject(new Error("QEMU exited during the directory floor")));
+      sock.on("error", reject);
+      // Timed from the guest's "ready" (it has booted and opened the port) to its "done".
+      let started = 0;
+      sock.on("data", (data: Buffer) => {
+        tail += data.toString("latin1");
+        if (started === 0 && tail.includes(DIR_READY)) {
+          started = performance.now();
+          sock.write(tar);
+        }
+        if (started !== 0 && tail.includes(RAW_DONE)) {
+          clearTimeout(timer);
+          resolve(tar.length / 1e6 / ((performance.now() - started) / 1000));
+        }
+      });
+    });
+  } finally {
+    socket?.destroy();
+    vmm.kill("SIGKILL");
+    await vmm.exited;
+  }
+}
+
+/** startAgent("claude") with no workspace, then `claude --version`; ms, and the sandbox to delete. */
+export async function timedPresetStart(name: string): Promise<{ ms: number; vm: SmolVM }> {
+  const { startAgent } = await import("../presets/start.ts");
+  const started = performance.now();
+  const agent = await startAgent("claude", { name, workdir: null, hostEnv: {}, hostHome: "/nonexistent" });
+  const version = await agent.vm.run(["claude", "--version"]);
+  const ms = performance.now() - started;
+  if (version.exitCode !== 0) throw new Error(`claude --version failed: ${version.stderr.trim()}`);
+  return { ms, vm: agent.vm };
+}
