@@ -43,7 +43,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends ${apt.map(shQuote).join(" ")}
 echo "smolvm-install: 2/2 installing ${pkg} from PyPI"
 python3 -m venv /opt/${bin}
-/opt/${bin}/bin/pip install --quiet --disable-pip-version-check ${shQuote(pkg)}
+/opt/${bin}/bin/pip install --quiet --disable-pip-version-check --retries 2 --timeout 30 ${shQuote(pkg)}
 ln -sf /opt/${bin}/bin/${bin} /usr/local/bin/${bin}
 `;
 }

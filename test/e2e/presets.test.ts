@@ -169,7 +169,8 @@ describe.each(["codex", "pi"])("%s from its image", (agent) => {
     expect(envelope(start).data).toMatchObject({ image: agent, installedAtBoot: false });
     const version = await runCli(["exec", agent, "--", agent, "--version"], { timeoutMs: 180_000 });
     expect(version.code).toBe(0);
-    expect(version.stdout).toMatch(/\d+\.\d+\.\d+/);
+    // Pi prints to stderr when stdin is not a terminal.
+    expect(version.stdout + version.stderr).toMatch(/\d+\.\d+\.\d+/);
     expect((await runCli(["exec", agent, "--", "cat", "/workspace/src/app.py"])).stdout).toBe("print('hi')\n");
     await runCli(["delete", agent]);
   });
@@ -218,8 +219,8 @@ describe("install at boot and faults", () => {
     expect(envelope(missing).error.message).toContain("does not exist");
     const big = join(work, "big");
     mkdirSync(big);
-    truncateSync(join(big, "huge.bin"), 0);
-    truncateSync(join(big, "huge.bin"), 300 * 2 ** 20);
+    writeFileSync(join(big, "huge.bin"), "");
+    truncateSync(join(big, "huge.bin"), 300 * 2 ** 20); // sparse: large to list, cheap to make
     const huge = await runCli(["claude", "start", "--no-attach", "--workdir", big, "--json"]);
     expect(huge.code).toBe(1);
     expect(envelope(huge).error.hint).toContain("--yes");
