@@ -98,7 +98,7 @@ node --version
 step 3/${steps} installing ${options.packages.join(" ")}
 npm install --global --prefix "$prefix" --registry "$registry" --no-audit --no-fund --loglevel=warn ${options.packages.map(shQuote).join(" ")}
 npm cache clean --force >/dev/null 2>&1 || true
-rm -rf "$HOME/.npm/_logs" "$HOME/.npm/_cacache"
+rm -rf "$HOME/.npm"
 `;
 }
 
