@@ -110,7 +110,8 @@ export const PRESETS: readonly Preset[] = [
     title: "OpenClaw",
     image: "openclaw",
     install: { kind: "recipe" },
-    command: ["openclaw"],
+    // "Chat with OpenClaw; onboard when setup is incomplete" (bare `openclaw` prints its help).
+    command: ["openclaw", "setup"],
     versionCommand: ["openclaw", "--version"],
     apiKeys: ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENROUTER_API_KEY", "GEMINI_API_KEY", "OPENCLAW_GATEWAY_TOKEN"],
     env: {},

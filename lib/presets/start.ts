@@ -19,6 +19,7 @@ import { findPreset, type Preset, type PresetId } from "./catalog.ts";
 import { collectCredentials } from "./credentials.ts";
 import { resolvePresetImage } from "./image.ts";
 import { DEFAULT_INSTALL_TIMEOUT_MS, installInSandbox } from "./install.ts";
+import { shQuote } from "../images/npm-layer.ts";
 
 export const WORKSPACE = "/workspace";
 export const DEFAULT_AGENT_MEMORY_MIB = 2048;
@@ -174,7 +175,7 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
  */
 export function attachCommand(preset: Preset, options: { hasTmux: boolean; term: string }): { argv: string[]; cwd: string; env: Record<string, string> } {
   const env = { TERM: options.term, COLORTERM: "truecolor" };
-  const name = preset.command[0]!;
+  const name = shQuote(preset.command.join(" "));
   const agentThenShell = [
     "sh", "-c",
     `"$@"; status=$?; printf '\\n[%s exited with status %s; this is a shell in the sandbox: run %s again, or exit]\\n' ${name} "$status" ${name}; exec bash -l`,
