@@ -32,7 +32,7 @@ function afterDetach(name: string, agent: string, persistent: boolean): string {
 }
 
 async function attach(vm: SmolVM, agent: string): Promise<number> {
-  const { openAgentSession } = await import("../lib/presets/attach.ts");
+  const { openAgentSession } = await import("../lib/index.ts");
   const rows = process.stdout.rows || 24;
   const cols = process.stdout.columns || 80;
   const { handle, persistent } = await openAgentSession(vm, { rows, cols, term: process.env.TERM ?? "xterm-256color", expected: agent });
@@ -78,7 +78,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .action(
       action(`${preset.id} start`, async (out, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const { NotFoundError } = await import("../lib/errors.ts");
+        const { NotFoundError } = await import("../lib/index.ts");
         const wantsAttach = options.attach ?? (options.json !== true && isTerminal(0) && isTerminal(1));
         if (options.name !== undefined) {
           const existing = await SmolVM.fromId(options.name, commChannelFrom(options)).catch((error: unknown) => {
@@ -86,7 +86,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
             throw error;
           });
           if (existing !== undefined) {
-            const { agentOf } = await import("../lib/presets/attach.ts");
+            const { agentOf } = await import("../lib/index.ts");
             await agentOf(existing, preset.id);
             await existing.start();
             out.note(`${existing.name} exists: attaching to it again`);
@@ -96,7 +96,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
             return;
           }
         }
-        const { startAgent } = await import("../lib/presets/start.ts");
+        const { startAgent } = await import("../lib/index.ts");
         const progress = progressReporter(options.json === true);
         const started = await startAgent(preset.id, {
           ...(options.name === undefined ? {} : { name: options.name }),
@@ -150,7 +150,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .action(
       action(`${preset.id} sync`, async (out, name, options) => {
         const { SmolVM } = await import("../lib/smolvm.ts");
-        const { syncWorkspace } = await import("../lib/presets/attach.ts");
+        const { syncWorkspace } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const result = await syncWorkspace(vm, options.to === undefined ? {} : { to: options.to });

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureImage } from "../../lib/images/build.ts";
 import { listSandboxes } from "../../lib/sandboxes.ts";
+import { GUEST_HOME } from "../../lib/guest.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 
@@ -75,7 +76,7 @@ describe("claude", () => {
     expect(version.code).toBe(0);
     expect(version.stdout).toMatch(/^\d+\.\d+\.\d+ \(Claude Code\)/);
 
-    const inside = await runCli(["exec", "cc", "--", "sh", "-c", "cd /workspace && git log --oneline | wc -l && ls -A && readlink outside-link && printenv ANTHROPIC_API_KEY && stat -c %a /root/.claude.json /root/.claude/.credentials.json /root/.claude && cat /root/.claude.json"]);
+    const inside = await runCli(["exec", "cc", "--", "sh", "-c", `cd /workspace && git log --oneline | wc -l && ls -A && readlink outside-link && printenv ANTHROPIC_API_KEY && stat -c %a ${GUEST_HOME}/.claude.json ${GUEST_HOME}/.claude/.credentials.json ${GUEST_HOME}/.claude && cat ${GUEST_HOME}/.claude.json`]);
     const lines = inside.stdout.split("\n");
     expect(lines[0]).toBe("1");
     expect(inside.stdout).toContain("README.md");

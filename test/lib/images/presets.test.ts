@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { runHost } from "../../../lib/host/process.ts";
 import { ensureImage } from "../../../lib/images/build.ts";
 import { nodeRuntime } from "../../../lib/images/recipes.ts";
+import { GUEST_HOME } from "../../../lib/guest.ts";
 import { guestList, guestStat } from "./_debugfs.ts";
 
 const BUILD_TIMEOUT_MS = 45 * 60 * 1000;
@@ -23,7 +24,7 @@ describe.each([
     expect(await guestStat(image.path, "/usr/local/bin/node")).toMatchObject({ type: "regular", mode: 0o755, uid: 0 });
     expect((await guestStat(image.path, "/usr/local/bin/npm"))?.linkTarget).toBe("../lib/node_modules/npm/bin/npm-cli.js");
     expect((await guestStat(image.path, bin))?.type).toBe("symlink");
-    expect(await guestList(image.path, "/root/.npm")).toEqual([]);
+    expect(await guestList(image.path, `${GUEST_HOME}/.npm`)).toEqual([]);
     const { stdout } = await runHost("debugfs", ["-R", "cat /usr/local/lib/node_modules/npm/package.json", image.path]);
     expect(JSON.parse(stdout).version).toBe(nodeRuntime().npm.version);
   }, BUILD_TIMEOUT_MS);
