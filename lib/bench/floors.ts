@@ -161,10 +161,16 @@ export function rawChannelScript(bytes: number): string {
  * arguments; globbing stays off until the script itself turns it back on.
  */
 export function rawChannelInit(bytes: number): { path: string; args: string } {
-  return { path: "/bin/sh", args: `SMOLVM_RAW="set +f; ${rawChannelScript(bytes)}" -c "set -f; eval $SMOLVM_RAW"` };
+  return shellAsInit(rawChannelScript(bytes));
 }
 
-async function connectRetrying(path: string, deadline: number): Promise<Socket> {
+/** `/bin/sh -c SCRIPT` as PID 1 (see rawChannelInit for how the script rides the command line). */
+export function shellAsInit(script: string): { path: string; args: string } {
+  return { path: "/bin/sh", args: `SMOLVM_RAW="set +f; ${script}" -c "set -f; eval $SMOLVM_RAW"` };
+}
+
+/** Connects to a Unix socket that may not exist yet (QEMU creates it as it starts). */
+export async function connectRetrying(path: string, deadline: number): Promise<Socket> {
   for (;;) {
     try {
       return await new Promise<Socket>((resolve, reject) => {

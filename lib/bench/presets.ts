@@ -10,7 +10,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { rm } from "node:fs/promises";
 import { qemuBackend } from "../backends/qemu.ts";
 import type { LaunchSpec } from "../backends/types.ts";
@@ -18,7 +18,7 @@ import { TimeoutError } from "../errors.ts";
 import type { SmolVM } from "../smolvm.ts";
 import { packTree } from "../tar/pack.ts";
 import { listTree, type TreeListing } from "../tar/tree.ts";
-import { RAW_DONE } from "./floors.ts";
+import { connectRetrying, RAW_DONE, shellAsInit } from "./floors.ts";
 
 export const DIR_FILES = 2000;
 const DIR_READY = "smolvm-dir-ready";
@@ -64,22 +64,7 @@ export function dirFloorScript(bytes: number): string {
 }
 
 export function dirFloorInit(bytes: number): { path: string; args: string } {
-  return { path: "/bin/sh", args: `SMOLVM_RAW="set +f; ${dirFloorScript(bytes)}" -c "set -f; eval $SMOLVM_RAW"` };
-}
-
-async function connectRetrying(path: string, deadline: number): Promise<Socket> {
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = connect(path);
-        socket.once("connect", () => resolve(socket));
-        socket.once("error", reject);
-      });
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
+  return shellAsInit(dirFloorScript(bytes));
 }
 
 /** The tar stream through the raw port into the guest's tar; MB/s from first byte sent to "done". */
