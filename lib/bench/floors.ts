@@ -170,7 +170,7 @@ export function shellAsInit(script: string): { path: string; args: string } {
 }
 
 /** Connects to a Unix socket that may not exist yet (QEMU creates it as it starts). */
-export async function connectRetrying(path: string, deadline: number): Promise<Socket> {
+async function connectRetrying(path: string, deadline: number): Promise<Socket> {
   for (;;) {
     try {
       return await new Promise<Socket>((resolve, reject) => {
@@ -194,14 +194,8 @@ export async function connectRetrying(path: string, deadline: number): Promise<S
  * byte sent to the guest's "done" after it read them all.
  */
 export async function rawChannel(spec: LaunchSpec, bytes: number, timeoutMs: number): Promise<{ uploadMBps: number; downloadMBps: number }> {
-  const deadline = Date.now() + timeoutMs;
-  await rm(spec.serialLogPath, { force: true });
-  const vmm = await qemuBackend.launch(spec);
-  let socket: Socket | undefined;
-  try {
-    socket = await connectRetrying(spec.agentSocketPath, deadline);
-    const sock = socket;
-    const result = await new Promise<{ uploadMBps: number; downloadMBps: number }>((resolve, reject) => {
+  return withRawPort(spec, timeoutMs, (sock, vmm, deadline) =>
+    new Promise<{ uploadMBps: number; downloadMBps: number }>((resolve, reject) => {
       let received = 0;
       let firstByte = 0;
       let downloadMs = 0;
@@ -239,8 +233,18 @@ export async function rawChannel(spec: LaunchSpec, bytes: number, timeoutMs: num
         }
       });
       sock.on("error", reject);
-    });
-    return result;
+    }));
+}
+
+/** Boots a floor guest whose PID 1 talks on the agent's port, runs `body` on that port, always ends the VM. */
+export async function withRawPort<T>(spec: LaunchSpec, timeoutMs: number, body: (sock: Socket, vmm: LaunchedVmm, deadline: number) => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  await rm(spec.serialLogPath, { force: true });
+  const vmm = await qemuBackend.launch(spec);
+  let socket: Socket | undefined;
+  try {
+    socket = await connectRetrying(spec.agentSocketPath, deadline);
+    return await body(socket, vmm, deadline);
   } finally {
     socket?.destroy();
     await ended(vmm);

@@ -10,15 +10,12 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Socket } from "node:net";
-import { rm } from "node:fs/promises";
-import { qemuBackend } from "../backends/qemu.ts";
 import type { LaunchSpec } from "../backends/types.ts";
 import { TimeoutError } from "../errors.ts";
 import type { SmolVM } from "../smolvm.ts";
 import { packTree } from "../tar/pack.ts";
 import { listTree, type TreeListing } from "../tar/tree.ts";
-import { connectRetrying, RAW_DONE, shellAsInit } from "./floors.ts";
+import { RAW_DONE, shellAsInit, withRawPort } from "./floors.ts";
 
 export const DIR_FILES = 2000;
 const DIR_READY = "smolvm-dir-ready";
@@ -67,16 +64,10 @@ export function dirFloorInit(bytes: number): { path: string; args: string } {
   return shellAsInit(dirFloorScript(bytes));
 }
 
-/** The tar stream through the raw port into the guest's tar; MB/s from first byte sent to "done". */
+/** The tar stream through the raw port into the guest's tar; MB/s from the guest's "ready" to its "done". */
 export async function dirFloor(spec: LaunchSpec, tar: Buffer, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  await rm(spec.serialLogPath, { force: true });
-  const vmm = await qemuBackend.launch(spec);
-  let socket: Socket | undefined;
-  try {
-    socket = await connectRetrying(spec.agentSocketPath, deadline);
-    const sock = socket;
-    return await new Promise<number>((resolve, reject) => {
+  return withRawPort(spec, timeoutMs, (sock, vmm, deadline) =>
+    new Promise<number>((resolve, reject) => {
       let tail = "";
       const timer = setTimeout(() => reject(new TimeoutError(`The directory floor did not finish within ${timeoutMs} ms`, { hint: `see ${spec.serialLogPath}` })), Math.max(1, deadline - Date.now()));
       void vmm.exited.then(() => reject(new Error("QEMU exited during the directory floor")));
@@ -94,12 +85,7 @@ export async function dirFloor(spec: LaunchSpec, tar: Buffer, timeoutMs: number)
           resolve(tar.length / 1e6 / ((performance.now() - started) / 1000));
         }
       });
-    });
-  } finally {
-    socket?.destroy();
-    vmm.kill("SIGKILL");
-    await vmm.exited;
-  }
+    }));
 }
 
 /** startAgent("claude") with no workspace, then `claude --version`; ms, and the sandbox to delete. */
