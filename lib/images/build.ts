@@ -17,6 +17,7 @@ import { buildInto, withLock } from "./cache-lock.ts";
 import { ensureDebianTarball } from "./debian.ts";
 import { getRecipe, IMAGE_BUILDER_VERSION, recipeHash, sha256Hex, type Recipe } from "./recipes.ts";
 import { IMAGE_FILE, imageDir, imageDirName, readImage, type ImageInfo, type ImageManifest } from "./store.ts";
+import { ensureForeignBusybox, runnerFor } from "./foreign-busybox.ts";
 import { findStaticBusybox, installBusybox, writeOverlay } from "./tree.ts";
 
 export type ImageBuildPhase = "prepare" | "wait" | "rootfs" | "tree" | "mkfs" | "done";
@@ -48,26 +49,34 @@ interface ResolvedInputs {
   extra: Record<string, string>;
 }
 
-async function resolveInputs(recipe: Recipe, options: BuildImageOptions): Promise<ResolvedInputs> {
+async function resolveInputs(recipe: Recipe, options: BuildImageOptions & { cachedOnly?: boolean }): Promise<ResolvedInputs> {
   const arch = options.arch ?? hostGuestArch();
   const agent = options.agent ?? (await agentBinary(arch));
   const resolved: ResolvedInputs = { arch, agent, agentSha256: sha256Hex(agent), extra: {} };
   if (recipe.rootfs.kind === "busybox") {
-    if (arch !== hostGuestArch()) {
-      throw new SmolError("INVALID_INPUT", `Cannot build image "${recipe.name}" for ${arch}: the host's busybox is ${hostGuestArch()}`, {
-        hint: `build ${recipe.name} for ${hostGuestArch()}, or build it on an ${arch} host`,
+    if (arch === hostGuestArch()) {
+      resolved.busybox = await findStaticBusybox();
+    } else {
+      const logPath = join(paths.imagesDir(), ".logs", `busybox-${arch}.log`);
+      await mkdir(dirname(logPath), { recursive: true });
+      resolved.busybox = await ensureForeignBusybox(arch, {
+        logPath,
+        ...(options.log ? { onLine: options.log } : {}),
+        ...(options.cachedOnly ? { cachedOnly: true } : {}),
       });
     }
-    resolved.busybox = await findStaticBusybox();
     resolved.extra.busybox = await sha256File(resolved.busybox);
   }
   return resolved;
 }
 
-/** The recipe hash `name` would be built under now (resolving the agent and host binaries). */
+/**
+ * The recipe hash `name` would be built under now (resolving the agent and host binaries; a
+ * foreign arch's busybox only from the cache, so asking never downloads anything).
+ */
 export async function currentRecipeHash(name: string, options: Pick<BuildImageOptions, "arch" | "agent"> = {}): Promise<string> {
   const recipe = getRecipe(name);
-  const inputs = await resolveInputs(recipe, options);
+  const inputs = await resolveInputs(recipe, { ...options, cachedOnly: true });
   return recipeHash(recipe, inputs);
 }
 
@@ -120,7 +129,7 @@ export async function buildImage(name: string, options: BuildImageOptions = {}):
         progress({ phase: "tree", message: "assembling the file tree", fraction: rootfsShare + 0.02 });
         const overlay = join(tempDir, "overlay");
         await writeOverlay(overlay, recipe, inputs.agent);
-        if (inputs.busybox) await installBusybox(overlay, inputs.busybox);
+        if (inputs.busybox) await installBusybox(overlay, inputs.busybox, runnerFor(inputs.arch));
 
         progress({ phase: "mkfs", message: "creating the ext4 filesystem", fraction: rootfsShare + 0.05 });
         const { sizeMiB, usedMiB } = await assembleExt4({

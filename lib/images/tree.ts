@@ -73,13 +73,17 @@ export async function isStaticElf(path: string): Promise<boolean> {
   }
 }
 
-/** Copies BusyBox to /bin/busybox and links each applet it lists to it. Returns the count. */
-export async function installBusybox(root: string, busybox: string): Promise<number> {
+/**
+ * Copies BusyBox to /bin/busybox and links each applet it lists to it. Returns the count.
+ * `runner` runs a foreign-arch busybox (e.g. `["/usr/bin/qemu-aarch64"]`) to ask for its list.
+ */
+export async function installBusybox(root: string, busybox: string, runner: readonly string[] = []): Promise<number> {
   const target = hostPath(root, "/bin/busybox");
   await mkdir(dirname(target), { recursive: true });
   await copyFile(busybox, target);
   await chmod(target, 0o755);
-  const { stdout } = await runHostChecked(busybox, ["--list-full"], { action: "Cannot list busybox applets" });
+  const [program, ...args] = [...runner, busybox, "--list-full"];
+  const { stdout } = await runHostChecked(program!, args, { action: "Cannot list busybox applets" });
   let linked = 0;
   for (const applet of stdout.split("\n").map((l) => l.trim()).filter(Boolean)) {
     if (SKIPPED_APPLETS.has(applet) || applet === "bin/busybox") continue;
