@@ -64,30 +64,60 @@ export function registerArtifacts(program: Command): void {
       }),
     );
   image
+    .command("pull")
+    .description("download published images (kernel and root filesystem) into the cache, verified")
+    .addArgument(new Argument("[names...]", "images to pull (default: debian)"))
+    .addOption(ARCH_OPTION())
+    .option("--all", "every image the release publishes for the arch")
+    .option("--json", "print JSON")
+    .action(
+      action("image pull", async (out, names, options) => {
+        const { pullImages } = await import("../lib/published/index.ts");
+        const { hostGuestArch } = await import("../lib/kernel/arch.ts");
+        const { DEFAULT_IMAGE } = await import("../lib/config.ts");
+        const progress = new Progress(options.json === true);
+        const pulled = await pullImages({
+          images: names.length > 0 ? names : [DEFAULT_IMAGE],
+          all: options.all === true,
+          arch: options.arch ?? hostGuestArch(),
+          onProgress: (p) => progress.update(p.message, p.fraction),
+        }).finally(() => progress.done());
+        const data = pulled.map((p) => ({
+          image: p.row.image, arch: p.row.arch, version: p.version, manifestSha256: p.manifestSha256,
+          kernel: p.kernel.path, rootfs: p.rootfs.path, downloadedBytes: p.downloadedBytes,
+        }));
+        out.result(data, () => data.map((d) =>
+          `image ${d.image} ${d.arch} (published ${d.version}): ${d.rootfs}${d.downloadedBytes === 0 ? " (already cached)" : ` (${(d.downloadedBytes / 2 ** 20).toFixed(1)} MiB downloaded)`}`,
+        ).join("\n"));
+      }),
+    );
+  image
     .command("list")
     .alias("ls")
-    .description("list built images")
+    .description("list cached images: local builds and published downloads")
     .option("--json", "print JSON")
     .action(
       action("image list", async (out, _options) => {
-        const { listImages } = await import("../lib/images/store.ts");
-        const images = await listImages();
+        const { describeOrigin, listCachedImages } = await import("../lib/published/index.ts");
+        const images = await listCachedImages();
         out.result(images, () =>
           images.length === 0
-            ? "No images built. `smolvm image build base` builds the small one."
-            : table(["NAME", "ARCH", "SIZE", "PATH"], images.map((i) => [i.name, i.arch, `${i.sizeMiB} MiB`, i.path])),
+            ? "No images cached. `smolvm image pull base` downloads the small one, `smolvm image build base` builds it."
+            : table(["NAME", "ARCH", "SOURCE", "SIZE", "PATH"], images.map((i) => [
+              i.name, i.arch, describeOrigin(i.origin), i.sizeMiB === undefined ? "-" : `${i.sizeMiB} MiB`, i.path,
+            ])),
         );
       }),
     );
   image
     .command("rm")
-    .description("remove an image's cached builds")
+    .description("remove an image's cached builds and published copies")
     .addArgument(new Argument("<name>", "image name"))
     .option("--json", "print JSON")
     .action(
       action("image rm", async (out, name, _options) => {
-        const { removeImage } = await import("../lib/images/store.ts");
-        const removed = await removeImage(name);
+        const { removeCachedImage } = await import("../lib/published/index.ts");
+        const removed = await removeCachedImage(name);
         out.result({ name, removed }, () => `removed ${removed.length} build(s) of ${name}`);
       }),
     );

@@ -15,6 +15,7 @@ import { registerList } from "./list.ts";
 import { registerMaintenance } from "./maintenance.ts";
 import { registerPause } from "./pause.ts";
 import { registerPort } from "./port.ts";
+import { registerRelease } from "./release.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerSetup } from "./setup.ts";
 import { registerSsh } from "./ssh.ts";
@@ -40,6 +41,7 @@ export const COMMAND_GROUPS: readonly { names: readonly string[]; register: (pro
   { names: ["cleanup", "prune"], register: registerMaintenance },
   { names: ["setup"], register: registerSetup },
   { names: ["kernel", "image"], register: registerArtifacts },
+  { names: ["release"], register: registerRelease },
   { names: ["doctor"], register: registerDoctor },
   { names: ["bench"], register: registerBench },
   { names: ["version"], register: registerVersion },

@@ -5,7 +5,7 @@ import { Progress } from "./output.ts";
 export function registerSetup(program: Command): void {
   program
     .command("setup")
-    .description("install the host packages smolvm needs, then build the default kernel and image")
+    .description("install the host packages smolvm needs, then download (or build) the default kernel and image")
     .option("--image <name>", "the image to prepare", "debian")
     .option("--skip-packages", "do not install host packages")
     .option("--packages-only", "only install host packages (no kernel or image build)")
@@ -26,16 +26,19 @@ export function registerSetup(program: Command): void {
           out.result({ packages }, () => packageLine);
           return;
         }
-        const { ensureKernel } = await import("../lib/kernel/build.ts");
-        const { ensureImage } = await import("../lib/images/build.ts");
+        const { resolveArtifacts } = await import("../lib/published/index.ts");
+        const { hostGuestArch } = await import("../lib/kernel/arch.ts");
         const progress = new Progress(options.json === true);
-        const kernel = await ensureKernel(undefined, { onProgress: (p) => progress.update(`kernel: ${p.message}`, p.fraction) }).finally(() => progress.done());
-        const image = await ensureImage(options.image, { onProgress: (p) => progress.update(`image ${options.image}: ${p.message}`, p.fraction) }).finally(() => progress.done());
-        const result = { packages, kernel, image: image.path };
+        // Published artifacts when the release has them; a local build (kernel and image) when not.
+        const artifacts = await resolveArtifacts(options.image, hostGuestArch(), {
+          onProgress: (p) => progress.update(p.message, p.fraction),
+        }).finally(() => progress.done());
+        const result = { packages, kernel: artifacts.kernelPath, image: artifacts.rootfsPath, origin: artifacts.origin };
+        const from = artifacts.origin.kind === "published" ? `published ${artifacts.origin.version}` : `built locally: ${artifacts.origin.reason}`;
         out.result(result, () => [
           packageLine,
-          `kernel: ${kernel}`,
-          `image ${options.image}: ${image.path}`,
+          `kernel: ${artifacts.kernelPath}`,
+          `image ${options.image}: ${artifacts.rootfsPath} (${from})`,
           "Ready: try `smolvm run -- uname -a`",
         ].join("\n"));
       }),

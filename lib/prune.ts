@@ -1,13 +1,14 @@
 /**
  * `smolvm prune`: removes cached kernels and images that neither a sandbox nor a current
- * recipe uses, and reports the bytes freed.
+ * recipe uses, published images of other smolvm versions (or no longer in this version's
+ * manifest), and reports the bytes freed.
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { withStore } from "./state/vms.ts";
 
 export interface PruneReport {
-  removed: { kind: "kernel" | "image"; path: string; bytes: number }[];
+  removed: { kind: "kernel" | "image" | "published"; path: string; bytes: number }[];
   bytesFreed: number;
   dryRun: boolean;
 }
@@ -38,6 +39,11 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
     }
     const current = currentHashes.get(key) === image.recipeHash;
     if (!current && !used(image.dir)) doomed.push({ kind: "image", path: image.dir, bytes: diskUsage(image.dir) });
+  }
+  const { publishedPruneCandidates } = await import("./published/prune.ts");
+  const { versionInfo } = await import("./version.ts");
+  for (const entry of await publishedPruneCandidates(versionInfo().version, (dir) => used(dir))) {
+    doomed.push({ kind: "published", path: entry.path, bytes: diskUsage(entry.path) });
   }
   if (options.dryRun !== true) for (const entry of doomed) rmSync(entry.path, { recursive: true, force: true });
   return { removed: doomed, bytesFreed: doomed.reduce((sum, entry) => sum + entry.bytes, 0), dryRun: options.dryRun === true };

@@ -11,7 +11,7 @@ import { onInterrupt } from "../host/interrupt.ts";
 
 const POLL_MS = 250;
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -25,6 +25,12 @@ export async function prepareArtifacts(
 ): Promise<Artifacts> {
   const { hostGuestArch } = await import("../kernel/arch.ts");
   const arch = hostGuestArch();
+  if (config.kernelPath === undefined && config.rootfsPath === undefined) {
+    // Published artifacts when this version's release has them, else local builds.
+    const { resolveArtifacts } = await import("../published/resolve.ts");
+    const { kernelPath, rootfsPath } = await resolveArtifacts(config.image, arch, { onProgress });
+    return { kernelPath, rootfsPath };
+  }
   const kernelPath = config.kernelPath !== undefined
     ? existing(config.kernelPath, "kernel", "pass a path to an uncompressed vmlinux (x86_64) or Image (aarch64)")
     : await (await import("../kernel/build.ts")).ensureKernel(arch, {
