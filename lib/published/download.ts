@@ -212,8 +212,9 @@ function isDiskError(error: unknown): boolean {
 function diskError(o: FetchUnpackOptions, cause: unknown): DownloadError {
   if (cause instanceof DownloadError) return cause;
   const code = (cause as NodeJS.ErrnoException).code;
-  const why = code === "ENOSPC" || code === "EDQUOT" ? "the disk is full" : `writing failed (${(cause as Error).message})`;
-  return new DownloadError("disk", `Cannot unpack ${o.what} from "${o.url}": ${why} (${o.outputPath})`, o.url, {
+  const where = dirname(dirname(o.outputPath));
+  const why = code === "ENOSPC" || code === "EDQUOT" ? `the disk is full (${where})` : `writing to ${where} failed (${(cause as Error).message})`;
+  return new DownloadError("disk", `Cannot unpack ${o.what} from "${o.url}": ${why}`, o.url, {
     cause,
     hint: `it needs ${Math.ceil(o.entry.unpackedSize / 2 ** 20)} MiB at most; free some space (\`smolvm prune\`) or point SMOLVM_CACHE at a larger disk`,
   });

@@ -159,7 +159,7 @@ export async function httpGet(url: string, options: HttpGetOptions): Promise<Htt
         }
         if (next === "stalled") {
           controller.abort();
-          throw fail("stall", `no data for ${Math.round(stallTimeoutMs / 1000)} s`, "the server stalled; run the command again to resume", final);
+          throw fail("stall", `no data for ${stallTimeoutMs >= 1000 ? `${Math.round(stallTimeoutMs / 1000)} s` : `${stallTimeoutMs} ms`}`, "the server stalled; run the command again to resume", final);
         }
         if (next.done) {
           finished = true;

@@ -35,6 +35,8 @@ export interface ResolveOptions {
   connectTimeoutMs?: number;
   stallTimeoutMs?: number;
   signal?: AbortSignal;
+  /** The clock that ages the cached manifest (tests). */
+  now?: () => number;
 }
 
 export interface ResolvedArtifacts {
@@ -61,7 +63,7 @@ async function tryPublished(image: string, arch: GuestArch, o: ResolveOptions): 
   };
   let loaded;
   try {
-    loaded = await loadManifest({ source, ...timeouts });
+    loaded = await loadManifest({ source, ...timeouts, ...(o.now ? { now: o.now } : {}) });
   } catch (error) {
     if (!(error instanceof DownloadError)) throw error;
     if (error.reason === "unreachable") return { reason: `the image source is unreachable (${error.message})` };

@@ -16,12 +16,14 @@ export type Fault =
   | { kind: "corrupt"; offset: number }
   /** Serve only the first `bytes` bytes (a short file, honestly labelled). */
   | { kind: "truncate"; bytes: number }
-  /** Serve extra bytes after the file (an honestly labelled longer file). */
-  | { kind: "append"; bytes: number }
+  /** Serve extra bytes after the file (an honestly labelled longer file, or with `unlabelled`, chunked without a length). */
+  | { kind: "append"; bytes: number; unlabelled?: boolean }
   /** Redirect to itself forever. */
   | { kind: "redirect-loop" }
   /** Redirect once to `to` (a path on this server). */
   | { kind: "redirect"; to: string }
+  /** Send `bytesPerTick` bytes every `tickMs` (a slow link). */
+  | { kind: "slow"; bytesPerTick: number; tickMs: number }
   /** Ignore Range headers: always 200 with the whole file. */
   | { kind: "no-range" }
   /** Serve these bytes instead of the file. */
@@ -33,7 +35,8 @@ export interface ReleaseServer {
   /** Requests per path (with the Range header each asked for, or null). */
   requests: Map<string, (string | null)[]>;
   faults: Map<string, Fault>;
-  /** Called for each request after counting, before answering. */
+  /** How many requests asked for `path` (e.g. "/base-x86_64.ext4.zst"). */
+  count(path: string): number;
   close(): Promise<void>;
 }
 
@@ -77,7 +80,8 @@ export async function serveRelease(dir: string): Promise<ReleaseServer> {
         "content-type": "application/octet-stream",
       });
     } else {
-      res.writeHead(200, { "content-length": data.length, "content-type": "application/octet-stream" });
+      const unlabelled = fault?.kind === "append" && fault.unlabelled === true;
+      res.writeHead(200, { ...(unlabelled ? {} : { "content-length": data.length }), "content-type": "application/octet-stream" });
     }
     const body = data.subarray(start);
     if (fault?.kind === "stall" || fault?.kind === "cut") {
@@ -85,6 +89,18 @@ export async function serveRelease(dir: string): Promise<ReleaseServer> {
       res.write(body.subarray(0, upTo));
       if (fault.kind === "cut") setTimeout(() => res.destroy(), 50);
       return; // stall: never ends; close() destroys it
+    }
+    if (fault?.kind === "slow") {
+      let at = 0;
+      const tick = () => {
+        if (res.destroyed) return;
+        const next = body.subarray(at, at + fault.bytesPerTick);
+        at += next.length;
+        if (at >= body.length) return void res.end(next);
+        res.write(next);
+        setTimeout(tick, fault.tickMs);
+      };
+      return tick();
     }
     res.end(body);
   });
@@ -94,6 +110,7 @@ export async function serveRelease(dir: string): Promise<ReleaseServer> {
     url: `http://127.0.0.1:${port}/`,
     requests,
     faults,
+    count: (path) => requests.get(path)?.length ?? 0,
     close: async () => {
       for (const res of open) res.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
