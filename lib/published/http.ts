@@ -46,7 +46,9 @@ export class DownloadError extends SmolError {
   readonly url: string;
 
   constructor(reason: DownloadFailure, message: string, url: string, options: SmolErrorOptions = {}) {
-    super("IO_ERROR", message, { ...options, details: { ...options.details, url, reason } });
+    // A file that does not match its manifest is an integrity failure; the rest are I/O.
+    const code = reason === "checksum" || reason === "size" || reason === "format" ? "INTEGRITY_FAILED" : "IO_ERROR";
+    super(code, message, { ...options, details: { ...options.details, url, reason } });
     this.reason = reason;
     this.url = url;
   }

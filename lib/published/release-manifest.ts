@@ -95,7 +95,7 @@ export async function loadManifest(o: LoadManifestOptions): Promise<LoadedManife
     });
   }
   if (cached && source.trust.kind === "keys" && Date.parse(manifest.createdAt) < Date.parse(cached.manifest.createdAt)) {
-    throw new SmolError("IO_ERROR", `Cannot use the image manifest "${url}": it is older (${manifest.createdAt}) than the one already trusted (${cached.manifest.createdAt})`, {
+    throw new SmolError("INTEGRITY_FAILED", `Cannot use the image manifest "${url}": it is older (${manifest.createdAt}) than the one already trusted (${cached.manifest.createdAt})`, {
       hint: "a mirror may be serving a stale or rolled-back release; check it, or remove the cached manifest to accept it",
       details: { url, reason: "rollback", cachedAt: cached.manifest.createdAt },
     });

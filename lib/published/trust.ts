@@ -71,7 +71,7 @@ export interface VerifyOrigin {
  */
 export function verifyManifest(manifest: Uint8Array, signature: Uint8Array | undefined, trust: Trust, origin: VerifyOrigin): void {
   const refuse = (why: string, hint: string) =>
-    new SmolError("IO_ERROR", `Cannot trust the image manifest "${origin.manifestUrl}": ${why}`, {
+    new SmolError("INTEGRITY_FAILED", `Cannot trust the image manifest "${origin.manifestUrl}": ${why}`, {
       hint,
       details: { url: origin.manifestUrl, reason: "untrusted", trust: trust.label },
     });

@@ -3,9 +3,9 @@
  * kernel from the shared cache) and signed with a throwaway key, plus the tools to derive
  * altered releases from it and to give a test a fresh cache.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { generateSigningKey, signManifest } from "../../lib/published/trust.ts";
 import { parseManifest, type ReleaseManifest } from "../../lib/published/manifest.ts";
 import { paths } from "../../lib/paths.ts";
@@ -76,7 +76,12 @@ export function freshCache(options: { withKernel?: boolean } = {}): string {
   if (options.withKernel) {
     const shared = paths.kernelsDir();
     mkdirSync(join(cache, "kernels"), { recursive: true });
-    cpSync(shared, join(cache, "kernels"), { recursive: true, filter: (src) => !src.includes("/.") });
+    // Built kernels only: no locks, logs or temp dirs of builds in progress.
+    cpSync(shared, join(cache, "kernels"), { recursive: true, filter: (src) => src === shared || !basename(src).startsWith(".") });
+    // A fallback must never start a 10-minute kernel build inside a test.
+    if (!readdirSync(join(cache, "kernels")).some((name) => existsSync(join(cache, "kernels", name, "manifest.json")))) {
+      throw new Error(`no built kernel in ${shared} to copy: build one first (\`smolvm kernel build\`)`);
+    }
   }
   return cache;
 }
