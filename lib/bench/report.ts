@@ -53,6 +53,9 @@ export const PHASES: readonly PhaseDef[] = [
   def("delete.freed", "delete, until processes, directory and row are gone", "ms", "phase", "sdk"),
   def("sandboxes.sequential", "N sandboxes one after another (create + first command each)", "ms", "phase", "sdk"),
   def("sandboxes.concurrent", "N sandboxes at once (create + first command each)", "ms", "phase", "sdk"),
+  def("image.pull", "image pull: download, verify and unpack the kernel and image from a loopback mirror", "ms", "phase", "host"),
+  def("create.published", "create from published images (SDK call until the agent answers)", "ms", "phase", "sdk"),
+  def("create.local", "create from local builds (SDK call until the agent answers)", "ms", "phase", "sdk"),
   def("memory.qemu", "host memory per sandbox: QEMU RSS", "MiB", "phase", "host"),
   def("memory.supervisor", "host memory per sandbox: supervisor RSS", "MiB", "phase", "host"),
   def("memory.qemu.private", "host memory per sandbox: QEMU private (not shared with other processes)", "MiB", "phase", "host"),
@@ -65,6 +68,8 @@ export const PHASES: readonly PhaseDef[] = [
   def("floor.channel-download", "floor: raw virtio-serial, guest -> host", "MB/s", "floor", "virtio-serial"),
   def("floor.dir-upload", "floor: the same tree's tar stream into tar in the guest over raw virtio-serial", "MB/s", "floor", "virtio-serial"),
   def("floor.runtime", "floor: an empty program on the same runtime, in the same form", "ms", "floor", "cli"),
+  def("floor.curl", "floor: curl downloading the same files from the same mirror", "ms", "floor", "host"),
+  def("floor.zstd", "floor: the zstd program unpacking the same files", "ms", "floor", "host"),
 ];
 
 export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);

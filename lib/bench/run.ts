@@ -212,6 +212,21 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     c.report("sandboxes.concurrent");
     for (const made of concurrent) await lifeEnd(c, made.vm, live, step, false);
 
+    // ---- published images: pull against curl + zstd, create from them against local builds
+    log("published images");
+    const { measurePublished } = await import("./published.ts");
+    await measurePublished(c, {
+      image: o.image,
+      pulls: o.floorRuns,
+      creates: o.vms,
+      scratch: join(scratch, "published"),
+      tag,
+      step,
+      track,
+      untrack: (vm) => live.delete(vm),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+
     c.note("create", "SDK create() of the first sandbox and of each sequential one");
     c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates (the pairs)`);
     const phases = c.phases();

@@ -39,6 +39,8 @@ export const RATIOS: readonly RatioDef[] = [
   { id: "download-agent/sftp", label: "download: agent / SFTP", numerator: "download.agent", denominator: ["download.sftp"] },
   { id: "upload-agent/scp", label: "upload: agent / scp", numerator: "upload.agent", denominator: ["upload.scp"] },
   { id: "download-agent/scp", label: "download: agent / scp", numerator: "download.agent", denominator: ["download.scp"] },
+  { id: "image-pull/curl+zstd", label: "image pull / (curl + zstd -d)", numerator: "image.pull", denominator: ["floor.curl", "floor.zstd"] },
+  { id: "create-published/create-local", label: "create: published images / local builds", numerator: "create.published", denominator: ["create.local"] },
 ];
 
 /** p50(numerator) / sum of p50(denominators); null when any of them has no samples or the sum is 0. */
@@ -145,6 +147,21 @@ export const TARGETS: readonly TargetDef[] = [
     unit: "x", comparison: ">=", limit: 0.5,
     inputs: ["download.agent", "floor.channel-download"],
     ratio: "download-agent/channel",
+  },
+  {
+    id: "image-pull",
+    label: "image pull <= 1.3 x (curl + zstd -d of the same files)",
+    unit: "x", comparison: "<=", limit: 1.3,
+    inputs: ["image.pull", "floor.curl", "floor.zstd"],
+    ratio: "image-pull/curl+zstd",
+  },
+  {
+    // "No slower", with the noise of a boot under emulation (a tenth) allowed for.
+    id: "create-published",
+    label: "create from published images <= 1.1 x create from local builds",
+    unit: "x", comparison: "<=", limit: 1.1,
+    inputs: ["create.published", "create.local"],
+    ratio: "create-published/create-local",
   },
 ];
 

@@ -32,6 +32,9 @@ export const HEALTHY: Record<string, number> = {
   "delete.freed": 60,
   "sandboxes.sequential": 1050,
   "sandboxes.concurrent": 1500,
+  "image.pull": 1200,
+  "create.published": 1000,
+  "create.local": 1000,
   "memory.qemu": 90,
   "memory.supervisor": 45,
   "memory.qemu.private": 80,
@@ -44,6 +47,8 @@ export const HEALTHY: Record<string, number> = {
   "floor.channel-download": 80,
   "floor.dir-upload": 15,
   "floor.runtime": 50,
+  "floor.curl": 400,
+  "floor.zstd": 600,
 };
 
 export function phasesFrom(medians: Record<string, number | string>): PhaseResult[] {

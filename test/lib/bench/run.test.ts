@@ -59,7 +59,7 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   expect(report.machine.cpuModel).not.toBe("");
   expect(report.targets.map((t) => t.id)).toEqual([
     "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "cli-help", "stop-delete", "upload-vs-channel",
-    "dir-upload-vs-channel", "preset-start", "download-vs-channel",
+    "dir-upload-vs-channel", "preset-start", "download-vs-channel", "image-pull", "create-published",
   ]);
   for (const target of report.targets) {
     if (target.id === "warm-command-vs-ssh") expect(target.met).toBeNull();
@@ -69,7 +69,10 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   expect(report.profile.floorFlags.match).toBe(true);
   // Floors measured beside what they judge: a boot before each create, a raw run after each agent transfer.
   const pairs = Object.fromEntries(report.pairs.map((p) => [p.ratio, p.pairs.length]));
-  expect(pairs).toMatchObject({ "create-to-first-command/boot-floor": 2, "upload-agent/channel": 3, "download-agent/channel": 3, "dir-upload/channel": 3 });
+  expect(pairs).toMatchObject({
+    "create-to-first-command/boot-floor": 2, "upload-agent/channel": 3, "download-agent/channel": 3, "dir-upload/channel": 3,
+    "image-pull/curl+zstd": report.options.floorRuns, "create-published/create-local": 1,
+  });
   expect(report.targets.find((t) => t.id === "create-to-first-command")?.basis).toBe("paired");
 
   const svg = readFileSync(plot, "utf8");

@@ -38,6 +38,8 @@ describe("targets", () => {
       "dir-upload-vs-channel": true,
       "preset-start": true,
       "download-vs-channel": true,
+      "image-pull": true,
+      "create-published": true,
     });
   });
 
