@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { SmolError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
@@ -132,6 +132,8 @@ async function compressInto(input: string, output: string, file: string): Promis
       timeoutMs: 60 * 60_000,
     });
     const [unpacked, packed] = await Promise.all([hashFile(input), hashFile(temp)]);
+    // zstd keeps the input's mode (a kernel's 0755); a published file is plain data.
+    await chmod(temp, 0o644);
     await rename(temp, output);
     return { file, size: packed.size, sha256: packed.sha256, unpackedSize: unpacked.size, unpackedSha256: unpacked.sha256 };
   } finally {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { zstdCompressSync } from "node:zlib";
+import { constants as zlib, zstdCompressSync } from "node:zlib";
 import { pullImages } from "../../../lib/published/pull.ts";
 import { DownloadError } from "../../../lib/published/http.ts";
 import { findRow, kernelFileName, type ReleaseManifest } from "../../../lib/published/manifest.ts";
@@ -128,6 +128,29 @@ describe("image pull from a loopback mirror", () => {
     expectNoArtifacts(cache);
   });
 
+  test("a file without zstd's content checksum is refused: the decoded bytes would go unchecked", async () => {
+    const cache = freshCache();
+    const { spawnSync } = await import("node:child_process");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const scratch = mkdtempSync(join(tmpdir(), "smolvm-nocheck-"));
+    spawnSync("zstd", ["-q", "-d", join(release.dir, "base-x86_64.ext4.zst"), "-o", join(scratch, "raw")]);
+    spawnSync("zstd", ["-q", "-3", "--no-check", join(scratch, "raw"), "-o", join(release.dir, "base-x86_64.nocheck.zst")]);
+    const packed = readFileSync(join(release.dir, "base-x86_64.nocheck.zst"));
+    const rootfs = { ...row().rootfs, file: "base-x86_64.nocheck.zst", size: packed.length, sha256: createHash("sha256").update(packed).digest("hex") };
+    const next = signed(release, { ...release.manifest, rows: release.manifest.rows.map((r) => ({ ...r, rootfs })) });
+    serve("/manifest.json", next.manifest);
+    serve("/manifest.json.sig", next.signature);
+    const error = await failure(pull(cache)).finally(() => {
+      server.faults.delete("/manifest.json");
+      server.faults.delete("/manifest.json.sig");
+    });
+    expect((error as DownloadError).reason).toBe("format");
+    expect(error.message).toBe(`Cannot download image "base" for x86_64 (base-x86_64.nocheck.zst) from "${server.url}base-x86_64.nocheck.zst": its zstd frame carries no content checksum`);
+    expectNoArtifacts(cache);
+    expect(cacheEntries(cache).filter((e) => e.endsWith(".partial"))).toEqual([]);
+  });
+
   test("a truncated file (a short Content-Length) and a longer one: refused before a byte is unpacked", async () => {
     const cache = freshCache();
     for (const fault of [{ kind: "truncate", bytes: 1000 } as const, { kind: "append", bytes: 10 } as const]) {
@@ -241,7 +264,7 @@ describe("image pull from a loopback mirror", () => {
     const cache = freshCache();
     const image = Buffer.alloc(256 * 1024);
     image.writeUInt32LE(0x644d5241, 56); // "ARM\x64": the arm64 Image magic
-    const packed = zstdCompressSync(image);
+    const packed = zstdCompressSync(image, { params: { [zlib.ZSTD_c_checksumFlag]: 1 } });
     writeFileSync(join(release.dir, "kernel-aarch64.Image.zst"), packed);
     const hash = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
     const kernel = { file: "kernel-aarch64.Image.zst", size: packed.length, sha256: hash(packed), unpackedSize: image.length, unpackedSha256: hash(image), format: "Image" as const };
@@ -275,7 +298,7 @@ describe("image pull from a loopback mirror", () => {
     const cache = freshCache();
     const [first] = await pull(cache);
     // The same image, compressed differently: a new file, a new checksum, the same unpacked bytes.
-    const repacked = zstdCompressSync(readFileSync(first!.rootfs.path));
+    const repacked = zstdCompressSync(readFileSync(first!.rootfs.path), { params: { [zlib.ZSTD_c_checksumFlag]: 1 } });
     writeFileSync(join(release.dir, "base-x86_64.v2.ext4.zst"), repacked);
     const sha = createHash("sha256").update(repacked).digest("hex");
     const rootfs = { ...row().rootfs, file: "base-x86_64.v2.ext4.zst", size: repacked.length, sha256: sha };
