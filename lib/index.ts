@@ -15,3 +15,14 @@ export type { CommChannel } from "./channels/types.ts";
 export type { StartOptions } from "./sandbox/lifecycle.ts";
 export * from "./presets/index.ts";
 export type { ExecHandle, ExecResult } from "./agent/_exec.ts";
+export {
+  buildRelease,
+  DownloadError,
+  listCachedImages,
+  pullImages,
+  type CachedImage,
+  type PulledRow,
+  type PullImagesOptions,
+  type ReleaseBuildOptions,
+  type ReleaseBuildResult,
+} from "./published/index.ts";

@@ -49,6 +49,9 @@ export interface ResolvedArtifacts {
 export async function resolveArtifacts(image: string, arch: GuestArch, options: ResolveOptions = {}): Promise<ResolvedArtifacts> {
   const published = await tryPublished(image, arch, options);
   if ("kernelPath" in published) return published;
+  // Quiet on the terminal (it is only slower), but the log says why.
+  const { logEvent } = await import("../log.ts");
+  logEvent("info", `using local builds of image "${image}" for ${arch}: ${published.reason}`, { image, arch });
   return buildLocally(image, arch, published.reason, options);
 }
 
