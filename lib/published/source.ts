@@ -11,15 +11,16 @@
  * A mirror without a trust setting is refused, never trusted by default: anyone who can set an
  * environment variable or answer on a network could otherwise hand the host a kernel.
  */
+import { DEFAULT_RELEASES_URL } from "../distribution/release-url.ts";
 import { InvalidInputError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { parsePublicKey, RELEASE_KEYS, type Trust } from "./trust.ts";
 
 /**
- * The project's release downloads; `{version}` becomes the smolvm version. Change it here when
- * the project's repository moves.
+ * The project's release downloads (its repository is named in lib/distribution/release-url.ts);
+ * `{version}` becomes the smolvm version.
  */
-export const RELEASES_URL = "https://github.com/smolvm/smolvm/releases/download/v{version}/";
+export const RELEASES_URL = `${DEFAULT_RELEASES_URL}/download/v{version}/`;
 
 export interface PublishedSource {
   /** The release directory, ending in `/`; file names are resolved against it. */

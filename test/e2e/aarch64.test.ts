@@ -18,7 +18,7 @@ import { which } from "../../lib/host/process.ts";
 import { findKernel } from "../../lib/kernel/cache.ts";
 import { kernelCmdline } from "../../lib/kernel/cmdline.ts";
 import { pullImages } from "../../lib/published/pull.ts";
-import { serveRelease } from "../helpers/image-mirror.ts";
+import { serveImageMirror } from "../helpers/image-mirror.ts";
 import { buildTestRelease, freshCache, removeScratch, scratchDir, withEnv } from "../helpers/release.ts";
 
 const kernel = await findKernel("aarch64");
@@ -52,7 +52,7 @@ async function connectAgent(socketPath: string, deadline: number, exited: Promis
 suite("aarch64 release artifacts", () => {
   test("the published aarch64 kernel and base image boot under qemu-system-aarch64 and the agent runs a command", async () => {
     const release = await buildTestRelease({ arches: ["aarch64"] });
-    const server = await serveRelease(release.dir);
+    const server = await serveImageMirror(release.dir);
     const cache = freshCache();
     let vmm: LaunchedVmm | undefined;
     try {

@@ -7,16 +7,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { envelope, runCli } from "../helpers/cli.ts";
-import { serveRelease, type ReleaseServer } from "../helpers/image-mirror.ts";
+import { serveImageMirror, type ImageMirror } from "../helpers/image-mirror.ts";
 import { buildTestRelease, freshCache, removeScratch, type TestRelease } from "../helpers/release.ts";
 import { cleanupAfterAll } from "../helpers/vm.ts";
 
 let release: TestRelease;
-let server: ReleaseServer;
+let server: ImageMirror;
 
 beforeAll(async () => {
   release = await buildTestRelease();
-  server = await serveRelease(release.dir);
+  server = await serveImageMirror(release.dir);
 }, 60 * 60_000);
 afterAll(async () => {
   await server?.close();

@@ -1,6 +1,7 @@
 /**
- * A real HTTP server on 127.0.0.1 serving a release directory, with HTTP Range support and the
- * faults the published-image tests need, switched per path at run time.
+ * A real HTTP server on 127.0.0.1 serving a published-image release directory (what `smolvm
+ * release build` writes), with HTTP Range support and the faults the published-image tests
+ * need, switched per path at run time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { readFileSync, statSync } from "node:fs";
@@ -30,7 +31,7 @@ export type Fault =
   | { kind: "body"; bytes: Uint8Array }
   | { kind: "status"; status: number };
 
-export interface ReleaseServer {
+export interface ImageMirror {
   url: string;
   /** Requests per path (with the Range header each asked for, or null). */
   requests: Map<string, (string | null)[]>;
@@ -40,7 +41,7 @@ export interface ReleaseServer {
   close(): Promise<void>;
 }
 
-export async function serveRelease(dir: string): Promise<ReleaseServer> {
+export async function serveImageMirror(dir: string): Promise<ImageMirror> {
   const requests = new Map<string, (string | null)[]>();
   const faults = new Map<string, Fault>();
   const open = new Set<ServerResponse>();

@@ -11,18 +11,18 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { findRow, kernelFileName } from "../../../lib/published/manifest.ts";
 import { envelope, repoRoot, runCli } from "../../helpers/cli.ts";
-import { serveRelease, type ReleaseServer } from "../../helpers/image-mirror.ts";
+import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
 import { waitUntil } from "../../helpers/vm.ts";
 import { buildTestRelease, freshCache, removeScratch, type TestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
-let server: ReleaseServer;
+let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 const KERNEL = `/${kernelFileName("x86_64")}`;
 
 beforeAll(async () => {
   release = await buildTestRelease();
-  server = await serveRelease(release.dir);
+  server = await serveImageMirror(release.dir);
 }, 60 * 60_000);
 afterAll(async () => {
   await server?.close();

@@ -14,17 +14,17 @@ import { DownloadError } from "../../../lib/published/http.ts";
 import { findRow, kernelFileName, type ReleaseManifest } from "../../../lib/published/manifest.ts";
 import { findKernel } from "../../../lib/kernel/cache.ts";
 import { SmolError } from "../../../lib/errors.ts";
-import { serveRelease, type ReleaseServer } from "../../helpers/image-mirror.ts";
+import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
 import { buildTestRelease, freshCache, removeScratch, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
-let server: ReleaseServer;
+let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 const KERNEL = `/${kernelFileName("x86_64")}`;
 
 beforeAll(async () => {
   release = await buildTestRelease();
-  server = await serveRelease(release.dir);
+  server = await serveImageMirror(release.dir);
 }, 60 * 60_000);
 afterAll(async () => {
   await server?.close();
@@ -82,7 +82,7 @@ function serve(path: string, body: Uint8Array): void {
   server.faults.set(path, { kind: "body", bytes: body });
 }
 
-function withFaults<T>(faults: Record<string, Parameters<ReleaseServer["faults"]["set"]>[1]>, fn: () => Promise<T>): Promise<T> {
+function withFaults<T>(faults: Record<string, Parameters<ImageMirror["faults"]["set"]>[1]>, fn: () => Promise<T>): Promise<T> {
   for (const [path, fault] of Object.entries(faults)) server.faults.set(path, fault);
   return fn().finally(() => {
     for (const path of Object.keys(faults)) server.faults.delete(path);

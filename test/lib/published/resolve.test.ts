@@ -11,16 +11,16 @@ import { join } from "node:path";
 import { resolveArtifacts } from "../../../lib/published/resolve.ts";
 import { pullImages } from "../../../lib/published/pull.ts";
 import { MANIFEST_MAX_AGE_MS, UNREACHABLE_MEMORY_MS } from "../../../lib/published/release-manifest.ts";
-import { serveRelease, type ReleaseServer } from "../../helpers/image-mirror.ts";
+import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
 import { buildTestRelease, freshCache, removeScratch, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
-let server: ReleaseServer;
+let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 
 beforeAll(async () => {
   release = await buildTestRelease();
-  server = await serveRelease(release.dir);
+  server = await serveImageMirror(release.dir);
 }, 60 * 60_000);
 afterAll(async () => {
   await server?.close();
@@ -120,7 +120,7 @@ describe("resolving a sandbox's kernel and image", () => {
 
   test("offline with a warm cache: the published artifacts, fresh or stale, without a request that succeeds", async () => {
     const cache = freshCache();
-    const mirror = await serveRelease(release.dir);
+    const mirror = await serveImageMirror(release.dir);
     const online = await resolveIn(cache, release.env(mirror.url));
     await mirror.close(); // the port now refuses connections
     const fresh = await resolveIn(cache, release.env(mirror.url));
