@@ -28,9 +28,14 @@ test("builds the four binaries with npm run build and runs each on its own platf
   expect(runs(workflow.jobs.smoke!).join("\n")).toContain("codesign --verify --strict");
 });
 
-test("builds kernels and images with exactly `smolvm release build`, for x86_64 and aarch64", () => {
-  const commands = runs(workflow.jobs.images!).filter((r) => r.includes("release build"));
-  expect(commands).toEqual(["npx bun main.ts release build --out release --arch x86_64 --arch aarch64"]);
+test("builds kernels and images with exactly `smolvm release build`, for x86_64 and aarch64, signed with the release key", () => {
+  const lines = runs(workflow.jobs.images!).flatMap((r) => r.split("\n")).filter((line) => line.includes("release build"));
+  expect(lines).toEqual(['SMOLVM_RELEASE_KEY="$RUNNER_TEMP/release-key.pem" npx bun main.ts release build --out release --arch x86_64 --arch aarch64']);
+  // The key comes from the repository secret into a private file, removed after the build.
+  const step = workflow.jobs.images!.steps.find((s) => s.run?.includes("release build"))!;
+  expect((step as { env?: Record<string, string> }).env).toEqual({ SMOLVM_RELEASE_KEY_PEM: "${{ secrets.SMOLVM_RELEASE_KEY }}" });
+  expect(step.run).toContain("umask 077");
+  expect(step.run).toContain('rm -f "$RUNNER_TEMP/release-key.pem"');
 });
 
 test("publishes after every build, through scripts/release.ts, with all the files", () => {
