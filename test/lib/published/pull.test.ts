@@ -15,7 +15,7 @@ import { findRow, kernelFileName, type ReleaseManifest } from "../../../lib/publ
 import { findKernel } from "../../../lib/kernel/cache.ts";
 import { SmolError } from "../../../lib/errors.ts";
 import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
-import { buildTestRelease, freshCache, removeScratch, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
+import { buildTestRelease, freshCache, removeScratch, scratchDir, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
 let server: ImageMirror;
@@ -131,9 +131,7 @@ describe("image pull from a loopback mirror", () => {
   test("a file without zstd's content checksum is refused: the decoded bytes would go unchecked", async () => {
     const cache = freshCache();
     const { spawnSync } = await import("node:child_process");
-    const { mkdtempSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const scratch = mkdtempSync(join(tmpdir(), "smolvm-nocheck-"));
+    const scratch = scratchDir("nocheck");
     spawnSync("zstd", ["-q", "-d", join(release.dir, "base-x86_64.ext4.zst"), "-o", join(scratch, "raw")]);
     spawnSync("zstd", ["-q", "-3", "--no-check", join(scratch, "raw"), "-o", join(release.dir, "base-x86_64.nocheck.zst")]);
     const packed = readFileSync(join(release.dir, "base-x86_64.nocheck.zst"));
