@@ -343,7 +343,10 @@ describe("bad input", () => {
     expectFailure(await runCli(["file", "upload", NAME, local, "root/ok.txt", "--json"]), "INVALID_INPUT", /must be absolute/);
     expectFailure(await runCli(["file", "download", NAME, "etc/hostname", scratch, "--json"]), "INVALID_INPUT", /must be absolute/);
     expectFailure(await runCli(["file", "upload", NAME, join(scratch, "missing.txt"), `${GUEST_HOME}/`, "--json"]), "NOT_FOUND", /no such file on this host/);
-    expectFailure(await runCli(["file", "upload", NAME, scratch, `${GUEST_HOME}/`, "--json"]), "INVALID_INPUT", /directory/);
+    // A directory is no file: the CLI sends it as a tree (uploadDir), the SDK's putFile refuses it.
+    const refused = await withVm((vm) => vm.putFile(scratch, `${GUEST_HOME}/`).catch((e: unknown) => e));
+    expect((refused as { code?: string }).code).toBe("INVALID_INPUT");
+    expect((refused as Error).message).toContain("it is a directory");
     expect(await sh(`ls ${GUEST_HOME}/ok.txt ${GUEST_HOME}/missing.txt 2>&1 | grep -c 'No such' || true`)).toBe("2\n");
 
     for (const args of [["file", "upload", "no-such-vm", local, `${GUEST_HOME}/`], ["env", "set", "no-such-vm", "A=1"], ["port", "expose", "no-such-vm", "80"], ["pause", "no-such-vm"], ["env", "list", "no-such-vm"]]) {
