@@ -7,7 +7,7 @@ import type { SmolError } from "../errors.ts";
 import { Channel } from "./frame.ts";
 import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
 import { ExecResultMessage, type AgentControl, type AgentEvent } from "./messages.ts";
-import { deferred } from "../deferred.ts";
+import { deferred } from "../util/deferred.ts";
 
 const STREAM_HWM = 64 * 1024;
 

@@ -53,7 +53,7 @@ import type {
   RunResult,
   WriteFileOptions,
 } from "./types.ts";
-import { randomBytes, randomHex } from "../random.ts";
+import { randomBytes, randomHex } from "../util/random.ts";
 
 
 const MAX_STREAM_ID = 0x7fffffff;

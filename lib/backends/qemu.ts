@@ -4,13 +4,14 @@
  * The command line itself is built, without effects, in qemu-args.ts (re-exported here).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, openSync, rmSync } from "node:fs";
 import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BackendUnavailableError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { paths } from "../paths.ts";
+import { tailOf } from "../util/tail.ts";
 import { type Accel, accelFor, type GuestArch, qemuBinary, qemuVersion } from "./accel.ts";
 import { type HostForward, incomingFromFile, qemuArgs, type QemuSpec } from "./qemu-args.ts";
 import { firstErrorLine } from "./kvm-probe.ts";
@@ -156,18 +157,6 @@ export async function waitForSocket(
     if (gone) throw new SmolError("NOT_RUNNING", `Cannot reach "${path}": the process that should create it exited`);
     if (Date.now() >= deadline) throw new TimeoutError(`Cannot reach "${path}": no socket after ${timeoutMs} ms`);
     await sleep(5);
-  }
-}
-
-/** The last `lines` lines of a text file, or "" if it cannot be read. */
-export function tailOf(file: string | undefined, lines = 20): string {
-  if (file === undefined) return "";
-  try {
-    const size = statSync(file).size;
-    const text = readFileSync(file, "utf8").slice(size > 65536 ? -65536 : 0);
-    return text.trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "";
   }
 }
 

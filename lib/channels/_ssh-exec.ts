@@ -11,7 +11,7 @@ import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
 import type { RunOptions, RunResult } from "../agent/types.ts";
 import { killSignal, parseMarker } from "./_ssh-command.ts";
-import { deferred } from "../deferred.ts";
+import { deferred } from "../util/deferred.ts";
 
 /** Passes bytes through, except the first line, which goes to `onLine` (null if none came). */
 class FirstLineTap extends Transform {

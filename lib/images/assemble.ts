@@ -5,7 +5,7 @@
  * and otherwise under `fakeroot`, so files keep root ownership (and device nodes from a Debian
  * tarball survive) in an image built by an unprivileged user.
  */
-import { runLogged } from "./run-logged.ts";
+import { runLogged } from "../util/run-logged.ts";
 import { which } from "../host/process.ts";
 import { SmolError } from "../errors.ts";
 

@@ -13,7 +13,7 @@ import { AGENT_GUEST_PATH } from "../kernel/cmdline.ts";
 import { sha256File } from "../kernel/source.ts";
 import { agentBinary } from "./agent.ts";
 import { assembleExt4 } from "./assemble.ts";
-import { buildInto, withLock } from "./cache-lock.ts";
+import { buildInto, withLock } from "../util/cache-lock.ts";
 import { ensureDebianTarball } from "./debian.ts";
 import { getRecipe, IMAGE_BUILDER_VERSION, recipeHash, sha256Hex, type Recipe } from "./recipes.ts";
 import { IMAGE_FILE, imageDir, imageDirName, readImage, type ImageInfo, type ImageManifest } from "./store.ts";

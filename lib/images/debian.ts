@@ -16,9 +16,9 @@ import { which } from "../host/process.ts";
 import { ensureForeignArch } from "../host/binfmt.ts";
 import { hostExtraCaCertificates } from "../host/ca-certificates.ts";
 import { debianArch, hostGuestArch, type GuestArch } from "../kernel/arch.ts";
-import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
+import { exists, removeLeftovers, withLock } from "../util/cache-lock.ts";
 import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
-import { runLogged } from "./run-logged.ts";
+import { runLogged } from "../util/run-logged.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex, type Recipe } from "./recipes.ts";
 import { npmLayerScript, npmRegistry, parseInstallStep, shQuote } from "./npm-layer.ts";
 

@@ -11,7 +11,7 @@ import { SmolError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { assembleExt4 } from "./assemble.ts";
-import { buildInto, withLock } from "./cache-lock.ts";
+import { buildInto, withLock } from "../util/cache-lock.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex } from "./recipes.ts";
 import { IMAGE_FILE, imageDir, imageDirName, readImage, type ImageInfo, type ImageManifest } from "./store.ts";
 

@@ -13,7 +13,7 @@ import { z } from "../zod.ts";
 import { paths } from "../paths.ts";
 import { GUEST_ARCHES, type GuestArch } from "../kernel/arch.ts";
 import { NotFoundError } from "../errors.ts";
-import { exists } from "./cache-lock.ts";
+import { exists } from "../util/cache-lock.ts";
 import { knownImages } from "./recipes.ts";
 
 export const IMAGE_FILE = "rootfs.ext4";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { z } from "../zod.ts";
 import { paths } from "../paths.ts";
 import { SmolError } from "../errors.ts";
-import { exists } from "../images/cache-lock.ts";
+import { exists } from "../util/cache-lock.ts";
 import { GUEST_ARCHES, hostGuestArch, type GuestArch } from "./arch.ts";
 import { kernelInputs, recipeKey } from "./recipe.ts";
 

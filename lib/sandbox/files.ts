@@ -12,7 +12,7 @@ import { pipeline } from "node:stream/promises";
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import { guestTarget, requireGuestPath } from "./_paths.ts";
-import { randomHex } from "../random.ts";
+import { randomHex } from "../util/random.ts";
 
 const GUEST_WRITE_HINT = "check that the guest directory exists (or let smolvm create it) and is not a file";
 

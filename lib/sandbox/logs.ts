@@ -1,6 +1,6 @@
 /** A sandbox's console log: `logs --tail` and `logs --follow`. */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { tailOf } from "../backends/qemu.ts";
+import { tailOf } from "../util/tail.ts";
 
 interface LogSource {
   info(): Promise<{ consoleLog: string; status: string }>;

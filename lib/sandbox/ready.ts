@@ -7,7 +7,7 @@ import { SmolError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "../supervisor/layout.ts";
-import { tailOf } from "../backends/qemu.ts";
+import { tailOf } from "../util/tail.ts";
 
 const POLL_MS = 5;
 

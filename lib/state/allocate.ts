@@ -4,7 +4,7 @@
  * race-free across processes.
  */
 import { SmolError } from "../errors.ts";
-import { randomBytes, randomHex } from "../random.ts";
+import { randomBytes, randomHex } from "../util/random.ts";
 
 /** TAP-mode guest addresses: 172.16.0.1 is the host side, .255 is broadcast. */
 export const IP_POOL = { prefix: "172.16.0.", first: 2, last: 254 } as const;

@@ -13,7 +13,7 @@ import { AgentUnavailableError, TimeoutError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { encodeFrame, FrameDecoder, FrameType, RESYNC_PAD_SIZE, type Frame } from "../agent/frame.ts";
 import type { AgentHello } from "../agent/messages.ts";
-import { randomHex } from "../random.ts";
+import { randomHex } from "../util/random.ts";
 
 export interface AgentLink {
   socket: Socket;

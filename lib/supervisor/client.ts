@@ -10,7 +10,7 @@ import { pidAlive } from "../host/pids.ts";
 import { withStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "./layout.ts";
 import { spawnSupervisor } from "./spawn.ts";
-import { randomHex } from "../random.ts";
+import { randomHex } from "../util/random.ts";
 
 function openSocket(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {

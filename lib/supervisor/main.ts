@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { SmolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmPatch, type VmRecord } from "../state/vms.ts";
-import { tailOf } from "../backends/qemu.ts";
+import { tailOf } from "../util/tail.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import { PortForwards } from "./forwards.ts";
 import { FrameType, jsonFrame, jsonPayload, sendJson, type Frame } from "./frames.ts";

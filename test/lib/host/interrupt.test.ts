@@ -15,8 +15,8 @@ const root = join(import.meta.dir, "..", "..", "..");
 
 function builderScript(dir: string, marker: string): string {
   return `
-import { buildInto, withLock } from ${JSON.stringify(join(root, "lib/images/cache-lock.ts"))};
-import { runLogged } from ${JSON.stringify(join(root, "lib/images/run-logged.ts"))};
+import { buildInto, withLock } from ${JSON.stringify(join(root, "lib/util/cache-lock.ts"))};
+import { runLogged } from ${JSON.stringify(join(root, "lib/util/run-logged.ts"))};
 const dir = ${JSON.stringify(dir)};
 await withLock(dir + "/.lock-key", () => buildInto(dir, "key", dir + "/key", {}, async (tempDir) => {
   // A shell whose children would outlive it if only the shell were signalled.

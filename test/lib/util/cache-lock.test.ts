@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildInto, withLock } from "../../../lib/images/cache-lock.ts";
+import { buildInto, withLock } from "../../../lib/util/cache-lock.ts";
 
 let dir: string;
 beforeEach(() => {
