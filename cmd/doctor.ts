@@ -1,5 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
-import { SmolError } from "../lib/errors.ts";
+import { HostDependencyMissingError } from "../lib/errors.ts";
 import { action } from "./action.ts";
 import { paint } from "./output.ts";
 
@@ -18,7 +18,7 @@ export function registerDoctor(program: Command): void {
         const failing = diagnosis.checks.filter((c) => c.status === "fail" || (options.strict === true && c.status === "warn"));
         if (failing.length > 0 && options.json === true) {
           // The report is still the useful part: put it in the error's details.
-          throw new SmolError("HOST_DEPENDENCY_MISSING", `Host check failed: ${failing.map((c) => c.id).join(", ")}`, {
+          throw new HostDependencyMissingError(`Host check failed: ${failing.map((c) => c.id).join(", ")}`, {
             hint: failing[0]?.hint ?? "see the checks in details",
             details: { ...diagnosis, facts },
           });
@@ -33,7 +33,7 @@ export function registerDoctor(program: Command): void {
           return lines.join("\n");
         });
         if (failing.length > 0) {
-          throw new SmolError("HOST_DEPENDENCY_MISSING", `${failing.length} check(s) ${options.strict === true ? "did not pass (--strict)" : "failed"}: ${failing.map((c) => c.id).join(", ")}`, {
+          throw new HostDependencyMissingError(`${failing.length} check(s) ${options.strict === true ? "did not pass (--strict)" : "failed"}: ${failing.map((c) => c.id).join(", ")}`, {
             hint: failing[0]?.hint ?? "fix the checks marked above",
           });
         }

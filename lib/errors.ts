@@ -44,12 +44,21 @@ export interface SmolErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** The codes that have a subclass of their own: only `smolError` or the subclass builds them. */
+export type ClassedErrorCode = keyof typeof ERROR_CLASSES;
+/** Codes without a subclass: a plain SmolError carries them. */
+export type PlainErrorCode = Exclude<ErrorCode, ClassedErrorCode>;
+
 export class SmolError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string, options: SmolErrorOptions = {}) {
+  /**
+   * Only for codes without a subclass (the type refuses the others, so `instanceof NotFoundError`
+   * holds for every NOT_FOUND); `smolError(code, ...)` picks the class for a code known at run time.
+   */
+  constructor(code: PlainErrorCode, message: string, options: SmolErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -57,8 +66,8 @@ export class SmolError extends Error {
     this.details = options.details;
   }
 
-  /** The shape `--json` prints and the SDK documents. */
-  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {
+  /** The shape `--json` prints, the supervisor sends, and the SDK documents. */
+  toJSON(): WireError {
     return {
       code: this.code,
       message: this.message,
@@ -68,60 +77,126 @@ export class SmolError extends Error {
   }
 }
 
+/** An error as it travels between processes (the supervisor's ERROR frames) and in `--json`. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Lets a subclass hand its own code to the base constructor, which refuses classed codes. */
+const own = (code: ClassedErrorCode) => code as unknown as PlainErrorCode;
+
 /** A value from the user (flag, config field, SDK option) is not acceptable. */
 export class InvalidInputError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("INVALID_INPUT", message, options);
+    super(own("INVALID_INPUT"), message, options);
   }
 }
 
 /** The command line itself is malformed (unknown flag, missing argument): exit code 2. */
 export class UsageError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("USAGE", message, options);
+    super(own("USAGE"), message, options);
   }
 }
 
-/** A named thing (sandbox, image, kernel, file in the guest) does not exist. */
+/** A named thing (sandbox, image, kernel, file in the guest, port forward) does not exist. */
 export class NotFoundError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("NOT_FOUND", message, options);
+    super(own("NOT_FOUND"), message, options);
   }
 }
 
-/** The sandbox exists but is not running, so the operation cannot reach it. */
+/** A name or a port is taken already. */
+export class AlreadyExistsError extends SmolError {
+  constructor(message: string, options: SmolErrorOptions = {}) {
+    super(own("ALREADY_EXISTS"), message, options);
+  }
+}
+
+/** The sandbox exists but is not running (or is paused), so the operation cannot reach it. */
 export class NotRunningError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("NOT_RUNNING", message, options);
+    super(own("NOT_RUNNING"), message, options);
   }
 }
 
 /** A deadline passed: boot, command, transfer or shutdown. */
 export class TimeoutError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("TIMEOUT", message, options);
+    super(own("TIMEOUT"), message, options);
   }
 }
 
-/** The VMM cannot be used on this host (missing binary, no KVM, wrong platform). */
+/** The VMM cannot be used on this host (missing binary, no KVM, wrong platform, not built yet). */
 export class BackendUnavailableError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("BACKEND_UNAVAILABLE", message, options);
+    super(own("BACKEND_UNAVAILABLE"), message, options);
   }
 }
 
 /** The guest agent does not answer, went away mid-operation, or spoke out of protocol. */
 export class AgentUnavailableError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("AGENT_UNAVAILABLE", message, options);
+    super(own("AGENT_UNAVAILABLE"), message, options);
+  }
+}
+
+/** The control channel asked for (agent or SSH) cannot carry commands to this sandbox. */
+export class ChannelUnavailableError extends SmolError {
+  constructor(message: string, options: SmolErrorOptions = {}) {
+    super(own("CHANNEL_UNAVAILABLE"), message, options);
   }
 }
 
 /** An external program smolvm relies on failed (qemu-img, mkfs.ext4, make, apt-get). */
 export class CommandFailedError extends SmolError {
   constructor(message: string, options: SmolErrorOptions = {}) {
-    super("COMMAND_FAILED", message, options);
+    super(own("COMMAND_FAILED"), message, options);
   }
+}
+
+/** A host program or package smolvm needs is not installed. */
+export class HostDependencyMissingError extends SmolError {
+  constructor(message: string, options: SmolErrorOptions = {}) {
+    super(own("HOST_DEPENDENCY_MISSING"), message, options);
+  }
+}
+
+/** The one table from an error code to its class, for local and wire errors alike. */
+export const ERROR_CLASSES = {
+  INVALID_INPUT: InvalidInputError,
+  USAGE: UsageError,
+  NOT_FOUND: NotFoundError,
+  ALREADY_EXISTS: AlreadyExistsError,
+  NOT_RUNNING: NotRunningError,
+  TIMEOUT: TimeoutError,
+  BACKEND_UNAVAILABLE: BackendUnavailableError,
+  AGENT_UNAVAILABLE: AgentUnavailableError,
+  CHANNEL_UNAVAILABLE: ChannelUnavailableError,
+  COMMAND_FAILED: CommandFailedError,
+  HOST_DEPENDENCY_MISSING: HostDependencyMissingError,
+} as const satisfies Partial<Record<ErrorCode, new (message: string, options?: SmolErrorOptions) => SmolError>>;
+
+function isClassed(code: ErrorCode): code is ClassedErrorCode {
+  return code in ERROR_CLASSES;
+}
+
+/** A SmolError of the class `code` has, for a code known only at run time. */
+export function smolError(code: ErrorCode, message: string, options: SmolErrorOptions = {}): SmolError {
+  return isClassed(code) ? new ERROR_CLASSES[code](message, options) : new SmolError(code, message, options);
+}
+
+/** An error another process sent (`toJSON()`'s shape); an unknown code becomes INTERNAL. */
+export function fromWire(body: { code?: unknown; message?: unknown; hint?: unknown; details?: unknown }): SmolError {
+  const code = isErrorCode(body.code) ? body.code : "INTERNAL";
+  const message = typeof body.message === "string" && body.message !== "" ? body.message : `failed with ${String(body.code)}`;
+  return smolError(code, message, {
+    ...(typeof body.hint === "string" ? { hint: body.hint } : {}),
+    ...(typeof body.details === "object" && body.details !== null ? { details: body.details as Record<string, unknown> } : {}),
+  });
 }
 
 /** Wraps anything thrown that is not a SmolError, keeping the original as the cause. */

@@ -3,13 +3,7 @@
  * is kept in `details.agentCode` for callers that need the finer distinction (IS_DIRECTORY vs
  * NOT_REGULAR both surface as INVALID_INPUT).
  */
-import {
-  AgentUnavailableError,
-  InvalidInputError,
-  NotFoundError,
-  SmolError,
-  type ErrorCode,
-} from "../errors.ts";
+import { AgentUnavailableError, smolError, type ErrorCode, type SmolError } from "../errors.ts";
 import type { AgentErrorPayload } from "./messages.ts";
 
 const TABLE: Record<string, { code: ErrorCode; hint?: string }> = {
@@ -45,16 +39,7 @@ export function agentError(payload: AgentErrorPayload, op: string): SmolError {
   const entry = TABLE[payload.code] ?? { code: "INTERNAL" as ErrorCode };
   const message = capitalize(payload.message) || `Guest agent ${op} failed with ${payload.code}`;
   const options = { hint: entry.hint, details: { agentCode: payload.code, op } };
-  switch (entry.code) {
-    case "NOT_FOUND":
-      return new NotFoundError(message, options);
-    case "INVALID_INPUT":
-      return new InvalidInputError(message, options);
-    case "AGENT_UNAVAILABLE":
-      return new AgentUnavailableError(message, options);
-    default:
-      return new SmolError(entry.code, message, options);
-  }
+  return smolError(entry.code, message, options);
 }
 
 export const AGENT_GONE_HINT =

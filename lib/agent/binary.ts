@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, InvalidInputError } from "../errors.ts";
 
 export type GuestArch = "x86_64" | "aarch64";
 
@@ -31,7 +31,7 @@ async function embedded(arch: GuestArch): Promise<Uint8Array | undefined> {
 /** The static agent binary for a guest arch: the embedded copy, else the source build. */
 export async function guestAgentBinary(arch: GuestArch): Promise<Uint8Array> {
   if (arch !== "x86_64" && arch !== "aarch64") {
-    throw new SmolError("INVALID_INPUT", `Cannot provide a guest agent for "${String(arch)}": unknown arch`, {
+    throw new InvalidInputError(`Cannot provide a guest agent for "${String(arch)}": unknown arch`, {
       hint: "use x86_64 or aarch64",
     });
   }
@@ -41,7 +41,7 @@ export async function guestAgentBinary(arch: GuestArch): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
   } catch (error) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot find the ${arch} guest agent: "${path}" does not exist`, {
+    throw new HostDependencyMissingError(`Cannot find the ${arch} guest agent: "${path}" does not exist`, {
       hint: "build it with `make -C guest-agent` (needs musl-tools and gcc-aarch64-linux-gnu)",
       cause: error,
       details: { arch, path },

@@ -2,7 +2,7 @@
  * The connection half of the QMP client: opening the Unix socket and reading QEMU's greeting.
  */
 import { createConnection, type Socket } from "node:net";
-import { type ErrorCode, SmolError } from "../errors.ts";
+import { BackendUnavailableError, smolError, type ErrorCode } from "../errors.ts";
 import type { QmpGreeting } from "./qmp.ts";
 
 export function openSocket(path: string, timeoutMs: number): Promise<Socket> {
@@ -35,7 +35,7 @@ export function readGreeting(
     const fail = (code: ErrorCode, why: string, hint?: string) => {
       cleanup();
       socket.destroy();
-      reject(new SmolError(code, `Cannot connect to QEMU's monitor at "${socketPath}": ${why}`, {
+      reject(smolError(code, `Cannot connect to QEMU's monitor at "${socketPath}": ${why}`, {
         ...(hint === undefined ? {} : { hint }),
         details: { socketPath },
       }));
@@ -51,8 +51,7 @@ export function readGreeting(
         resolve({ greeting: parsed.QMP, rest: buffer.slice(newline + 1) });
       } catch {
         socket.destroy();
-        reject(new SmolError("BACKEND_UNAVAILABLE",
-          `Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP`, { details: { socketPath } }));
+        reject(new BackendUnavailableError(`Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP`, { details: { socketPath } }));
       }
     };
     const onClose = () => fail("NOT_RUNNING", "QEMU hung up before greeting");

@@ -8,7 +8,7 @@ import { closeSync, constants as fsConstants, existsSync, openSync, rmSync } fro
 import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BackendUnavailableError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
+import { BackendUnavailableError, CommandFailedError, NotFoundError, NotRunningError, SmolError, TimeoutError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { paths } from "../paths.ts";
 import { tailOf } from "../util/tail.ts";
@@ -154,7 +154,7 @@ export async function waitForSocket(
     try {
       if ((await stat(path)).isSocket()) return;
     } catch { /* not yet */ }
-    if (gone) throw new SmolError("NOT_RUNNING", `Cannot reach "${path}": the process that should create it exited`);
+    if (gone) throw new NotRunningError(`Cannot reach "${path}": the process that should create it exited`);
     if (Date.now() >= deadline) throw new TimeoutError(`Cannot reach "${path}": no socket after ${timeoutMs} ms`);
     await sleep(5);
   }
@@ -285,7 +285,7 @@ export class QemuBackend implements Backend {
     if ("exit" in outcome) {
       const how = outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with status ${outcome.exit.code}`;
       const line = firstErrorLine(output);
-      throw new SmolError("COMMAND_FAILED", `Cannot start QEMU: it ${how}${line === undefined ? "" : `: ${line}`}`, {
+      throw new CommandFailedError(`Cannot start QEMU: it ${how}${line === undefined ? "" : `: ${line}`}`, {
         hint: spec.vmmLogPath ? `see "${spec.vmmLogPath}"` : undefined,
         details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath, output },
       });

@@ -5,12 +5,12 @@
  * one hangs up, so a supervisor that dies and restarts simply connects again. Commands are
  * matched to replies by id; asynchronous events (STOP, RESUME, SHUTDOWN, ...) go to listeners.
  *
- * Failures are SmolErrors: a QMP error reply is a QmpError (its QEMU error class kept), a
+ * Failures are SmolErrors: a QMP error reply is COMMAND_FAILED (QEMU's error class kept in its details), a
  * connection that goes away is NOT_RUNNING, a deadline is TIMEOUT.
  */
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { NotRunningError, SmolError, TimeoutError, type ErrorCode } from "../errors.ts";
+import { CommandFailedError, NotRunningError, smolError, type SmolError, TimeoutError } from "../errors.ts";
 import { openSocket, readGreeting } from "./_qmp-socket.ts";
 import { type HostForward, hostForwardRule, migrateToFileUri, NETDEV_ID } from "./qemu-args.ts";
 
@@ -40,20 +40,16 @@ export interface MigrationInfo {
   [key: string]: unknown;
 }
 
-/** QEMU answered a command with an error. `qmpClass` is QEMU's class (GenericError, CommandNotFound, ...). */
-export class QmpError extends SmolError {
-  readonly qmpClass: string;
-  readonly command: string;
-
-  constructor(command: string, qmpClass: string, desc: string) {
-    const code: ErrorCode = qmpClass === "CommandNotFound" ? "BACKEND_UNAVAILABLE" : "COMMAND_FAILED";
-    super(code, `QEMU refused "${command}": ${desc}`, {
-      hint: qmpClass === "CommandNotFound" ? "this QEMU is too old for this operation; upgrade QEMU" : undefined,
-      details: { command, qmpClass },
-    });
-    this.qmpClass = qmpClass;
-    this.command = command;
-  }
+/**
+ * QEMU answered a command with an error: COMMAND_FAILED, or BACKEND_UNAVAILABLE when this QEMU
+ * does not know the command. QEMU's own error class is kept in `details.qmpClass`.
+ */
+export function qmpError(command: string, qmpClass: string, desc: string): SmolError {
+  const notKnown = qmpClass === "CommandNotFound";
+  return smolError(notKnown ? "BACKEND_UNAVAILABLE" : "COMMAND_FAILED", `QEMU refused "${command}": ${desc}`, {
+    ...(notKnown ? { hint: "this QEMU is too old for this operation; upgrade QEMU" } : {}),
+    details: { command, qmpClass },
+  });
 }
 
 export interface QmpConnectOptions {
@@ -247,7 +243,7 @@ export class QmpClient {
     const rule = hostForwardRule(forward);
     const output = (await this.hmp(`hostfwd_add ${netdev} ${rule}`)).trim();
     if (output !== "") {
-      throw new SmolError("COMMAND_FAILED", `Cannot forward ${rule}: ${output}`, {
+      throw new CommandFailedError(`Cannot forward ${rule}: ${output}`, {
         hint: `host port ${forward.hostPort} may already be in use`,
         details: { rule, netdev },
       });
@@ -259,7 +255,7 @@ export class QmpClient {
     const rule = hostForwardRule({ ...forward, guestPort: 1 }).replace(/-:1$/, "");
     const output = (await this.hmp(`hostfwd_remove ${netdev} ${rule}`)).trim();
     if (!/removed/.test(output)) {
-      throw new SmolError("COMMAND_FAILED", `Cannot remove the port forward ${rule}: ${output || "QEMU said nothing"}`, {
+      throw new CommandFailedError(`Cannot remove the port forward ${rule}: ${output || "QEMU said nothing"}`, {
         details: { rule, netdev },
       });
     }
@@ -278,7 +274,7 @@ export class QmpClient {
       const info = await this.execute<MigrationInfo>("query-migrate");
       if (info.status === "completed") return info;
       if (info.status === "failed" || info.status === "cancelled") {
-        throw new SmolError("COMMAND_FAILED", `Cannot save the VM state to "${file}": migration ${info.status}` +
+        throw new CommandFailedError(`Cannot save the VM state to "${file}": migration ${info.status}` +
           (info["error-desc"] ? `: ${info["error-desc"]}` : ""), { details: { file, info } });
       }
       if (Date.now() > deadline) {
@@ -324,7 +320,7 @@ export class QmpClient {
     clearTimeout(pending.timer);
     if ("error" in message) {
       const error = message.error as { class?: string; desc?: string };
-      pending.reject(new QmpError(pending.command, error.class ?? "GenericError", error.desc ?? "unknown error"));
+      pending.reject(qmpError(pending.command, error.class ?? "GenericError", error.desc ?? "unknown error"));
     } else {
       pending.resolve(message.return);
     }

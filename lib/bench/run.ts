@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { qemuBackend } from "../backends/qemu.ts";
 import { DEFAULT_IMAGE, parseVmConfig } from "../config.ts";
-import { InvalidInputError, SmolError } from "../errors.ts";
+import { BackendUnavailableError, CommandFailedError, InvalidInputError } from "../errors.ts";
 import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../images/index.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { ensureKernel } from "../kernel/build.ts";
@@ -89,7 +89,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const image = await ensureImage(o.image, { arch, onProgress: (p) => step(`image ${o.image}: ${p.message}`, p.fraction) });
     const floorImage = await ensureFloorImage({ arch });
     const probe = await qemuBackend.probe(arch, kernelPath);
-    if (!probe.ok) throw new SmolError("BACKEND_UNAVAILABLE", `Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
+    if (!probe.ok) throw new BackendUnavailableError(`Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
     const config = parseVmConfig({ image: o.image });
     const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };
     const machine = await describeMachine({ arch, kernelPath, imagePath: image.path, image: o.image });
@@ -257,7 +257,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     return report;
   } catch (error) {
     if (o.signal?.aborted) {
-      throw new SmolError("COMMAND_FAILED", "The benchmark was interrupted", { hint: "every sandbox it created is deleted; run it again for numbers" });
+      throw new CommandFailedError("The benchmark was interrupted", { hint: "every sandbox it created is deleted; run it again for numbers" });
     }
     throw error;
   } finally {

@@ -7,7 +7,7 @@
  */
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import type { ClientChannel } from "ssh2";
-import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
+import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
 import type { RunOptions, RunResult } from "../agent/types.ts";
 import { killSignal, parseMarker } from "./_ssh-command.ts";
@@ -133,7 +133,7 @@ export class SshExecProcess implements ExecHandle {
       }));
       return;
     }
-    this.started.reject(new SmolError("COMMAND_FAILED", `Cannot run the command over SSH: the remote shell did not start it${line ? ` (${line})` : ""}`));
+    this.started.reject(new CommandFailedError(`Cannot run the command over SSH: the remote shell did not start it${line ? ` (${line})` : ""}`));
   }
 
   private onClose(): void {
@@ -147,7 +147,7 @@ export class SshExecProcess implements ExecHandle {
       this.result.reject(error);
       return;
     }
-    this.started.reject(new SmolError("COMMAND_FAILED", "Cannot run the command over SSH: it ended before it started"));
+    this.started.reject(new CommandFailedError("Cannot run the command over SSH: it ended before it started"));
     this.result.resolve({
       exitCode: exit.code,
       signal: exit.signal,

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { SmolError } from "../errors.ts";
+import { smolError } from "../errors.ts";
 import type { LocalExposure } from "./types.ts";
 
 export async function listenAndRelay(
@@ -33,7 +33,7 @@ export async function listenAndRelay(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(new SmolError(error.code === "EADDRINUSE" ? "ALREADY_EXISTS" : "IO_ERROR", `Cannot listen on 127.0.0.1:${hostPort}: ${error.message}`, {
+      reject(smolError(error.code === "EADDRINUSE" ? "ALREADY_EXISTS" : "IO_ERROR", `Cannot listen on 127.0.0.1:${hostPort}: ${error.message}`, {
         hint: "pick another host port, or leave it out to get a free one",
         cause: error,
       })),

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError } from "../errors.ts";
 import { which } from "../host/process.ts";
 import { ensureUserKey, knownHostsPath } from "./keys.ts";
 import { waitForSsh } from "./ssh-state.ts";
@@ -37,7 +37,7 @@ export async function sshArgs(idOrName: string, command: string[] = []): Promise
 export async function runOpenSsh(args: string[]): Promise<number> {
   const ssh = which("ssh");
   if (ssh === undefined) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot run `smolvm ssh`: the OpenSSH client (ssh) is not installed", {
+    throw new HostDependencyMissingError("Cannot run `smolvm ssh`: the OpenSSH client (ssh) is not installed", {
       hint: "install it (`apt-get install openssh-client`), or use `smolvm shell`, which needs no SSH",
     });
   }

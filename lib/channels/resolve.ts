@@ -8,7 +8,7 @@
  * An explicit or persisted `vsock` never falls back: it fails with CHANNEL_UNAVAILABLE saying
  * why and how to use SSH instead. `ssh` never falls back either.
  */
-import { NotRunningError, SmolError } from "../errors.ts";
+import { ChannelUnavailableError, NotRunningError, SmolError } from "../errors.ts";
 import type { AgentClient } from "../agent/client.ts";
 import type { VmRecord } from "../state/vms.ts";
 import type { Channel, ChannelKind, CommChannel } from "./types.ts";
@@ -65,7 +65,7 @@ export async function probeAgent(vm: VmRecord): Promise<{ client: AgentClient; r
 
 function noFallback(vm: VmRecord, source: ChannelSource, cause: unknown): SmolError {
   const how = source === "explicit" ? "it was asked for explicitly" : "it was chosen when the sandbox was created";
-  return new SmolError("CHANNEL_UNAVAILABLE", `Cannot reach sandbox "${vm.name}" over the agent channel (vsock): ${message(cause)}`, {
+  return new ChannelUnavailableError(`Cannot reach sandbox "${vm.name}" over the agent channel (vsock): ${message(cause)}`, {
     hint: `${how}, so smolvm does not fall back to SSH; to go over SSH pass --comm-channel ssh (SDK: commChannel: "ssh"), or auto to take whichever answers`,
     cause,
   });
@@ -112,7 +112,7 @@ export async function openChannel(vm: VmRecord, explicit?: CommChannel): Promise
       resolution: { kind: "ssh", requested, source, reason: `auto: the agent did not answer (${message(agentFailure)})` },
     };
   } catch (error) {
-    throw new SmolError("CHANNEL_UNAVAILABLE", `Cannot reach sandbox "${vm.name}": the agent did not answer (${message(agentFailure)}) and SSH failed (${message(error)})`, {
+    throw new ChannelUnavailableError(`Cannot reach sandbox "${vm.name}": the agent did not answer (${message(agentFailure)}) and SSH failed (${message(error)})`, {
       hint: `see \`smolvm logs ${vm.name}\`; \`smolvm stop ${vm.name}\` then \`smolvm start ${vm.name}\` restarts it`,
       cause: error,
     });

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "../zod.ts";
-import { NotRunningError, SmolError } from "../errors.ts";
+import { ChannelUnavailableError, NotRunningError, SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
 import { reconcile } from "../sandboxes.ts";
@@ -63,7 +63,7 @@ export function sshEndpoint(vm: VmRecord): SshEndpoint | undefined {
 }
 
 export function channelUnavailable(vm: { name: string }, why: string, hint?: string, cause?: unknown): SmolError {
-  return new SmolError("CHANNEL_UNAVAILABLE", `Cannot reach sandbox "${vm.name}" over SSH: ${why}`, {
+  return new ChannelUnavailableError(`Cannot reach sandbox "${vm.name}" over SSH: ${why}`, {
     hint: hint ?? "use the agent channel instead (--comm-channel vsock or auto)",
     ...(cause === undefined ? {} : { cause }),
   });

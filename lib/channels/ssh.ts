@@ -6,7 +6,7 @@
 import type { Duplex, Readable } from "node:stream";
 import type { SFTPWrapper } from "ssh2";
 import { ENV_KEY_PATTERN } from "../config.ts";
-import { InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
+import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
 import type { CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
 import type { ExecHandle } from "../agent/_exec.ts";
 import type { VmRecord } from "../state/vms.ts";
@@ -69,7 +69,7 @@ export class SshChannel implements Channel {
 
   /** The shared connection (a new one if the last dropped). */
   connection(): Promise<SshConnection> {
-    if (this.closed) return Promise.reject(new SmolError("CHANNEL_UNAVAILABLE", `The SSH channel to sandbox "${this.vm.name}" was closed by the client`));
+    if (this.closed) return Promise.reject(new ChannelUnavailableError(`The SSH channel to sandbox "${this.vm.name}" was closed by the client`));
     return pooled(this.vm.id);
   }
 

@@ -6,7 +6,7 @@
  * never reached the kernel; mounting it and enabling the one entry is enough.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError } from "../errors.ts";
 import { runHost, which } from "./process.ts";
 
 /** A guest architecture, as lib/kernel/arch.ts names them (kept literal: lib/host depends on nothing above it). */
@@ -51,7 +51,7 @@ export async function ensureForeignArch(arch: GuestArch, action: string): Promis
     state = foreignArchState(arch);
     if (state.ok) return;
   }
-  throw new SmolError("HOST_DEPENDENCY_MISSING", `${action}: ${arch} programs cannot run on this host: ${state.reason}`, {
+  throw new HostDependencyMissingError(`${action}: ${arch} programs cannot run on this host: ${state.reason}`, {
     hint: `install qemu-user-static and binfmt-support (\`smolvm setup\`), then as root: ${state.fix.join(" && ")}`,
     details: { arch, reason: state.reason },
   });

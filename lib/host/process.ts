@@ -4,7 +4,7 @@
 import { execFile, type ExecFileOptions } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
-import { CommandFailedError, SmolError } from "../errors.ts";
+import { CommandFailedError, HostDependencyMissingError } from "../errors.ts";
 
 export interface HostResult {
   code: number | null;
@@ -28,7 +28,7 @@ export function runHost(
   return new Promise((resolve, reject) => {
     execFile(file, args, { ...execOptions, encoding: "utf8" }, (error, stdout, stderr) => {
       if (error && (error as NodeJS.ErrnoException).code === "ENOENT") {
-        reject(new SmolError("HOST_DEPENDENCY_MISSING", `Cannot run "${file}": it is not installed`, {
+        reject(new HostDependencyMissingError(`Cannot run "${file}": it is not installed`, {
           hint: "run `smolvm doctor` to see what is missing and `smolvm setup` to install it",
         }));
         return;

@@ -3,7 +3,7 @@
  * apt on Debian and Ubuntu (as root, or through sudo); elsewhere it reports the exact packages.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { SmolError } from "../errors.ts";
+import { CommandFailedError, HostDependencyMissingError } from "../errors.ts";
 import { setupPackages } from "./packages.ts";
 import { runHost, which } from "./process.ts";
 
@@ -56,7 +56,7 @@ export async function installHostPackages(options: InstallOptions = {}): Promise
   const root = process.getuid?.() === 0;
   const sudo = root ? [] : which("sudo") === undefined ? undefined : ["sudo", "-n"];
   if (sudo === undefined) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot install ${missing.length} host packages: not root and no sudo`, {
+    throw new HostDependencyMissingError(`Cannot install ${missing.length} host packages: not root and no sudo`, {
       hint: `as root: apt-get install -y ${missing.join(" ")}`,
     });
   }
@@ -65,7 +65,7 @@ export async function installHostPackages(options: InstallOptions = {}): Promise
     log(`$ ${[file, ...rest].join(" ")}`);
     const result = await runHost(file!, rest, { timeoutMs: 30 * 60_000, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
     if (result.code !== 0) {
-      throw new SmolError("COMMAND_FAILED", `Cannot install host packages: ${args.slice(0, 2).join(" ")} exited with ${result.code}`, {
+      throw new CommandFailedError(`Cannot install host packages: ${args.slice(0, 2).join(" ")} exited with ${result.code}`, {
         hint: `run it yourself to see why: ${[...sudo, ...args].join(" ")}`,
         details: { stderr: result.stderr.slice(-2000) },
       });

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { runHost } from "../host/process.ts";
 import { guestAgentBinary } from "../agent/binary.ts";
 import type { GuestArch } from "../kernel/arch.ts";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, NotFoundError, SmolError } from "../errors.ts";
 
 /**
  * The static agent for `arch` (embedded in a compiled smolvm, guest-agent/build/ in a checkout).
@@ -20,7 +20,7 @@ export async function agentBinary(arch: GuestArch): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(override));
   } catch (cause) {
-    throw new SmolError("NOT_FOUND", `Cannot read the agent binary "${override}" named by SMOLVM_AGENT_BINARY`, {
+    throw new NotFoundError(`Cannot read the agent binary "${override}" named by SMOLVM_AGENT_BINARY`, {
       cause,
       hint: "point SMOLVM_AGENT_BINARY at a static agent build, or unset it",
     });
@@ -37,7 +37,7 @@ async function buildFromCheckout(arch: GuestArch, original: unknown): Promise<Ui
   const target = `build/smolvm-agent-${arch}`;
   const result = await runHost("make", ["-C", fileURLToPath(new URL("../../guest-agent", import.meta.url)), target], { timeoutMs: 10 * 60_000 });
   if (result.code !== 0) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot build the ${arch} guest agent: make exited with ${result.code}`, {
+    throw new HostDependencyMissingError(`Cannot build the ${arch} guest agent: make exited with ${result.code}`, {
       hint: "install the compilers with `smolvm setup` (musl-tools, gcc-aarch64-linux-gnu), then retry",
       details: { stderr: result.stderr.slice(-2000) },
       cause: original,

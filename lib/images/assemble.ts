@@ -7,7 +7,7 @@
  */
 import { runLogged } from "../util/run-logged.ts";
 import { which } from "../host/process.ts";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, SmolError } from "../errors.ts";
 
 export interface AssembleOptions {
   /** Scratch directory for the full tree (created). */
@@ -66,7 +66,7 @@ export interface AssembleResult {
 
 export async function assembleExt4(options: AssembleOptions): Promise<AssembleResult> {
   if (!which("mkfs.ext4")) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot build the image: mkfs.ext4 is not installed", {
+    throw new HostDependencyMissingError("Cannot build the image: mkfs.ext4 is not installed", {
       hint: "install it with `apt-get install e2fsprogs` (or run `smolvm setup`)",
     });
   }
@@ -79,7 +79,7 @@ export async function assembleExt4(options: AssembleOptions): Promise<AssembleRe
   if (process.getuid?.() !== 0) {
     const fakeroot = which("fakeroot");
     if (!fakeroot) {
-      throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot build the image as a non-root user: fakeroot is not installed", {
+      throw new HostDependencyMissingError("Cannot build the image as a non-root user: fakeroot is not installed", {
         hint: "install it with `apt-get install fakeroot` (or build as root)",
       });
     }

@@ -10,7 +10,7 @@ import { rmSync } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { paths } from "../paths.ts";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 import { which } from "../host/process.ts";
 import { ensureForeignArch } from "../host/binfmt.ts";
@@ -56,7 +56,7 @@ export async function ensureDebianTarball(options: DebianStageOptions): Promise<
   return withLock(`${tarball}.lock`, async () => {
     if (!options.force && (await exists(tarball))) return tarball;
     if (!which("mmdebstrap")) {
-      throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot build image "${options.name}": mmdebstrap is not installed`, {
+      throw new HostDependencyMissingError(`Cannot build image "${options.name}": mmdebstrap is not installed`, {
         hint: "install it with `apt-get install mmdebstrap` (or run `smolvm setup`)",
       });
     }

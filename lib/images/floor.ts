@@ -7,7 +7,7 @@ import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import initSource from "../../images/floor/init.c" with { type: "text" };
 import { paths } from "../paths.ts";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, SmolError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { assembleExt4 } from "./assemble.ts";
@@ -25,7 +25,7 @@ function compilerFor(arch: GuestArch): string {
     : [arch === "aarch64" ? "aarch64-linux-gnu-gcc" : "x86_64-linux-gnu-gcc"];
   const found = candidates.find((c) => which(c));
   if (!found) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot build the floor image for ${arch}: no C compiler (${candidates.join(", ")})`, {
+    throw new HostDependencyMissingError(`Cannot build the floor image for ${arch}: no C compiler (${candidates.join(", ")})`, {
       hint: "install one with `apt-get install musl-tools build-essential`",
     });
   }

@@ -5,7 +5,7 @@
  */
 import { chmod, copyFile, mkdir, open, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { AGENT_GUEST_PATH } from "../kernel/cmdline.ts";
 import { COMMON_DIRS, COMMON_FILES, type Recipe } from "./recipes.ts";
@@ -42,7 +42,7 @@ export async function findStaticBusybox(): Promise<string> {
   for (const path of candidates) {
     if (await isStaticElf(path)) return path;
   }
-  throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot build the base image: no statically linked busybox on this host", {
+  throw new HostDependencyMissingError("Cannot build the base image: no statically linked busybox on this host", {
     hint: "install it with `apt-get install busybox-static` (or run `smolvm setup`)",
   });
 }

@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseVmConfig, type AccelChoice, type VmConfig, type VmConfigInput } from "../config.ts";
-import { BackendUnavailableError, NotRunningError, SmolError, toSmolError } from "../errors.ts";
+import { BackendUnavailableError, NotRunningError, smolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
@@ -65,7 +65,7 @@ export async function startSandbox(idOrName: string, options: StartOptions = {})
   const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
   if (vm.status === "running" || vm.status === "paused") return vm;
   if (vm.status === "deleting") {
-    throw new SmolError("NOT_RUNNING", `Cannot start sandbox "${vm.name}": it is being deleted`, {
+    throw new NotRunningError(`Cannot start sandbox "${vm.name}": it is being deleted`, {
       hint: "create a new one with `smolvm create`",
     });
   }
@@ -92,7 +92,7 @@ async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
       // QEMU's log lives in the sandbox's directory, which a failed create removes: its whole
       // output goes to smolvm's own log first.
       logEvent("error", `sandbox "${vm.name}" failed to boot`, { sandbox: vm.id, error: error.message, ...(error.details ?? {}) });
-      throw new SmolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
+      throw smolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
         // Not QEMU's own hint: it names files in the sandbox's directory, which a failed create removes.
         hint: `QEMU's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
         cause: thrown,

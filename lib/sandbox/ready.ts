@@ -3,7 +3,7 @@
  * or failed with the reason and the console's last lines), so the waiter polls the row: it works
  * from any process, and a supervisor that dies mid-boot is noticed through its pid.
  */
-import { SmolError, TimeoutError } from "../errors.ts";
+import { NotFoundError, smolError, type SmolError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { StateStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "../supervisor/layout.ts";
@@ -19,7 +19,7 @@ export async function waitForReady(vm: VmRecord, supervisorPid: number): Promise
   try {
     for (;;) {
       const now = store.findVm(vm.id);
-      if (now === undefined) throw new SmolError("NOT_FOUND", `Sandbox "${vm.name}" was deleted while it booted`);
+      if (now === undefined) throw new NotFoundError(`Sandbox "${vm.name}" was deleted while it booted`);
       if (now.status === "running" || now.status === "paused") return;
       if (now.status === "failed" || now.status === "stopped") throw bootFailure(now);
       if (!pidAlive(supervisorPid)) {
@@ -42,7 +42,7 @@ export async function waitForReady(vm: VmRecord, supervisorPid: number): Promise
 function bootFailure(vm: VmRecord, fallback = "it stopped during boot"): SmolError {
   const files = vmFiles(vm.id);
   const supervisorTail = vm.lastError === null ? tailOf(files.supervisorLog, 5) : "";
-  return new SmolError(vm.lastError?.startsWith("TIMEOUT") ? "TIMEOUT" : "BACKEND_UNAVAILABLE",
+  return smolError(vm.lastError?.startsWith("TIMEOUT") ? "TIMEOUT" : "BACKEND_UNAVAILABLE",
     `Sandbox "${vm.name}" failed to boot: ${(vm.lastError ?? fallback).replace(/^[A-Z_]+: /, "")}${supervisorTail ? `\n${supervisorTail}` : ""}`, {
     hint: "run with SMOLVM_VERBOSE_BOOT=1 to keep the kernel's boot messages in the console log; `smolvm doctor` checks the host",
   });

@@ -4,7 +4,7 @@
  */
 import { z } from "../zod.ts";
 import { vmConfigSchema, type VmConfig } from "../config.ts";
-import { NotFoundError, SmolError } from "../errors.ts";
+import { AlreadyExistsError, NotFoundError } from "../errors.ts";
 import { listeningTcpPorts } from "../host/ports.ts";
 import { parseOrThrow } from "../validate.ts";
 import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
@@ -93,7 +93,7 @@ export class StateStore {
       const names = new Set(this.column<string>("name"));
       const wanted = request.config.name;
       if (wanted !== undefined && names.has(wanted)) {
-        throw new SmolError("ALREADY_EXISTS", `Cannot create sandbox "${wanted}": the name is taken`, {
+        throw new AlreadyExistsError(`Cannot create sandbox "${wanted}": the name is taken`, {
           hint: `pick another --name, or remove the old one with \`smolvm delete ${wanted}\``,
         });
       }

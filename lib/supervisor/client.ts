@@ -5,7 +5,7 @@
 import { connect, type Socket } from "node:net";
 import { AgentClient } from "../agent/client.ts";
 import { encodeFrame, FrameDecoder, FrameType } from "../agent/frame.ts";
-import { AgentUnavailableError, isErrorCode, NotRunningError, SmolError, TimeoutError } from "../errors.ts";
+import { AgentUnavailableError, fromWire, NotRunningError, TimeoutError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { withStore, type VmRecord } from "../state/vms.ts";
 import { vmFiles } from "./layout.ts";
@@ -107,7 +107,7 @@ export async function requestSupervisor(
           if (options.untilClosed !== true) done(undefined, answer.value);
         } else if (frame.type === FrameType.ERROR) {
           const body = JSON.parse(frame.payload.toString("utf8")) as { code?: string; message?: string; hint?: string };
-          done(new SmolError(isErrorCode(body.code) ? body.code : "INTERNAL", body.message ?? "supervisor error", body.hint === undefined ? {} : { hint: body.hint }));
+          done(fromWire(body));
         }
       }, (error) => done(error)),
     );

@@ -10,7 +10,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { AgentClient } from "../agent/client.ts";
-import { NotFoundError, SmolError } from "../errors.ts";
+import { AlreadyExistsError, InvalidInputError, NotFoundError, NotRunningError, SmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { checkGuestPort, checkHostPort, type PortForwardInfo } from "../sandbox/ports.ts";
 
@@ -61,10 +61,10 @@ export class PortForwards {
   async expose(request: { guestPort?: unknown; hostPort?: unknown }): Promise<PortForwardInfo> {
     const guestPort = checkGuestPort(request.guestPort);
     const wanted = checkHostPort(request.hostPort ?? 0);
-    if (this.closed) throw new SmolError("NOT_RUNNING", `Cannot expose port ${guestPort} of "${this.vm.name}": the sandbox is stopping`);
+    if (this.closed) throw new NotRunningError(`Cannot expose port ${guestPort} of "${this.vm.name}": the sandbox is stopping`);
     if (wanted !== 0 && this.forwards.has(wanted)) {
       const existing = this.forwards.get(wanted)!;
-      throw new SmolError("ALREADY_EXISTS", `Cannot expose port ${guestPort} of "${this.vm.name}" on ${LOOPBACK}:${wanted}: that host port already forwards to guest port ${existing.guestPort}`, {
+      throw new AlreadyExistsError(`Cannot expose port ${guestPort} of "${this.vm.name}" on ${LOOPBACK}:${wanted}: that host port already forwards to guest port ${existing.guestPort}`, {
         hint: `close it first with \`smolvm port close ${this.vm.name} ${wanted}\`, or leave the host port out to get a free one`,
       });
     }
@@ -197,12 +197,12 @@ function describe(forward: Forward): PortForwardInfo {
 function listenError(error: NodeJS.ErrnoException, name: string, guestPort: number, hostPort: number): SmolError {
   const what = `Cannot expose port ${guestPort} of "${name}" on ${LOOPBACK}:${hostPort}`;
   if (error.code === "EADDRINUSE") {
-    return new SmolError("ALREADY_EXISTS", `${what}: the host port is in use`, {
+    return new AlreadyExistsError(`${what}: the host port is in use`, {
       hint: "pick another host port, or leave it out to get a free one",
     });
   }
   if (error.code === "EACCES") {
-    return new SmolError("INVALID_INPUT", `${what}: permission denied`, {
+    return new InvalidInputError(`${what}: permission denied`, {
       hint: "ports below 1024 need root; pick a higher one",
     });
   }

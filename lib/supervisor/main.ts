@@ -11,7 +11,7 @@ import { existsSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SmolError, toSmolError } from "../errors.ts";
+import { AlreadyExistsError, NotFoundError, smolError, type SmolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { StateStore, type VmPatch, type VmRecord } from "../state/vms.ts";
 import { tailOf } from "../util/tail.ts";
@@ -48,7 +48,7 @@ export async function runSupervisor(id: string): Promise<void> {
 
 async function supervise(id: string): Promise<void> {
   const vm = store().findVm(id);
-  if (vm === undefined) throw new SmolError("NOT_FOUND", `supervisor: no sandbox ${id}`);
+  if (vm === undefined) throw new NotFoundError(`supervisor: no sandbox ${id}`);
   const files = vmFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
   // Clients may connect while the VM boots (a re-attach, or a create's first command): hold
@@ -150,7 +150,7 @@ function bootError(vm: VmRecord, files: VmFiles, error: unknown, vmmExited: bool
   const why = vmmExited
     ? `the VM exited during boot${vmmLog ? ` (${vmmLog.replaceAll("\n", " | ")})` : ""}`
     : `the guest agent did not answer within ${seconds} s`;
-  return new SmolError(vmmExited ? "BACKEND_UNAVAILABLE" : "TIMEOUT", `${why}${console ? `; last console lines:\n${console}` : "; the console printed nothing"}`, {
+  return smolError(vmmExited ? "BACKEND_UNAVAILABLE" : "TIMEOUT", `${why}${console ? `; last console lines:\n${console}` : "; the console printed nothing"}`, {
     cause: error,
   });
 }
@@ -290,7 +290,7 @@ async function listenExclusive(path: string): Promise<Server> {
       });
       probe.once("error", () => resolve(false));
     });
-    if (alive) throw new SmolError("ALREADY_EXISTS", "another supervisor is serving this sandbox");
+    if (alive) throw new AlreadyExistsError("another supervisor is serving this sandbox");
     rmSync(path, { force: true });
   }
   const server = createServer();

@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { SmolError } from "../errors.ts";
+import { TimeoutError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 
 const POLL_MS = 250;
@@ -78,7 +78,7 @@ async function withFileLock<T>(
       options.onWait?.(holder);
     }
     if (Date.now() > deadline) {
-      throw new SmolError("TIMEOUT", `Cannot take the build lock "${lockPath}": process ${holder} holds it`, {
+      throw new TimeoutError(`Cannot take the build lock "${lockPath}": process ${holder} holds it`, {
         hint: "wait for the other build to finish, or remove the lock file if that process is not smolvm",
       });
     }

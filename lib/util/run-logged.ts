@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { CommandFailedError, SmolError } from "../errors.ts";
+import { CommandFailedError, HostDependencyMissingError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 
 export interface RunLoggedOptions {
@@ -72,7 +72,7 @@ export async function runLogged(file: string, args: readonly string[], options: 
     },
   ).catch((error: NodeJS.ErrnoException) => {
     if (error.code === "ENOENT") {
-      throw new SmolError("HOST_DEPENDENCY_MISSING", `${options.action}: "${file}" is not installed`, {
+      throw new HostDependencyMissingError(`${options.action}: "${file}" is not installed`, {
         hint: "run `smolvm setup` to install the host packages smolvm needs",
       });
     }

@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { connect as tcpConnect } from "node:net";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { QmpClient, QmpError, type QmpEvent } from "../../../lib/backends/qmp.ts";
-import { SmolError } from "../../../lib/errors.ts";
+import { QmpClient, type QmpEvent } from "../../../lib/backends/qmp.ts";
+import { BackendUnavailableError, CommandFailedError, type SmolError } from "../../../lib/errors.ts";
 import { freePort, haveQemuX86, scratchDir, startPausedQemu } from "./_fixtures.ts";
 
 const live = haveQemuX86 ? describe : describe.skip;
@@ -46,18 +46,18 @@ live("QMP against a real QEMU", () => {
     await qmp.close();
   });
 
-  test("an unknown command is a QmpError, a SmolError with QEMU's class", async () => {
+  test("an unknown command is BACKEND_UNAVAILABLE with QEMU's class in its details", async () => {
     await using qemu = await startPausedQemu();
     const qmp = await QmpClient.connect(qemu.qmpSocketPath);
     const error = await caught(qmp.execute("no-such-command"));
-    expect(error).toBeInstanceOf(QmpError);
-    expect(error).toBeInstanceOf(SmolError);
-    expect((error as QmpError).qmpClass).toBe("CommandNotFound");
-    expect((error as QmpError).code).toBe("BACKEND_UNAVAILABLE");
-    expect((error as QmpError).message).toContain('"no-such-command"');
+    expect(error).toBeInstanceOf(BackendUnavailableError);
+    expect((error as SmolError).details?.qmpClass).toBe("CommandNotFound");
+    expect((error as SmolError).code).toBe("BACKEND_UNAVAILABLE");
+    expect((error as SmolError).message).toContain('"no-such-command"');
     // Bad arguments are a refused command, and the connection stays usable afterwards.
     const bad = await caught(qmp.execute("query-status", { bogus: 1 }));
-    expect((bad as QmpError).code).toBe("COMMAND_FAILED");
+    expect(bad).toBeInstanceOf(CommandFailedError);
+    expect((bad as SmolError).code).toBe("COMMAND_FAILED");
     expect((await qmp.queryStatus()).running).toBe(false);
     await qmp.close();
   });
