@@ -17,7 +17,7 @@ export function registerBench(program: Command): void {
     .option("--json", "print JSON with every sample and the machine description")
     .action(
       action("bench", async (out, options) => {
-        const { runBench } = await import("../lib/bench/run.ts");
+        const { runBench } = await import("../bench/run.ts");
         const progress = new Progress(options.json === true);
         const verbose = options.verbose === true;
         const abort = new AbortController();
@@ -43,13 +43,13 @@ export function registerBench(program: Command): void {
           process.off("SIGINT", onInterrupt);
         }
         if (options.plot !== undefined) {
-          const { renderSvg } = await import("../lib/bench/svg.ts");
+          const { renderSvg } = await import("../bench/svg.ts");
           const { writeFile } = await import("node:fs/promises");
           await writeFile(options.plot, renderSvg(report));
           out.note(`wrote ${options.plot}`);
         }
         for (const warning of report.warnings) out.warn(warning);
-        const summary = await import("../lib/bench/summary.ts");
+        const summary = await import("../bench/summary.ts");
         out.result(report, () => {
           const verdict = (row: string[]) => {
             const last = row[row.length - 1]!;

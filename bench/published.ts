@@ -14,15 +14,15 @@
 import { spawn } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { SmolError } from "../errors.ts";
-import { which } from "../host/process.ts";
-import { hostGuestArch } from "../kernel/arch.ts";
-import { buildRelease } from "../published/release.ts";
-import { pullImages } from "../published/pull.ts";
-import { generateSigningKey } from "../published/trust.ts";
-import type { PublishedSource } from "../published/source.ts";
-import { SmolVM } from "../smolvm.ts";
-import { versionInfo } from "../version.ts";
+import { SmolError } from "../lib/errors.ts";
+import { which } from "../lib/host/process.ts";
+import { hostGuestArch } from "../lib/kernel/arch.ts";
+import { buildRelease } from "../lib/published/release.ts";
+import { pullImages } from "../lib/published/pull.ts";
+import { generateSigningKey } from "../lib/published/trust.ts";
+import type { PublishedSource } from "../lib/published/source.ts";
+import { SmolVM } from "../lib/smolvm.ts";
+import { versionInfo } from "../lib/version.ts";
 import type { Collector } from "./_collect.ts";
 import { serveDirectory } from "./_mirror.ts";
 

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { forkExecScript, parseForkExec } from "../../../lib/bench/guest.ts";
+import { forkExecScript, parseForkExec } from "../../bench/guest.ts";
 
 test("the fork/exec script runs in a POSIX shell and yields a per-exec time", () => {
   const run = spawnSync("/bin/sh", ["-c", forkExecScript(20)], { encoding: "utf8" });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compareArgv, createSpans, findReadyEvent, normalizeArgv, warmSpans } from "../../../lib/bench/profile.ts";
+import { compareArgv, createSpans, findReadyEvent, normalizeArgv, warmSpans } from "../../bench/profile.ts";
 
 describe("findReadyEvent", () => {
   const log = [

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parsePrivateKiB, parseStartTicks, parseVmRssKiB, privateMiB, processStartEpochMs, rssMiB } from "../../../lib/bench/_proc.ts";
+import { parsePrivateKiB, parseStartTicks, parseVmRssKiB, privateMiB, processStartEpochMs, rssMiB } from "../../bench/_proc.ts";
 
 test("VmRSS is read from a status text in KiB", () => {
   expect(parseVmRssKiB("Name:\tqemu\nVmPeak:\t 1000 kB\nVmRSS:\t   91234 kB\nRssAnon:\t 1 kB\n")).toBe(91234);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { percentile, percentileSorted, roundForReport, summarize } from "../../../lib/bench/stats.ts";
+import { percentile, percentileSorted, roundForReport, summarize } from "../../bench/stats.ts";
 
 describe("percentiles", () => {
   test("interpolate linearly between the nearest ranks", () => {

@@ -6,7 +6,7 @@
  * Every phase is always present in a report, in catalogue order: a phase that could not be
  * measured has no samples and says why in `unavailable`, so a missing number is never silent.
  */
-import { z } from "../zod.ts";
+import { z } from "../lib/zod.ts";
 import { summarize, type Stats } from "./stats.ts";
 
 export type Unit = "ms" | "MB/s" | "MiB";

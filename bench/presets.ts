@@ -10,11 +10,11 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { LaunchSpec } from "../backends/types.ts";
-import { TimeoutError } from "../errors.ts";
-import type { SmolVM } from "../smolvm.ts";
-import { packTree } from "../tar/pack.ts";
-import { listTree, type TreeListing } from "../tar/tree.ts";
+import type { LaunchSpec } from "../lib/backends/types.ts";
+import { TimeoutError } from "../lib/errors.ts";
+import type { SmolVM } from "../lib/smolvm.ts";
+import { packTree } from "../lib/tar/pack.ts";
+import { listTree, type TreeListing } from "../lib/tar/tree.ts";
 import { RAW_DONE, shellAsInit, withRawPort } from "./floors.ts";
 
 export const DIR_FILES = 2000;

@@ -3,10 +3,10 @@
  * plus the "until every resource is freed" clocks that keep running after the SDK returns.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { pidAlive } from "../host/pids.ts";
-import { paths } from "../paths.ts";
-import { SmolVM } from "../smolvm.ts";
-import { StateStore } from "../state/vms.ts";
+import { pidAlive } from "../lib/host/pids.ts";
+import { paths } from "../lib/paths.ts";
+import { SmolVM } from "../lib/smolvm.ts";
+import { StateStore } from "../lib/state/vms.ts";
 import { privateMiB, processStartEpochMs, rssMiB } from "./_proc.ts";
 import { findReadyEvent, type CreateTiming } from "./profile.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { benchReportSchema, PHASE_IDS, PHASES, phaseResult } from "../../../lib/bench/report.ts";
+import { benchReportSchema, PHASE_IDS, PHASES, phaseResult } from "../../bench/report.ts";
 import { reportFrom } from "./_fixtures.ts";
 
 describe("phase catalogue", () => {

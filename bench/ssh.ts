@@ -6,8 +6,8 @@
  */
 import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
-import { which } from "../host/process.ts";
-import type { SmolVM } from "../smolvm.ts";
+import { which } from "../lib/host/process.ts";
+import type { SmolVM } from "../lib/smolvm.ts";
 
 export interface SshBench {
   /** Connect + authenticate + `exec true`, on a fresh connection that stays open afterwards. */
@@ -46,10 +46,10 @@ function run(file: string, args: string[]): Promise<void> {
  */
 export async function openSshBench(vm: SmolVM): Promise<SshOpening> {
   const [{ waitForSsh, readSshState }, { SshChannel }, { ensureUserKey, knownHostsPath }, { openSshOptions }] = await Promise.all([
-    import("../channels/ssh-state.ts"),
-    import("../channels/ssh.ts"),
-    import("../channels/keys.ts"),
-    import("../channels/openssh.ts"),
+    import("../lib/channels/ssh-state.ts"),
+    import("../lib/channels/ssh.ts"),
+    import("../lib/channels/keys.ts"),
+    import("../lib/channels/openssh.ts"),
   ]);
   let ready: Awaited<ReturnType<typeof waitForSsh>>;
   try {

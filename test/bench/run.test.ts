@@ -7,10 +7,10 @@ import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { benchReportSchema, PHASE_IDS, PHASES } from "../../../lib/bench/report.ts";
-import { paths } from "../../../lib/paths.ts";
-import { envelope, runCli } from "../../helpers/cli.ts";
-import { cleanupAfterAll, prepareArtifacts } from "../../helpers/vm.ts";
+import { benchReportSchema, PHASE_IDS, PHASES } from "../../bench/report.ts";
+import { paths } from "../../lib/paths.ts";
+import { envelope, runCli } from "../helpers/cli.ts";
+import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
 import { xmlProblems } from "./_xml.ts";
 
 const RUN_TIMEOUT_MS = 20 * 60_000;

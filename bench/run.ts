@@ -12,13 +12,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { qemuBackend } from "../backends/qemu.ts";
-import { DEFAULT_IMAGE, parseVmConfig } from "../config.ts";
-import { BackendUnavailableError, CommandFailedError, InvalidInputError } from "../errors.ts";
-import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../images/index.ts";
-import { hostGuestArch } from "../kernel/arch.ts";
-import { ensureKernel } from "../kernel/build.ts";
-import type { SmolVM } from "../smolvm.ts";
+import { qemuBackend } from "../lib/backends/qemu.ts";
+import { DEFAULT_IMAGE, parseVmConfig } from "../lib/config.ts";
+import { BackendUnavailableError, CommandFailedError, InvalidInputError } from "../lib/errors.ts";
+import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../lib/images/index.ts";
+import { hostGuestArch } from "../lib/kernel/arch.ts";
+import { ensureKernel } from "../lib/kernel/build.ts";
+import type { SmolVM } from "../lib/smolvm.ts";
 import { Collector } from "./_collect.ts";
 import { firstSshCommand, measureTransfers, measureWarm } from "./_running.ts";
 import { createAndFirstCommand, sandboxMemory, timedDelete, timedStart, timedStop, type CreatedSandbox } from "./_sandbox.ts";
@@ -162,7 +162,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
 
     const on = running(o, scratch, step);
     const ssh = await firstSshCommand(main.vm, c, { ...on, calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
-    const { connectSupervisor } = await import("../supervisor/client.ts");
+    const { connectSupervisor } = await import("../lib/supervisor/client.ts");
     const client = await connectSupervisor(main.vm.id);
     try {
       facts = await measureWarm(main.vm, client, ssh, c, on);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { computeRatios, evaluateTargets, pairedValue, ratioValue } from "../../../lib/bench/targets.ts";
+import { computeRatios, evaluateTargets, pairedValue, ratioValue } from "../../bench/targets.ts";
 import { HEALTHY, phasesFrom } from "./_fixtures.ts";
 
 function verdicts(medians: Record<string, number | string>) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { machineLine, phaseRows, ratioRows, reasonLines, targetRows, targetVerdict } from "../../../lib/bench/summary.ts";
+import { machineLine, phaseRows, ratioRows, reasonLines, targetRows, targetVerdict } from "../../bench/summary.ts";
 import { HEALTHY, reportFrom } from "./_fixtures.ts";
 
 describe("summary rows", () => {

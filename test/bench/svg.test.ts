@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { phaseResult } from "../../../lib/bench/report.ts";
-import { logTicks, plottedPhases, renderSvg, xmlEscape } from "../../../lib/bench/svg.ts";
+import { phaseResult } from "../../bench/report.ts";
+import { logTicks, plottedPhases, renderSvg, xmlEscape } from "../../bench/svg.ts";
 import { reportFrom, HEALTHY } from "./_fixtures.ts";
 import { xmlProblems } from "./_xml.ts";
 

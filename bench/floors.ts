@@ -14,13 +14,13 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { hostTscKhz, type Accel } from "../backends/accel.ts";
-import { qemuBackend, qemuSpecFor } from "../backends/qemu.ts";
-import { qemuArgs } from "../backends/qemu-args.ts";
-import type { LaunchedVmm, LaunchSpec } from "../backends/types.ts";
-import { TimeoutError } from "../errors.ts";
-import type { GuestArch } from "../kernel/arch.ts";
-import { kernelCmdline } from "../kernel/cmdline.ts";
+import { hostTscKhz, type Accel } from "../lib/backends/accel.ts";
+import { qemuBackend, qemuSpecFor } from "../lib/backends/qemu.ts";
+import { qemuArgs } from "../lib/backends/qemu-args.ts";
+import type { LaunchedVmm, LaunchSpec } from "../lib/backends/types.ts";
+import { TimeoutError } from "../lib/errors.ts";
+import type { GuestArch } from "../lib/kernel/arch.ts";
+import { kernelCmdline } from "../lib/kernel/cmdline.ts";
 
 /** The guest address settings the supervisor passes on a user-mode network. */
 const USER_NET = ["smolvm.ip=10.0.2.15/24", "smolvm.gw=10.0.2.2", "smolvm.dns=10.0.2.3"];

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseFloorUptimeMs, rawChannelInit, rawChannelScript, RAW_DONE } from "../../../lib/bench/floors.ts";
+import { parseFloorUptimeMs, rawChannelInit, rawChannelScript, RAW_DONE } from "../../bench/floors.ts";
 
 describe("raw channel floor program", () => {
   test("has no double quotes and no dot-named words, so it survives the kernel command line", () => {

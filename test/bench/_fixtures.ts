@@ -1,6 +1,6 @@
 /** A synthetic bench report for the pure renderers and checks: no VM, fixed numbers. */
-import { PHASES, phaseResult, type BenchReport, type PhaseResult } from "../../../lib/bench/report.ts";
-import { computeRatios, evaluateTargets } from "../../../lib/bench/targets.ts";
+import { PHASES, phaseResult, type BenchReport, type PhaseResult } from "../../bench/report.ts";
+import { computeRatios, evaluateTargets } from "../../bench/targets.ts";
 
 /** Samples per phase: a spread around a median, so percentiles differ. */
 export function spread(median: number, n = 11): number[] {

@@ -5,9 +5,9 @@
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { basename, dirname } from "node:path";
-import { accelFor, qemuBinary, qemuVersion } from "../backends/accel.ts";
-import type { GuestArch } from "../kernel/arch.ts";
-import { versionInfo } from "../version.ts";
+import { accelFor, qemuBinary, qemuVersion } from "../lib/backends/accel.ts";
+import type { GuestArch } from "../lib/kernel/arch.ts";
+import { versionInfo } from "../lib/version.ts";
 import type { Machine } from "./report.ts";
 
 /** The `model name` of /proc/cpuinfo, else what node:os reports. */

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parseCpuModel, parseOsRelease } from "../../../lib/bench/machine.ts";
+import { parseCpuModel, parseOsRelease } from "../../bench/machine.ts";
 
 test("the CPU model comes from /proc/cpuinfo's model name", () => {
   expect(parseCpuModel("processor\t: 0\nmodel name\t: AMD EPYC 7B13\ncpu MHz\t\t: 2450.000\n")).toBe("AMD EPYC 7B13");

@@ -1,8 +1,8 @@
 /** The preset and directory phases of a bench run (see presets.ts), each paired with its floor. */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { LaunchSpec } from "../backends/types.ts";
-import type { SmolVM } from "../smolvm.ts";
+import type { LaunchSpec } from "../lib/backends/types.ts";
+import type { SmolVM } from "../lib/smolvm.ts";
 import type { Collector } from "./_collect.ts";
 import { DIR_FILES, dirFloor, makeBenchTree, timedDirUpload, timedPresetStart } from "./presets.ts";
 
