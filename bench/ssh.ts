@@ -46,10 +46,10 @@ function run(file: string, args: string[]): Promise<void> {
  */
 export async function openSshBench(vm: SmolVM): Promise<SshOpening> {
   const [{ waitForSsh, readSshState }, { SshChannel }, { ensureUserKey, knownHostsPath }, { openSshOptions }] = await Promise.all([
-    import("../lib/channels/ssh-state.ts"),
-    import("../lib/channels/ssh.ts"),
-    import("../lib/channels/keys.ts"),
-    import("../lib/channels/openssh.ts"),
+    import("../lib/ssh/state.ts"),
+    import("../lib/ssh/channel.ts"),
+    import("../lib/ssh/keys.ts"),
+    import("../lib/ssh/openssh.ts"),
   ]);
   let ready: Awaited<ReturnType<typeof waitForSsh>>;
   try {

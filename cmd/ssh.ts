@@ -12,10 +12,10 @@ export function registerSsh(program: Command): void {
     .option("--json", "with --print: print it as JSON")
     .action(
       action("ssh", async (out, name, command, options) => {
-        const { sshArgs, runOpenSsh } = await import("../lib/channels/openssh.ts");
+        const { sshArgs, runOpenSsh } = await import("../lib/ssh/openssh.ts");
         const { args, port, keyPath, knownHosts } = await sshArgs(name, command);
         if (options.print === true) {
-          const { shQuote } = await import("../lib/channels/_ssh-command.ts");
+          const { shQuote } = await import("../lib/ssh/command.ts");
           const line = ["ssh", ...args].map(shQuote).join(" ");
           out.result({ command: line, argv: ["ssh", ...args], host: "127.0.0.1", port, user: "root", keyPath, knownHostsPath: knownHosts }, () => line);
           return;

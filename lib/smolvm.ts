@@ -314,7 +314,7 @@ export class SmolVM {
     const hostPort = checkHostPort(options.hostPort ?? 0);
     const channel = await this.connection();
     // Over SSH the tunnel lives in this process; the agent's forwards live in the supervisor.
-    if (channel.kind === "ssh") return (await import("./channels/forward.ts")).tunnel(channel, guestPort, hostPort);
+    if (channel.kind === "ssh") return (await import("./ssh/tunnel.ts")).tunnel(channel, guestPort, hostPort);
     const info = (await this.supervisorOp("expose", { guestPort, hostPort }, "expose a port of")) as PortForwardInfo;
     const close = async () => {
       await this.closePort(info.hostPort).catch((error: unknown) => {
@@ -474,7 +474,7 @@ export class SmolVM {
 }
 
 async function channelFacts(vm: VmRecord, commChannel: CommChannel | undefined) {
-  const [{ describeChannel }, keys] = await Promise.all([import("./channels/resolve.ts"), import("./channels/keys.ts")]);
+  const [{ describeChannel }, keys] = await Promise.all([import("./channels/resolve.ts"), import("./ssh/keys.ts")]);
   const { channel, reason } = await describeChannel(vm, commChannel);
   return { channel, channelReason: reason, sshKeyPath: keys.userKeyPath(), sshKnownHostsPath: keys.knownHostsPath(vm.id) };
 }

@@ -88,7 +88,7 @@ export async function openChannel(vm: VmRecord, explicit?: CommChannel): Promise
   const { requested, source } = requestedChannel(vm, explicit);
   const said = describeSource(requested, source);
   if (requested === "ssh") {
-    const { SshChannel } = await import("./ssh.ts");
+    const { SshChannel } = await import("../ssh/channel.ts");
     return { channel: await SshChannel.open(vm), resolution: { kind: "ssh", requested, source, reason: said } };
   }
   let agentFailure: unknown;
@@ -103,8 +103,8 @@ export async function openChannel(vm: VmRecord, explicit?: CommChannel): Promise
     if (requested === "vsock") throw noFallback(vm, source, error);
     agentFailure = error;
   }
-  const { SshChannel } = await import("./ssh.ts");
-  const { waitForSsh } = await import("./ssh-state.ts");
+  const { SshChannel } = await import("../ssh/channel.ts");
+  const { waitForSsh } = await import("../ssh/state.ts");
   try {
     await waitForSsh(vm.id, { timeoutMs: FALLBACK_SSH_WAIT_MS });
     return {
@@ -128,7 +128,7 @@ export async function describeChannel(vm: VmRecord, explicit?: CommChannel): Pro
   const said = describeSource(requested, source);
   if (vm.status !== "running") return { channel: null, reason: `${said}; the sandbox is ${vm.status}` };
   const sshSays = async (): Promise<{ ok: boolean; text: string }> => {
-    const { sshReadiness } = await import("./ssh-state.ts");
+    const { sshReadiness } = await import("../ssh/state.ts");
     try {
       return sshReadiness(vm) === "ready" ? { ok: true, text: "sshd is ready" } : { ok: true, text: "sshd is being set up" };
     } catch (error) {

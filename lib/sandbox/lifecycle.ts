@@ -103,7 +103,7 @@ async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
   withStore((store) => store.updateVm(vm.id, { status: "creating", supervisorPid, lastError: null }));
   await waitForReady(vm, supervisorPid);
   // A sandbox that is to be used over SSH is ready when its sshd is.
-  if (vm.channel === "ssh") await (await import("../channels/ssh-state.ts")).waitForSsh(vm.id, { timeoutMs: vm.config.bootTimeoutMs });
+  if (vm.channel === "ssh") await (await import("../ssh/state.ts")).waitForSsh(vm.id, { timeoutMs: vm.config.bootTimeoutMs });
   return withStore((store) => store.getVm(vm.id));
 }
 

@@ -271,7 +271,7 @@ const SSH_MAX_DEFER_MS = 5_000;
  * 300 ms (at most 5 s). A sandbox whose channel is SSH needs it at once.
  */
 async function provisionSshWhenQuiet(vm: VmRecord, vmmPid: number, relay: Relay): Promise<void> {
-  const { provisionSsh } = await import("../channels/ssh-provision.ts");
+  const { provisionSsh } = await import("./ssh-setup.ts");
   if (vm.channel !== "ssh") {
     const started = Date.now();
     while (relay.idleMs() < SSH_QUIET_MS && Date.now() - started < SSH_MAX_DEFER_MS) await sleep(50);

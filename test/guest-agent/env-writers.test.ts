@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import type { AgentClient } from "../../lib/agent/client.ts";
-import { parseEnv, serializeEnv } from "../../lib/channels/_envfile.ts";
+import { parseEnv, serializeEnv } from "../../lib/ssh/envfile.ts";
 import { withSharedAgent, type TestAgent } from "../helpers/agent.ts";
 
 let agent: TestAgent;

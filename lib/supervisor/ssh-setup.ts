@@ -11,8 +11,8 @@
 import type { AgentClient } from "../agent/client.ts";
 import { logEvent } from "../log.ts";
 import type { VmRecord } from "../state/vms.ts";
-import { ensureHostKey, ensureUserKey, writeKnownHosts } from "./keys.ts";
-import { readSshState, sshEndpoint, writeSshState } from "./ssh-state.ts";
+import { ensureHostKey, ensureUserKey, writeKnownHosts } from "../ssh/keys.ts";
+import { readSshState, sshEndpoint, writeSshState } from "../ssh/state.ts";
 import { GUEST_HOME } from "../guest.ts";
 
 const SSHD = "/usr/sbin/sshd";

@@ -4,7 +4,7 @@
  * `close()`, or when this process exits.
  */
 import type { PortForwardInfo } from "../sandbox/ports.ts";
-import type { Channel } from "./types.ts";
+import type { Channel } from "../channels/types.ts";
 
 export async function tunnel(channel: Channel, guestPort: number, hostPort: number): Promise<PortForwardInfo & { heldBy: "process"; close(): Promise<void>; [Symbol.asyncDispose](): Promise<void> }> {
   const exposure = await channel.exposeLocal(guestPort, { hostPort });

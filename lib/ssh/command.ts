@@ -7,7 +7,7 @@
  * group later (sshd makes each session's shell a session and group leader, and `exec` keeps
  * its pid).
  */
-import { ENV_FILE } from "./_envfile.ts";
+import { ENV_FILE } from "./envfile.ts";
 
 export const BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -9,7 +9,7 @@ import type { Client, ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2"
 import { SmolError } from "../errors.ts";
 import type { VmRecord } from "../state/vms.ts";
 import { ensureUserKey, knownHostsPath, readPinnedKeys } from "./keys.ts";
-import { channelUnavailable, waitForSsh } from "./ssh-state.ts";
+import { channelUnavailable, waitForSsh } from "./state.ts";
 
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 const KEEPALIVE_MS = 15_000;

@@ -8,7 +8,7 @@ import { constants } from "node:os";
 import { HostDependencyMissingError } from "../errors.ts";
 import { which } from "../host/process.ts";
 import { ensureUserKey, knownHostsPath } from "./keys.ts";
-import { waitForSsh } from "./ssh-state.ts";
+import { waitForSsh } from "./state.ts";
 
 /** The options every OpenSSH tool (ssh, scp, sftp) needs for a sandbox. */
 export function openSshOptions(keyPath: string, knownHosts: string): string[] {

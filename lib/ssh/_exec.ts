@@ -10,7 +10,7 @@ import type { ClientChannel } from "ssh2";
 import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
 import type { RunOptions, RunResult } from "../agent/types.ts";
-import { killSignal, parseMarker } from "./_ssh-command.ts";
+import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
 
 /** Passes bytes through, except the first line, which goes to `onLine` (null if none came). */

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { parseVmConfig } from "../../../lib/config.ts";
 import { paths } from "../../../lib/paths.ts";
-import { sshReadiness, sshStatePath, writeSshState } from "../../../lib/channels/ssh-state.ts";
+import { sshReadiness, sshStatePath, writeSshState } from "../../../lib/ssh/state.ts";
 import type { VmRecord } from "../../../lib/state/vms.ts";
 
 function vm(patch: Partial<VmRecord> = {}): VmRecord {

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { killSignal, parseMarker, remoteCommand, shQuote } from "../../../lib/channels/_ssh-command.ts";
+import { killSignal, parseMarker, remoteCommand, shQuote } from "../../../lib/ssh/command.ts";
 
 /** Runs the wrapper the way sshd would (`$SHELL -c COMMAND`) on this host, in a scratch dir. */
 function runWrapper(command: string, cwd = "/tmp"): { stdout: string; stderr: string; code: number } {

@@ -10,15 +10,15 @@ import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } f
 import type { CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
 import type { ExecHandle } from "../agent/_exec.ts";
 import type { VmRecord } from "../state/vms.ts";
-import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./_envfile.ts";
-import { pooled, release, users, type SshConnection } from "./_ssh-connection.ts";
-import { remoteCommand } from "./_ssh-command.ts";
-import { collect, SshExecProcess } from "./_ssh-exec.ts";
+import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./envfile.ts";
+import { pooled, release, users, type SshConnection } from "./_connection.ts";
+import { remoteCommand } from "./command.ts";
+import { collect, SshExecProcess } from "./_exec.ts";
 import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";
-import { listenAndRelay } from "./expose.ts";
-import type { Channel, ChannelEnv, ExposeOptions, LocalExposure } from "./types.ts";
+import { listenAndRelay } from "../channels/expose.ts";
+import type { Channel, ChannelEnv, ExposeOptions, LocalExposure } from "../channels/types.ts";
 
-export { SshConnection } from "./_ssh-connection.ts";
+export { SshConnection } from "./_connection.ts";
 
 /** Per-sandbox queue for read-modify-write of the env file within this process. */
 const envLocks = new Map<string, Promise<unknown>>();

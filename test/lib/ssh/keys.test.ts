@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { mkdirSync, statSync } from "node:fs";
 import { paths } from "../../../lib/paths.ts";
-import { ensureHostKey, ensureUserKey, knownHostsName, pinnedKeys, readPinnedKeys, userKeyPath, writeKnownHosts } from "../../../lib/channels/keys.ts";
+import { ensureHostKey, ensureUserKey, knownHostsName, pinnedKeys, readPinnedKeys, userKeyPath, writeKnownHosts } from "../../../lib/ssh/keys.ts";
 
 test("the user key is made once, 0600, and concurrent first uses agree on it", async () => {
   const all = await Promise.all(Array.from({ length: 8 }, () => ensureUserKey()));

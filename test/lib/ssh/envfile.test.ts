@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { ENV_FILE_HEADER, parseEnv, serializeEnv } from "../../../lib/channels/_envfile.ts";
+import { ENV_FILE_HEADER, parseEnv, serializeEnv } from "../../../lib/ssh/envfile.ts";
 
 const TRICKY: Record<string, string> = {
   SINGLE: "it's 'quoted'",
