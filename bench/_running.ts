@@ -85,12 +85,12 @@ export async function firstSshCommand(vm: SmolVM, c: Collector, options: Running
 export async function measureWarm(vm: SmolVM, client: AgentClient, ssh: SshBench | undefined, c: Collector, options: RunningOptions): Promise<RunningFacts> {
   const facts: RunningFacts = { agentDurations: [], cliStartupMs: [] };
   const agentExec = async (keep: boolean) => {
-    const result = await vm.run(["true"]);
+    const result = await vm.commands.run(["true"]);
     if (result.exitCode !== 0) throw new Error(`\`true\` exited with ${result.exitCode} in the guest`);
     if (keep) facts.agentDurations.push(result.durationMs);
   };
   const forkExecBatch = async () => {
-    const result = await vm.run(["/bin/sh", "-c", forkExecScript(FORK_EXEC_ITERATIONS)]);
+    const result = await vm.commands.run(["/bin/sh", "-c", forkExecScript(FORK_EXEC_ITERATIONS)]);
     const perExec = parseForkExec(result.stdout, FORK_EXEC_ITERATIONS);
     if (result.exitCode !== 0 || perExec === undefined) {
       throw new Error(`the guest's fork/exec loop printed "${result.stdout.trim()}" (exit ${result.exitCode}): ${result.stderr.trim()}`);
@@ -268,5 +268,5 @@ export async function measureTransfers(
     c.note(id, `${TRANSFER_REPEATS} x ${options.transferMiB} MiB to/from ${GUEST_FILE} (tmpfs), channels taking turns; MB = 10^6 bytes`);
     c.report(id);
   }
-  await vm.run(["rm", "-f", GUEST_FILE]);
+  await vm.commands.run(["rm", "-f", GUEST_FILE]);
 }

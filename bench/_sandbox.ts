@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { pidAlive } from "../lib/host/pids.ts";
 import { paths } from "../lib/paths.ts";
 import { SmolVM } from "../lib/smolvm.ts";
-import { StateStore } from "../lib/state/vms.ts";
+import { StateStore } from "../lib/state/sandboxes.ts";
 import { privateMiB, processStartEpochMs, rssMiB } from "./_proc.ts";
 import { findReadyEvent, type CreateTiming } from "./profile.ts";
 
@@ -27,7 +27,7 @@ export async function createAndFirstCommand(options: { image: string; name: stri
   const created = performance.now();
   const returnedAt = Date.now();
   options.track(vm);
-  const first = await vm.run(["true"]);
+  const first = await vm.commands.run(["true"]);
   const done = performance.now();
   if (first.exitCode !== 0) throw new Error(`the first command in "${options.name}" exited with ${first.exitCode}: ${first.stderr}`);
   const info = await vm.info();
@@ -99,7 +99,7 @@ export async function timedStart(vm: SmolVM): Promise<number> {
 function rowExists(id: string): boolean {
   const store = StateStore.open();
   try {
-    return store.findVm(id) !== undefined;
+    return store.find(id) !== undefined;
   } finally {
     store.close();
   }

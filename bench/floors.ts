@@ -15,9 +15,9 @@ import { mkdir, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { hostTscKhz, type Accel } from "../lib/backends/accel.ts";
-import { qemuBackend, qemuSpecFor } from "../lib/backends/qemu.ts";
-import { qemuArgs } from "../lib/backends/qemu-args.ts";
-import type { LaunchedVmm, LaunchSpec } from "../lib/backends/types.ts";
+import { qemuBackend, qemuSpecFor } from "../lib/backends/qemu/backend.ts";
+import { qemuArgs } from "../lib/backends/qemu/args.ts";
+import type { LaunchSpec, Vmm } from "../lib/backends/types.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import type { GuestArch } from "../lib/kernel/arch.ts";
 import { kernelCmdline } from "../lib/kernel/cmdline.ts";
@@ -65,8 +65,8 @@ export function floorArgv(spec: LaunchSpec): string[] {
   return qemuArgs(qemuSpecFor(spec, spec.accel ?? "tcg"));
 }
 
-async function ended(vmm: LaunchedVmm): Promise<void> {
-  vmm.kill("SIGKILL");
+async function ended(vmm: Vmm): Promise<void> {
+  vmm.kill();
   await vmm.exited;
 }
 
@@ -75,7 +75,7 @@ export async function qemuStartQuit(spec: LaunchSpec): Promise<number> {
   const started = performance.now();
   const vmm = await qemuBackend.launch({ ...spec, startPaused: true });
   try {
-    await vmm.control.quit();
+    await vmm.stop();
     await vmm.exited;
     return performance.now() - started;
   } finally {

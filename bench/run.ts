@@ -12,8 +12,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { qemuBackend } from "../lib/backends/qemu.ts";
-import { DEFAULT_IMAGE, parseVmConfig } from "../lib/config.ts";
+import { qemuBackend } from "../lib/backends/qemu/backend.ts";
+import { DEFAULT_IMAGE, parseSandboxConfig } from "../lib/config.ts";
 import { BackendUnavailableError, CommandFailedError, InvalidInputError } from "../lib/errors.ts";
 import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../lib/images/index.ts";
 import { hostGuestArch } from "../lib/kernel/arch.ts";
@@ -90,7 +90,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const floorImage = await ensureFloorImage({ arch });
     const probe = await qemuBackend.probe(arch, kernelPath);
     if (!probe.ok) throw new BackendUnavailableError(`Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
-    const config = parseVmConfig({ image: o.image });
+    const config = parseSandboxConfig({ image: o.image });
     const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };
     const machine = await describeMachine({ arch, kernelPath, imagePath: image.path, image: o.image });
 
@@ -162,8 +162,8 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
 
     const on = running(o, scratch, step);
     const ssh = await firstSshCommand(main.vm, c, { ...on, calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
-    const { connectSupervisor } = await import("../lib/supervisor/client.ts");
-    const client = await connectSupervisor(main.vm.id);
+    const { connectSupervisor } = await import("../lib/sandbox/supervisor-client.ts");
+    const client = await connectSupervisor(main.vm, { timeoutMs: 10_000 });
     try {
       facts = await measureWarm(main.vm, client, ssh, c, on);
       await measureTransfers(main.vm, client, ssh, c, { ...on, besideAgent: rawChannel1 });

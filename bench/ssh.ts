@@ -45,15 +45,18 @@ function run(file: string, args: string[]): Promise<void> {
  * reason SSH cannot be measured. Connecting is left to `firstCommand`, which times it.
  */
 export async function openSshBench(vm: SmolVM): Promise<SshOpening> {
-  const [{ waitForSsh, readSshState }, { SshChannel }, { ensureUserKey, knownHostsPath }, { openSshOptions }] = await Promise.all([
+  const [{ sshEndpointWhenReady }, { readSandbox }, { readSshState }, { SshChannel }, { ensureUserKey, knownHostsPath }, { openSshOptions }] = await Promise.all([
+    import("../lib/sandbox/connection.ts"),
+    import("../lib/sandbox/status.ts"),
     import("../lib/ssh/state.ts"),
     import("../lib/ssh/channel.ts"),
     import("../lib/ssh/keys.ts"),
     import("../lib/ssh/openssh.ts"),
   ]);
-  let ready: Awaited<ReturnType<typeof waitForSsh>>;
+  let ready: { vm: ReturnType<typeof readSandbox>; endpoint: Awaited<ReturnType<typeof sshEndpointWhenReady>> };
   try {
-    ready = await waitForSsh(vm.id, { timeoutMs: SSH_READY_TIMEOUT_MS });
+    const record = readSandbox(vm.id);
+    ready = { vm: record, endpoint: await sshEndpointWhenReady(record, SSH_READY_TIMEOUT_MS) };
   } catch (error) {
     return { ok: false, reason: (error as Error).message };
   }
@@ -81,7 +84,7 @@ export async function openSshBench(vm: SmolVM): Promise<SshOpening> {
   const ssh: SshBench = {
     scpUnavailable: scp === undefined ? "the system scp is not installed (package openssh-client)" : undefined,
     firstCommand: () => timed(async () => {
-      channel = await SshChannel.open(ready.vm);
+      channel = await SshChannel.open(ready.vm, ready.endpoint);
       await exec();
     }),
     warmCommand: () => timed(exec),

@@ -1,7 +1,6 @@
 /** Coding agents in a sandbox: `smolvm claude|codex|pi|openclaw|hermes start|attach|sync`. */
 import { Argument, InvalidArgumentError, type Command } from "@commander-js/extra-typings";
-import type { SmolVM, StartedAgent } from "../lib/index.ts";
-import { PRESETS } from "../lib/presets/catalog.ts";
+import { PRESETS, type SmolVM, type StartedAgent } from "../lib/index.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption, integer } from "./options.ts";
 import { progressReporter } from "./progress.ts";
@@ -77,8 +76,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .option("--json", "print JSON")
     .action(
       action(`${preset.id} start`, async (out, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { NotFoundError } = await import("../lib/index.ts");
+        const { NotFoundError, SmolVM } = await import("../lib/index.ts");
         const wantsAttach = options.attach ?? (options.json !== true && isTerminal(0) && isTerminal(1));
         if (options.name !== undefined) {
           const existing = await SmolVM.fromId(options.name, commChannelFrom(options)).catch((error: unknown) => {
@@ -129,7 +127,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .addOption(commChannelOption())
     .action(
       action(`${preset.id} attach`, async (_out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           await vm.start();
@@ -149,8 +147,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .option("--json", "print JSON")
     .action(
       action(`${preset.id} sync`, async (out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { syncWorkspace } = await import("../lib/index.ts");
+        const { SmolVM, syncWorkspace } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const result = await syncWorkspace(vm, options.to === undefined ? {} : { to: options.to });

@@ -16,7 +16,7 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("kernel build", async (out, options) => {
-        const { buildKernel } = await import("../lib/kernel/build.ts");
+        const { buildKernel } = await import("../lib/index.ts");
         const progress = new Progress(options.json === true);
         const info = await buildKernel({
           ...(options.arch === undefined ? {} : { arch: options.arch }),
@@ -33,7 +33,7 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("kernel list", async (out, _options) => {
-        const { listKernels } = await import("../lib/kernel/cache.ts");
+        const { listKernels } = await import("../lib/index.ts");
         const kernels = await listKernels();
         out.result(kernels, () =>
           kernels.length === 0
@@ -53,7 +53,7 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("image build", async (out, name, options) => {
-        const { buildImage } = await import("../lib/images/build.ts");
+        const { buildImage } = await import("../lib/index.ts");
         const progress = new Progress(options.json === true);
         const info = await buildImage(name, {
           ...(options.arch === undefined ? {} : { arch: options.arch }),

@@ -35,7 +35,7 @@ export async function runCli(argv: string[]): Promise<number> {
       let hint = `run \`smolvm ${invocation.command === "smolvm" ? "" : `${invocation.command} `}--help\` for usage`;
       // `smolvm cursor start`: an agent smolvm has no preset for.
       if (thrown.code === "commander.unknownCommand" && ["start", "attach", "sync"].includes(argv[1] ?? "")) {
-        const { PRESETS } = await import("../lib/presets/catalog.ts");
+        const { PRESETS } = await import("../lib/index.ts");
         message = `unknown coding agent "${argv[0]}"`;
         hint = `known agents: ${PRESETS.map((p) => (p.aliases.length ? `${p.id} (${p.aliases.join(", ")})` : p.id)).join(", ")}; e.g. \`smolvm claude ${argv[1]}\``;
       }
@@ -44,7 +44,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return 2;
     }
     const error = toSmolError(thrown);
-    const { logEvent } = await import("../lib/log.ts");
+    const { logEvent } = await import("../lib/index.ts");
     logEvent("error", error.message, {
       command: invocation.command,
       code: error.code,

@@ -45,7 +45,7 @@ export function registerCompletions(program: Command): void {
     .argument("<what>")
     .action(async (what) => {
       if (what !== "sandboxes") return;
-      const { sandboxNames } = await import("../lib/sandboxes.ts");
+      const { sandboxNames } = await import("../lib/index.ts");
       const names = sandboxNames();
       if (names.length > 0) printOut(names.join("\n"));
     });

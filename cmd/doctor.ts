@@ -11,10 +11,8 @@ export function registerDoctor(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("doctor", async (out, options) => {
-        const { probeHost } = await import("../lib/doctor/probe.ts");
-        const { diagnose } = await import("../lib/doctor/diagnose.ts");
-        const facts = await probeHost();
-        const diagnosis = diagnose(facts);
+        const { checkHost } = await import("../lib/index.ts");
+        const { facts, diagnosis } = await checkHost();
         const failing = diagnosis.checks.filter((c) => c.status === "fail" || (options.strict === true && c.status === "warn"));
         if (failing.length > 0 && options.json === true) {
           // The report is still the useful part: put it in the error's details.

@@ -4,6 +4,9 @@ import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption } from "./options.ts";
 import { table } from "./output.ts";
 
+/** A value shown without revealing anything about it, not even its length. */
+const MASK = "********";
+
 export function registerEnv(program: Command): void {
   const env = program.command("env").description("environment variables every command in a sandbox sees (kept across stop/start)");
 
@@ -16,9 +19,8 @@ export function registerEnv(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("env set", async (out, name, assignments, options) => {
-        const { parseEnvAssignments } = await import("../lib/sandbox/env.ts");
+        const { parseEnvAssignments, SmolVM } = await import("../lib/index.ts");
         const vars = parseEnvAssignments(assignments);
-        const { SmolVM } = await import("../lib/smolvm.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.set(vars);
@@ -40,9 +42,8 @@ export function registerEnv(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("env unset", async (out, name, names, options) => {
-        const { checkEnvName } = await import("../lib/sandbox/env.ts");
+        const { checkEnvName, SmolVM } = await import("../lib/index.ts");
         names.forEach(checkEnvName);
-        const { SmolVM } = await import("../lib/smolvm.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.unset(names);
@@ -62,8 +63,7 @@ export function registerEnv(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("env list", async (out, name, options) => {
-        const { MASK } = await import("../lib/sandbox/env.ts");
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           const all = await vm.env.list();

@@ -2,7 +2,7 @@
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { fstatSync, statSync } from "node:fs";
 import type { Readable } from "node:stream";
-import type { SmolVM } from "../lib/smolvm.ts";
+import type { SmolVM } from "../lib/index.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption, envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { progressReporter } from "./progress.ts";
@@ -21,9 +21,10 @@ export function registerExec(program: Command): void {
     .addOption(commChannelOption())
     .action(
       action("run", async (_out, command, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const progress = progressReporter(false);
         const vm = await SmolVM.create({ ...sandboxConfigFrom(options), ...commChannelFrom(options), onProgress: progress.onProgress }).finally(progress.done);
+        await progress.notice(vm.accel);
         try {
           process.exitCode = await streamCommand(vm, command, {
             ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
@@ -46,7 +47,7 @@ export function registerExec(program: Command): void {
     .addOption(commChannelOption())
     .action(
       action("exec", async (_out, name, command, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           process.exitCode = await streamCommand(vm, command, {
@@ -67,7 +68,7 @@ export function registerExec(program: Command): void {
     .addOption(commChannelOption())
     .action(
       action("shell", async (_out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
           process.exitCode = await interactiveShell(vm);
@@ -85,7 +86,7 @@ function commandOf(words: string[]): string | string[] {
 
 async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string }): Promise<number> {
   const forwardStdin = stdinWorthForwarding();
-  const proc = await vm.exec(commandOf(words), { ...options, stdin: forwardStdin });
+  const proc = await vm.commands.exec(commandOf(words), { ...options, stdin: forwardStdin });
   pipeOnFirstChunk(proc.stdout, () => process.stdout);
   pipeOnFirstChunk(proc.stderr, () => process.stderr);
   if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
@@ -127,7 +128,7 @@ async function interactiveShell(vm: SmolVM): Promise<number> {
   const stdin = process.stdin;
   // A terminal that reports no size (0x0, as under `script`) gets the classic 80x24.
   const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
-  const proc = await vm.exec("if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi", {
+  const proc = await vm.commands.exec("if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi", {
     stdin: true,
     pty: { ...size(), term: process.env.TERM ?? "xterm-256color" },
   });

@@ -52,19 +52,17 @@ export function registerFile(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("file upload", async (out, name, local, guest, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { requireGuestPath } = await import("../lib/sandbox/_paths.ts");
-        requireGuestPath(guest);
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "uploading", local);
         try {
           if (await isLocalDirectory(local)) {
             const target = guest.endsWith("/") ? `${guest}${basename(resolve(local))}` : guest;
-            const tree = await vm.uploadDir(local, target, { onProgress: progress.onProgress }).finally(progress.done);
+            const tree = await vm.files.uploadDir(local, target, { onProgress: progress.onProgress }).finally(progress.done);
             out.result({ sandbox: vm.name, ...tree }, () => describeTree("uploaded", local, tree));
             return;
           }
-          const result = await vm.putFile(local, guest, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);
+          const result = await vm.files.upload(local, guest, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).finally(progress.done);
           out.result({ sandbox: vm.name, ...result }, () => `uploaded ${local} to ${result.path} (${result.size} bytes, mode ${octal(result.mode)})`);
         } finally {
           vm.close();
@@ -83,19 +81,18 @@ export function registerFile(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("file download", async (out, name, guest, local, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { requireGuestPath } = await import("../lib/sandbox/_paths.ts");
-        requireGuestPath(guest, { file: true });
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         const progress = transferProgress(options.json === true, "downloading", guest);
         const directory = async () => {
           const into = local.endsWith("/") || (await isLocalDirectory(local)) ? join(local, posix.basename(guest.replace(/\/+$/, "")) || "root") : local;
-          const tree = await vm.downloadDir(guest, into).finally(progress.done);
+          const tree = await vm.files.downloadDir(guest, into).finally(progress.done);
           out.result({ sandbox: vm.name, ...tree }, () => describeTree("downloaded", guest, tree));
         };
         try {
           if (guest.endsWith("/")) return await directory();
-          const result = await vm.getFile(guest, local, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).catch((error: unknown) => {
+          // A guest directory is only known as one when reading it as a file fails.
+          const result = await vm.files.download(guest, local, { mkdirParents: options.createDirs, onProgress: progress.onProgress }).catch((error: unknown) => {
             if ((error as { details?: { agentCode?: string } }).details?.agentCode === "IS_DIRECTORY") return undefined;
             throw error;
           }).finally(progress.done);

@@ -11,7 +11,7 @@ export function registerList(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("list", async (out, options) => {
-        const { listSandboxes } = await import("../lib/sandboxes.ts");
+        const { listSandboxes } = await import("../lib/index.ts");
         const all = await listSandboxes();
         const shown = options.all ? all : all.filter((vm) => vm.status !== "stopped" && vm.status !== "failed");
         out.result(shown, () => {

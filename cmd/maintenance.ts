@@ -11,7 +11,7 @@ export function registerMaintenance(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("cleanup", async (out, options) => {
-        const { cleanup } = await import("../lib/sandbox/cleanup.ts");
+        const { cleanup } = await import("../lib/index.ts");
         const report = await cleanup({ dryRun: options.dryRun === true });
         const verb = report.dryRun ? "would remove" : "removed";
         out.result(report, () => {
@@ -30,7 +30,7 @@ export function registerMaintenance(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("prune", async (out, options) => {
-        const { prune } = await import("../lib/prune.ts");
+        const { prune } = await import("../lib/index.ts");
         const report = await prune({ dryRun: options.dryRun === true });
         const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
         out.result(report, () =>

@@ -1,5 +1,6 @@
 /** Option parsers and option groups shared by several commands. */
 import { InvalidArgumentError, Option, type Command } from "@commander-js/extra-typings";
+import { ACCELS, CHANNELS, DISK_MODES, type AccelChoice, type ChannelChoice, type DiskMode } from "../lib/choices.ts";
 
 export function integer(name: string): (value: string) => number {
   return (value: string) => {
@@ -21,7 +22,7 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .option("--image <name>", "root image (base, debian)")
     .option("--cpus <n>", "virtual CPUs", integer("--cpus"))
     .option("--memory <mib>", "memory in MiB", integer("--memory"))
-    .addOption(new Option("--disk-mode <mode>", "isolated: a private copy-on-write disk; shared: write to the image").choices(["isolated", "shared"] as const))
+    .addOption(new Option("--disk-mode <mode>", "isolated: a private copy-on-write disk; shared: write to the image").choices(DISK_MODES))
     .option("--boot-timeout <seconds>", "give up on a boot after this long", integer("--boot-timeout"))
     .option("--kernel <path>", "boot this kernel instead of the cached build")
     .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image")
@@ -32,19 +33,19 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
 /** `--accel`: hardware acceleration, or software emulation, for the boot. */
 export function accelOption() {
   return new Option("--accel <accel>", "auto (KVM once proven, HVF on macOS, else software emulation), kvm, hvf or tcg; default SMOLVM_ACCEL, else auto")
-    .choices(["auto", "kvm", "hvf", "tcg"] as const);
+    .choices(ACCELS);
 }
 
 export interface SandboxOptionValues {
   image?: string;
   cpus?: number;
   memory?: number;
-  diskMode?: "isolated" | "shared";
+  diskMode?: DiskMode;
   bootTimeout?: number;
   kernel?: string;
   rootfs?: string;
   bootArgs?: string;
-  accel?: "auto" | "kvm" | "hvf" | "tcg";
+  accel?: AccelChoice;
 }
 
 export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
@@ -61,13 +62,13 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   return config;
 }
 
-/** `--comm-channel`: which control channel carries the command (lib/channels/resolve.ts). */
+/** `--comm-channel`: which control channel carries the command (lib/channels/policy.ts). */
 export function commChannelOption() {
   return new Option("--comm-channel <channel>", "control channel: vsock (the guest agent), ssh, or auto (the agent, else SSH)")
-    .choices(["auto", "ssh", "vsock"] as const);
+    .choices(CHANNELS);
 }
 
 /** The SDK option for a parsed `--comm-channel`, if one was given. */
-export function commChannelFrom(options: { commChannel?: "auto" | "ssh" | "vsock" }): { commChannel?: "auto" | "ssh" | "vsock" } {
+export function commChannelFrom(options: { commChannel?: ChannelChoice }): { commChannel?: ChannelChoice } {
   return options.commChannel === undefined ? {} : { commChannel: options.commChannel };
 }

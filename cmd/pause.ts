@@ -10,7 +10,7 @@ export function registerPause(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("pause", async (out, name, _options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
         await vm.pause();
         const info = await vm.info();
@@ -25,7 +25,7 @@ export function registerPause(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("resume", async (out, name, _options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
         await vm.resume();
         const info = await vm.info();

@@ -16,12 +16,11 @@ export function registerPort(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("port expose", async (out, name, spec, options) => {
-        const { parsePortSpec } = await import("../lib/sandbox/ports.ts");
+        const { parsePortSpec, SmolVM } = await import("../lib/index.ts");
         const { hostPort, guestPort } = parsePortSpec(spec);
-        const { SmolVM } = await import("../lib/smolvm.ts");
         const vm = await SmolVM.fromId(name, commChannelFrom(options));
         try {
-          const forward = await vm.exposeLocal(guestPort, { hostPort });
+          const forward = await vm.ports.expose(guestPort, { hostPort });
           const { close: _close, [Symbol.asyncDispose]: _dispose, ...info } = forward;
           out.result({ sandbox: vm.name, ...info }, () => `${info.address}:${info.hostPort} -> ${vm.name}:${info.guestPort}`);
           if (forward.heldBy === "process") {
@@ -48,11 +47,10 @@ export function registerPort(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("port close", async (out, name, hostPort, _options) => {
-        const { checkHostPort } = await import("../lib/sandbox/ports.ts");
-        const port = checkHostPort(/^\d+$/.test(hostPort) ? Number(hostPort) : hostPort);
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
+        const port = /^\d+$/.test(hostPort) ? Number(hostPort) : Number.NaN;
         const vm = await SmolVM.fromId(name);
-        await vm.closePort(port);
+        await vm.ports.close(port);
         out.result({ sandbox: vm.name, hostPort: port }, () => `closed 127.0.0.1:${port}`);
       }),
     );
@@ -64,9 +62,9 @@ export function registerPort(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("port list", async (out, name, _options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
-        const ports = await vm.ports();
+        const ports = await vm.ports.list();
         out.result(ports, () =>
           ports.length === 0
             ? `No ports forwarded into ${vm.name}.`

@@ -12,7 +12,7 @@ export function registerSandbox(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("create", async (out, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const progress = progressReporter(options.json === true);
         const started = Date.now();
         const vm = await SmolVM.create({
@@ -21,6 +21,7 @@ export function registerSandbox(program: Command): void {
           ...(options.name === undefined ? {} : { name: options.name }),
           onProgress: progress.onProgress,
         }).finally(progress.done);
+        await progress.notice(vm.accel);
         const info = await vm.info();
         vm.close();
         out.result({ ...info, createMs: Date.now() - started }, () => `${info.name}`);
@@ -35,9 +36,11 @@ export function registerSandbox(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("start", async (out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
         await vm.start(options.accel === undefined ? {} : { accel: options.accel });
+        vm.close();
+        if (options.json !== true) await progressReporter(false).notice(vm.accel);
         const info = await vm.info();
         out.result(info, () => `started ${info.name}`);
       }),
@@ -50,7 +53,7 @@ export function registerSandbox(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("stop", async (out, name, _options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
         await vm.stop();
         const info = await vm.info();
@@ -68,8 +71,7 @@ export function registerSandbox(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("delete", async (out, names, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { InvalidInputError } = await import("../lib/errors.ts");
+        const { InvalidInputError, SmolVM } = await import("../lib/index.ts");
         let targets = names;
         if (options.all === true) {
           if (names.length > 0) throw new InvalidInputError("Cannot combine --all with sandbox names", { hint: "use one or the other" });
@@ -97,8 +99,9 @@ export function registerSandbox(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("info", async (out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const info = await (await SmolVM.fromId(name, commChannelFrom(options))).info();
+        const { SmolVM } = await import("../lib/index.ts");
+        const vm = await SmolVM.fromId(name, commChannelFrom(options));
+        const info = { ...(await vm.info()), ...(await vm.probeChannel().then(({ channel, reason }) => ({ channel, channelReason: reason }))) };
         out.result(info, () => {
           const rows: [string, string][] = [
             ["name", info.name], ["id", info.id], ["status", info.status], ["image", info.image],
@@ -110,7 +113,7 @@ export function registerSandbox(program: Command): void {
             ["vmm", info.vmmPid === null ? "-" : `pid ${info.vmmPid}`],
             ["created", new Date(info.createdAt).toISOString()], ["console", info.consoleLog],
           ];
-          if (info.lastError !== null) rows.push(["last error", info.lastError]);
+          if (info.lastError !== null) rows.push(["last error", `${info.lastError.message} (${info.lastError.code})`]);
           return table(["FIELD", "VALUE"], rows.map(([k, v]) => [k, v]));
         });
       }),
@@ -124,10 +127,11 @@ export function registerSandbox(program: Command): void {
     .option("-f, --follow", "keep printing new output until the sandbox stops")
     .action(
       action("logs", async (_out, name, options) => {
-        const { SmolVM } = await import("../lib/smolvm.ts");
-        const { printLog } = await import("../lib/sandbox/logs.ts");
+        const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
-        await printLog(vm, { ...(options.tail === undefined ? {} : { tail: options.tail }), follow: options.follow === true }, (chunk) => process.stdout.write(chunk));
+        for await (const chunk of vm.logs({ ...(options.tail === undefined ? {} : { tail: options.tail }), follow: options.follow === true })) {
+          process.stdout.write(chunk);
+        }
       }),
     );
 }

@@ -13,7 +13,7 @@ export function registerSetup(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("setup", async (out, options) => {
-        const { installHostPackages } = await import("../lib/host/setup.ts");
+        const { installHostPackages } = await import("../lib/index.ts");
         out.note("Checking host packages...");
         const packages = options.skipPackages === true
           ? undefined

@@ -7,6 +7,10 @@
  * git, and the root disk is an isolated copy-on-write overlay so sandboxes never see each other.
  */
 import { z } from "./zod.ts";
+import { ACCELS, BACKENDS, CHANNELS, DISK_MODES, NETWORK_MODES } from "./choices.ts";
+import { InvalidInputError } from "./errors.ts";
+
+export * from "./choices.ts";
 import { parseOrThrow } from "./validate.ts";
 
 /** A sandbox name doubles as the guest hostname, hence the DNS-label rule. */
@@ -35,22 +39,9 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, { error: `one of ${values.join(", ")}` });
 }
 
-export const DISK_MODES = ["isolated", "shared"] as const;
-export const NETWORK_MODES = ["user", "tap", "none"] as const;
-export const BACKENDS = ["auto", "qemu", "firecracker"] as const;
-export const CHANNELS = ["auto", "ssh", "vsock"] as const;
-/** Hardware acceleration: auto (proven KVM, HVF, else software emulation) or one forced. */
-export const ACCELS = ["auto", "kvm", "hvf", "tcg"] as const;
-
-export type DiskMode = (typeof DISK_MODES)[number];
-export type NetworkMode = (typeof NETWORK_MODES)[number];
-export type BackendChoice = (typeof BACKENDS)[number];
-export type ChannelChoice = (typeof CHANNELS)[number];
-export type AccelChoice = (typeof ACCELS)[number];
-
 export const DEFAULT_IMAGE = "debian";
 
-export const vmConfigSchema = z.strictObject({
+export const sandboxConfigSchema = z.strictObject({
   /** Unique among sandboxes; generated when absent. */
   name: z.optional(sandboxNameSchema),
   /** A built or published image (`base`, `debian`, ...). Ignored when `rootfsPath` is set. */
@@ -79,16 +70,42 @@ export const vmConfigSchema = z.strictObject({
 });
 
 /** What callers may pass: every field optional. */
-export type VmConfigInput = z.input<typeof vmConfigSchema>;
+export type SandboxConfigInput = z.input<typeof sandboxConfigSchema>;
 /** What the rest of smolvm works with: defaults filled in. */
-export type VmConfig = z.output<typeof vmConfigSchema>;
+export type SandboxConfig = z.output<typeof sandboxConfigSchema>;
 
-export function parseVmConfig(input: unknown): VmConfig {
-  return parseOrThrow(vmConfigSchema, input ?? {}, "sandbox config",
+export function parseSandboxConfig(input: unknown): SandboxConfig {
+  return parseOrThrow(sandboxConfigSchema, input ?? {}, "sandbox config",
     "see `smolvm create --help` for every option and its range");
 }
 
 export function parseSandboxName(input: unknown): string {
   return parseOrThrow(sandboxNameSchema, input, "sandbox name",
     'names look like "dev", "web-2" or "agent-7f3a"');
+}
+
+/** Refuses an environment variable name a shell could not export. */
+export function checkEnvName(name: string): void {
+  if (typeof name !== "string" || !ENV_KEY_PATTERN.test(name)) {
+    throw new InvalidInputError(`Invalid environment variable name ${JSON.stringify(name)}: it must match [A-Za-z_][A-Za-z0-9_]*`, {
+      hint: "use letters, digits and underscores, not starting with a digit (e.g. API_KEY)",
+    });
+  }
+}
+
+/** Checks every name and value of a set of environment variables; returns it unchanged. */
+export function checkEnvVars(vars: Record<string, string>): Record<string, string> {
+  if (typeof vars !== "object" || vars === null || Array.isArray(vars)) {
+    throw new InvalidInputError("Invalid environment: expected an object of NAME: value", { hint: 'e.g. { API_KEY: "secret" }' });
+  }
+  for (const [name, value] of Object.entries(vars)) {
+    checkEnvName(name);
+    if (typeof value !== "string") {
+      throw new InvalidInputError(`Invalid value for ${name}: expected a string, got ${typeof value}`, { hint: "convert it with String(value)" });
+    }
+    if (value.includes("\0")) {
+      throw new InvalidInputError(`Invalid value for ${name}: it contains a NUL byte`, { hint: "environment values cannot hold NUL; encode binary data (base64)" });
+    }
+  }
+  return vars;
 }

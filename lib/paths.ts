@@ -23,8 +23,8 @@ export function cacheRoot(): string {
 
 export const paths = {
   stateDb: () => join(smolvmHome(), "state.db"),
-  vmsDir: () => join(smolvmHome(), "vms"),
-  vmDir: (id: string) => join(smolvmHome(), "vms", id),
+  sandboxesDir: () => join(smolvmHome(), "vms"),
+  sandboxDir: (id: string) => join(smolvmHome(), "vms", id),
   keysDir: () => join(smolvmHome(), "keys"),
   logFile: () => join(smolvmHome(), "smolvm.log"),
   kernelsDir: () => join(cacheRoot(), "kernels"),

@@ -5,7 +5,7 @@
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { withStore } from "./state/vms.ts";
+import { withStore } from "./state/sandboxes.ts";
 
 export interface PruneReport {
   removed: { kind: "kernel" | "image" | "published"; path: string; bytes: number }[];
@@ -24,7 +24,7 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
   const { listKernels } = await import("./kernel/cache.ts");
   const { listImages } = await import("./images/store.ts");
   const { currentRecipeHash } = await import("./images/build.ts");
-  const inUse = withStore((store) => store.listVms()).flatMap((vm) => [vm.config.kernelPath, vm.config.rootfsPath]);
+  const inUse = withStore((store) => store.list()).flatMap((vm) => [vm.config.kernelPath, vm.config.rootfsPath]);
   const used = (dir: string) => inUse.some((path) => path !== undefined && path.startsWith(`${dir}/`));
 
   const doomed: PruneReport["removed"] = [];

@@ -1,33 +1,33 @@
 /**
  * `SmolVM`: one sandbox, from any process. The CLI is a thin client of this class.
  *
+ * Its operations are grouped by noun, as users of sandbox SDKs expect: `vm.commands` (run,
+ * exec), `vm.files` (write, read, readStream, upload, download), `vm.env` (set, unset, list),
+ * `vm.ports` (expose, close, list). The handle itself carries the sandbox's own verbs: info,
+ * pause, resume, stop, start, delete, close.
+ *
  * ```ts
  * await using vm = await SmolVM.create({ image: "base" });
- * const { stdout } = await vm.run("uname -a");
+ * const { stdout } = await vm.commands.run("uname -a");
  * ```
  */
-import type { Readable } from "node:stream";
-import type { VmConfigInput } from "./config.ts";
-import { InvalidInputError, NotRunningError, SmolError } from "./errors.ts";
-import type { ReadFileHandle } from "./agent/types.ts";
-import type { Channel, CommChannel } from "./channels/types.ts";
-import { requireGuestPath } from "./sandbox/_paths.ts";
-import { toCommand } from "./sandbox/_command.ts";
-import type { PortForward, SandboxEnv } from "./sandbox/handles.ts";
-
-export type { PortForward, SandboxEnv } from "./sandbox/handles.ts";
-import { checkEnvName, checkEnvVars } from "./sandbox/env.ts";
-import type { GetFileOptions, PutFileOptions, TransferResult, WriteFileOptions } from "./sandbox/files.ts";
-import type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./sandbox/dirs.ts";
-import { checkGuestPort, checkHostPort, type PortForwardInfo } from "./sandbox/ports.ts";
-import { reconcile, summarize, type SandboxSummary } from "./sandboxes.ts";
-import { createSandbox, deleteSandbox, requireRunning, startSandbox, stopSandbox, type CreateOptions, type StartOptions } from "./sandbox/lifecycle.ts";
-import { withStore } from "./state/vms.ts";
+import type { AgentClient } from "./agent/client.ts";
+import type { SupervisorOp, SupervisorRequest, SupervisorResult } from "./agent/supervisor-messages.ts";
+import type { AccelInfo } from "./backends/accel.ts";
+import type { Channel, ChannelKind, CommChannel } from "./channels/types.ts";
+import type { SandboxConfigInput } from "./config.ts";
 import type { PrepareProgress } from "./sandbox/artifacts.ts";
-import { vmFiles } from "./supervisor/layout.ts";
-import type { VmRecord } from "./state/vms.ts";
+import { Commands } from "./sandbox/commands.ts";
+import { EnvVars } from "./sandbox/env.ts";
+import { Filesystem } from "./sandbox/files.ts";
+import { sandboxFiles } from "./sandbox/layout.ts";
+import { Ports } from "./sandbox/ports.ts";
+import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
+import type { SandboxRecord } from "./state/sandboxes.ts";
+import type { StartOptions } from "./sandbox/lifecycle.ts";
+import type { LogsOptions } from "./sandbox/logs.ts";
 
-export interface CreateSandboxOptions extends VmConfigInput {
+export interface CreateSandboxOptions extends SandboxConfigInput {
   /**
    * The control channel: `vsock` (the guest agent), `ssh`, or `auto` (the agent when it answers,
    * else SSH; the default). An explicit `ssh` or `vsock` is stored with the sandbox and used by
@@ -38,26 +38,12 @@ export interface CreateSandboxOptions extends VmConfigInput {
   onProgress?: (progress: PrepareProgress) => void;
 }
 
-export interface RunOptions {
-  /** Kills the command's whole process group after this many milliseconds. */
-  timeoutMs?: number;
-  env?: Record<string, string>;
-  cwd?: string;
-  /** Bytes for the command's stdin (closed after). */
-  stdin?: string | Uint8Array;
-  signal?: AbortSignal;
+export interface AttachOptions {
+  /** The control channel for this handle (default: the sandbox's own choice, else auto). */
+  commChannel?: CommChannel;
 }
 
-export interface RunResult {
-  exitCode: number | null;
-  /** The signal that ended the command (`KILL`, ...), when one did. */
-  signal: string | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-}
-
+/** A sandbox in detail: what `list` shows, plus its processes, resources and files. */
 export interface SandboxInfo extends SandboxSummary {
   supervisorPid: number | null;
   vmmPid: number | null;
@@ -68,39 +54,60 @@ export interface SandboxInfo extends SandboxSummary {
   rootfsPath: string | undefined;
   consoleLog: string;
   dir: string;
-  /** The channel a command would take now (`null`: none answers), and why. */
-  channel: "agent" | "ssh" | null;
-  channelReason: string;
   /** For `ssh -i KEY -o UserKnownHostsFile=KNOWN_HOSTS -p PORT root@127.0.0.1`. */
   sshKeyPath: string;
   sshKnownHostsPath: string;
 }
 
-export class SmolVM {
-  private client: Channel | undefined;
+/** The channel a command would take now (`null`: none answers), and why. */
+export interface ChannelReport {
+  channel: ChannelKind | null;
+  reason: string;
+}
 
-  /**
-   * The sandbox's managed environment variables.
-   *
-   * ```ts
-   * await vm.env.set({ GREETING: "hello" });
-   * (await vm.run("echo $GREETING")).stdout; // "hello\n"
-   * ```
-   */
-  readonly env: SandboxEnv = {
-    set: async (vars) => (await this.connection()).env.set(checkEnvVars(vars)),
-    unset: async (names) => {
-      if (!Array.isArray(names)) throw new InvalidInputError("Invalid names: expected an array of variable names", { hint: 'e.g. ["API_KEY"]' });
-      names.forEach(checkEnvName);
-      return (await this.connection()).env.unset(names);
-    },
-    list: async () => (await this.connection()).env.list(),
-  };
+/** The system OpenSSH client's command line into a sandbox (`smolvm ssh`). */
+export interface SshCommand {
+  /** `ssh` and its arguments, ready to spawn. */
+  argv: string[];
+  /** The same, quoted for a POSIX shell. */
+  commandLine: string;
+  host: string;
+  port: number;
+  user: string;
+  keyPath: string;
+  knownHostsPath: string;
+}
+
+export class SmolVM {
+  /** Running programs: `run` collects the output, `exec` streams it. */
+  readonly commands: Commands;
+  /** Guest files: `write`, `read`, `readStream`, and copies from and to this host, `upload`, `download`. */
+  readonly files: Filesystem;
+  /** The managed environment every command (and login) sees: `set`, `unset`, `list`. */
+  readonly env: EnvVars;
+  /** Host ports on 127.0.0.1 forwarded into the sandbox: `expose`, `close`, `list`. */
+  readonly ports: Ports;
+
+  private channel: Channel | undefined;
+  private accelInfo: AccelInfo | undefined;
 
   private constructor(
-    private record: VmRecord,
-    private readonly commChannel?: CommChannel,
-  ) {}
+    private record: SandboxRecord,
+    private readonly commChannel: CommChannel | undefined,
+    /** The session a create or start learned readiness on, kept as the first connection. */
+    private ready: AgentClient | undefined,
+  ) {
+    const connection = () => this.connection();
+    this.commands = new Commands(connection);
+    this.files = new Filesystem(connection);
+    this.env = new EnvVars(connection);
+    this.ports = new Ports({
+      channel: connection,
+      supervisor: (op, request, what) => this.supervisor(op, request, what),
+      isLive: () => isLive((this.record = readSandbox(this.record.id)).status),
+    });
+    if (ready?.hello.supervisor !== undefined) this.accelInfo = { accel: ready.hello.supervisor.accel, reason: ready.hello.supervisor.accelReason };
+  }
 
   /** The sandbox's stable id, e.g. `SmolVM.fromId(vm.id)` from another process. */
   get id(): string {
@@ -113,17 +120,26 @@ export class SmolVM {
   }
 
   /**
+   * The accelerator the sandbox's VM runs with and why, when this handle booted it (create or
+   * start); `tcg` is software emulation, several times slower than `kvm` or `hvf`.
+   */
+  get accel(): AccelInfo | undefined {
+    return this.accelInfo;
+  }
+
+  /**
    * Creates a sandbox and waits until it answers commands. Builds the kernel and image on
-   * first use (with `onProgress`).
+   * first use (with `onProgress`). Its `env` is set before create returns.
    *
    * ```ts
-   * const vm = await SmolVM.create({ name: "dev", image: "debian", memoryMiB: 1024 });
+   * const vm = await SmolVM.create({ name: "dev", image: "debian", memoryMiB: 1024, env: { MODE: "dev" } });
    * ```
    */
-  static async create(config: CreateSandboxOptions = {}): Promise<SmolVM> {
-    const { onProgress, commChannel, ...input } = config;
-    const options: CreateOptions = onProgress === undefined ? {} : { onProgress };
-    return new SmolVM(await createSandbox(commChannel === undefined ? input : { ...input, channel: commChannel }, options), commChannel);
+  static async create(options: CreateSandboxOptions = {}): Promise<SmolVM> {
+    const { onProgress, commChannel, ...input } = options;
+    const { createSandbox } = await import("./sandbox/lifecycle.ts");
+    const booted = await createSandbox(commChannel === undefined ? input : { ...input, channel: commChannel }, onProgress === undefined ? {} : { onProgress });
+    return new SmolVM(booted.record, commChannel, booted.session);
   }
 
   /**
@@ -133,26 +149,27 @@ export class SmolVM {
    * const vm = await SmolVM.fromId("dev");
    * ```
    */
-  static async fromId(idOrName: string, options: { commChannel?: CommChannel } = {}): Promise<SmolVM> {
-    return new SmolVM(withStore((store) => store.getVm(idOrName)), options.commChannel);
+  static async fromId(idOrName: string, options: AttachOptions = {}): Promise<SmolVM> {
+    return new SmolVM(readSandbox(idOrName), options.commChannel, undefined);
   }
 
   /** Every sandbox in the state store, e.g. `(await SmolVM.list()).map((s) => s.name)`. */
   static async list(): Promise<SandboxSummary[]> {
-    return (await import("./sandboxes.ts")).listSandboxes();
+    return (await import("./sandbox/status.ts")).listSandboxes();
   }
 
   /**
-   * Status, processes, resources and files of this sandbox.
+   * Status, processes, resources and files of this sandbox, from its record (nothing in the
+   * sandbox is asked; `probeChannel()` does that).
    *
    * ```ts
    * const { status, memoryMiB } = await vm.info();
    * ```
    */
   async info(): Promise<SandboxInfo> {
-    this.record = withStore((store) => reconcile(store, store.getVm(this.record.id)));
-    const vm = this.record;
-    const files = vmFiles(vm.id);
+    const vm = (this.record = readSandbox(this.record.id));
+    const files = sandboxFiles(vm.id);
+    const keys = await import("./ssh/keys.ts");
     return {
       ...summarize(vm),
       supervisorPid: vm.supervisorPid,
@@ -164,189 +181,54 @@ export class SmolVM {
       rootfsPath: vm.config.rootfsPath,
       consoleLog: files.consoleLog,
       dir: files.dir,
-      ...(await channelFacts(vm, this.commChannel)),
+      sshKeyPath: keys.userKeyPath(),
+      sshKnownHostsPath: keys.knownHostsPath(vm.id),
     };
   }
 
   /**
-   * Runs a command and collects its output. A string runs through `/bin/sh -c`; an array is
-   * an argv.
+   * The channel a command would take now and why: the agent is asked for a HELLO; SSH is judged
+   * by its set-up, without connecting.
    *
    * ```ts
-   * const { exitCode, stdout } = await vm.run(["ls", "-l", "/"]);
+   * const { channel, reason } = await vm.probeChannel(); // "agent", "auto: the agent answered in 3 ms"
    * ```
    */
-  async run(command: string | string[], options: RunOptions = {}): Promise<RunResult> {
-    toCommand(command);
-    const client = await this.connection();
-    return client.run(command, options);
+  async probeChannel(): Promise<ChannelReport> {
+    const { probeChannel } = await import("./sandbox/connection.ts");
+    return probeChannel((this.record = readSandbox(this.record.id)), this.commChannel);
   }
 
   /**
-   * Starts a command and returns its live streams (stdin, stdout, stderr) and exit status.
+   * The system OpenSSH client's command line into this sandbox, once its sshd is ready, with
+   * smolvm's key and the sandbox's pinned host key (for `ssh`, `scp`, `sftp`).
    *
    * ```ts
-   * const proc = await vm.exec("tail -f /var/log/app.log");
-   * proc.stdout.pipe(process.stdout);
+   * const { argv } = await vm.sshCommand(["uname", "-a"]);
    * ```
    */
-  async exec(command: string | string[], options: Omit<RunOptions, "stdin"> & { stdin?: boolean; pty?: { rows: number; cols: number; term?: string } } = {}) {
-    const client = await this.connection();
-    return client.exec({ ...toCommand(command), ...options });
+  async sshCommand(command: string[] = []): Promise<SshCommand> {
+    const [{ sshEndpointWhenReady }, { sshArgs }, { shQuote }] = await Promise.all([
+      import("./sandbox/connection.ts"), import("./ssh/openssh.ts"), import("./ssh/command.ts"),
+    ]);
+    const vm = (this.record = readSandbox(this.record.id));
+    const endpoint = await sshEndpointWhenReady(vm);
+    const { args, keyPath, knownHosts } = await sshArgs(vm, endpoint, command);
+    const argv = ["ssh", ...args];
+    return { argv, commandLine: argv.map(shQuote).join(" "), host: endpoint.host, port: endpoint.port, user: "root", keyPath, knownHostsPath: knownHosts };
   }
 
   /**
-   * Uploads a local file. A guest path ending in `/` means "into this directory" (the file keeps
-   * its name); missing parent directories are created unless `mkdirParents: false`; the guest
-   * file gets the local file's mode unless `mode` is given. The write is atomic in the guest.
+   * The guest's console output: the whole log or its last `tail` lines, and with `follow`
+   * whatever it prints next, until the sandbox's VM ends.
    *
    * ```ts
-   * await vm.putFile("./build/app", "/usr/local/bin/");   // -> /usr/local/bin/app, mode kept
+   * for await (const chunk of vm.logs({ tail: 20 })) process.stdout.write(chunk);
    * ```
    */
-  async putFile(local: string, guest: string, options: PutFileOptions = {}): Promise<TransferResult> {
-    const files = await import("./sandbox/files.ts");
-    requireGuestPath(guest);
-    return files.putFile(await this.connection(), local, guest, options);
-  }
-
-  /**
-   * Downloads a guest file. A local path that is a directory (or ends in `/`) receives the file
-   * under its guest name; the local file gets the guest file's permission bits and appears
-   * atomically.
-   *
-   * ```ts
-   * await vm.getFile("/var/log/app.log", "./logs/");
-   * ```
-   */
-  async getFile(guest: string, local: string, options: GetFileOptions = {}): Promise<TransferResult> {
-    const files = await import("./sandbox/files.ts");
-    requireGuestPath(guest, { file: true });
-    return files.getFile(await this.connection(), guest, local, options);
-  }
-
-  /**
-   * Uploads a local directory's contents into a guest directory (created or merged), as tar:
-   * modes, empty dirs and symlinks kept, links never followed. `select: "workspace"` sends
-   * what Git shows (plus `.git`), or skips node_modules and the like outside a Git tree.
-   *
-   * ```ts
-   * await vm.uploadDir("./src", "/srv/app/src");
-   * ```
-   */
-  async uploadDir(local: string, guest: string, options: UploadDirOptions = {}): Promise<DirTransferResult> {
-    const dirs = await import("./sandbox/dirs.ts");
-    requireGuestPath(guest);
-    return dirs.uploadDir(await this.connection(), local, guest, options);
-  }
-
-  /**
-   * Downloads a guest directory's contents into a local directory (new: whole or not at all;
-   * existing: merged file by file). Every entry is checked: nothing lands or is followed outside
-   * the target, no devices, no setuid bits; links pointing outside are skipped (`skipped`).
-   *
-   * ```ts
-   * const { files } = await vm.downloadDir("/srv/app/dist", "./dist");
-   * ```
-   */
-  async downloadDir(guest: string, local: string, options: DownloadDirOptions = {}): Promise<DirTransferResult> {
-    const dirs = await import("./sandbox/dirs.ts");
-    requireGuestPath(guest);
-    return dirs.downloadDir(await this.connection(), guest, local, options);
-  }
-
-  /**
-   * Writes bytes, a string or a stream to a guest file (mode 0o644 unless given; parents
-   * created unless `mkdirParents: false`).
-   *
-   * ```ts
-   * await vm.writeFile("/srv/config.json", JSON.stringify(config));
-   * await vm.writeFile("/srv/big.bin", createReadStream("big.bin"), { mode: 0o600 });
-   * ```
-   */
-  async writeFile(guest: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<TransferResult> {
-    const { writeGuestFile } = await import("./sandbox/files.ts");
-    requireGuestPath(guest, { file: true });
-    return writeGuestFile(await this.connection(), guest, data, options);
-  }
-
-  /**
-   * Reads a whole guest file into memory.
-   *
-   * ```ts
-   * const text = (await vm.readFile("/etc/os-release")).toString("utf8");
-   * ```
-   */
-  async readFile(guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
-    const { stream } = await this.readFileStream(guest, options);
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  }
-
-  /**
-   * Opens a guest file as a stream; resolves with its size and mode once it is open.
-   *
-   * ```ts
-   * const { size, stream } = await vm.readFileStream("/srv/big.bin");
-   * stream.pipe(createWriteStream("big.bin"));
-   * ```
-   */
-  async readFileStream(guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ReadFileHandle> {
-    const { openGuestFile } = await import("./sandbox/files.ts");
-    requireGuestPath(guest, { file: true });
-    return openGuestFile(await this.connection(), guest, options);
-  }
-
-  /**
-   * Forwards a port on the host's 127.0.0.1 (a free one unless `hostPort` is given) to a TCP
-   * port in the guest, through the agent (no SSH, no guest network setup). The forward lives in
-   * the sandbox's supervisor: it outlives this process and ends with the sandbox or `close()`.
-   *
-   * ```ts
-   * const web = await vm.exposeLocal(8080);
-   * await fetch(`http://127.0.0.1:${web.hostPort}/`);
-   * await web.close();
-   * ```
-   */
-  async exposeLocal(guestPort: number, options: { hostPort?: number } = {}): Promise<PortForward> {
-    checkGuestPort(guestPort);
-    const hostPort = checkHostPort(options.hostPort ?? 0);
-    const channel = await this.connection();
-    // Over SSH the tunnel lives in this process; the agent's forwards live in the supervisor.
-    if (channel.kind === "ssh") return (await import("./ssh/tunnel.ts")).tunnel(channel, guestPort, hostPort);
-    const info = (await this.supervisorOp("expose", { guestPort, hostPort }, "expose a port of")) as PortForwardInfo;
-    const close = async () => {
-      await this.closePort(info.hostPort).catch((error: unknown) => {
-        if (!(error instanceof SmolError) || (error.code !== "NOT_FOUND" && error.code !== "NOT_RUNNING")) throw error;
-      });
-    };
-    return { ...info, close, [Symbol.asyncDispose]: close };
-  }
-
-  /**
-   * The port forwards of this sandbox (none when it is not running).
-   *
-   * ```ts
-   * for (const p of await vm.ports()) console.log(`127.0.0.1:${p.hostPort} -> ${p.guestPort}`);
-   * ```
-   */
-  async ports(): Promise<PortForwardInfo[]> {
-    const vm = withStore((store) => reconcile(store, store.getVm(this.record.id)));
-    if (vm.status !== "running" && vm.status !== "paused") return [];
-    return ((await this.supervisorOp("ports", {}, "list the ports of")) as { ports: PortForwardInfo[] }).ports;
-  }
-
-  /**
-   * Closes the forward listening on host port `hostPort` (NotFoundError if there is none).
-   *
-   * ```ts
-   * await vm.closePort(9000);
-   * ```
-   */
-  async closePort(hostPort: number): Promise<void> {
-    checkHostPort(hostPort);
-    await this.supervisorOp("close", { hostPort }, "close a port of");
+  async *logs(options: LogsOptions = {}): AsyncGenerator<string> {
+    const { consoleLog } = await import("./sandbox/logs.ts");
+    yield* consoleLog((this.record = readSandbox(this.record.id)), options);
   }
 
   /**
@@ -358,12 +240,13 @@ export class SmolVM {
    * ```
    */
   async pause(): Promise<void> {
-    const vm = requireRunning(this.record.id, "pause");
+    const vm = (this.record = readSandbox(this.record.id));
+    assertMay(vm, { kind: "control", what: "pause" });
     if (vm.status !== "paused") {
       this.detach();
-      await this.supervisorOp("pause", {}, "pause");
+      await this.supervisor("supervisor.pause", {}, "pause");
     }
-    this.record = withStore((store) => store.getVm(this.record.id));
+    this.record = readSandbox(vm.id);
   }
 
   /**
@@ -374,9 +257,10 @@ export class SmolVM {
    * ```
    */
   async resume(): Promise<void> {
-    const vm = requireRunning(this.record.id, "resume");
-    if (vm.status === "paused") await this.supervisorOp("resume", {}, "resume");
-    this.record = withStore((store) => store.getVm(this.record.id));
+    const vm = (this.record = readSandbox(this.record.id));
+    assertMay(vm, { kind: "control", what: "resume" });
+    if (vm.status === "paused") await this.supervisor("supervisor.resume", {}, "resume");
+    this.record = readSandbox(vm.id);
   }
 
   /**
@@ -389,7 +273,7 @@ export class SmolVM {
    */
   async stop(): Promise<void> {
     this.detach();
-    this.record = await stopSandbox(this.record.id);
+    this.record = await (await import("./sandbox/lifecycle.ts")).stopSandbox(this.record.id);
   }
 
   /**
@@ -401,7 +285,13 @@ export class SmolVM {
    * ```
    */
   async start(options: StartOptions = {}): Promise<void> {
-    this.record = await startSandbox(this.record.id, options);
+    const started = await (await import("./sandbox/lifecycle.ts")).startSandbox(this.record.id, options);
+    this.record = started.record;
+    if ("session" in started) {
+      this.detach();
+      this.ready = started.session;
+      this.accelInfo = started.accel;
+    }
   }
 
   /**
@@ -414,7 +304,7 @@ export class SmolVM {
    */
   async delete(): Promise<void> {
     this.detach();
-    await deleteSandbox(this.record.id);
+    await (await import("./sandbox/lifecycle.ts")).deleteSandbox(this.record.id);
   }
 
   /**
@@ -422,7 +312,7 @@ export class SmolVM {
    *
    * ```ts
    * const vm = await SmolVM.fromId("dev");
-   * try { await vm.run("make"); } finally { vm.close(); }
+   * try { await vm.commands.run("make"); } finally { vm.close(); }
    * ```
    */
   close(): void {
@@ -433,48 +323,52 @@ export class SmolVM {
    * Deletes the sandbox at the end of an `await using` scope.
    *
    * ```ts
-   * { await using vm = await SmolVM.create({ image: "base" }); await vm.run("true"); } // gone here
+   * { await using vm = await SmolVM.create({ image: "base" }); await vm.commands.run("true"); } // gone here
    * ```
    */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.delete();
   }
 
-  /** The resolved channel (lib/channels/resolve.ts): explicit, then persisted, then auto. */
+  /** The channel the policy picks (lib/channels/policy.ts), opened once and reopened if it drops. */
   private async connection(): Promise<Channel> {
-    if (this.client !== undefined && !this.client.isClosed) return this.client;
-    const vm = requireRunning(this.record.id, "reach");
-    if (vm.status === "paused") {
-      throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is paused`, { hint: `resume it with \`smolvm resume ${vm.name}\`` });
+    if (this.channel !== undefined && !this.channel.isClosed) return this.channel;
+    const ready = this.ready;
+    this.ready = undefined;
+    if (ready !== undefined && !ready.isClosed && this.commChannel !== "ssh" && this.record.channel !== "ssh") {
+      // A create or start just learned readiness on this session: it is the agent channel.
+      const { AgentChannel } = await import("./channels/agent.ts");
+      return (this.channel = new AgentChannel(ready));
     }
-    const { openChannel } = await import("./channels/resolve.ts");
-    this.client = (await openChannel(vm, this.commChannel)).channel;
-    return this.client;
+    await ready?.close();
+    const { openChannel } = await import("./sandbox/connection.ts");
+    this.channel = (await openChannel(this.record, this.commChannel)).channel;
+    return this.channel;
   }
 
-  /** A `supervisor.*` operation; starts a new supervisor first if the old one died. */
-  private async supervisorOp(op: string, request: Record<string, unknown>, what: string): Promise<unknown> {
-    const vm = requireRunning(this.record.id, what);
-    const { requestSupervisor, connectSupervisor } = await import("./supervisor/client.ts");
+  /**
+   * A `supervisor.*` operation, on the agent channel's session when there is one, else on a
+   * session of its own (a supervisor that died is replaced first when the VM still runs).
+   */
+  private async supervisor<Op extends SupervisorOp>(op: Op, request: SupervisorRequest<Op>, what: string): Promise<SupervisorResult<Op>> {
+    const open = this.channel !== undefined && !this.channel.isClosed && this.channel.kind === "agent"
+      ? (this.channel as Channel & { client: AgentClient }).client : undefined;
+    if (open !== undefined) return open.supervisor(op, request);
+    const vm = (this.record = readSandbox(this.record.id));
+    assertMay(vm, { kind: "control", what });
+    const { connectSupervisor } = await import("./sandbox/supervisor-client.ts");
+    const session = await connectSupervisor(vm, { timeoutMs: 10_000 });
     try {
-      return await requestSupervisor(vm.id, { op: `supervisor.${op}`, ...request });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
-      // The supervisor is gone but the VM may still run: re-attach, then ask again.
-      await (await connectSupervisor(vm.id)).close();
-      return requestSupervisor(vm.id, { op: `supervisor.${op}`, ...request });
+      return await session.supervisor(op, request);
+    } finally {
+      await session.close();
     }
   }
 
   private detach(): void {
-    void this.client?.close();
-    this.client = undefined;
+    void this.channel?.close();
+    this.channel = undefined;
+    void this.ready?.close();
+    this.ready = undefined;
   }
-}
-
-async function channelFacts(vm: VmRecord, commChannel: CommChannel | undefined) {
-  const [{ describeChannel }, keys] = await Promise.all([import("./channels/resolve.ts"), import("./ssh/keys.ts")]);
-  const { channel, reason } = await describeChannel(vm, commChannel);
-  return { channel, channelReason: reason, sshKeyPath: keys.userKeyPath(), sshKnownHostsPath: keys.knownHostsPath(vm.id) };
 }

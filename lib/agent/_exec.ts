@@ -8,35 +8,9 @@ import { Channel } from "./frame.ts";
 import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
 import { ExecResultMessage, type AgentControl, type AgentEvent } from "./messages.ts";
 import { deferred } from "../util/deferred.ts";
+import type { ExecHandle, ExecResult } from "./types.ts";
 
 const STREAM_HWM = 64 * 1024;
-
-export interface ExecResult {
-  /** The exit status, or null when the process was killed by a signal. */
-  exitCode: number | null;
-  /** The killing signal's name without "SIG" ("KILL", "TERM"), or null. */
-  signal: string | null;
-  /** The agent killed the process group because `timeoutMs` passed. */
-  timedOut: boolean;
-  durationMs: number;
-}
-
-/** A running command. Read stdout and stderr (or resume() them): unread output stalls it. */
-export interface ExecHandle {
-  readonly pid: number;
-  readonly stdout: Readable;
-  /** Empty for a PTY exec: the terminal merges both into stdout. */
-  readonly stderr: Readable;
-  /** Present when the exec was started with `stdin: true` or a PTY. */
-  readonly stdin: Writable | null;
-  /** Sends a signal to the command's process group ("TERM", "SIGINT", 9...). */
-  signal(signal: string | number): void;
-  /** SIGKILL to the whole process group; wait() then reports signal "KILL". */
-  kill(): void;
-  /** Resizes the PTY (PTY execs only). */
-  resize(rows: number, cols: number): void;
-  wait(): Promise<ExecResult>;
-}
 
 /** What a stream's owner needs from the connection, bound to one stream id. */
 export interface StreamLink extends OutboundTransport {

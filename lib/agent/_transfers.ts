@@ -8,7 +8,7 @@ import type { StreamLink, StreamSink } from "./_exec.ts";
 import { guard, STREAM_HWM, validate } from "./_util.ts";
 import { Channel } from "./frame.ts";
 import { SizeResult } from "./messages.ts";
-import type { CallOptions, ReadFileHandle, WriteFileOptions } from "./types.ts";
+import type { CallOptions, FileStream, AgentWriteOptions } from "./types.ts";
 
 /** What a transfer needs from the connection. */
 export interface StreamHost {
@@ -23,7 +23,7 @@ export async function writeFile(
   host: StreamHost,
   path: string,
   data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
-  options: WriteFileOptions = {},
+  options: AgentWriteOptions = {},
 ): Promise<{ size: number }> {
   const body = validate({
     op: "writeFile",
@@ -74,7 +74,7 @@ export async function writeFile(
 }
 
 /** Opens a guest file for reading; resolves with its size and mode once it is open. */
-export async function readFile(host: StreamHost, path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+export async function readFile(host: StreamHost, path: string, options: CallOptions = {}): Promise<FileStream> {
   const body = validate({ op: "readFile", path });
   options.signal?.throwIfAborted();
   return new Promise((resolve, reject) => {

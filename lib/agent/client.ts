@@ -10,68 +10,56 @@
  */
 import { Readable, type Duplex } from "node:stream";
 import type { z } from "../zod.ts";
-import { AgentUnavailableError, SmolError, TimeoutError } from "../errors.ts";
+import { AgentUnavailableError, InvalidInputError, SmolError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
+import { randomBytes } from "../util/random.ts";
 import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
-import { ExecProcess, type ExecHandle, type StreamLink, type StreamSink } from "./_exec.ts";
+import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import { forward, readFile, writeFile, type StreamHost } from "./_transfers.ts";
 import { guard, validate } from "./_util.ts";
-import {
-  Channel,
-  CHANNEL_MASK,
-  dataFlags,
-  encodeFrame,
-  FLAG_FIN,
-  FrameDecoder,
-  FrameType,
-  RESYNC_PAD_SIZE,
-  type Frame,
-} from "./frame.ts";
+import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, type Frame } from "./frame.ts";
 import {
   AgentErrorPayload,
   AgentEvent,
-  AgentHello,
   AgentRequest,
   EmptyResult,
-  ShutdownResult,
   EnvResult,
-  HostHello,
   PingResult,
-  PROTOCOL,
   ReseedResult,
   SetTimeResult,
+  ShutdownResult,
   type AgentControl,
+  type AgentHello,
 } from "./messages.ts";
+import { greet } from "./session.ts";
+import { SUPERVISOR_OPS, type SupervisorOp, type SupervisorRequest, type SupervisorResult } from "./supervisor-messages.ts";
 import type {
+  AgentConnectOptions,
   AgentEnv,
+  AgentPing,
+  AgentRunOptions,
+  AgentRunResult,
+  AgentWriteOptions,
   CallOptions,
-  ConnectOptions,
+  ExecHandle,
   ExecSpec,
-  PingResultInfo,
-  ReadFileHandle,
-  RunOptions,
-  RunResult,
-  WriteFileOptions,
+  FileStream,
 } from "./types.ts";
-import { randomBytes, randomHex } from "../util/random.ts";
-
 
 const MAX_STREAM_ID = 0x7fffffff;
 
 export class AgentClient {
-  /** What the agent said about itself: versions, capabilities, limits, boot time. */
+  /** What the agent said about itself (versions, capabilities, limits, boot time) and, through a supervisor, the sandbox's state. */
   hello!: AgentHello;
   readonly env: AgentEnv;
   /** Resolves (never rejects) once the connection is gone, with the reason. */
   readonly closed: Promise<SmolError>;
 
-  private readonly decoder: FrameDecoder;
   private readonly streams = new Map<number, StreamSink>();
   private nextId = 1;
   private failure: SmolError | undefined;
   private needDrain = false;
   private drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
-  private helloWaiter: { nonce: string; resolve: () => void; reject: (e: unknown) => void } | undefined;
   private resolveClosed!: (e: SmolError) => void;
   private window = 262144;
   /** The connection as the transfers in _transfers.ts see it. */
@@ -79,10 +67,9 @@ export class AgentClient {
 
   private constructor(
     private readonly socket: Duplex,
-    private readonly options: ConnectOptions,
+    private readonly options: AgentConnectOptions,
   ) {
     const self = this;
-    this.decoder = new FrameDecoder({ hunt: options.resync ?? false });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.host = {
       get window() {
@@ -97,8 +84,6 @@ export class AgentClient {
       unset: (names, o) => this.call({ op: "env.unset", names }, EnvResult, o).then((r) => r.vars),
       list: (o) => this.call({ op: "env.list" }, EnvResult, o).then((r) => r.vars),
     };
-    const onData = (chunk: Buffer) => this.onBytes(chunk);
-    socket.on("data", onData);
     socket.on("drain", () => {
       this.needDrain = false;
       for (const w of this.drainWaiters.splice(0)) w.resolve();
@@ -108,52 +93,32 @@ export class AgentClient {
     socket.on("close", () => this.fail(connectionLost("the connection closed")));
   }
 
-  /** Performs the HELLO exchange on an open byte stream and returns a ready client. */
-  static async connect(socket: Duplex, options: ConnectOptions = {}): Promise<AgentClient> {
+  /**
+   * Opens a session on a connected byte stream (lib/agent/session.ts): resolves once the agent,
+   * or the supervisor in front of it, has answered HELLO; rejects with the refusal it sent instead.
+   */
+  static async connect(socket: Duplex, options: AgentConnectOptions = {}): Promise<AgentClient> {
     const client = new AgentClient(socket, options);
     try {
-      await client.handshake(options);
+      client.hello = await greet(socket, {
+        client: `smolvm/${versionInfo().version}`,
+        ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
+        ...(options.resync === undefined ? {} : { resync: options.resync }),
+        ...(options.timeMs === undefined ? {} : { timeMs: options.timeMs }),
+        timeoutMs: options.timeoutMs ?? 10_000,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        onFrame: (frame) => client.onFrame(frame),
+        onProtocolError: (error) => client.fail(error instanceof SmolError ? error : new AgentUnavailableError(`The guest agent broke the protocol: ${String(error)}`, {
+          hint: AGENT_GONE_HINT,
+          cause: error,
+        })),
+      });
     } catch (error) {
       client.fail(error instanceof SmolError ? error : connectionLost(String(error), error));
       throw error;
     }
+    client.window = client.hello.limits.initialWindow;
     return client;
-  }
-
-  private handshake(options: ConnectOptions): Promise<void> {
-    const nonce = options.nonce ?? randomHex(12);
-    const hello = HostHello.parse({
-      protocol: PROTOCOL,
-      nonce,
-      client: `smolvm/${versionInfo().version}`,
-      ...(options.timeMs === undefined ? {} : { timeMs: options.timeMs }),
-    });
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    return new Promise<void>((resolve, reject) => {
-      const disarm = guard({ timeoutMs, signal: options.signal }, "Cannot connect to the guest agent", (e) =>
-        reject(
-          e instanceof TimeoutError
-            ? new AgentUnavailableError(`Cannot connect to the guest agent: no HELLO within ${timeoutMs} ms`, {
-                hint: "the guest may still be booting, or its image has no smolvm agent",
-                cause: e,
-              })
-            : e,
-        ),
-      );
-      this.helloWaiter = {
-        nonce,
-        resolve: () => {
-          disarm();
-          resolve();
-        },
-        reject: (e) => {
-          disarm();
-          reject(e);
-        },
-      };
-      if (options.resync) this.write(Buffer.alloc(RESYNC_PAD_SIZE));
-      this.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify(hello)));
-    });
   }
 
   /** True once the connection is gone. */
@@ -194,9 +159,9 @@ export class AgentClient {
   }
 
   /** Runs a command to completion and collects its output. A string runs through /bin/sh -c. */
-  run(command: string | string[], options: RunOptions & { encoding: "buffer" }): Promise<RunResult<Buffer>>;
-  run(command: string | string[], options?: RunOptions): Promise<RunResult<string>>;
-  async run(command: string | string[], options: RunOptions = {}): Promise<RunResult<string | Buffer>> {
+  run(command: string | string[], options: AgentRunOptions & { encoding: "buffer" }): Promise<AgentRunResult<Buffer>>;
+  run(command: string | string[], options?: AgentRunOptions): Promise<AgentRunResult<string>>;
+  async run(command: string | string[], options: AgentRunOptions = {}): Promise<AgentRunResult<string | Buffer>> {
     const handle = await this.exec({
       ...(typeof command === "string" ? { shell: command } : { argv: command }),
       env: options.env,
@@ -236,13 +201,13 @@ export class AgentClient {
   writeFile(
     path: string,
     data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
-    options: WriteFileOptions = {},
+    options: AgentWriteOptions = {},
   ): Promise<{ size: number }> {
     return writeFile(this.host, path, data, options);
   }
 
   /** Opens a guest file for reading; resolves with its size and mode once it is open. */
-  readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+  readFile(path: string, options: CallOptions = {}): Promise<FileStream> {
     return readFile(this.host, path, options);
   }
 
@@ -252,7 +217,7 @@ export class AgentClient {
   }
 
   /** Round trip to the agent; also reports the guest's clocks. */
-  async ping(options: CallOptions = {}): Promise<PingResultInfo> {
+  async ping(options: CallOptions = {}): Promise<AgentPing> {
     const t0 = performance.now();
     const r = await this.call({ op: "ping" }, PingResult, options);
     return { rttMs: performance.now() - t0, ...r };
@@ -273,10 +238,6 @@ export class AgentClient {
   }
 
   /**
-   * Stops the guest. "reboot" (the default) ends the VM because the VMM runs with -no-reboot;
-   * "poweroff" is for VMMs that implement power-off. Resolves once the agent has acknowledged.
-   */
-  /**
    * Shuts the guest down. By default the agent answers first and then goes down; with
    * `answer: "synced"` it answers once every other process is gone and `/` is synced and
    * read-only (`synced: true`), after which the VMM may be ended at once.
@@ -287,6 +248,20 @@ export class AgentClient {
     return { synced: result.synced === true };
   }
 
+  /**
+   * A `supervisor.*` operation (lib/agent/supervisor-messages.ts), answered by the sandbox's
+   * supervisor itself; the request and the answer are checked against the operation's schemas.
+   */
+  async supervisor<Op extends SupervisorOp>(op: Op, request: SupervisorRequest<Op>, options: CallOptions = {}): Promise<SupervisorResult<Op>> {
+    const schema = SUPERVISOR_OPS[op];
+    const checked = schema.request.safeParse({ ...request, op });
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw new InvalidInputError(`Invalid ${op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
+    }
+    return this.request(op, JSON.stringify(checked.data), schema.result as unknown as z.ZodMiniType<SupervisorResult<Op>>, options);
+  }
+
   /** Closes the connection; pending calls reject with AgentUnavailableError. */
   async close(): Promise<void> {
     this.fail(new AgentUnavailableError("The connection to the guest agent was closed by the client", { hint: AGENT_GONE_HINT }));
@@ -295,24 +270,28 @@ export class AgentClient {
 
   // ---------------------------------------------------------------- plumbing
 
-  private async call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
-    const body = validate(request);
+  private call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
+    return this.request(request.op, validate(request), schema, options);
+  }
+
+  /** One request stream whose RESULT is checked against `schema`. */
+  private async request<T>(op: string, body: string, schema: z.ZodMiniType<T>, options: CallOptions): Promise<T> {
     options.signal?.throwIfAborted();
     return new Promise<T>((resolve, reject) => {
       const id = this.allocId();
-      const disarm = guard(options, `Guest agent ${request.op}`, (e) => {
+      const disarm = guard(options, `${op.startsWith("supervisor.") ? "Supervisor" : "Guest agent"} ${op}`, (e) => {
         this.link(id).cancel();
         reject(e);
       });
       this.open(id, body, {
-        op: request.op,
+        op,
         onEnd: (result, error) => {
           disarm();
           if (error) reject(error);
           else {
             const parsed = schema.safeParse(result);
             if (parsed.success) resolve(parsed.data);
-            else reject(this.violation(`${request.op} result`, parsed.error));
+            else reject(this.violation(`${op} result`, parsed.error));
           }
         },
       });
@@ -380,20 +359,6 @@ export class AgentClient {
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
-  private onBytes(chunk: Buffer): void {
-    if (this.failure) return;
-    try {
-      this.decoder.push(chunk, (f) => this.onFrame(f));
-    } catch (error) {
-      this.fail(
-        error instanceof SmolError ? error : new AgentUnavailableError(`The guest agent broke the protocol: ${String(error)}`, {
-          hint: AGENT_GONE_HINT,
-          cause: error,
-        }),
-      );
-    }
-  }
-
   private json(f: Frame): unknown {
     try {
       return JSON.parse(f.payload.toString("utf8"));
@@ -411,25 +376,6 @@ export class AgentClient {
 
   private onFrame(f: Frame): void {
     if (this.failure) return;
-    if (this.helloWaiter) {
-      if (f.type !== FrameType.HELLO || f.streamId !== 0) return; // stale output of an old session
-      const parsed = AgentHello.safeParse(this.json(f));
-      if (!parsed.success || parsed.data.nonce !== this.helloWaiter.nonce) return;
-      const waiter = this.helloWaiter;
-      this.helloWaiter = undefined;
-      if (parsed.data.protocol !== PROTOCOL) {
-        waiter.reject(
-          new AgentUnavailableError(`The guest agent speaks protocol ${parsed.data.protocol}, this smolvm ${PROTOCOL}`, {
-            hint: "rebuild the sandbox image with this smolvm's agent",
-          }),
-        );
-        return;
-      }
-      this.hello = parsed.data;
-      this.window = parsed.data.limits.initialWindow;
-      waiter.resolve();
-      return;
-    }
     if (f.streamId === 0) {
       if (f.type !== FrameType.ERROR) return;
       const parsed = AgentErrorPayload.safeParse(this.json(f));
@@ -475,8 +421,6 @@ export class AgentClient {
   private fail(error: SmolError): void {
     if (this.failure) return;
     this.failure = error;
-    this.helloWaiter?.reject(error);
-    this.helloWaiter = undefined;
     const sinks = [...this.streams.values()];
     this.streams.clear();
     for (const sink of sinks) sink.onEnd(undefined, error);

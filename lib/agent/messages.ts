@@ -4,6 +4,7 @@
  * agent and this file fails loudly in tests instead of corrupting a result.
  */
 import { z } from "../zod.ts";
+import { SupervisorInfo } from "./supervisor-messages.ts";
 
 export const PROTOCOL = 1;
 
@@ -37,6 +38,8 @@ export const AgentHello = z.object({
     initialWindow: posInt,
     maxStreams: posInt,
   }),
+  /** Present when the answer comes through a sandbox's supervisor (lib/agent/supervisor-messages.ts). */
+  supervisor: z.optional(SupervisorInfo),
 });
 export type AgentHello = z.infer<typeof AgentHello>;
 

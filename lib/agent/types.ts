@@ -1,10 +1,9 @@
-/** The public option and result types of AgentClient. */
-import type { Readable } from "node:stream";
-import type { ExecResult } from "./_exec.ts";
+/** The option and result types of AgentClient, and the running-command handle every channel returns. */
+import type { Readable, Writable } from "node:stream";
 import type { AgentErrorPayload } from "./messages.ts";
 
-export interface ConnectOptions {
-  /** How long to wait for the agent's HELLO (default 10 000 ms). */
+export interface AgentConnectOptions {
+  /** How long to wait for the HELLO answer (default 10 000 ms). */
   timeoutMs?: number;
   signal?: AbortSignal;
   /** Echoed by the agent; random by default. */
@@ -23,6 +22,14 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** A pseudo-terminal for a command: its size and TERM. */
+export interface PtyOptions {
+  rows?: number;
+  cols?: number;
+  term?: string;
+}
+
+/** One command as the channels run it (the SDK's `exec` options plus the command itself). */
 export interface ExecSpec {
   /** Program and arguments; argv[0] is looked up on PATH. Exactly one of argv and shell. */
   argv?: string[];
@@ -37,12 +44,40 @@ export interface ExecSpec {
   /** The agent kills the whole process group after this long; the result says timedOut. */
   timeoutMs?: number;
   /** Run on a pseudo-terminal. */
-  pty?: boolean | { rows?: number; cols?: number; term?: string };
+  pty?: boolean | PtyOptions;
   /** Aborting kills the process group and rejects wait() with the signal's reason. */
   signal?: AbortSignal;
 }
 
-export interface RunOptions {
+/** How a command ended. */
+export interface ExecResult {
+  /** The exit status, or null when the process was killed by a signal. */
+  exitCode: number | null;
+  /** The killing signal's name without "SIG" ("KILL", "TERM"), or null. */
+  signal: string | null;
+  /** The process group was killed because `timeoutMs` passed. */
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** A running command. Read stdout and stderr (or resume() them): unread output stalls it. */
+export interface ExecHandle {
+  readonly pid: number;
+  readonly stdout: Readable;
+  /** Empty for a PTY exec: the terminal merges both into stdout. */
+  readonly stderr: Readable;
+  /** Present when the exec was started with `stdin: true` or a PTY. */
+  readonly stdin: Writable | null;
+  /** Sends a signal to the command's process group ("TERM", "SIGINT", 9...). */
+  signal(signal: string | number): void;
+  /** SIGKILL to the whole process group; wait() then reports signal "KILL". */
+  kill(): void;
+  /** Resizes the PTY (PTY execs only). */
+  resize(rows: number, cols: number): void;
+  wait(): Promise<ExecResult>;
+}
+
+export interface AgentRunOptions {
   env?: Record<string, string>;
   cwd?: string;
   /** Fed to the command's stdin, which is then closed. */
@@ -54,25 +89,26 @@ export interface RunOptions {
   encoding?: "utf8" | "buffer";
 }
 
-export interface RunResult<T extends string | Buffer = string> extends ExecResult {
+export interface AgentRunResult<T extends string | Buffer = string> extends ExecResult {
   stdout: T;
   stderr: T;
 }
 
-export interface WriteFileOptions extends CallOptions {
+export interface AgentWriteOptions extends CallOptions {
   /** Permission bits, applied exactly (default 0o644). */
   mode?: number;
   /** Create missing parent directories (mode 0755). */
   mkdirParents?: boolean;
 }
 
-export interface ReadFileHandle {
+/** A guest file opened for reading: its size and permission bits, and its bytes as a stream. */
+export interface FileStream {
   size: number;
   mode: number;
   stream: Readable;
 }
 
-export interface PingResultInfo {
+export interface AgentPing {
   rttMs: number;
   timeMs: number;
   bootTimeMs: number;

@@ -108,12 +108,6 @@ export async function resolveAccel(options: ResolveAccelOptions): Promise<AccelI
 }
 
 const accelCache = new Map<string, Promise<AccelInfo>>();
-let lastResolved: AccelInfo | undefined;
-
-/** The accelerator this process last chose for a guest, for the once-only emulation notice. */
-export function lastAccel(): AccelInfo | undefined {
-  return lastResolved;
-}
 
 /** resolveAccel, once per guest arch, choice and kernel per process. */
 export function accelFor(options: ResolveAccelOptions): Promise<AccelInfo> {
@@ -121,23 +115,10 @@ export function accelFor(options: ResolveAccelOptions): Promise<AccelInfo> {
   let pending = accelCache.get(key);
   if (!pending) {
     pending = resolveAccel(options);
-    pending.then((info) => { lastResolved = info; }, () => accelCache.delete(key));
+    pending.catch(() => accelCache.delete(key));
     accelCache.set(key, pending);
   }
   return pending;
-}
-
-let noticeGiven = false;
-
-/**
- * The one-line notice for software emulation, returned the first time it is asked for in a
- * process and `undefined` after (and always for kvm/hvf), so it is said once.
- */
-export function accelNoticeOnce(info: AccelInfo): string | undefined {
-  if (info.accel !== "tcg" || noticeGiven) return undefined;
-  noticeGiven = true;
-  return `No hardware acceleration (${info.reason}): the guest runs under QEMU software emulation (tcg), ` +
-    "which is several times slower";
 }
 
 /** The QEMU system emulator's program name for a guest architecture. */

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { cacheRoot } from "../paths.ts";
 import type { GuestArch } from "../kernel/arch.ts";
 import { hostTscKhz } from "../host/tsc.ts";
-import { qemuArgs } from "./qemu-args.ts";
+import { qemuArgs } from "./qemu/args.ts";
 
 export type KvmVerdict = { usable: true } | { usable: false; reason: string };
 

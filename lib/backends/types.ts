@@ -1,14 +1,18 @@
 /**
- * The contract between the supervisor and a VMM backend (QEMU now, Firecracker later).
+ * The one contract every VMM backend implements (QEMU now, Firecracker next), and the only way
+ * the rest of smolvm starts, controls or ends a VM.
  *
- * A backend prepares a sandbox's root disk, launches the VMM as a detached child, and gives a
- * control handle over the VMM's own API socket (QMP, or Firecracker's REST API). The control
- * handle can also be had for a VMM some earlier supervisor launched (`attach`): the sockets accept
- * a reconnect, so a supervisor that died loses nothing.
+ * A backend prepares a sandbox's root disk, launches the VMM as a detached process, and hands
+ * back a `Vmm`: the running VM with its control API (QMP, or Firecracker's REST API) and its
+ * agent channel. The process that launched a VMM may hand it to another (a create launches it so
+ * the guest boots while the supervisor starts; a supervisor that died leaves it to the next
+ * one): `vmm.ticket` says what the next owner needs, `release()` lets go of the control API, and
+ * `attach(ticket)` takes it over. Everything here speaks for the VMM only: shutting the guest
+ * down politely is the agent's job (the supervisor asks it), not the backend's.
  */
+import type { Duplex } from "node:stream";
 import type { DiskMode } from "../config.ts";
 import type { Accel, GuestArch } from "./accel.ts";
-import type { HostForward, QemuNetwork } from "./qemu-args.ts";
 
 export type BackendName = "qemu" | "firecracker";
 
@@ -19,10 +23,10 @@ export type BackendProbe =
 export interface DiskRequest {
   /** The image's ext4 file (raw). Never written to in isolated mode. */
   imagePath: string;
-  /** The sandbox's own directory; an isolated overlay is created in it. */
+  /** The sandbox's own directory; an isolated disk is created in it. */
   vmDir: string;
   mode: DiskMode;
-  /** Virtual size of an isolated overlay; default the image's size. */
+  /** Virtual size of an isolated disk; default the image's size. */
   sizeMiB?: number;
 }
 
@@ -30,16 +34,35 @@ export interface PreparedDisk {
   path: string;
   format: "qcow2" | "raw";
   readOnly: boolean;
-  /** Whether prepareDisk created it now (false: an existing overlay was kept, as after stop/start). */
+  /** Whether prepareDisk created it now (false: an existing one was kept, as after stop/start). */
   created: boolean;
 }
 
-export type LaunchNetwork = QemuNetwork;
+/** A host port forwarded into the guest by the VMM's own user-mode network. */
+export interface HostForward {
+  protocol?: "tcp" | "udp";
+  /** The host address the forward listens on. Default 127.0.0.1: never reachable from outside. */
+  hostAddress?: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/**
+ * The guest's network, as the VMM is to wire it. `user`: the VMM's own NAT (QEMU's slirp), with
+ * host forwards; `tap`: a TAP device set up beforehand (its name and the guest's MAC); `none`.
+ * New modes are added here and mapped by each backend (QEMU: lib/backends/qemu/args.ts).
+ */
+export type LaunchNetwork =
+  | { mode: "none" }
+  | { mode: "user"; hostForwards?: readonly HostForward[]; mac?: string }
+  | { mode: "tap"; ifname: string; mac?: string };
 
 export interface LaunchSpec {
   arch: GuestArch;
   /** Default: the backend's choice for this host (see `probe`). */
   accel?: Accel;
+  /** Why `accel` was chosen, carried into the ticket (the once-only emulation notice says it). */
+  accelReason?: string;
   vcpus: number;
   memoryMiB: number;
   kernelPath: string;
@@ -47,7 +70,7 @@ export interface LaunchSpec {
   cmdline: string;
   disk: PreparedDisk;
   network: LaunchNetwork;
-  /** Where the guest agent's channel listens (QEMU: the virtio-serial chardev socket). */
+  /** Where the guest agent's channel listens (QEMU: the virtio-serial chardev; Firecracker: the vsock UDS). */
   agentSocketPath: string;
   /** The VMM's control API socket (QEMU: QMP; Firecracker: its REST API). */
   controlSocketPath: string;
@@ -56,8 +79,6 @@ export interface LaunchSpec {
   /** The VMM's own stdout/stderr are appended here (its error on a bad flag or kernel path). */
   vmmLogPath?: string;
   pidFile?: string;
-  /** Restore the machine state saved by `VmmControl.saveState` instead of booting. Starts paused. */
-  restoreFrom?: string;
   /** Keep the vCPUs stopped until `resume()`. */
   startPaused?: boolean;
 }
@@ -76,33 +97,54 @@ export interface VmmStatus {
   detail: string;
 }
 
-/** Controls over a running VMM through its API socket. */
-export interface VmmControl {
-  status(): Promise<VmmStatus>;
-  pause(): Promise<void>;
-  resume(): Promise<void>;
-  /** Ends the VMM now, without a guest shutdown. */
-  quit(): Promise<void>;
-  addPortForward(forward: HostForward): Promise<void>;
-  removePortForward(forward: Omit<HostForward, "guestPort">): Promise<void>;
-  /** Writes the paused machine's state (not its disk) to `file`. */
-  saveState(file: string, options?: { timeoutMs?: number }): Promise<void>;
-  /** Called for VMM events: `STOP`, `RESUME`, `SHUTDOWN`, `RESET`, ... Returns the unsubscriber. */
-  onEvent(listener: (event: { name: string; data?: Record<string, unknown> }) => void): () => void;
-  /** Resolves when the API connection is gone (usually: the VMM exited). */
-  readonly disconnected: Promise<void>;
-  /** Hangs up the API connection; the VMM keeps running. */
-  close(): Promise<void>;
+/** What a process needs to take over a running VMM: written by its launcher, read by the next owner. */
+export interface VmmTicket {
+  backend: BackendName;
+  pid: number;
+  controlSocketPath: string;
+  agentSocketPath: string;
+  accel: Accel;
+  accelReason: string;
 }
 
-/** A VMM this process launched. */
-export interface LaunchedVmm {
-  pid: number;
-  /** Resolves when the VMM process ends. */
-  exited: Promise<VmmExit>;
-  control: VmmControl;
-  /** Signals the VMM process (SIGKILL by default). */
-  kill(signal?: NodeJS.Signals): void;
+/** A byte stream to the guest agent, and whether the host side must resync before its HELLO. */
+export interface AgentTransport {
+  socket: Duplex;
+  /**
+   * True where the channel outlives a host connection (a virtio-serial port), so an earlier host
+   * may have left half a frame in it: the handshake pads and hunts (PROTOCOL.md, "Reconnecting").
+   */
+  resync: boolean;
+}
+
+/** A running VMM owned by this process. */
+export interface Vmm {
+  readonly pid: number;
+  /** Resolves when the VMM process ends (for an attached one, noticed through its API and pid). */
+  readonly exited: Promise<VmmExit>;
+  /** What the next owner needs; see `release()`. */
+  readonly ticket: VmmTicket;
+  /**
+   * Opens the guest agent's channel. Connecting succeeds once the VMM is up; the agent answers
+   * the HELLO once the guest has booted.
+   */
+  openAgent(options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<AgentTransport>;
+  describe(): Promise<VmmStatus>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Ends the VMM now through its API (no guest shutdown); resolves once it has accepted. */
+  stop(): Promise<void>;
+  /** SIGKILL, for a VMM that does not answer. */
+  kill(): void;
+  /** Writes the paused machine's state (not its disk) into `dir`, for `Backend.restore`. */
+  saveState(dir: string, options?: { timeoutMs?: number }): Promise<void>;
+  /** Host port forwards on the VMM's user-mode network, where the VMM has them (QEMU). */
+  readonly hostForwards?: {
+    add(forward: HostForward): Promise<void>;
+    remove(forward: Omit<HostForward, "guestPort">): Promise<void>;
+  };
+  /** Lets go of the control API without ending the VMM, so another process can `attach`. */
+  release(): Promise<void>;
 }
 
 export interface Backend {
@@ -110,8 +152,10 @@ export interface Backend {
   /** Whether this host can run a guest of `arch` with this backend, and how. */
   probe(arch: GuestArch, kernelPath: string): Promise<BackendProbe>;
   prepareDisk(request: DiskRequest): Promise<PreparedDisk>;
-  /** Starts the VMM and resolves once its control API answers. */
-  launch(spec: LaunchSpec, options?: { timeoutMs?: number }): Promise<LaunchedVmm>;
-  /** Connects to a VMM launched earlier (possibly by another process). */
-  attach(controlSocketPath: string, options?: { timeoutMs?: number }): Promise<VmmControl>;
+  /** Starts the VMM and resolves once its control API answers; a failure leaves nothing behind. */
+  launch(spec: LaunchSpec, options?: { timeoutMs?: number }): Promise<Vmm>;
+  /** Starts the VMM from state `saveState` wrote into `dir` (same devices as `spec`); it stays paused. */
+  restore(spec: LaunchSpec, dir: string, options?: { timeoutMs?: number }): Promise<Vmm>;
+  /** Takes over a VMM another process launched (its `ticket`). */
+  attach(ticket: VmmTicket, options?: { timeoutMs?: number }): Promise<Vmm>;
 }

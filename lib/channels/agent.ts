@@ -4,10 +4,10 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AgentClient } from "../agent/client.ts";
-import type { CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
-import type { ExecHandle } from "../agent/_exec.ts";
+import type { CallOptions, ExecSpec, FileStream, AgentRunOptions, AgentRunResult, AgentWriteOptions, ExecHandle } from "../agent/types.ts";
+
 import { listenAndRelay } from "./expose.ts";
-import type { Channel, ChannelEnv, ExposeOptions, LocalExposure } from "./types.ts";
+import type { Channel, ChannelEnv, LocalExposure } from "./types.ts";
 
 export class AgentChannel implements Channel {
   readonly kind = "agent" as const;
@@ -25,15 +25,15 @@ export class AgentChannel implements Channel {
     return this.client.exec(spec);
   }
 
-  run(command: string | string[], options: RunOptions = {}): Promise<RunResult<string>> {
-    return this.client.run(command, { ...options, encoding: "utf8" }) as Promise<RunResult<string>>;
+  run(command: string | string[], options: AgentRunOptions = {}): Promise<AgentRunResult<string>> {
+    return this.client.run(command, { ...options, encoding: "utf8" }) as Promise<AgentRunResult<string>>;
   }
 
-  writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<{ size: number }> {
+  writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: AgentWriteOptions = {}): Promise<{ size: number }> {
     return this.client.writeFile(path, data, options);
   }
 
-  readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+  readFile(path: string, options: CallOptions = {}): Promise<FileStream> {
     return this.client.readFile(path, options);
   }
 
@@ -41,8 +41,8 @@ export class AgentChannel implements Channel {
     return this.client.forward(guestPort, options);
   }
 
-  exposeLocal(guestPort: number, options: ExposeOptions = {}): Promise<LocalExposure> {
-    return listenAndRelay(guestPort, options.hostPort ?? 0, () => this.client.forward(guestPort, { timeoutMs: 10_000 }));
+  exposeLocal(guestPort: number, hostPort = 0): Promise<LocalExposure> {
+    return listenAndRelay(guestPort, hostPort, () => this.client.forward(guestPort, { timeoutMs: 10_000 }));
   }
 
   close(): Promise<void> {

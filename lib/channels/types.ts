@@ -9,27 +9,20 @@
  * `exposeLocal` listens on the host's loopback and opens one such stream per connection.
  */
 import type { Duplex, Readable } from "node:stream";
-import type { AgentEnv, CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
-import type { ExecHandle } from "../agent/_exec.ts";
+import type { AgentEnv, AgentRunOptions, AgentRunResult, AgentWriteOptions, CallOptions, ExecHandle, ExecSpec, FileStream } from "../agent/types.ts";
+import type { ChannelChoice } from "../config.ts";
 
 /** What carries the commands: the guest agent, or the guest's sshd. */
 export type ChannelKind = "agent" | "ssh";
 
 /**
- * What a caller asks for (`--comm-channel`, `commChannel`): `vsock` is the agent channel (the
- * name it has on Firecracker; on QEMU it runs over virtio-serial), `auto` takes the agent when
- * it answers and SSH otherwise.
+ * What a caller asks for (`--comm-channel`, `commChannel`; the config's `channel`): `vsock` is the
+ * agent channel (the name it has on Firecracker; on QEMU it runs over virtio-serial), `auto`
+ * takes the agent when it answers and SSH otherwise.
  */
-export type CommChannel = "auto" | "ssh" | "vsock";
-
-export const COMM_CHANNELS = ["auto", "ssh", "vsock"] as const satisfies readonly CommChannel[];
+export type CommChannel = ChannelChoice;
 
 export type ChannelEnv = AgentEnv;
-
-export interface ExposeOptions {
-  /** The host port to listen on (127.0.0.1 only); a free one when absent or 0. */
-  hostPort?: number;
-}
 
 /** A host port on 127.0.0.1 relaying each connection to a guest port. */
 export interface LocalExposure {
@@ -47,17 +40,17 @@ export interface Channel {
   /** Starts a command; resolves once it runs (its pid is known). */
   exec(spec: ExecSpec): Promise<ExecHandle>;
   /** Runs a command to completion and collects its output. A string runs through /bin/sh -c. */
-  run(command: string | string[], options?: RunOptions): Promise<RunResult<string>>;
+  run(command: string | string[], options?: AgentRunOptions): Promise<AgentRunResult<string>>;
   /** Writes a guest file atomically (temporary file + rename) with exact permission bits. */
-  writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options?: WriteFileOptions): Promise<{ size: number }>;
+  writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options?: AgentWriteOptions): Promise<{ size: number }>;
   /** Opens a guest file for reading; resolves with its size and permission bits once open. */
-  readFile(path: string, options?: CallOptions): Promise<ReadFileHandle>;
+  readFile(path: string, options?: CallOptions): Promise<FileStream>;
   /** The managed environment every command (and every login) sees. */
   readonly env: ChannelEnv;
   /** One byte stream to a TCP port inside the guest (on its loopback unless `host` says). */
   connect(guestPort: number, options?: CallOptions & { host?: string }): Promise<Duplex>;
-  /** Listens on 127.0.0.1 in this process and relays each connection to `guestPort`. */
-  exposeLocal(guestPort: number, options?: ExposeOptions): Promise<LocalExposure>;
+  /** Listens on 127.0.0.1:`hostPort` (a free port when 0 or absent) in this process and relays each connection to `guestPort`. */
+  exposeLocal(guestPort: number, hostPort?: number): Promise<LocalExposure>;
   /** Releases this handle; a shared connection ends when its last handle is closed. */
   close(): Promise<void>;
 }

@@ -6,7 +6,8 @@ import { InvalidInputError } from "../errors.ts";
 import type { SmolVM } from "../smolvm.ts";
 import type { DirTransferResult } from "../sandbox/dirs.ts";
 import { findPreset, type Preset } from "./catalog.ts";
-import { attachCommand, readAgentRecord, TMUX_CONF, TMUX_CONF_TEXT, WORKSPACE, type AgentRecord } from "./start.ts";
+import { WORKSPACE } from "./defaults.ts";
+import { attachCommand, readAgentRecord, TMUX_CONF, TMUX_CONF_TEXT, type AgentRecord } from "./start.ts";
 
 /** The preset of a sandbox started as `expected` (or as any agent when absent). */
 export async function agentOf(vm: SmolVM, expected?: string): Promise<{ preset: Preset; record: AgentRecord }> {
@@ -40,11 +41,11 @@ export interface AgentSessionOptions {
  */
 export async function openAgentSession(vm: SmolVM, options: AgentSessionOptions & { expected?: string }) {
   const { preset } = await agentOf(vm, options.expected);
-  const probe = await vm.run(["sh", "-c", "command -v tmux >/dev/null 2>&1 && echo tmux"]);
+  const probe = await vm.commands.run(["sh", "-c", "command -v tmux >/dev/null 2>&1 && echo tmux"]);
   const hasTmux = probe.stdout.trim() === "tmux";
-  if (hasTmux) await vm.writeFile(TMUX_CONF, TMUX_CONF_TEXT, { mode: 0o644 });
+  if (hasTmux) await vm.files.write(TMUX_CONF, TMUX_CONF_TEXT, { mode: 0o644 });
   const { argv, cwd, env } = attachCommand(preset, { hasTmux, term: options.term ?? "xterm-256color" });
-  const handle = await vm.exec(argv, { cwd, env, stdin: true, pty: { rows: options.rows, cols: options.cols, term: env.TERM } });
+  const handle = await vm.commands.exec(argv, { cwd, env, stdin: true, pty: { rows: options.rows, cols: options.cols, term: env.TERM } });
   return { handle, preset, persistent: hasTmux };
 }
 
@@ -61,7 +62,7 @@ export async function syncWorkspace(vm: SmolVM, options: { to?: string; onProgre
       hint: "name a host directory to copy /workspace into (--to DIR)",
     });
   }
-  return vm.downloadDir(WORKSPACE, to, {
+  return vm.files.downloadDir(WORKSPACE, to, {
     select: "workspace",
     ...(options.onProgress ? { onProgress: (done: number) => options.onProgress!(done) } : {}),
   });

@@ -12,8 +12,8 @@ import { getRecipe } from "../images/recipes.ts";
 import { installTrustBlock, npmLayerScript, npmRegistry, parseInstallStep, shQuote } from "../images/npm-layer.ts";
 import type { GuestArch } from "../kernel/arch.ts";
 import type { Preset } from "./catalog.ts";
+import { DEFAULT_INSTALL_TIMEOUT_MS } from "./defaults.ts";
 
-export const DEFAULT_INSTALL_TIMEOUT_MS = 600_000;
 const TAIL_LINES = 20;
 const SCRIPT_PATH = "/tmp/smolvm-install-agent.sh";
 
@@ -52,9 +52,9 @@ ln -sf /opt/${bin}/bin/${bin} /usr/local/bin/${bin}
 export async function installInSandbox(vm: SmolVM, preset: Preset, options: { arch: GuestArch; timeoutMs?: number; onProgress?: (p: InstallProgress) => void }): Promise<void> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_INSTALL_TIMEOUT_MS;
   const script = installScript(preset, options.arch, await hostExtraCaCertificates());
-  await vm.writeFile(SCRIPT_PATH, script, { mode: 0o700 });
+  await vm.files.write(SCRIPT_PATH, script, { mode: 0o700 });
   options.onProgress?.({ message: `installing ${preset.title} in the sandbox`, fraction: 0 });
-  const proc = await vm.exec(["sh", "-c", `sh ${SCRIPT_PATH} 2>&1; status=$?; rm -f ${SCRIPT_PATH}; exit $status`], { timeoutMs });
+  const proc = await vm.commands.exec(["sh", "-c", `sh ${SCRIPT_PATH} 2>&1; status=$?; rm -f ${SCRIPT_PATH}; exit $status`], { timeoutMs });
   const tail: string[] = [];
   let partial = "";
   proc.stderr.resume();

@@ -13,19 +13,15 @@ import { GUEST_HOME } from "../guest.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { SmolVM } from "../smolvm.ts";
 import { listUpload } from "../sandbox/dirs.ts";
-import { vmFiles } from "../supervisor/layout.ts";
+import { sandboxFiles } from "../sandbox/layout.ts";
 import type { TreeListing } from "../tar/tree.ts";
 import { findPreset, type Preset, type PresetId } from "./catalog.ts";
 import { collectCredentials } from "./credentials.ts";
 import { resolvePresetImage } from "./image.ts";
-import { DEFAULT_INSTALL_TIMEOUT_MS, installInSandbox } from "./install.ts";
+import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB, DEFAULT_INSTALL_TIMEOUT_MS, LARGE_WORKSPACE_BYTES, WORKSPACE } from "./defaults.ts";
+import { installInSandbox } from "./install.ts";
 import { shQuote } from "../images/npm-layer.ts";
 
-export const WORKSPACE = "/workspace";
-export const DEFAULT_AGENT_MEMORY_MIB = 2048;
-export const DEFAULT_AGENT_DISK_MIB = 8192;
-/** Above this a workspace needs `confirmLargeWorkspace` (`--yes`). */
-export const LARGE_WORKSPACE_BYTES = 256 * 1024 * 1024;
 
 export interface StartAgentOptions {
   /** Sandbox name; generated (`claude-1a2b`) when absent. */
@@ -67,7 +63,7 @@ export interface StartedAgent extends AgentRecord {
 }
 
 function recordPath(vm: SmolVM): string {
-  return join(vmFiles(vm.id).dir, "preset.json");
+  return join(sandboxFiles(vm.id).dir, "preset.json");
 }
 
 /** The preset record of a sandbox, or undefined when it was not started as a coding agent. */
@@ -124,8 +120,8 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   });
   try {
     // The credentials below live in this disk: only its owner may read it (its directory is 0700 too).
-    await chmod(vmFiles(vm.id).overlay, 0o600).catch(() => {});
-    await vm.run(["sh", "-c", GROW_ROOT]);
+    await chmod(sandboxFiles(vm.id).overlay, 0o600).catch(() => {});
+    await vm.commands.run(["sh", "-c", GROW_ROOT]);
     if (choice.installAtBoot) {
       await installInSandbox(vm, preset, {
         arch,
@@ -137,19 +133,19 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
     await vm.env.set({ LANG: "C.UTF-8", ...preset.env, ...credentials.env });
     if (credentials.dirs.length > 0) {
       const dirs = credentials.dirs.map((d) => `${GUEST_HOME}/${d}`);
-      await vm.run(["sh", "-c", 'mkdir -p -m 700 -- "$@" && chmod 700 -- "$@"', "sh", ...dirs]);
+      await vm.commands.run(["sh", "-c", 'mkdir -p -m 700 -- "$@" && chmod 700 -- "$@"', "sh", ...dirs]);
     }
-    for (const file of credentials.files) await vm.writeFile(`${GUEST_HOME}/${file.path}`, file.content, { mode: 0o600 });
+    for (const file of credentials.files) await vm.files.write(`${GUEST_HOME}/${file.path}`, file.content, { mode: 0o600 });
     let workspace: StartedAgent["workspace"] = null;
     if (workdir !== null && listing !== undefined) {
       progress({ phase: "workspace", message: `copying ${workdir} to ${WORKSPACE}`, fraction: 0 });
-      await vm.uploadDir(workdir, WORKSPACE, {
+      await vm.files.uploadDir(workdir, WORKSPACE, {
         listing,
         onProgress: (done, total) => progress({ phase: "workspace", message: `copying ${workdir} to ${WORKSPACE}`, fraction: total === 0 ? 1 : done / total }),
       });
       workspace = { files: listing.entries.filter((e) => e.type === "file").length, bytes: listing.bytes, selection: listing.selection, skipped: listing.skipped };
     } else {
-      await vm.run(["mkdir", "-p", WORKSPACE]);
+      await vm.commands.run(["mkdir", "-p", WORKSPACE]);
     }
     const record: AgentRecord = { preset: preset.id, workdir, image: choice.image, installedAtBoot: choice.installAtBoot };
     await writeFile(recordPath(vm), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });

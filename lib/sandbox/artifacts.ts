@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import type { VmConfig } from "../config.ts";
+import type { SandboxConfig } from "../config.ts";
 import { NotFoundError } from "../errors.ts";
 
 export interface PrepareProgress {
@@ -20,7 +20,7 @@ export interface Artifacts {
 }
 
 export async function prepareArtifacts(
-  config: VmConfig,
+  config: SandboxConfig,
   onProgress: (progress: PrepareProgress) => void = () => {},
 ): Promise<Artifacts> {
   const { hostGuestArch } = await import("../kernel/arch.ts");

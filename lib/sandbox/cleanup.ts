@@ -11,8 +11,8 @@ import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
-import type { VmRecord } from "../state/vms.ts";
-import { withStore } from "../state/vms.ts";
+import type { SandboxRecord } from "../state/sandboxes.ts";
+import { withStore } from "../state/sandboxes.ts";
 import { destroyNow } from "./lifecycle.ts";
 
 export interface CleanupReport {
@@ -25,14 +25,14 @@ export interface CleanupReport {
   dryRun: boolean;
 }
 
-function isDead(vm: VmRecord): boolean {
+function isDead(vm: SandboxRecord): boolean {
   if (vm.status === "stopped") return false;
   return !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid);
 }
 
 export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
-  const vms = withStore((store) => store.listVms());
+  const vms = withStore((store) => store.list());
   const doomed = vms.filter(isDead);
   const report: CleanupReport = { sandboxes: doomed.map((vm) => vm.name), strayDirs: [], strayProcesses: [], dryRun };
   if (!dryRun) {
@@ -41,18 +41,18 @@ export async function cleanup(options: { dryRun?: boolean } = {}): Promise<Clean
   const known = new Set(vms.filter((vm) => !doomed.includes(vm) || dryRun).map((vm) => vm.id));
   let dirs: string[] = [];
   try {
-    dirs = readdirSync(paths.vmsDir());
+    dirs = readdirSync(paths.sandboxesDir());
   } catch {
     // No sandbox was ever made.
   }
   for (const dir of dirs) {
     if (known.has(dir) || doomed.some((vm) => vm.id === dir)) continue;
-    report.strayDirs.push(join(paths.vmsDir(), dir));
-    for (const pid of processesUsing(join(paths.vmsDir(), dir))) {
+    report.strayDirs.push(join(paths.sandboxesDir(), dir));
+    for (const pid of processesUsing(join(paths.sandboxesDir(), dir))) {
       report.strayProcesses.push(pid);
       if (!dryRun) killQuietly(pid);
     }
-    if (!dryRun) rmSync(join(paths.vmsDir(), dir), { recursive: true, force: true });
+    if (!dryRun) rmSync(join(paths.sandboxesDir(), dir), { recursive: true, force: true });
   }
   return report;
 }

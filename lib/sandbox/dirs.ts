@@ -13,14 +13,14 @@ import { lstat, mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Channel } from "../channels/types.ts";
-import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-import { randomHex } from "../random.ts";
+import { CommandFailedError, InvalidInputError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
+import { randomHex } from "../util/random.ts";
+import { sleep } from "../util/poll.ts";
 import { extractTar, type ExtractLimits } from "../tar/extract.ts";
 import { packTree } from "../tar/pack.ts";
 import { DEFAULT_IGNORES, listTree, listWorkspace, type TreeListing } from "../tar/tree.ts";
-import { requireGuestPath } from "./_paths.ts";
+import { requireGuestPath } from "./guest-paths.ts";
 import type { TransferProgress } from "./files.ts";
 
 export interface UploadDirOptions {
@@ -94,7 +94,7 @@ async function localDirectory(local: string): Promise<void> {
     });
   });
   if (!info.isDirectory()) {
-    throw new InvalidInputError(`Cannot upload "${local}": it is not a directory`, { hint: "upload a file with putFile / `smolvm file upload`" });
+    throw new InvalidInputError(`Cannot upload "${local}": it is not a directory`, { hint: "upload a file with vm.files.upload / `smolvm file upload`" });
   }
 }
 
@@ -133,7 +133,7 @@ export async function uploadDir(client: Channel, local: string, guest: string, o
     throw error instanceof SmolError ? error : new SmolError("IO_ERROR", `${action}: ${(error as Error).message}`, { cause: error });
   }
   const result = await proc.wait();
-  if (result.timedOut) throw new SmolError("TIMEOUT", `${action}: timed out`, { hint: "raise the timeout" });
+  if (result.timedOut) throw new TimeoutError(`${action}: timed out`, { hint: "raise the timeout" });
   if (result.exitCode !== 0) {
     throw new CommandFailedError(`${action}: tar in the sandbox failed: ${stderr() || `exit ${result.exitCode ?? result.signal}`}`, {
       hint: "check that the guest path is a directory (or can be created) and that the disk has room",
@@ -190,8 +190,8 @@ export async function downloadDir(client: Channel, guest: string, local: string,
     const extracted = await extractTar(counted(proc.stdout), into, limits);
     // The archive is complete; a sender that keeps going past its end is cut off.
     const result = await Promise.race([proc.wait(), sleep(ENDING_GRACE_MS).then(() => undefined)]);
-    if (result === undefined) throw new SmolError("INVALID_INPUT", `${action}: the sandbox kept sending after the end of the archive`);
-    if (result.timedOut) throw new SmolError("TIMEOUT", `${action}: timed out`, { hint: "raise the timeout" });
+    if (result === undefined) throw new InvalidInputError(`${action}: the sandbox kept sending after the end of the archive`);
+    if (result.timedOut) throw new TimeoutError(`${action}: timed out`, { hint: "raise the timeout" });
     if (result.exitCode === 3) throw new NotFoundError(`${action}: no such directory in the sandbox`, { hint: "check the path, e.g. with `ls` through `smolvm exec`" });
     if (result.exitCode !== 0) throw new CommandFailedError(`${action}: tar in the sandbox failed: ${stderr() || `exit ${result.exitCode ?? result.signal}`}`);
     if (into !== target) await rename(into, target);

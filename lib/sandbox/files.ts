@@ -1,25 +1,29 @@
 /**
- * Copying files between the host and a sandbox over the agent's streamed `writeFile` and
- * `readFile` operations. Path rules (pure, tested without a VM) live in `_paths.ts`; this module
- * does the I/O: local files are streamed, never read whole, and downloads land atomically
- * (temporary file + rename) with the guest file's permission bits.
+ * `vm.files`: files in the sandbox, written and read (`write`, `read`, `readStream`), or copied
+ * from and to this host (`upload`, `download`; whole directories as tar with `uploadDir`,
+ * `downloadDir`, in dirs.ts), over the channel's streamed file operations.
+ * Path rules (pure, tested without a VM) live in guest-paths.ts; this module does the I/O: local
+ * files are streamed, never read whole, and downloads land atomically (temporary file + rename)
+ * with the guest file's permission bits.
  */
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { FileStream } from "../agent/types.ts";
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-import { guestTarget, requireGuestPath } from "./_paths.ts";
+import { guestTarget, requireGuestPath } from "./guest-paths.ts";
 import { randomHex } from "../util/random.ts";
+import type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./dirs.ts";
 
 const GUEST_WRITE_HINT = "check that the guest directory exists (or let smolvm create it) and is not a file";
 
 /** Bytes moved so far and the total (the file's size), for progress bars. */
 export type TransferProgress = (done: number, total: number) => void;
 
-export interface PutFileOptions {
+export interface UploadOptions {
   /** Permission bits in the guest; default: the local file's. */
   mode?: number;
   /** Create missing parent directories in the guest (default true). */
@@ -30,7 +34,7 @@ export interface PutFileOptions {
   signal?: AbortSignal;
 }
 
-export interface GetFileOptions {
+export interface DownloadOptions {
   /** Create missing parent directories on the host (default true). */
   mkdirParents?: boolean;
   onProgress?: TransferProgress;
@@ -43,6 +47,12 @@ export interface WriteFileOptions {
   mode?: number;
   /** Create missing parent directories (default true). */
   mkdirParents?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ReadFileOptions {
+  /** Gives up after this long (the whole read). */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -99,7 +109,7 @@ async function* counted(source: AsyncIterable<Uint8Array>, total: number, onProg
   }
 }
 
-export async function putFile(client: Channel, local: string, guest: string, options: PutFileOptions = {}): Promise<TransferResult> {
+async function upload(client: Channel, local: string, guest: string, options: UploadOptions = {}): Promise<TransferResult> {
   checkMode(options.mode);
   const source = await localSource(local);
   const path = guestTarget(guest, basename(local));
@@ -119,10 +129,10 @@ export async function putFile(client: Channel, local: string, guest: string, opt
   }
 }
 
-export async function writeGuestFile(
+async function writeGuestFile(
   client: Channel,
   guest: string,
-  data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
+  data: FileData,
   options: WriteFileOptions = {},
 ): Promise<TransferResult> {
   checkMode(options.mode);
@@ -136,7 +146,7 @@ export async function writeGuestFile(
   }
 }
 
-export async function openGuestFile(client: Channel, guest: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+async function openGuestFile(client: Channel, guest: string, options: ReadFileOptions = {}): Promise<FileStream> {
   const path = requireGuestPath(guest, { file: true });
   try {
     return await client.readFile(path, callOptions(options));
@@ -156,7 +166,7 @@ async function localTarget(local: string, guestPath: string): Promise<string> {
   return local;
 }
 
-export async function getFile(client: Channel, guest: string, local: string, options: GetFileOptions = {}): Promise<TransferResult> {
+async function download(client: Channel, guest: string, local: string, options: DownloadOptions = {}): Promise<TransferResult> {
   const guestPath = requireGuestPath(guest, { file: true });
   const target = await localTarget(local, guestPath);
   const dir = dirname(target);
@@ -181,6 +191,109 @@ export async function getFile(client: Channel, guest: string, local: string, opt
     handle.stream.destroy();
     await rm(temp, { force: true });
     throw withAction(error, `Cannot download "${guestPath}" to "${target}"`);
+  }
+}
+
+/** The data `vm.files.write` takes: bytes, a string (UTF-8), or a stream of bytes. */
+export type FileData = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+export class Filesystem {
+  /** `channel`: the sandbox's open channel (the SDK handle opens it on first use). */
+  constructor(private readonly channel: () => Promise<Channel>) {}
+
+  /**
+   * Writes bytes, a string or a stream to a guest file, atomically (mode 0o644 unless given;
+   * parents created unless `mkdirParents: false`).
+   *
+   * ```ts
+   * await vm.files.write("/srv/config.json", JSON.stringify(config));
+   * ```
+   */
+  async write(guest: string, data: FileData, options: WriteFileOptions = {}): Promise<TransferResult> {
+    requireGuestPath(guest, { file: true });
+    return writeGuestFile(await this.channel(), guest, data, options);
+  }
+
+  /**
+   * Reads a whole guest file into memory.
+   *
+   * ```ts
+   * const text = (await vm.files.read("/etc/os-release")).toString("utf8");
+   * ```
+   */
+  async read(guest: string, options: ReadFileOptions = {}): Promise<Buffer> {
+    const { stream } = await this.readStream(guest, options);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Opens a guest file as a stream; resolves with its size and mode once it is open.
+   *
+   * ```ts
+   * const { size, stream } = await vm.files.readStream("/srv/big.bin");
+   * ```
+   */
+  async readStream(guest: string, options: ReadFileOptions = {}): Promise<FileStream> {
+    requireGuestPath(guest, { file: true });
+    return openGuestFile(await this.channel(), guest, options);
+  }
+
+  /**
+   * Copies a local file into the sandbox. A guest path ending in `/` means "into this directory"
+   * (the file keeps its name); the guest file gets the local file's mode unless `mode` is given.
+   *
+   * ```ts
+   * await vm.files.upload("./build/app", "/usr/local/bin/"); // -> /usr/local/bin/app, mode kept
+   * ```
+   */
+  async upload(local: string, guest: string, options: UploadOptions = {}): Promise<TransferResult> {
+    requireGuestPath(guest);
+    return upload(await this.channel(), local, guest, options);
+  }
+
+  /**
+   * Copies a guest file to this host. A local path that is a directory (or ends in `/`) receives
+   * the file under its guest name; the local file gets the guest file's permission bits.
+   *
+   * ```ts
+   * await vm.files.download("/var/log/app.log", "./logs/");
+   * ```
+   */
+  async download(guest: string, local: string, options: DownloadOptions = {}): Promise<TransferResult> {
+    requireGuestPath(guest, { file: true });
+    return download(await this.channel(), guest, local, options);
+  }
+
+  /**
+   * Copies a local directory's contents into a guest directory (created or merged), as tar:
+   * modes, empty directories and symlinks kept, links never followed. `select: "workspace"`
+   * sends what Git shows (plus `.git`), or skips node_modules and the like outside a Git tree.
+   *
+   * ```ts
+   * await vm.files.uploadDir("./src", "/srv/app/src");
+   * ```
+   */
+  async uploadDir(local: string, guest: string, options: UploadDirOptions = {}): Promise<DirTransferResult> {
+    requireGuestPath(guest);
+    const dirs = await import("./dirs.ts");
+    return dirs.uploadDir(await this.channel(), local, guest, options);
+  }
+
+  /**
+   * Copies a guest directory's contents into a local directory (new: whole or not at all;
+   * existing: merged file by file). Every entry is checked: nothing lands or is followed outside
+   * the target, no devices, no setuid bits; links pointing outside are skipped (`skipped`).
+   *
+   * ```ts
+   * const { files } = await vm.files.downloadDir("/srv/app/dist", "./dist");
+   * ```
+   */
+  async downloadDir(guest: string, local: string, options: DownloadDirOptions = {}): Promise<DirTransferResult> {
+    requireGuestPath(guest);
+    const dirs = await import("./dirs.ts");
+    return dirs.downloadDir(await this.channel(), guest, local, options);
   }
 }
 

@@ -1,54 +1,61 @@
 /**
- * Creating, starting, stopping and deleting sandboxes. Everything here keeps one promise: a
- * failure leaves nothing behind (no process, socket, overlay or state row) and says why.
+ * Creating, starting, stopping and deleting sandboxes, from the caller's side. Everything here
+ * keeps one promise: a failure leaves nothing behind (no process, socket, overlay or state row)
+ * and says why. Readiness and the end of a stop are learned from the supervisor's socket (its
+ * HELLO, its hang-up), never by polling the store.
  */
 import { mkdirSync, rmSync } from "node:fs";
-import { setTimeout as sleep } from "node:timers/promises";
-import { parseVmConfig, type AccelChoice, type VmConfig, type VmConfigInput } from "../config.ts";
-import { BackendUnavailableError, NotRunningError, smolError, toSmolError } from "../errors.ts";
+import type { AgentClient } from "../agent/client.ts";
+import type { AccelInfo } from "../backends/accel.ts";
+import { chooseBackend } from "../backends/select.ts";
+import { parseSandboxConfig, type AccelChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
+import { smolError, toSmolError, type SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
-import { vmFiles } from "../supervisor/layout.ts";
-import { spawnSupervisor } from "../supervisor/spawn.ts";
-import { StateStore, withStore, type VmRecord } from "../state/vms.ts";
-import { reconcile } from "../sandboxes.ts";
+import { persistedChannel } from "../channels/policy.ts";
+import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
+import { within } from "../util/poll.ts";
+import { tailOf } from "../util/tail.ts";
 import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
-import { waitForReady } from "./ready.ts";
-import { persistedChannel } from "../channels/resolve.ts";
+import { sshEndpointWhenReady } from "./connection.ts";
+import { checkRunnable, launchVmm } from "./launch.ts";
+import { sandboxFiles } from "./layout.ts";
+import { assertMay, isLive, readSandbox } from "./status.ts";
+import { connectSupervisor, spawnSupervisor } from "./supervisor-client.ts";
+import { liveTicket } from "./ticket.ts";
 
-export interface CreateOptions {
+export interface CreateProgressOptions {
   onProgress?: (progress: PrepareProgress) => void;
 }
 
-/** Resolves `auto` and refuses what this host cannot run, before anything is allocated. */
-function chooseBackend(config: VmConfig): "qemu" {
-  const wanted = config.backend === "auto" ? (process.env.SMOLVM_BACKEND ?? "auto") : config.backend;
-  if (wanted === "firecracker") {
-    throw new BackendUnavailableError("Cannot use the firecracker backend: it is not supported by this build yet", {
-      hint: "use the QEMU backend: leave the backend choice out, or set SMOLVM_BACKEND=qemu",
-    });
-  }
-  if (wanted !== "auto" && wanted !== "qemu") {
-    throw new BackendUnavailableError(`Unknown backend "${wanted}" (from SMOLVM_BACKEND)`, { hint: "use qemu, firecracker or auto" });
-  }
-  return "qemu";
+/** A sandbox that just became ready, and the session its readiness was learned on. */
+export interface Booted {
+  record: SandboxRecord;
+  /** The supervisor's session: HELLO answered, so the agent is there. The caller owns it. */
+  session: AgentClient;
+  /** The accelerator its VM runs with, and why. */
+  accel: AccelInfo;
 }
 
-/** Creates a sandbox and returns once its agent answers. */
-export async function createSandbox(input: VmConfigInput = {}, options: CreateOptions = {}): Promise<VmRecord> {
-  const requested = parseVmConfig(input);
-  const backend = chooseBackend(requested);
+/** Creates a sandbox and returns once its agent answers (and its managed env is set). */
+export async function createSandbox(input: SandboxConfigInput = {}, options: CreateProgressOptions = {}): Promise<Booted> {
+  const requested = parseSandboxConfig(input);
+  checkRunnable(requested);
+  const backend = chooseBackend(requested.backend);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
-  const config: VmConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const config: SandboxConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
   const vm = withStore((store) => {
-    const created = store.createVm({ config, backend, allocate: { sshPort: config.network === "user" } });
+    const created = store.create({ config, backend, allocate: { sshPort: config.network === "user" } });
     const channel = persistedChannel(config.channel);
-    return channel === null ? created : store.updateVm(created.id, { channel });
+    return channel === null ? created : store.update(created.id, { channel });
   });
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
-    return await bootSandbox(vm);
+    const booted = await bootSandbox(vm);
+    // Before create returns, so the first command of anyone sees them.
+    if (Object.keys(config.env).length > 0) await booted.session.env.set(config.env);
+    return booted;
   } catch (error) {
     destroyNow(vm.id);
     throw error;
@@ -60,107 +67,120 @@ export interface StartOptions {
   accel?: AccelChoice;
 }
 
-/** Starts the supervisor of a stopped (or failed) sandbox and waits for its agent. */
-export async function startSandbox(idOrName: string, options: StartOptions = {}): Promise<VmRecord> {
-  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
-  if (vm.status === "running" || vm.status === "paused") return vm;
-  if (vm.status === "deleting") {
-    throw new NotRunningError(`Cannot start sandbox "${vm.name}": it is being deleted`, {
-      hint: "create a new one with `smolvm create`",
-    });
-  }
+/** Boots a stopped (or failed) sandbox again; a running one is left as it is. */
+export async function startSandbox(idOrName: string, options: StartOptions = {}): Promise<Booted | { record: SandboxRecord }> {
+  const vm = readSandbox(idOrName);
+  if (isLive(vm.status)) return { record: vm };
+  assertMay(vm, { kind: "boot", what: "start" });
   return bootSandbox(options.accel === undefined ? vm : { ...vm, config: { ...vm.config, accel: options.accel } });
 }
 
-async function bootSandbox(vm: VmRecord): Promise<VmRecord> {
-  // Launch the VMM here and let the supervisor attach to it: the guest boots while the
-  // supervisor process starts, which takes a few hundred milliseconds of its own.
-  const { launchVmm, vmmRunning } = await import("../supervisor/vmm.ts");
-  const files = vmFiles(vm.id);
-  if (!vmmRunning(vm, files)) {
+async function bootSandbox(vm: SandboxRecord): Promise<Booted> {
+  const files = sandboxFiles(vm.id);
+  if (liveTicket(files) === undefined) {
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     // A fresh boot starts without forwards; a list left by a crashed run is not this VM's.
     rmSync(files.forwards, { force: true });
-    withStore((store) => store.updateVm(vm.id, { status: "creating", lastError: null }));
+    withStore((store) => store.update(vm.id, { status: "creating", lastError: null }));
     try {
+      // Launched here and handed to the supervisor with its ticket: the guest boots while the
+      // supervisor process starts, which takes a few hundred milliseconds of its own.
       const vmm = await launchVmm(vm, files);
-      // QMP serves one client at a time, and the supervisor is about to be it.
-      await vmm.control.close();
+      await vmm.release();
     } catch (thrown) {
-      const error = toSmolError(thrown);
-      withStore((store) => store.updateVm(vm.id, { status: "failed", lastError: `${error.code}: ${error.message}`, vmmPid: null }));
-      // QEMU's log lives in the sandbox's directory, which a failed create removes: its whole
-      // output goes to smolvm's own log first.
-      logEvent("error", `sandbox "${vm.name}" failed to boot`, { sandbox: vm.id, error: error.message, ...(error.details ?? {}) });
-      throw smolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
-        // Not QEMU's own hint: it names files in the sandbox's directory, which a failed create removes.
-        hint: `QEMU's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
-        cause: thrown,
-      });
+      throw launchFailure(vm, thrown);
     }
   }
-  const supervisorPid = spawnSupervisor(vm.id);
-  withStore((store) => store.updateVm(vm.id, { status: "creating", supervisorPid, lastError: null }));
-  await waitForReady(vm, supervisorPid);
-  // A sandbox that is to be used over SSH is ready when its sshd is.
-  if (vm.channel === "ssh") await (await import("../ssh/state.ts")).waitForSsh(vm.id, { timeoutMs: vm.config.bootTimeoutMs });
-  return withStore((store) => store.getVm(vm.id));
+  let session: AgentClient;
+  try {
+    await spawnSupervisor(vm.id);
+    // The supervisor enforces the boot timeout itself; the margin covers one that hangs.
+    session = await connectSupervisor(vm, { timeoutMs: vm.config.bootTimeoutMs + 10_000, respawn: false });
+  } catch (thrown) {
+    throw bootFailure(vm, thrown);
+  }
+  try {
+    // A sandbox that is to be used over SSH is ready when its sshd is.
+    if (vm.channel === "ssh") await sshEndpointWhenReady(vm, vm.config.bootTimeoutMs);
+  } catch (error) {
+    await session.close();
+    throw error;
+  }
+  const supervisor = session.hello.supervisor!;
+  return { record: withStore((store) => store.get(vm.id)), session, accel: { accel: supervisor.accel, reason: supervisor.accelReason } };
+}
+
+function launchFailure(vm: SandboxRecord, thrown: unknown): SmolError {
+  const error = toSmolError(thrown);
+  withStore((store) => store.update(vm.id, { status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null }));
+  // The VMM's log lives in the sandbox's directory, which a failed create removes: its whole
+  // output goes to smolvm's own log first.
+  logEvent("error", `sandbox "${vm.name}" failed to boot`, { sandbox: vm.id, error: error.message, ...(error.details ?? {}) });
+  return smolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
+    // Not the VMM's own hint: it names files in the sandbox's directory, which a failed create removes.
+    hint: `the VMM's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
+    cause: thrown,
+  });
+}
+
+/** The supervisor's refusal (or its death) as the failure of this boot. */
+function bootFailure(vm: SandboxRecord, thrown: unknown): SmolError {
+  const error = toSmolError(thrown);
+  const refused = error.code !== "AGENT_UNAVAILABLE";
+  const why = refused ? error.message : `its supervisor exited during boot (${error.message})`;
+  const tail = refused ? "" : tailOf(sandboxFiles(vm.id).supervisorLog, 5);
+  return smolError(refused ? error.code : "BACKEND_UNAVAILABLE", `Sandbox "${vm.name}" failed to boot: ${why}${tail ? `\n${tail}` : ""}`, {
+    hint: "run with SMOLVM_VERBOSE_BOOT=1 to keep the kernel's boot messages in the console log; `smolvm doctor` checks the host",
+    cause: thrown,
+  });
 }
 
 /**
- * Stops a sandbox: the agent syncs and powers the guest off, the supervisor records it and
- * exits. The disk (overlay) is kept for `start`.
+ * Stops a sandbox: the agent syncs and powers the guest off, the supervisor records it and hangs
+ * up, which is when this returns. The disk (overlay) is kept for `start`.
  */
-export async function stopSandbox(idOrName: string, options: { timeoutMs?: number } = {}): Promise<VmRecord> {
-  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
+export async function stopSandbox(idOrName: string, options: { timeoutMs?: number } = {}): Promise<SandboxRecord> {
+  const vm = readSandbox(idOrName);
   if (vm.status === "stopped" || vm.status === "failed") return vm;
-  const { requestSupervisor } = await import("../supervisor/client.ts");
   const timeoutMs = options.timeoutMs ?? 15_000;
-  const deadline = Date.now() + timeoutMs;
-  // Done when the supervisor has recorded the stop: it does so once QEMU is gone and its
-  // sockets are removed, so a `start` right after cannot trip over them, and then hangs up on
-  // its clients (its own process exit takes a few more milliseconds nobody needs to wait for).
-  // The loop below is for a supervisor that died or hung instead.
+  let recorded = false;
   if (pidAlive(vm.supervisorPid)) {
-    await requestSupervisor(vm.id, { op: "supervisor.stop" }, { untilClosed: true, timeoutMs }).catch(() => undefined);
-  }
-  const store = StateStore.open();
-  try {
-    for (;;) {
-      const now = store.findVm(vm.id);
-      if (now === undefined) return { ...vm, status: "stopped", supervisorPid: null, vmmPid: null };
-      if (now.status === "stopped") return now;
-      if (!pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid)) break;
-      if (Date.now() > deadline) {
-        // A guest that ignored the shutdown, or a supervisor that hung: end them.
-        killHard(vm);
-        break;
-      }
-      await sleep(5);
+    try {
+      const session = await connectSupervisor(vm, { timeoutMs: 2_000, respawn: false });
+      await session.supervisor("supervisor.stop", {}, { timeoutMs });
+      recorded = (await within(session.closed, timeoutMs)) !== undefined;
+      await session.close();
+    } catch {
+      // A supervisor that is gone or does not answer: ended from here instead.
     }
-    return store.updateVm(vm.id, { status: "stopped", supervisorPid: null, vmmPid: null });
-  } finally {
-    store.close();
   }
+  // A guest that ignored the shutdown, or a supervisor that died or hung: end them.
+  if (!recorded) killHard(vm);
+  return withStore((store) => {
+    const now = store.find(vm.id);
+    if (now === undefined) return { ...vm, status: "stopped", supervisorPid: null, vmmPid: null };
+    return now.status === "stopped" ? now : store.update(vm.id, { status: "stopped", supervisorPid: null, vmmPid: null });
+  });
 }
 
 /**
  * Deletes a sandbox. Returns at once: the supervisor tears the VM down behind the caller and
- * removes the row last, so its allocations are never handed out while QEMU still holds them.
+ * removes the row last, so its allocations are never handed out while the VMM still holds them.
  */
-export async function deleteSandbox(idOrName: string): Promise<VmRecord> {
+export async function deleteSandbox(idOrName: string): Promise<SandboxRecord> {
   const vm = withStore((store) => {
-    const found = store.getVm(idOrName);
-    store.updateVm(found.id, { status: "deleting" });
+    const found = store.get(idOrName);
+    store.update(found.id, { status: "deleting" });
     return found;
   });
   if (pidAlive(vm.supervisorPid)) {
-    const { requestSupervisor } = await import("../supervisor/client.ts");
     try {
-      await requestSupervisor(vm.id, { op: "supervisor.destroy" }, { timeoutMs: 2_000 });
+      const session = await connectSupervisor(vm, { timeoutMs: 2_000, respawn: false });
+      await session.supervisor("supervisor.destroy", {}, { timeoutMs: 2_000 });
+      await session.close();
       return vm;
     } catch {
-      // An unresponsive supervisor: fall through and clean up from here.
+      // An unresponsive supervisor: clean up from here.
     }
   }
   destroyNow(vm.id);
@@ -169,13 +189,13 @@ export async function deleteSandbox(idOrName: string): Promise<VmRecord> {
 
 /** Kills whatever runs the sandbox and removes its files and row, synchronously. */
 export function destroyNow(id: string): void {
-  const vm = withStore((store) => store.findVm(id));
+  const vm = withStore((store) => store.find(id));
   if (vm !== undefined) killHard(vm);
-  rmSync(vmFiles(id).dir, { recursive: true, force: true });
-  withStore((store) => store.deleteVm(id));
+  rmSync(sandboxFiles(id).dir, { recursive: true, force: true });
+  withStore((store) => store.delete(id));
 }
 
-function killHard(vm: VmRecord): void {
+function killHard(vm: SandboxRecord): void {
   for (const pid of [vm.vmmPid, vm.supervisorPid]) {
     if (pidAlive(pid)) {
       try {
@@ -185,16 +205,4 @@ function killHard(vm: VmRecord): void {
       }
     }
   }
-}
-
-/** The record of a sandbox that must be running for `what`. */
-export function requireRunning(idOrName: string, what: string): VmRecord {
-  const vm = withStore((store) => reconcile(store, store.getVm(idOrName)));
-  if (vm.status !== "running" && vm.status !== "paused") {
-    throw new NotRunningError(`Cannot ${what} sandbox "${vm.name}": it is ${vm.status}`, {
-      hint: vm.status === "stopped" || vm.status === "failed" ? `start it with \`smolvm start ${vm.name}\`` : "wait for it to finish",
-      details: vm.lastError === null ? undefined : { lastError: vm.lastError },
-    });
-  }
-  return vm;
 }

@@ -1,57 +1,90 @@
-/** A sandbox's console log: `logs --tail` and `logs --follow`. */
+/**
+ * A sandbox's console log (`smolvm logs`, `vm.logs()`): the whole file or its last lines, and,
+ * when following, what the guest prints next until its VM ends. The end is learned from the
+ * supervisor's socket, which it closes once the VM is gone; the file itself has to be looked at
+ * again for new output.
+ */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { connect } from "node:net";
+import type { SandboxRecord } from "../state/sandboxes.ts";
+import { sleep } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
+import { sandboxFiles } from "./layout.ts";
 
-interface LogSource {
-  info(): Promise<{ consoleLog: string; status: string }>;
+export interface LogsOptions {
+  /** Only the last N lines (then, when following, everything new). */
+  tail?: number;
+  /** Keep yielding new output until the sandbox's VM ends. */
+  follow?: boolean;
 }
 
-/** Writes the log (or its last `tail` lines); with `follow`, keeps writing until the VM stops. */
-export async function printLog(vm: LogSource, options: { tail?: number; follow: boolean }, write: (chunk: string) => void): Promise<void> {
-  const { consoleLog } = await vm.info();
+const FOLLOW_INTERVAL_MS = 200;
+
+export async function* consoleLog(vm: SandboxRecord, options: LogsOptions = {}): AsyncGenerator<string> {
+  const files = sandboxFiles(vm.id);
   let offset = 0;
-  try {
-    offset = statSync(consoleLog).size;
-  } catch {
-    // No output yet.
-  }
   if (options.tail !== undefined) {
-    const text = tailOf(consoleLog, options.tail);
-    if (text !== "") write(`${text}\n`);
+    offset = sizeOf(files.consoleLog);
+    const text = tailOf(files.consoleLog, options.tail);
+    if (text !== "") yield `${text}\n`;
   } else {
-    offset = copyFrom(consoleLog, 0, write);
+    const read = readFrom(files.consoleLog, 0);
+    offset = read.offset;
+    yield* read.chunks;
   }
-  if (!options.follow) return;
-  for (;;) {
-    offset = copyFrom(consoleLog, offset, write);
-    const { status } = await vm.info();
-    if (status !== "running" && status !== "paused" && status !== "creating") {
-      copyFrom(consoleLog, offset, write);
-      return;
+  if (options.follow !== true) return;
+  const watch = connect(files.supervisorSocket);
+  const ended = new Promise<void>((resolve) => {
+    watch.on("error", () => resolve());
+    watch.on("close", () => resolve());
+    watch.on("data", () => {});
+  });
+  let done = false;
+  void ended.then(() => (done = true));
+  try {
+    for (;;) {
+      // After the end, one last read: what the guest printed as it went down.
+      const last = done;
+      const read = readFrom(files.consoleLog, offset);
+      offset = read.offset;
+      yield* read.chunks;
+      if (last) return;
+      await Promise.race([ended, sleep(FOLLOW_INTERVAL_MS)]);
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  } finally {
+    watch.destroy();
   }
 }
 
-function copyFrom(file: string, offset: number, write: (chunk: string) => void): number {
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** What the file holds from `offset` on (from the start when a new boot truncated it), and where that ends. */
+function readFrom(file: string, offset: number): { chunks: string[]; offset: number } {
+  const chunks: string[] = [];
   let fd: number;
   try {
     fd = openSync(file, "r");
   } catch {
-    return offset;
+    return { chunks, offset };
   }
   try {
     const size = statSync(file).size;
-    if (size < offset) offset = 0; // a new boot truncated the log
+    if (size < offset) offset = 0;
     const buffer = Buffer.alloc(64 * 1024);
     while (offset < size) {
       const read = readSync(fd, buffer, 0, Math.min(buffer.length, size - offset), offset);
       if (read <= 0) break;
-      write(buffer.subarray(0, read).toString("utf8"));
+      chunks.push(buffer.subarray(0, read).toString("utf8"));
       offset += read;
     }
-    return offset;
   } finally {
     closeSync(fd);
   }
+  return { chunks, offset };
 }

@@ -1,18 +1,32 @@
 /**
  * The software-emulation notice: said once per smolvm home (a marker file remembers it), so a
  * user learns why boots take seconds without reading it on every command. It names the reason
- * this process chose tcg when it booted a sandbox (QEMU's own error line when KVM failed).
+ * the accelerator was chosen (QEMU's own error line when KVM failed), as the supervisor reported
+ * it when the sandbox became ready (`vm.accel`).
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelNoticeOnce, lastAccel } from "../backends/accel.ts";
+import type { AccelInfo } from "../backends/accel.ts";
 import { smolvmHome } from "../paths.ts";
 
-export function emulationNoticeOnce(): string | undefined {
+let noticeGiven = false;
+
+/**
+ * The one-line notice for software emulation, returned the first time it is asked for in a
+ * process and `undefined` after (and always for kvm/hvf), so it is said once.
+ */
+export function accelNoticeOnce(info: AccelInfo): string | undefined {
+  if (info.accel !== "tcg" || noticeGiven) return undefined;
+  noticeGiven = true;
+  return `No hardware acceleration (${info.reason}): the guest runs under QEMU software emulation (tcg), ` +
+    "which is several times slower";
+}
+
+/** The notice for a sandbox that runs with `accel`, once per smolvm home; undefined otherwise. */
+export function emulationNoticeOnce(accel: AccelInfo | undefined): string | undefined {
   const marker = join(smolvmHome(), ".tcg-notice-shown");
-  if (existsSync(marker)) return undefined;
-  const chosen = lastAccel();
-  const notice = chosen === undefined ? undefined : accelNoticeOnce(chosen);
+  if (accel === undefined || existsSync(marker)) return undefined;
+  const notice = accelNoticeOnce(accel);
   if (notice === undefined) return undefined;
   try {
     mkdirSync(smolvmHome(), { recursive: true });

@@ -7,9 +7,9 @@
 import { connect as tcpConnect, type Socket } from "node:net";
 import type { Client, ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SmolError } from "../errors.ts";
-import type { VmRecord } from "../state/vms.ts";
+import type { SandboxRecord } from "../state/sandboxes.ts";
 import { ensureUserKey, knownHostsPath, readPinnedKeys } from "./keys.ts";
-import { channelUnavailable, waitForSsh } from "./state.ts";
+import { channelUnavailable, type SshEndpoint } from "./state.ts";
 
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 const KEEPALIVE_MS = 15_000;
@@ -23,7 +23,7 @@ export class SshConnection {
   private sftpSession: Promise<SFTPWrapper> | undefined;
 
   private constructor(
-    readonly vm: VmRecord,
+    readonly vm: SandboxRecord,
     private readonly client: Client,
     /** Milliseconds from the TCP connect to an authenticated session. */
     readonly connectMs: number,
@@ -32,9 +32,11 @@ export class SshConnection {
     client.on("error", () => (this.closed = true));
   }
 
-  /** Waits for the sandbox's sshd to be set up, then connects and authenticates. */
-  static async open(vmId: string, options: { readyTimeoutMs?: number } = {}): Promise<SshConnection> {
-    const { vm, endpoint } = await waitForSsh(vmId, options.readyTimeoutMs === undefined ? {} : { timeoutMs: options.readyTimeoutMs });
+  /**
+   * Connects and authenticates. The caller has waited for the sandbox's sshd to be set up: an
+   * early connect to a slirp forward can stall for seconds.
+   */
+  static async open(vm: SandboxRecord, endpoint: SshEndpoint): Promise<SshConnection> {
     const pinned = readPinnedKeys(vm.id, endpoint.host, endpoint.port);
     if (pinned.length === 0) {
       throw channelUnavailable(vm, `no host key is pinned for it in ${knownHostsPath(vm.id)}`, `restart it (\`smolvm stop ${vm.name}\`, \`smolvm start ${vm.name}\`) so smolvm injects and pins a new one`);
@@ -153,7 +155,8 @@ function openTcp(host: string, port: number): Promise<Socket> {
 const pool = new Map<string, Promise<SshConnection>>();
 export const users = new Map<string, number>();
 
-export async function pooled(vmId: string): Promise<SshConnection> {
+export async function pooled(vm: SandboxRecord, endpoint: SshEndpoint): Promise<SshConnection> {
+  const vmId = vm.id;
   const current = pool.get(vmId);
   if (current !== undefined) {
     const connection = await current.catch(() => undefined);
@@ -162,7 +165,7 @@ export async function pooled(vmId: string): Promise<SshConnection> {
     const again = pool.get(vmId);
     if (again !== undefined) return again;
   }
-  const opening = SshConnection.open(vmId);
+  const opening = SshConnection.open(vm, endpoint);
   pool.set(vmId, opening);
   opening.catch(() => {
     if (pool.get(vmId) === opening) pool.delete(vmId);

@@ -8,8 +8,8 @@
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-import type { ExecHandle, ExecResult } from "../agent/_exec.ts";
-import type { RunOptions, RunResult } from "../agent/types.ts";
+
+import type { AgentRunOptions, AgentRunResult, ExecHandle, ExecResult } from "../agent/types.ts";
 import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
 
@@ -192,7 +192,7 @@ export class SshExecProcess implements ExecHandle {
 }
 
 /** Collects a started command's output and status, feeding `stdin` when given. */
-export async function collect(handle: ExecHandle, options: Pick<RunOptions, "stdin">): Promise<RunResult<string>> {
+export async function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin">): Promise<AgentRunResult<string>> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const drained = (stream: Readable, into: Buffer[]) =>

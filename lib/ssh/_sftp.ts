@@ -8,7 +8,7 @@ import { posix } from "node:path";
 import { Readable } from "node:stream";
 import type { SFTPWrapper, Stats } from "ssh2";
 import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-import type { ReadFileHandle } from "../agent/types.ts";
+import type { FileStream } from "../agent/types.ts";
 
 const READ_CHUNK = 64 * 1024;
 const WRITE_CHUNK = 256 * 1024;
@@ -110,7 +110,7 @@ export async function sftpWriteFile(
   }
 }
 
-export async function sftpReadFile(sftp: SFTPWrapper, path: string): Promise<ReadFileHandle> {
+export async function sftpReadFile(sftp: SFTPWrapper, path: string): Promise<FileStream> {
   const action = `Cannot read "${path}"`;
   let handle: Buffer;
   try {

@@ -5,18 +5,19 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { SFTPWrapper } from "ssh2";
-import { ENV_KEY_PATTERN } from "../config.ts";
+import { checkEnvName, checkEnvVars } from "../config.ts";
 import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
-import type { CallOptions, ExecSpec, ReadFileHandle, RunOptions, RunResult, WriteFileOptions } from "../agent/types.ts";
-import type { ExecHandle } from "../agent/_exec.ts";
-import type { VmRecord } from "../state/vms.ts";
+import type { CallOptions, ExecSpec, FileStream, AgentRunOptions, AgentRunResult, AgentWriteOptions, ExecHandle } from "../agent/types.ts";
+
+import type { SandboxRecord } from "../state/sandboxes.ts";
 import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./envfile.ts";
 import { pooled, release, users, type SshConnection } from "./_connection.ts";
 import { remoteCommand } from "./command.ts";
 import { collect, SshExecProcess } from "./_exec.ts";
 import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";
 import { listenAndRelay } from "../channels/expose.ts";
-import type { Channel, ChannelEnv, ExposeOptions, LocalExposure } from "../channels/types.ts";
+import type { Channel, ChannelEnv, LocalExposure } from "../channels/types.ts";
+import type { SshEndpoint } from "./state.ts";
 
 export { SshConnection } from "./_connection.ts";
 
@@ -36,26 +37,29 @@ export class SshChannel implements Channel {
   readonly env: ChannelEnv;
   private closed = false;
 
-  private constructor(readonly vm: VmRecord) {
+  private constructor(readonly vm: SandboxRecord, private readonly endpoint: SshEndpoint) {
     this.env = {
       list: () => this.readEnv(),
       set: (vars) => {
-        for (const [name, value] of Object.entries(vars)) checkEnv(name, value);
+        checkEnvVars(vars);
         return this.updateEnv((current) => ({ ...current, ...vars }));
       },
       unset: (names) => {
-        for (const name of names) checkEnv(name, "");
+        names.forEach(checkEnvName);
         return this.updateEnv((current) => Object.fromEntries(Object.entries(current).filter(([name]) => !names.includes(name))));
       },
     };
   }
 
-  /** Opens (or joins) the sandbox's SSH connection; fails with CHANNEL_UNAVAILABLE and the reason. */
-  static async open(vm: VmRecord): Promise<SshChannel> {
+  /**
+   * Opens (or joins) the sandbox's SSH connection to `endpoint`, once its sshd is ready; fails
+   * with CHANNEL_UNAVAILABLE and the reason.
+   */
+  static async open(vm: SandboxRecord, endpoint: SshEndpoint): Promise<SshChannel> {
     users.set(vm.id, (users.get(vm.id) ?? 0) + 1);
-    const channel = new SshChannel(vm);
+    const channel = new SshChannel(vm, endpoint);
     try {
-      await pooled(vm.id);
+      await pooled(vm, endpoint);
     } catch (error) {
       await channel.close();
       throw error;
@@ -70,7 +74,7 @@ export class SshChannel implements Channel {
   /** The shared connection (a new one if the last dropped). */
   connection(): Promise<SshConnection> {
     if (this.closed) return Promise.reject(new ChannelUnavailableError(`The SSH channel to sandbox "${this.vm.name}" was closed by the client`));
-    return pooled(this.vm.id);
+    return pooled(this.vm, this.endpoint);
   }
 
   /**
@@ -100,7 +104,7 @@ export class SshChannel implements Channel {
     if (spec.argv !== undefined && (spec.argv.length === 0 || spec.argv.some((word) => word.includes("\0")))) {
       throw new InvalidInputError("Invalid exec request: argv must be non-empty, without NUL bytes");
     }
-    for (const [name, value] of Object.entries(spec.env ?? {})) checkEnv(name, value);
+    if (spec.env !== undefined) checkEnvVars(spec.env);
     spec.signal?.throwIfAborted();
     const pty = spec.pty === true ? {} : spec.pty || undefined;
     const command = remoteCommand({
@@ -126,7 +130,7 @@ export class SshChannel implements Channel {
     return proc;
   }
 
-  async run(command: string | string[], options: RunOptions = {}): Promise<RunResult<string>> {
+  async run(command: string | string[], options: AgentRunOptions = {}): Promise<AgentRunResult<string>> {
     const handle = await this.exec({
       ...(typeof command === "string" ? { shell: command } : { argv: command }),
       ...(options.env === undefined ? {} : { env: options.env }),
@@ -139,7 +143,7 @@ export class SshChannel implements Channel {
     return collect(handle, options);
   }
 
-  async writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: WriteFileOptions = {}): Promise<{ size: number }> {
+  async writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: AgentWriteOptions = {}): Promise<{ size: number }> {
     return withDeadline(options, `Cannot write "${path}"`, async (signal) =>
       sftpWriteFile(await this.sftp(), path, data, {
         ...(options.mode === undefined ? {} : { mode: options.mode }),
@@ -149,7 +153,7 @@ export class SshChannel implements Channel {
     );
   }
 
-  async readFile(path: string, options: CallOptions = {}): Promise<ReadFileHandle> {
+  async readFile(path: string, options: CallOptions = {}): Promise<FileStream> {
     return withDeadline(options, `Cannot read "${path}"`, async () => sftpReadFile(await this.sftp(), path));
   }
 
@@ -159,8 +163,8 @@ export class SshChannel implements Channel {
     );
   }
 
-  exposeLocal(guestPort: number, options: ExposeOptions = {}): Promise<LocalExposure> {
-    return listenAndRelay(guestPort, options.hostPort ?? 0, () => this.connect(guestPort, { timeoutMs: 10_000 }));
+  exposeLocal(guestPort: number, hostPort = 0): Promise<LocalExposure> {
+    return listenAndRelay(guestPort, hostPort, () => this.connect(guestPort, { timeoutMs: 10_000 }));
   }
 
   async close(): Promise<void> {
@@ -180,7 +184,7 @@ export class SshChannel implements Channel {
 
   private async readEnv(): Promise<Record<string, string>> {
     const sftp = await this.sftp();
-    let handle: ReadFileHandle;
+    let handle: FileStream;
     try {
       handle = await sftpReadFile(sftp, ENV_FILE);
     } catch (error) {
@@ -206,13 +210,6 @@ export class SshChannel implements Channel {
       return Object.fromEntries(Object.entries(next).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     });
   }
-}
-
-function checkEnv(name: string, value: string): void {
-  if (!ENV_KEY_PATTERN.test(name)) {
-    throw new InvalidInputError(`Invalid variable name "${name}": use letters, digits and underscores, not starting with a digit`);
-  }
-  if (typeof value !== "string" || value.includes("\0")) throw new InvalidInputError(`Invalid value for "${name}": values cannot contain a NUL byte`);
 }
 
 /** Runs `body` under the call's timeout and abort signal (the agent channel's CallOptions). */

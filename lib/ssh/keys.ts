@@ -33,11 +33,11 @@ export function userKeyPath(): string {
 }
 
 export function hostKeyPath(vmId: string): string {
-  return join(paths.vmDir(vmId), "ssh_host_ed25519_key");
+  return join(paths.sandboxDir(vmId), "ssh_host_ed25519_key");
 }
 
 export function knownHostsPath(vmId: string): string {
-  return join(paths.vmDir(vmId), "known_hosts");
+  return join(paths.sandboxDir(vmId), "known_hosts");
 }
 
 /** The host's smolvm user key, made on first need. */

@@ -1,7 +1,7 @@
 /**
  * Whether a sandbox can be reached over SSH, as one small file (`vms/<id>/ssh.json`) the
- * supervisor writes after each boot's key injection and anyone can read: no supervisor round
- * trip, so it also answers when the agent channel does not.
+ * supervisor writes after each boot's key injection. Callers ask the supervisor (`supervisor.ssh`,
+ * which can wait for the set-up to finish); the file answers when the supervisor cannot.
  *
  * States: `pending` (the supervisor is injecting keys and starting sshd), `ready`,
  * `unavailable` (the image has no sshd, the sandbox has no network) and `failed` (set-up went
@@ -12,11 +12,11 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "../zod.ts";
-import { ChannelUnavailableError, NotRunningError, SmolError } from "../errors.ts";
+import type { SshStatus } from "../agent/supervisor-messages.ts";
+import { ChannelUnavailableError, type SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
-import { reconcile } from "../sandboxes.ts";
-import { StateStore, type VmRecord } from "../state/vms.ts";
+import type { SandboxRecord } from "../state/sandboxes.ts";
 
 const stateSchema = z.object({
   state: z.enum(["pending", "ready", "unavailable", "failed"]),
@@ -38,7 +38,7 @@ export interface SshEndpoint {
 }
 
 export function sshStatePath(vmId: string): string {
-  return join(paths.vmDir(vmId), "ssh.json");
+  return join(paths.sandboxDir(vmId), "ssh.json");
 }
 
 export function writeSshState(vmId: string, state: Omit<SshState, "at" | "supervisorPid">): void {
@@ -58,7 +58,7 @@ export function readSshState(vmId: string): SshState | undefined {
 }
 
 /** The endpoint of a sandbox's sshd on the host (user networking: the 127.0.0.1 forward). */
-export function sshEndpoint(vm: VmRecord): SshEndpoint | undefined {
+export function sshEndpoint(vm: SandboxRecord): SshEndpoint | undefined {
   return vm.sshPort === null ? undefined : { host: "127.0.0.1", port: vm.sshPort };
 }
 
@@ -70,53 +70,34 @@ export function channelUnavailable(vm: { name: string }, why: string, hint?: str
 }
 
 /**
- * What the SSH state of a running sandbox says right now, without waiting: `ready`, a final
- * failure (thrown), or `pending`.
+ * What this boot's set-up recorded, for when its supervisor cannot be asked: `pending` when
+ * nothing was recorded for the running VMM (or the supervisor that was setting it up is gone).
  */
-export function sshReadiness(vm: VmRecord): "ready" | "pending" {
-  if (vm.status === "paused") {
-    throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is paused`, { hint: `resume it with \`smolvm resume ${vm.name}\`` });
-  }
-  if (vm.status !== "running") {
-    throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is ${vm.status}`, {
-      hint: vm.status === "stopped" || vm.status === "failed" ? `start it with \`smolvm start ${vm.name}\`` : "wait for it to finish",
-    });
-  }
-  if (sshEndpoint(vm) === undefined) {
-    throw channelUnavailable(vm, "it has no SSH endpoint (its network mode is \"none\")", "create it with user networking, or use the agent channel (--comm-channel vsock or auto)");
-  }
+export function recordedSshStatus(vm: SandboxRecord): SshStatus {
   const state = readSshState(vm.id);
-  if (state === undefined || state.vmmPid !== vm.vmmPid) return "pending";
-  if (state.state === "ready") return "ready";
-  if (state.state === "pending") {
-    // A supervisor that died mid-set-up is replaced by one that re-attaches and sets up again.
-    const replaced = vm.supervisorPid !== null && vm.supervisorPid !== state.supervisorPid && pidAlive(vm.supervisorPid);
-    if (!pidAlive(state.supervisorPid) && !replaced) {
-      throw channelUnavailable(vm, "its supervisor exited before SSH was set up", `restart it: \`smolvm stop ${vm.name}\` then \`smolvm start ${vm.name}\``);
-    }
-    return "pending";
+  if (state === undefined || state.vmmPid !== vm.vmmPid) return { state: "pending" };
+  // A supervisor that died mid-set-up is replaced by one that re-attaches and sets up again.
+  const replaced = vm.supervisorPid !== null && vm.supervisorPid !== state.supervisorPid && pidAlive(vm.supervisorPid);
+  if (state.state === "pending" && !pidAlive(state.supervisorPid) && !replaced) {
+    return {
+      state: "failed",
+      reason: "its supervisor exited before SSH was set up",
+      hint: `restart it: \`smolvm stop ${vm.name}\` then \`smolvm start ${vm.name}\``,
+    };
   }
-  throw channelUnavailable(vm, state.reason ?? "SSH set-up failed", state.hint);
+  return { state: state.state, ...(state.reason === undefined ? {} : { reason: state.reason }), ...(state.hint === undefined ? {} : { hint: state.hint }) };
 }
 
 /**
- * Waits until the sandbox's sshd has our keys and listens (never connecting early: an early
- * connect to a slirp forward can stall for seconds), and returns where it is.
+ * Where a running sandbox's sshd is, once its set-up status says ready; undefined while it is
+ * pending; CHANNEL_UNAVAILABLE, with the reason and what to do, when SSH cannot work at all.
  */
-export async function waitForSsh(vmId: string, options: { timeoutMs?: number } = {}): Promise<{ vm: VmRecord; endpoint: SshEndpoint }> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
-  const store = StateStore.open();
-  try {
-    for (;;) {
-      const vm = reconcile(store, store.getVm(vmId));
-      if (sshReadiness(vm) === "ready") return { vm, endpoint: sshEndpoint(vm)! };
-      if (Date.now() > deadline) {
-        throw channelUnavailable(vm, `sshd did not become ready within ${Math.round(timeoutMs / 1000)} s`, `see ${join(paths.vmDir(vm.id), "supervisor.log")}, or use the agent channel (--comm-channel vsock or auto)`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  } finally {
-    store.close();
+export function sshEndpointFor(vm: SandboxRecord, status: SshStatus): SshEndpoint | undefined {
+  const endpoint = sshEndpoint(vm);
+  if (endpoint === undefined) {
+    throw channelUnavailable(vm, "it has no SSH endpoint (its network mode is \"none\")", "create it with user networking, or use the agent channel (--comm-channel vsock or auto)");
   }
+  if (status.state === "ready") return endpoint;
+  if (status.state === "pending") return undefined;
+  throw channelUnavailable(vm, status.reason ?? "SSH set-up failed", status.hint);
 }

@@ -1,18 +1,19 @@
 /**
  * The supervisor's port forwards: for each one a TCP listener on 127.0.0.1 only, and for each
  * accepted connection an agent `forward` stream to the guest port, piped both ways with
- * half-close. The streams go through the supervisor's own socket like any client's, so flow
- * control stays end to end (agent ↔ AgentClient) and a slow side never makes the supervisor
+ * half-close. The streams go through an in-process client of the relay (local-client.ts), so
+ * flow control stays end to end (agent ↔ AgentClient) and a slow side never makes the supervisor
  * buffer more than the protocol's windows. The supervisor is the source of truth; the list is
  * also kept in the sandbox's `forwards.json` so that a supervisor re-attaching after a crash opens
  * the same forwards again. A stop or delete ends them and removes the file.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { AgentClient } from "../agent/client.ts";
+import { PortForwardInfo } from "../agent/supervisor-messages.ts";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, NotRunningError, SmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
-import { checkGuestPort, checkHostPort, type PortForwardInfo } from "../sandbox/ports.ts";
+import { z } from "../zod.ts";
 
 const LOOPBACK = "127.0.0.1";
 
@@ -30,11 +31,11 @@ export class PortForwards {
   private closed = false;
 
   /**
-   * `supervisorSocket`: where this supervisor serves clients (the forwards connect there);
-   * `savedPath`: where the list of forwards is kept for a re-attaching supervisor.
+   * `connect`: a new in-process client of the relay; `savedPath`: where the list of forwards is
+   * kept for a re-attaching supervisor.
    */
   constructor(
-    private readonly supervisorSocket: string,
+    private readonly connect: () => Promise<AgentClient>,
     private readonly savedPath: string,
     private readonly vm: { id: string; name: string },
   ) {}
@@ -46,7 +47,7 @@ export class PortForwards {
   async restore(): Promise<void> {
     let saved: { hostPort: number; guestPort: number }[];
     try {
-      saved = JSON.parse(readFileSync(this.savedPath, "utf8")) as typeof saved;
+      saved = savedList.parse(JSON.parse(readFileSync(this.savedPath, "utf8")));
     } catch {
       return; // none saved (or unreadable: nothing sensible to restore)
     }
@@ -58,9 +59,10 @@ export class PortForwards {
     this.save();
   }
 
-  async expose(request: { guestPort?: unknown; hostPort?: unknown }): Promise<PortForwardInfo> {
-    const guestPort = checkGuestPort(request.guestPort);
-    const wanted = checkHostPort(request.hostPort ?? 0);
+  /** Ports as the operation's schema checked them (supervisor-messages.ts). */
+  async expose(request: { guestPort: number; hostPort?: number | undefined }): Promise<PortForwardInfo> {
+    const guestPort = request.guestPort;
+    const wanted = request.hostPort ?? 0;
     if (this.closed) throw new NotRunningError(`Cannot expose port ${guestPort} of "${this.vm.name}": the sandbox is stopping`);
     if (wanted !== 0 && this.forwards.has(wanted)) {
       const existing = this.forwards.get(wanted)!;
@@ -83,8 +85,7 @@ export class PortForwards {
   }
 
   /** Stops listening on `hostPort` and ends every connection through it. */
-  close(hostPort: unknown): PortForwardInfo {
-    const port = checkHostPort(hostPort);
+  close(port: number): PortForwardInfo {
     const forward = this.forwards.get(port);
     if (forward === undefined) {
       throw new NotFoundError(`Cannot close port ${port} of "${this.vm.name}": no forward listens there`, {
@@ -162,7 +163,7 @@ export class PortForwards {
       );
   }
 
-  /** The supervisor's own client on its own socket, made once and remade if it drops. */
+  /** The in-process client, made once and remade if it drops. */
   private agent(): Promise<AgentClient> {
     const current = this.client;
     if (current !== undefined) {
@@ -173,15 +174,7 @@ export class PortForwards {
 
   private reconnect(stale: Promise<AgentClient> | undefined): Promise<AgentClient> {
     if (this.client !== stale) return this.agent();
-    const made = (async () => {
-      const { AgentClient } = await import("../agent/client.ts");
-      const socket = await new Promise<Socket>((resolve, reject) => {
-        const s = connect(this.supervisorSocket);
-        s.once("connect", () => resolve(s));
-        s.once("error", reject);
-      });
-      return AgentClient.connect(socket, { timeoutMs: 10_000 });
-    })();
+    const made = this.connect();
     this.client = made;
     made.catch(() => {
       if (this.client === made) this.client = undefined;
@@ -189,6 +182,8 @@ export class PortForwards {
     return made;
   }
 }
+
+const savedList = z.array(z.object({ hostPort: PortForwardInfo.shape.hostPort, guestPort: PortForwardInfo.shape.guestPort }));
 
 function describe(forward: Forward): PortForwardInfo {
   return { hostPort: forward.hostPort, guestPort: forward.guestPort, address: LOOPBACK, connections: forward.sockets.size, createdAt: forward.createdAt };

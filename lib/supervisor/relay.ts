@@ -1,13 +1,13 @@
 /**
  * Many clients, one agent connection. Each client (an SDK or CLI process on the supervisor's
- * socket, or a port forward the supervisor holds itself) numbers its streams freely; the relay
+ * socket, or one of the supervisor's own in-process owners: port forwards, SSH set-up, the
+ * shutdown) numbers its streams freely; the relay
  * gives every stream an id of its own on the agent connection and rewrites ids both ways.
  * DATA and WINDOW pass through untouched otherwise, so flow control stays end to end between
  * client and agent and the supervisor never buffers more than the windows allow.
  */
-import type { Socket } from "node:net";
 import { encodeFrame } from "../agent/frame.ts";
-import { forwardFrame, FrameType, type Frame } from "./frames.ts";
+import { forwardFrame, FrameType, type Frame, type FrameSink } from "./frames.ts";
 
 /** Something that owns streams on the agent connection and receives their frames. */
 export interface StreamOwner {
@@ -31,7 +31,7 @@ export class Relay {
   /** When the last stream ended (or the relay began). */
   private quietSince = performance.now();
 
-  constructor(private readonly agent: Socket) {}
+  constructor(private readonly agent: FrameSink) {}
 
   /** Milliseconds since the last stream ended, or 0 while any is open. */
   idleMs(): number {
@@ -57,6 +57,10 @@ export class Relay {
 
   /** Opens a stream for `owner`: the OPEN frame goes to the agent under a fresh id. */
   open(owner: StreamOwner, frame: Frame): void {
+    if (this.agent.destroyed) {
+      owner.fail(frame.streamId, "AGENT_UNAVAILABLE", "the guest agent connection is gone");
+      return;
+    }
     let ids = this.byOwner.get(owner);
     if (ids === undefined) this.byOwner.set(owner, (ids = new Map()));
     const agentId = this.allocate();

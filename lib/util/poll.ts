@@ -50,3 +50,19 @@ export async function pollUntil<T>(check: () => T | undefined | null | false | P
     await sleep(Math.min(options.intervalMs ?? 10, Math.max(1, deadline - Date.now())), options.signal);
   }
 }
+
+/**
+ * `promise`'s value, or `undefined` once `ms` have passed first. The timer is cleared either way,
+ * so a caller that got its answer early does not keep the process alive waiting for it.
+ */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

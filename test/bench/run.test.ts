@@ -82,5 +82,5 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
 
   // Everything the run created is gone.
   expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
-  expect(existsSync(paths.vmsDir()) ? readdirSync(paths.vmsDir()) : []).toEqual([]);
+  expect(existsSync(paths.sandboxesDir()) ? readdirSync(paths.sandboxesDir()) : []).toEqual([]);
 }, RUN_TIMEOUT_MS);

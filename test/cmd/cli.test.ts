@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { parseVmConfig } from "../../lib/config.ts";
-import { StateStore } from "../../lib/state/vms.ts";
+import { parseSandboxConfig } from "../../lib/config.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 
 describe("cli basics", () => {
@@ -31,11 +31,11 @@ describe("cli basics", () => {
     const empty = envelope(await runCli(["list", "--json"]));
     expect(empty.data).toEqual([]);
     const store = StateStore.open();
-    const stopped = store.createVm({ config: parseVmConfig({ name: "sleepy", image: "base" }), backend: "qemu", allocate: {} });
-    store.updateVm(stopped.id, { status: "stopped" });
+    const stopped = store.create({ config: parseSandboxConfig({ name: "sleepy", image: "base" }), backend: "qemu", allocate: {} });
+    store.update(stopped.id, { status: "stopped" });
     // Recorded as running, but no process backs it: list must not show a ghost as running.
-    const ghost = store.createVm({ config: parseVmConfig({ name: "ghost" }), backend: "qemu", allocate: {} });
-    store.updateVm(ghost.id, { status: "running", supervisorPid: 999_999_99, vmmPid: 999_999_98 });
+    const ghost = store.create({ config: parseSandboxConfig({ name: "ghost" }), backend: "qemu", allocate: {} });
+    store.update(ghost.id, { status: "running", supervisorPid: 999_999_99, vmmPid: 999_999_98 });
     store.close();
     const live = envelope(await runCli(["list", "--json"]));
     expect(live.data).toEqual([]);

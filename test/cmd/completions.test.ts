@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { completionScript, SHELLS } from "../../cmd/completions.ts";
-import { parseVmConfig } from "../../lib/config.ts";
-import { StateStore } from "../../lib/state/vms.ts";
+import { parseSandboxConfig } from "../../lib/config.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
 import { buildProgram } from "../../cmd/program.ts";
 import { COMPLETION_FILES } from "../../scripts/completions.ts";
 import { repoRoot, runCli } from "../helpers/cli.ts";
@@ -61,8 +61,8 @@ test("bash completes subcommands, options, choices and syntax-checks in every sh
 
 test("__complete sandboxes lists live names from the state store", async () => {
   const store = StateStore.open();
-  store.createVm({ config: parseVmConfig({ name: "zebra" }), backend: "qemu", allocate: {} });
-  store.createVm({ config: parseVmConfig({ name: "yak" }), backend: "qemu", allocate: {} });
+  store.create({ config: parseSandboxConfig({ name: "zebra" }), backend: "qemu", allocate: {} });
+  store.create({ config: parseSandboxConfig({ name: "yak" }), backend: "qemu", allocate: {} });
   store.close();
   const result = await runCli(["__complete", "sandboxes"]);
   expect(result.stdout.split("\n").filter(Boolean).sort()).toEqual(["yak", "zebra"]);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { SmolVM } from "../../lib/smolvm.ts";
 import { paths } from "../../lib/paths.ts";
-import { StateStore } from "../../lib/state/vms.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
 import { envelope, runCli, type CliResult } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
@@ -285,7 +285,7 @@ describe("pause and resume", () => {
     const store = StateStore.open();
     const before = (() => {
       try {
-        return store.getVm(NAME);
+        return store.get(NAME);
       } finally {
         store.close();
       }
@@ -328,7 +328,7 @@ describe("bad input", () => {
   function vmRecord() {
     const store = StateStore.open();
     try {
-      return store.getVm(NAME);
+      return store.get(NAME);
     } finally {
       store.close();
     }
@@ -385,7 +385,7 @@ describe("delete", () => {
     expect(await httpGet(hostPort)).toBe("hello from the guest\n");
     const id = (await withVm(async (vm) => vm.id)) as string;
     expect((await runCli(["delete", NAME])).code).toBe(0);
-    await waitUntil(() => !existsSync(paths.vmDir(id)), 10_000, "the sandbox to be gone");
+    await waitUntil(() => !existsSync(paths.sandboxDir(id)), 10_000, "the sandbox to be gone");
     expect(await tcpConnect(hostPort)).toBe("ECONNREFUSED");
   });
 });

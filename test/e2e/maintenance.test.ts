@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { pidAlive } from "../../lib/host/pids.ts";
 import { listeningTcpPorts } from "../../lib/host/ports.ts";
 import { paths } from "../../lib/paths.ts";
-import { StateStore, type VmRecord } from "../../lib/state/vms.ts";
+import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 
@@ -22,16 +22,16 @@ beforeAll(async () => {
 }, 30 * 60_000);
 cleanupAfterAll();
 
-function record(name: string): VmRecord | undefined {
+function record(name: string): SandboxRecord | undefined {
   const store = StateStore.open();
   try {
-    return store.findVm(name);
+    return store.find(name);
   } finally {
     store.close();
   }
 }
 
-async function create(name: string): Promise<VmRecord> {
+async function create(name: string): Promise<SandboxRecord> {
   const result = await runCli(["create", "--name", name, "--image", "base", "--json"]);
   if (result.code !== 0) throw new Error(`create ${name} failed: ${result.stdout}${result.stderr}`);
   return record(name)!;
@@ -49,14 +49,14 @@ describe("cleanup", () => {
     await waitUntil(() => doomed.every((vm) => !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid)), 10_000, "the processes to die");
     // What they left: sockets and overlays on disk, rows holding their SSH ports.
     for (const vm of doomed) {
-      expect(existsSync(join(paths.vmDir(vm.id), "disk.qcow2"))).toBe(true);
-      expect(readdirSync(paths.vmDir(vm.id)).some((file) => file.endsWith(".sock"))).toBe(true);
+      expect(existsSync(join(paths.sandboxDir(vm.id), "disk.qcow2"))).toBe(true);
+      expect(readdirSync(paths.sandboxDir(vm.id)).some((file) => file.endsWith(".sock"))).toBe(true);
     }
 
     const dry = await runCli(["cleanup", "--dry-run", "--json"]);
     expect(dry.code).toBe(0);
     expect(envelope(dry).data.sandboxes.sort()).toEqual(names);
-    expect(doomed.every((vm) => record(vm.name) !== undefined && existsSync(paths.vmDir(vm.id)))).toBe(true);
+    expect(doomed.every((vm) => record(vm.name) !== undefined && existsSync(paths.sandboxDir(vm.id)))).toBe(true);
 
     const result = await runCli(["cleanup", "--json"]);
     expect(result.code).toBe(0);
@@ -67,11 +67,11 @@ describe("cleanup", () => {
     const listening = listeningTcpPorts();
     for (const vm of doomed) {
       expect(processesMatching(vm.id)).toEqual([]);
-      expect(existsSync(paths.vmDir(vm.id))).toBe(false); // sockets, overlay, logs
+      expect(existsSync(paths.sandboxDir(vm.id))).toBe(false); // sockets, overlay, logs
       expect(record(vm.id)).toBeUndefined(); // the row and with it the SSH port and name
       if (vm.sshPort !== null) expect(listening.has(vm.sshPort)).toBe(false);
     }
-    expect(readdirSync(paths.vmsDir())).toEqual([keeper.id]);
+    expect(readdirSync(paths.sandboxesDir())).toEqual([keeper.id]);
 
     const again = await runCli(["exec", "keeper", "--", "echo", "alive"]);
     expect(again.stdout).toBe("alive\n");
@@ -84,7 +84,7 @@ describe("cleanup", () => {
     expect((await runCli(["exec", "keeper", "--", "echo", "still alive"])).stdout).toBe("still alive\n");
     // Deleting everything is delete --all.
     expect((await runCli(["delete", "--all", "--json"])).code).toBe(0);
-    await waitUntil(() => record("keeper") === undefined && !existsSync(paths.vmDir(keeper.id)), 15_000, "the keeper to be deleted");
+    await waitUntil(() => record("keeper") === undefined && !existsSync(paths.sandboxDir(keeper.id)), 15_000, "the keeper to be deleted");
     await waitUntil(() => processesMatching(keeper.id).length === 0, 10_000, "the keeper's processes to end");
   });
 });

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listSandboxes } from "../../lib/sandboxes.ts";
+import { listSandboxes } from "../../lib/sandbox/status.ts";
 import { repoRoot } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { paths } from "../../lib/paths.ts";
-import { StateStore } from "../../lib/state/vms.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
@@ -21,7 +21,7 @@ cleanupAfterAll();
 function record(name: string) {
   const store = StateStore.open();
   try {
-    return store.findVm(name);
+    return store.find(name);
   } finally {
     store.close();
   }
@@ -38,7 +38,7 @@ describe("run", () => {
     expect(result.stdout).toBe("hi\n");
     expect(result.stderr).toContain("oops");
     expect(result.code).toBe(7);
-    await waitUntil(() => readdirSync(paths.vmsDir()).length === 0, 10_000, "the run sandbox's directory to go");
+    await waitUntil(() => readdirSync(paths.sandboxesDir()).length === 0, 10_000, "the run sandbox's directory to go");
     expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
   });
 });
@@ -69,7 +69,7 @@ describe("lifecycle", () => {
     // The CLI process itself takes a few hundred ms to start; the delete work is a small part.
     expect(Date.now() - started).toBeLessThan(3_000);
     const id = info.id as string;
-    await waitUntil(() => record("life") === undefined && !existsSync(paths.vmDir(id)), 10_000, "cleanup after delete");
+    await waitUntil(() => record("life") === undefined && !existsSync(paths.sandboxDir(id)), 10_000, "cleanup after delete");
     expect(processesMatching(id)).toEqual([]);
   });
 
@@ -122,7 +122,7 @@ describe("faults", () => {
     const listed = envelope(await runCli(["list", "--all", "--json"])).data;
     expect(listed.find((s: { name: string }) => s.name === "crashy").status).toBe("failed");
     expect((await runCli(["delete", "crashy"])).code).toBe(0);
-    await waitUntil(() => record("crashy") === undefined && !existsSync(paths.vmDir(vm.id)), 10_000, "cleanup");
+    await waitUntil(() => record("crashy") === undefined && !existsSync(paths.sandboxDir(vm.id)), 10_000, "cleanup");
   });
 
   test("kill -9 of the supervisor: the next exec re-attaches, with the port forwards it had", async () => {
@@ -156,7 +156,7 @@ describe("faults", () => {
 
   test("a guest that never answers fails within the boot timeout with the console's last lines", async () => {
     const { base } = await prepareArtifacts();
-    const dirsBefore = readdirSync(paths.vmsDir()).length;
+    const dirsBefore = readdirSync(paths.sandboxesDir()).length;
     const started = Date.now();
     // busybox sh as PID 1 instead of the agent: the VM boots but nothing ever answers.
     const result = await runCli(["create", "--name", "mute", "--rootfs", base, "--boot-timeout", "4", "--boot-args", "init=/bin/sh", "--json"]);
@@ -166,7 +166,7 @@ describe("faults", () => {
     expect(error.code).toBe("TIMEOUT");
     expect(error.message).toContain("did not answer within 4 s");
     expect(record("mute")).toBeUndefined();
-    expect(readdirSync(paths.vmsDir()).length).toBe(dirsBefore);
+    expect(readdirSync(paths.sandboxesDir()).length).toBe(dirsBefore);
   });
 });
 

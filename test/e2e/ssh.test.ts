@@ -14,7 +14,7 @@ import { connect } from "node:net";
 import { ensureImage } from "../../lib/images/build.ts";
 import { SmolVM } from "../../lib/smolvm.ts";
 import { SmolError } from "../../lib/errors.ts";
-import { StateStore, type VmRecord } from "../../lib/state/vms.ts";
+import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
 import { openChannel, AGENT_PROBE_MS } from "../../lib/channels/resolve.ts";
 import { SshConnection } from "../../lib/ssh/channel.ts";
 import { knownHostsPath, userKeyPath } from "../../lib/ssh/keys.ts";
@@ -29,10 +29,10 @@ setDefaultTimeout(180_000);
 let vm: SmolVM;
 const NAME = "chan";
 
-function record(idOrName: string): VmRecord {
+function record(idOrName: string): SandboxRecord {
   const store = StateStore.open();
   try {
-    return store.getVm(idOrName);
+    return store.get(idOrName);
   } finally {
     store.close();
   }
@@ -41,7 +41,7 @@ function record(idOrName: string): VmRecord {
 function setPersisted(channel: "agent" | "ssh" | null): void {
   const store = StateStore.open();
   try {
-    store.updateVm(vm.id, { channel });
+    store.update(vm.id, { channel });
   } finally {
     store.close();
   }

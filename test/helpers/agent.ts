@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../../lib/agent/client.ts";
-import type { ConnectOptions } from "../../lib/agent/types.ts";
+import type { AgentConnectOptions } from "../../lib/agent/types.ts";
 import { encodeFrame, FrameDecoder, FrameType, type Frame } from "../../lib/agent/frame.ts";
 import { runHostChecked } from "../../lib/host/process.ts";
 
@@ -45,7 +45,7 @@ export interface TestAgent {
   dir: string;
   pid: number;
   /** A connected, HELLO'd client. */
-  connect(options?: ConnectOptions): Promise<AgentClient>;
+  connect(options?: AgentConnectOptions): Promise<AgentClient>;
   /** A plain socket to the agent, for speaking raw frames. */
   connectRaw(): Promise<Socket>;
   /** A raw-frame connection (no HELLO sent yet). */

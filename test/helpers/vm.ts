@@ -6,7 +6,7 @@
 import { afterAll } from "bun:test";
 import { ensureKernel } from "../../lib/kernel/build.ts";
 import { ensureImage } from "../../lib/images/build.ts";
-import { listSandboxes } from "../../lib/sandboxes.ts";
+import { listSandboxes } from "../../lib/sandbox/status.ts";
 import { deleteSandbox } from "../../lib/sandbox/lifecycle.ts";
 
 let prepared: Promise<{ kernel: string; base: string }> | undefined;

@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import {
-  accelNoticeOnce, consoleDevice, hostArch, hostTscKhz, parseCpuinfoTscKhz, resolveAccel,
+  consoleDevice, hostArch, hostTscKhz, parseCpuinfoTscKhz, resolveAccel,
   parseQemuVersion, qemuBinary, qemuProgram, qemuVersion,
 } from "../../../lib/backends/accel.ts";
 import { SmolError } from "../../../lib/errors.ts";
+import { accelNoticeOnce } from "../../../lib/sandbox/notice.ts";
 import { which } from "../../../lib/host/process.ts";
 
 const works = async () => ({ usable: true as const });

@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { InvalidInputError } from "../../../lib/errors.ts";
-import { checkEnvName, checkEnvVars, parseEnvAssignments } from "../../../lib/sandbox/env.ts";
+import { checkEnvName, checkEnvVars } from "../../../lib/config.ts";
+import { parseEnvAssignments } from "../../../lib/sandbox/env.ts";
 
 test("NAME=VALUE words parse with = and newlines inside the value, and empty values", () => {
   expect(parseEnvAssignments(["A=1", "B=x=y", "C=", "D=line1\nline2 'q' $HOME"])).toEqual({

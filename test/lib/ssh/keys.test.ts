@@ -12,7 +12,7 @@ test("the user key is made once, 0600, and concurrent first uses agree on it", a
 });
 
 test("host keys are per sandbox and pinned by known_hosts for [127.0.0.1]:port", async () => {
-  for (const id of ["vm-a", "vm-b"]) mkdirSync(paths.vmDir(id), { recursive: true });
+  for (const id of ["vm-a", "vm-b"]) mkdirSync(paths.sandboxDir(id), { recursive: true });
   const a = await ensureHostKey("vm-a", "a");
   const b = await ensureHostKey("vm-b", "b");
   expect(a.publicKey).not.toBe(b.publicKey);
@@ -26,7 +26,7 @@ test("host keys are per sandbox and pinned by known_hosts for [127.0.0.1]:port",
 
 test("a host key is never made for a sandbox whose directory is gone", async () => {
   await expect(ensureHostKey("vm-deleted", "gone")).rejects.toThrow();
-  expect(() => statSync(paths.vmDir("vm-deleted"))).toThrow();
+  expect(() => statSync(paths.sandboxDir("vm-deleted"))).toThrow();
 });
 
 test("known_hosts names: bare for port 22, bracketed otherwise; comments and markers ignored", () => {

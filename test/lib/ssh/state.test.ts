@@ -1,15 +1,15 @@
 import { expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { parseVmConfig } from "../../../lib/config.ts";
+import { parseSandboxConfig } from "../../../lib/config.ts";
 import { paths } from "../../../lib/paths.ts";
 import { sshReadiness, sshStatePath, writeSshState } from "../../../lib/ssh/state.ts";
-import type { VmRecord } from "../../../lib/state/vms.ts";
+import type { SandboxRecord } from "../../../lib/state/sandboxes.ts";
 
-function vm(patch: Partial<VmRecord> = {}): VmRecord {
+function vm(patch: Partial<SandboxRecord> = {}): SandboxRecord {
   const id = patch.id ?? `vm-${Math.random().toString(16).slice(2, 10)}`;
-  mkdirSync(paths.vmDir(id), { recursive: true });
+  mkdirSync(paths.sandboxDir(id), { recursive: true });
   return {
-    id, name: "box", status: "running", config: parseVmConfig({}), backend: "qemu", channel: null, ip: null,
+    id, name: "box", status: "running", config: parseSandboxConfig({}), backend: "qemu", channel: null, ip: null,
     sshPort: 2201, cid: null, supervisorPid: process.pid, vmmPid: 4242, lastError: null, createdAt: 0, updatedAt: 0,
     ...patch,
   };

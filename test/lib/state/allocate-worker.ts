@@ -1,8 +1,8 @@
 // One racer for the concurrency test: opens the shared database and creates one sandbox row.
-import { parseVmConfig } from "../../../lib/config.ts";
-import { StateStore } from "../../../lib/state/vms.ts";
+import { parseSandboxConfig } from "../../../lib/config.ts";
+import { StateStore } from "../../../lib/state/sandboxes.ts";
 
 const store = StateStore.open(process.argv[2]);
-const vm = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { ip: true, sshPort: true, cid: true } });
+const vm = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { ip: true, sshPort: true, cid: true } });
 store.close();
 process.stdout.write(JSON.stringify({ id: vm.id }));

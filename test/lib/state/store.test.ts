@@ -3,10 +3,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseVmConfig } from "../../../lib/config.ts";
+import { parseSandboxConfig } from "../../../lib/config.ts";
 import { SmolError } from "../../../lib/errors.ts";
 import { lowestFree } from "../../../lib/state/allocate.ts";
-import { StateStore } from "../../../lib/state/vms.ts";
+import { StateStore } from "../../../lib/state/sandboxes.ts";
 
 function freshStore(): StateStore {
   return StateStore.open(join(mkdtempSync(join(tmpdir(), "smolvm-state-")), "state.db"));
@@ -15,7 +15,7 @@ function freshStore(): StateStore {
 describe("state store", () => {
   test("creates, finds by id or name, updates and deletes", () => {
     const store = freshStore();
-    const vm = store.createVm({ config: parseVmConfig({ name: "alpha" }), backend: "qemu", allocate: { sshPort: true, ip: true, cid: true } });
+    const vm = store.create({ config: parseSandboxConfig({ name: "alpha" }), backend: "qemu", allocate: { sshPort: true, ip: true, cid: true } });
     expect(vm.name).toBe("alpha");
     expect(vm.status).toBe("creating");
     // The lowest free port: 2200 unless something on this host already listens there.
@@ -23,22 +23,22 @@ describe("state store", () => {
     expect(vm.sshPort).toBeLessThanOrEqual(2999);
     expect(vm.ip).toBe("172.16.0.2");
     expect(vm.cid).toBe(3);
-    expect(store.getVm(vm.id).name).toBe("alpha");
-    expect(store.getVm("alpha").id).toBe(vm.id);
-    expect(store.updateVm(vm.id, { status: "running", supervisorPid: 42 }).supervisorPid).toBe(42);
-    expect(store.deleteVm(vm.id)).toBe(true);
-    expect(store.findVm("alpha")).toBeUndefined();
+    expect(store.get(vm.id).name).toBe("alpha");
+    expect(store.get("alpha").id).toBe(vm.id);
+    expect(store.update(vm.id, { status: "running", supervisorPid: 42 }).supervisorPid).toBe(42);
+    expect(store.delete(vm.id)).toBe(true);
+    expect(store.find("alpha")).toBeUndefined();
     store.close();
   });
 
   test("a taken name is refused and a deleted one's allocations are reused", () => {
     const store = freshStore();
-    const first = store.createVm({ config: parseVmConfig({ name: "dup" }), backend: "qemu", allocate: { sshPort: true } });
-    expect(() => store.createVm({ config: parseVmConfig({ name: "dup" }), backend: "qemu", allocate: {} })).toThrow(/name is taken/);
-    const second = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    const first = store.create({ config: parseSandboxConfig({ name: "dup" }), backend: "qemu", allocate: { sshPort: true } });
+    expect(() => store.create({ config: parseSandboxConfig({ name: "dup" }), backend: "qemu", allocate: {} })).toThrow(/name is taken/);
+    const second = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { sshPort: true } });
     expect(second.sshPort).toBeGreaterThan(first.sshPort!);
-    store.deleteVm(first.id);
-    const third = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    store.delete(first.id);
+    const third = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { sshPort: true } });
     expect(third.sshPort).toBe(first.sshPort);
     expect(third.name).toMatch(/^[a-z]+-[a-z]+(-\d+)?$/);
     store.close();
@@ -47,7 +47,7 @@ describe("state store", () => {
   test("unknown sandbox is a NOT_FOUND error with a hint", () => {
     const store = freshStore();
     try {
-      store.getVm("nope");
+      store.get("nope");
       throw new Error("expected a failure");
     } catch (error) {
       expect(error).toBeInstanceOf(SmolError);
@@ -78,7 +78,7 @@ describe("state store", () => {
     );
     for (const r of results) expect(r.err + (r.code === 0 ? "" : ` exit ${r.code}`)).toBe("");
     const store = StateStore.open(db);
-    const rows = store.listVms();
+    const rows = store.list();
     store.close();
     expect(rows.length).toBe(50);
     for (const key of ["name", "ip", "sshPort", "cid", "id"] as const) {
@@ -91,7 +91,7 @@ describe("state store", () => {
 
 describe("sandbox config", () => {
   test("defaults", () => {
-    const config = parseVmConfig({});
+    const config = parseSandboxConfig({});
     expect(config).toMatchObject({ image: "debian", vcpus: 1, memoryMiB: 512, diskMode: "isolated", network: "user", backend: "auto", channel: "auto" });
   });
 
@@ -108,7 +108,7 @@ describe("sandbox config", () => {
     for (const [input, pattern] of cases) {
       let message = "";
       try {
-        parseVmConfig(input);
+        parseSandboxConfig(input);
       } catch (error) {
         expect((error as SmolError).code).toBe("INVALID_INPUT");
         message = (error as SmolError).message;
@@ -122,12 +122,12 @@ test("an SSH port something else on the host listens on is skipped", async () =>
   const { createServer } = await import("node:net");
   const store = freshStore();
   // Learn which port the pool would hand out next, then occupy it from outside the store.
-  const probe = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
-  store.deleteVm(probe.id);
+  const probe = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { sshPort: true } });
+  store.delete(probe.id);
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(probe.sshPort!, "127.0.0.1", () => resolve()));
   try {
-    const vm = store.createVm({ config: parseVmConfig({}), backend: "qemu", allocate: { sshPort: true } });
+    const vm = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { sshPort: true } });
     expect(vm.sshPort).not.toBe(probe.sshPort);
   } finally {
     server.close();

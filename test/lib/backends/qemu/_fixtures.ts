@@ -4,9 +4,9 @@
  */
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { launchQemu, type QemuProcess } from "../../../lib/backends/qemu.ts";
-import type { QemuSpec } from "../../../lib/backends/qemu-args.ts";
-import { which } from "../../../lib/host/process.ts";
+import { launchQemu, type QemuProcess } from "../../../../lib/backends/qemu/process.ts";
+import type { QemuSpec } from "../../../../lib/backends/qemu/args.ts";
+import { which } from "../../../../lib/host/process.ts";
 
 export const haveQemuX86 = which("qemu-system-x86_64") !== undefined;
 export const haveQemuArm = which("qemu-system-aarch64") !== undefined;

@@ -3,23 +3,23 @@
  * (name, TAP address, SSH port, vsock CID) in the same transaction as the row itself.
  */
 import { z } from "../zod.ts";
-import { vmConfigSchema, type VmConfig } from "../config.ts";
-import { AlreadyExistsError, NotFoundError } from "../errors.ts";
+import { sandboxConfigSchema, type SandboxConfig } from "../config.ts";
+import { AlreadyExistsError, isErrorCode, NotFoundError, type ErrorCode } from "../errors.ts";
 import { listeningTcpPorts } from "../host/ports.ts";
 import { parseOrThrow } from "../validate.ts";
 import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
 import { openStateDb, transaction, type Db } from "./db.ts";
 
-export const VM_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
-export type VmStatus = (typeof VM_STATUSES)[number];
+export const SANDBOX_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
+export type SandboxStatus = (typeof SANDBOX_STATUSES)[number];
 
 const rowSchema = z.object({
   id: z.string(),
   name: z.string(),
-  status: z.enum(VM_STATUSES),
+  status: z.enum(SANDBOX_STATUSES),
   config: z.pipe(z.string(), z.transform((text, ctx) => {
     try {
-      return vmConfigSchema.parse(JSON.parse(text));
+      return sandboxConfigSchema.parse(JSON.parse(text));
     } catch (error) {
       ctx.issues.push({ code: "custom", message: `config is not a valid sandbox config: ${String(error)}`, input: text });
       return z.NEVER;
@@ -37,11 +37,11 @@ const rowSchema = z.object({
   updated_at: z.number(),
 });
 
-export interface VmRecord {
+export interface SandboxRecord {
   id: string;
   name: string;
-  status: VmStatus;
-  config: VmConfig;
+  status: SandboxStatus;
+  config: SandboxConfig;
   backend: "qemu" | "firecracker" | null;
   /** The channel persisted for this sandbox (`agent` = virtio-serial or vsock), if one was chosen. */
   channel: "agent" | "ssh" | null;
@@ -50,23 +50,30 @@ export interface VmRecord {
   cid: number | null;
   supervisorPid: number | null;
   vmmPid: number | null;
-  lastError: string | null;
+  /** Why the sandbox last failed (its boot, or its VM exiting unexpectedly); null once it runs again. */
+  lastError: SandboxError | null;
   createdAt: number;
   updatedAt: number;
 }
 
-export interface NewVm {
-  config: VmConfig;
+/** A failure as the record keeps it: the error code scripts branch on, and the message. */
+export interface SandboxError {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface NewSandbox {
+  config: SandboxConfig;
   backend: "qemu" | "firecracker";
   /** Which pooled resources this sandbox needs; decided by its backend and network mode. */
   allocate: { ip?: boolean; sshPort?: boolean; cid?: boolean };
 }
 
-export type VmPatch = Partial<
-  Pick<VmRecord, "status" | "channel" | "supervisorPid" | "vmmPid" | "lastError" | "backend">
+export type SandboxPatch = Partial<
+  Pick<SandboxRecord, "status" | "channel" | "supervisorPid" | "vmmPid" | "lastError" | "backend">
 >;
 
-const PATCH_COLUMNS: Record<keyof VmPatch, string> = {
+const PATCH_COLUMNS: Record<keyof SandboxPatch, string> = {
   status: "status",
   channel: "channel",
   supervisorPid: "supervisor_pid",
@@ -87,7 +94,7 @@ export class StateStore {
   }
 
   /** Inserts a sandbox with a unique name and fresh allocations, all in one write transaction. */
-  createVm(request: NewVm): VmRecord {
+  create(request: NewSandbox): SandboxRecord {
     const now = Date.now();
     return transaction(this.db, () => {
       const names = new Set(this.column<string>("name"));
@@ -116,13 +123,13 @@ export class StateStore {
   }
 
   /** Finds a sandbox by id or by name. */
-  findVm(idOrName: string): VmRecord | undefined {
+  find(idOrName: string): SandboxRecord | undefined {
     const row = this.db.prepare("SELECT * FROM vms WHERE id = ? OR name = ? LIMIT 1").get(idOrName, idOrName);
     return row === undefined ? undefined : toRecord(row);
   }
 
-  getVm(idOrName: string): VmRecord {
-    const found = this.findVm(idOrName);
+  get(idOrName: string): SandboxRecord {
+    const found = this.find(idOrName);
     if (found === undefined) {
       throw new NotFoundError(`Cannot find sandbox "${idOrName}"`, {
         hint: "`smolvm list` shows the sandboxes that exist",
@@ -131,14 +138,15 @@ export class StateStore {
     return found;
   }
 
-  listVms(): VmRecord[] {
+  list(): SandboxRecord[] {
     return this.db.prepare("SELECT * FROM vms ORDER BY created_at, name").all().map(toRecord);
   }
 
-  updateVm(id: string, patch: VmPatch): VmRecord {
-    const entries = Object.entries(patch) as [keyof VmPatch, unknown][];
+  update(id: string, patch: SandboxPatch): SandboxRecord {
+    const entries = Object.entries(patch) as [keyof SandboxPatch, unknown][];
     const sets = entries.map(([key]) => `${PATCH_COLUMNS[key]} = ?`);
-    const values = entries.map(([, value]) => value as string | number | null);
+    const values = entries.map(([key, value]) =>
+      key === "lastError" && value !== null ? JSON.stringify(value) : (value as string | number | null));
     const result = this.db
       .prepare(`UPDATE vms SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ?`)
       .run(...values, Date.now(), id);
@@ -150,7 +158,7 @@ export class StateStore {
    * Moves a sandbox to another free SSH port: the pool is per state database, so a sandbox of
    * another smolvm home (or any program) can take a port between allocation and QEMU's bind.
    */
-  reallocateSshPort(id: string, avoid: number): VmRecord {
+  reallocateSshPort(id: string, avoid: number): SandboxRecord {
     return transaction(this.db, () => {
       const port = allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts(), avoid]);
       this.db.prepare("UPDATE vms SET ssh_port = ?, updated_at = ? WHERE id = ?").run(port, Date.now(), id);
@@ -159,7 +167,7 @@ export class StateStore {
   }
 
   /** Removes the row, which releases its name and every allocation with it. */
-  deleteVm(id: string): boolean {
+  delete(id: string): boolean {
     return this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0;
   }
 
@@ -170,14 +178,14 @@ export class StateStore {
       .map((row) => (row as { v: T }).v);
   }
 
-  private mustGet(id: string): VmRecord {
+  private mustGet(id: string): SandboxRecord {
     const row = this.db.prepare("SELECT * FROM vms WHERE id = ?").get(id);
     if (row === undefined) throw new NotFoundError(`Cannot find sandbox "${id}"`);
     return toRecord(row);
   }
 }
 
-function toRecord(row: unknown): VmRecord {
+function toRecord(row: unknown): SandboxRecord {
   const r = parseOrThrow(rowSchema, row, "sandbox record in the state database",
     "the state database was edited or written by another version; `smolvm cleanup` can remove the row");
   return {
@@ -192,10 +200,25 @@ function toRecord(row: unknown): VmRecord {
     cid: r.cid,
     supervisorPid: r.supervisor_pid,
     vmmPid: r.vmm_pid,
-    lastError: r.last_error,
+    lastError: r.last_error === null ? null : parseLastError(r.last_error),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/**
+ * The stored failure: JSON `{code, message}`, or the "CODE: message" text rows of earlier
+ * versions kept.
+ */
+function parseLastError(text: string): SandboxError {
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (isErrorCode(parsed.code) && typeof parsed.message === "string") return { code: parsed.code, message: parsed.message };
+  } catch {
+    // An older row: plain text.
+  }
+  const match = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
+  return match !== null && isErrorCode(match[1]) ? { code: match[1], message: match[2]! } : { code: "INTERNAL", message: text };
 }
 
 /** Opens the state store for one short piece of work and closes it again, whatever happens. */

@@ -13,26 +13,17 @@
  * and Firecracker's arm64 machine is virtio-mmio as well.
  * The argv goes straight to spawn, never through a shell: the kernel command line is one element.
  */
-import { InvalidInputError } from "../errors.ts";
-import type { Accel, GuestArch } from "./accel.ts";
+import { InvalidInputError } from "../../errors.ts";
+import type { Accel, GuestArch } from "../accel.ts";
+import type { HostForward, LaunchNetwork } from "../types.ts";
 
 /** The virtio-serial port name the guest agent looks for in /sys/class/virtio-ports/. */
 export const AGENT_PORT_NAME = "org.smolvm.agent";
 /** The id of the guest's network device, which HMP's hostfwd_add/remove refer to. */
 export const NETDEV_ID = "net0";
 
-export interface HostForward {
-  protocol?: "tcp" | "udp";
-  /** The host address the forward listens on. Default 127.0.0.1: never reachable from outside. */
-  hostAddress?: string;
-  hostPort: number;
-  guestPort: number;
-}
-
-export type QemuNetwork =
-  | { mode: "none" }
-  | { mode: "user"; hostForwards?: readonly HostForward[]; mac?: string }
-  | { mode: "tap"; ifname: string; mac?: string };
+/** QEMU wires every network mode of the launch spec (lib/backends/types.ts). */
+export type QemuNetwork = LaunchNetwork;
 
 export interface QemuDisk {
   path: string;
@@ -153,10 +144,7 @@ export function qemuArgs(spec: QemuSpec): string[] {
   }
 
   if (spec.network.mode !== "none") {
-    const netdev = spec.network.mode === "user"
-      ? ["user", `id=${NETDEV_ID}`, ...(spec.network.hostForwards ?? []).map((f) => `hostfwd=${hostForwardRule(f)}`)]
-      : ["tap", `id=${NETDEV_ID}`, `ifname=${escapeOptionValue(spec.network.ifname)}`, "script=no", "downscript=no"];
-    args.push("-netdev", netdev.join(","));
+    args.push("-netdev", netdevOption(spec.network));
     const mac = spec.network.mac === undefined ? "" : `,mac=${spec.network.mac}`;
     args.push("-device", `${dev("net")},netdev=${NETDEV_ID}${mac}`);
   }
@@ -179,6 +167,16 @@ export function qemuArgs(spec: QemuSpec): string[] {
   if (spec.startPaused) args.push("-S");
   if (spec.incoming !== undefined) args.push("-incoming", spec.incoming);
   return args;
+}
+
+/** The `-netdev` value for a network mode; a new mode fails to compile here until it is mapped. */
+export function netdevOption(network: Exclude<QemuNetwork, { mode: "none" }>): string {
+  switch (network.mode) {
+    case "user":
+      return ["user", `id=${NETDEV_ID}`, ...(network.hostForwards ?? []).map((f) => `hostfwd=${hostForwardRule(f)}`)].join(",");
+    case "tap":
+      return ["tap", `id=${NETDEV_ID}`, `ifname=${escapeOptionValue(network.ifname)}`, "script=no", "downscript=no"].join(",");
+  }
 }
 
 function cpuModel(spec: QemuSpec): string {

@@ -3,20 +3,21 @@
  *
  * 1. the explicit option (`commChannel` in the SDK, `--comm-channel` on the CLI);
  * 2. the choice persisted on the sandbox (create stores an explicit `ssh` or `vsock`);
- * 3. auto: the agent when it answers (a HELLO and a ping within AGENT_PROBE_MS), else SSH.
+ * 3. auto: the agent when it answers (its supervisor's HELLO within AGENT_PROBE_MS), else SSH.
  *
  * An explicit or persisted `vsock` never falls back: it fails with CHANNEL_UNAVAILABLE saying
  * why and how to use SSH instead. `ssh` never falls back either.
+ *
+ * The policy is pure over two openers (the SDK wires the real ones in lib/sandbox/connection.ts),
+ * so it is tested without a VM.
  */
-import { ChannelUnavailableError, NotRunningError, SmolError } from "../errors.ts";
-import type { AgentClient } from "../agent/client.ts";
-import type { VmRecord } from "../state/vms.ts";
+import { ChannelUnavailableError, NotRunningError } from "../errors.ts";
 import type { Channel, ChannelKind, CommChannel } from "./types.ts";
 
 /** How long the agent gets to answer before auto picks SSH (and explicit vsock gives up). */
 export const AGENT_PROBE_MS = 2_000;
 /** How long an auto fallback waits for SSH set-up that is still in progress. */
-const FALLBACK_SSH_WAIT_MS = 10_000;
+export const FALLBACK_SSH_WAIT_MS = 10_000;
 
 export type ChannelSource = "explicit" | "persisted" | "auto";
 
@@ -30,8 +31,24 @@ export interface ChannelResolution {
   reason: string;
 }
 
+/** What the policy needs to try each channel. */
+export interface ChannelOpeners {
+  /** The agent channel: resolves once the agent (through its supervisor) answered HELLO. */
+  agent(timeoutMs: number): Promise<Channel>;
+  /** The SSH channel: waits up to `waitMs` for sshd's set-up, then connects. */
+  ssh(waitMs: number): Promise<Channel>;
+}
+
+/** What `describeChannel` needs: can the agent be reached, and how SSH stands, without connecting over SSH. */
+export interface ChannelProbes {
+  /** Resolves with how long the agent took to answer, or rejects with why it did not. */
+  agent(timeoutMs: number): Promise<number>;
+  /** `ok` false when SSH cannot work at all; `text` says how it stands. */
+  ssh(): Promise<{ ok: boolean; text: string }>;
+}
+
 /** The channel asked for: the explicit option, else the sandbox's persisted one, else auto. */
-export function requestedChannel(vm: Pick<VmRecord, "channel">, explicit?: CommChannel): { requested: CommChannel; source: ChannelSource } {
+export function requestedChannel(vm: { channel: "agent" | "ssh" | null }, explicit?: CommChannel): { requested: CommChannel; source: ChannelSource } {
   if (explicit !== undefined) return { requested: explicit, source: "explicit" };
   if (vm.channel === "ssh") return { requested: "ssh", source: "persisted" };
   if (vm.channel === "agent") return { requested: "vsock", source: "persisted" };
@@ -49,21 +66,7 @@ function describeSource(requested: CommChannel, source: ChannelSource): string {
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** Connects to the agent through the supervisor and checks it answers (HELLO, then a ping). */
-export async function probeAgent(vm: VmRecord): Promise<{ client: AgentClient; rttMs: number }> {
-  const { connectSupervisor } = await import("../supervisor/client.ts");
-  const t0 = performance.now();
-  const client = await connectSupervisor(vm.id, { timeoutMs: AGENT_PROBE_MS });
-  try {
-    await client.ping({ timeoutMs: AGENT_PROBE_MS });
-  } catch (error) {
-    await client.close();
-    throw error;
-  }
-  return { client, rttMs: performance.now() - t0 };
-}
-
-function noFallback(vm: VmRecord, source: ChannelSource, cause: unknown): SmolError {
+function noFallback(vm: { name: string }, source: ChannelSource, cause: unknown): ChannelUnavailableError {
   const how = source === "explicit" ? "it was asked for explicitly" : "it was chosen when the sandbox was created";
   return new ChannelUnavailableError(`Cannot reach sandbox "${vm.name}" over the agent channel (vsock): ${message(cause)}`, {
     hint: `${how}, so smolvm does not fall back to SSH; to go over SSH pass --comm-channel ssh (SDK: commChannel: "ssh"), or auto to take whichever answers`,
@@ -71,44 +74,29 @@ function noFallback(vm: VmRecord, source: ChannelSource, cause: unknown): SmolEr
   });
 }
 
-function requireLive(vm: VmRecord): void {
-  if (vm.status === "paused") {
-    throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is paused`, { hint: `resume it with \`smolvm resume ${vm.name}\`` });
-  }
-  if (vm.status !== "running") {
-    throw new NotRunningError(`Cannot reach sandbox "${vm.name}": it is ${vm.status}`, {
-      hint: vm.status === "stopped" || vm.status === "failed" ? `start it with \`smolvm start ${vm.name}\`` : "wait for it to finish",
-    });
-  }
-}
-
-/** Resolves and opens the channel for a running sandbox. */
-export async function openChannel(vm: VmRecord, explicit?: CommChannel): Promise<{ channel: Channel; resolution: ChannelResolution }> {
-  requireLive(vm);
+/** Opens the channel the policy picks for a running sandbox. */
+export async function resolveChannel(
+  vm: { name: string; channel: "agent" | "ssh" | null },
+  explicit: CommChannel | undefined,
+  open: ChannelOpeners,
+): Promise<{ channel: Channel; resolution: ChannelResolution }> {
   const { requested, source } = requestedChannel(vm, explicit);
   const said = describeSource(requested, source);
-  if (requested === "ssh") {
-    const { SshChannel } = await import("../ssh/channel.ts");
-    return { channel: await SshChannel.open(vm), resolution: { kind: "ssh", requested, source, reason: said } };
-  }
+  if (requested === "ssh") return { channel: await open.ssh(FALLBACK_SSH_WAIT_MS), resolution: { kind: "ssh", requested, source, reason: said } };
   let agentFailure: unknown;
+  const t0 = performance.now();
   try {
-    const { client, rttMs } = await probeAgent(vm);
-    const { AgentChannel } = await import("./agent.ts");
-    return {
-      channel: new AgentChannel(client),
-      resolution: { kind: "agent", requested, source, reason: `${said}: the agent answered in ${Math.round(rttMs)} ms` },
-    };
+    const channel = await open.agent(AGENT_PROBE_MS);
+    return { channel, resolution: { kind: "agent", requested, source, reason: `${said}: the agent answered in ${Math.round(performance.now() - t0)} ms` } };
   } catch (error) {
-    if (requested === "vsock") throw noFallback(vm, source, error);
+    // A paused or stopped sandbox is not a channel problem: SSH would not answer either.
+    if (requested === "vsock" && !(error instanceof NotRunningError)) throw noFallback(vm, source, error);
+    if (error instanceof NotRunningError) throw error;
     agentFailure = error;
   }
-  const { SshChannel } = await import("../ssh/channel.ts");
-  const { waitForSsh } = await import("../ssh/state.ts");
   try {
-    await waitForSsh(vm.id, { timeoutMs: FALLBACK_SSH_WAIT_MS });
     return {
-      channel: await SshChannel.open(vm),
+      channel: await open.ssh(FALLBACK_SSH_WAIT_MS),
       resolution: { kind: "ssh", requested, source, reason: `auto: the agent did not answer (${message(agentFailure)})` },
     };
   } catch (error) {
@@ -121,31 +109,26 @@ export async function openChannel(vm: VmRecord, explicit?: CommChannel): Promise
 
 /**
  * What `info` reports: the channel a command would take now and why, without opening an SSH
- * connection (the agent is probed; SSH is judged by its set-up state).
+ * connection (the agent is asked for a HELLO; SSH is judged by its set-up state).
  */
-export async function describeChannel(vm: VmRecord, explicit?: CommChannel): Promise<{ channel: ChannelKind | null; reason: string }> {
+export async function describeChannel(
+  vm: { name: string; channel: "agent" | "ssh" | null; status: string },
+  explicit: CommChannel | undefined,
+  probe: ChannelProbes,
+): Promise<{ channel: ChannelKind | null; reason: string }> {
   const { requested, source } = requestedChannel(vm, explicit);
   const said = describeSource(requested, source);
   if (vm.status !== "running") return { channel: null, reason: `${said}; the sandbox is ${vm.status}` };
-  const sshSays = async (): Promise<{ ok: boolean; text: string }> => {
-    const { sshReadiness } = await import("../ssh/state.ts");
-    try {
-      return sshReadiness(vm) === "ready" ? { ok: true, text: "sshd is ready" } : { ok: true, text: "sshd is being set up" };
-    } catch (error) {
-      return { ok: false, text: message(error) };
-    }
-  };
   if (requested === "ssh") {
-    const ssh = await sshSays();
+    const ssh = await probe.ssh();
     return { channel: ssh.ok ? "ssh" : null, reason: `${said}: ${ssh.text}` };
   }
   try {
-    const { client, rttMs } = await probeAgent(vm);
-    await client.close();
-    return { channel: "agent", reason: `${said}: the agent answered in ${Math.round(rttMs)} ms` };
+    const ms = await probe.agent(AGENT_PROBE_MS);
+    return { channel: "agent", reason: `${said}: the agent answered in ${Math.round(ms)} ms` };
   } catch (error) {
     if (requested === "vsock") return { channel: null, reason: `${said}: the agent did not answer (${message(error)}); no fallback to SSH` };
-    const ssh = await sshSays();
+    const ssh = await probe.ssh();
     return { channel: ssh.ok ? "ssh" : null, reason: `auto: the agent did not answer (${message(error)}); ${ssh.text}` };
   }
 }

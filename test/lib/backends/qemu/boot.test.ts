@@ -9,12 +9,13 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelFor, hostTscKhz } from "../../../lib/backends/accel.ts";
-import { launchQemu, QemuBackend } from "../../../lib/backends/qemu.ts";
-import { QmpClient } from "../../../lib/backends/qmp.ts";
-import type { LaunchedVmm, LaunchSpec, VmmExit } from "../../../lib/backends/types.ts";
-import { runHostChecked, which } from "../../../lib/host/process.ts";
-import { findKernel, kernelCmdline } from "../../../lib/kernel/index.ts";
+import { accelFor, hostTscKhz } from "../../../../lib/backends/accel.ts";
+import { QemuBackend } from "../../../../lib/backends/qemu/backend.ts";
+import { launchQemu } from "../../../../lib/backends/qemu/process.ts";
+import { QmpClient } from "../../../../lib/backends/qemu/qmp.ts";
+import type { LaunchSpec, Vmm, VmmExit } from "../../../../lib/backends/types.ts";
+import { runHostChecked, which } from "../../../../lib/host/process.ts";
+import { findKernel, kernelCmdline } from "../../../../lib/kernel/index.ts";
 import { haveQemuImg, haveQemuX86, scratchDir } from "./_fixtures.ts";
 
 const MARKER = "smolvm-boot-marker";
@@ -105,7 +106,7 @@ async function waitForMarker(
 }
 
 /** Every VM a test started: killed after each test, even one abandoned at its timeout. */
-const launched = new Set<LaunchedVmm>();
+const launched = new Set<Vmm>();
 afterEach(async () => {
   for (const vmm of launched) {
     vmm.kill();
@@ -119,7 +120,7 @@ boots(`real boot (${kernel.why})`, () => {
   const backend = {
     prepareDisk: real.prepareDisk.bind(real),
     attach: real.attach.bind(real),
-    async launch(spec: LaunchSpec): Promise<LaunchedVmm> {
+    async launch(spec: LaunchSpec): Promise<Vmm> {
       const vmm = await real.launch(spec);
       launched.add(vmm);
       return vmm;
@@ -173,24 +174,26 @@ boots(`real boot (${kernel.why})`, () => {
       `guest uptime at /init [${guestUptime.join(", ")}] s (accel ${accel})`);
   }, TEST_TIMEOUT_MS);
 
-  test("a VM launched paused stays silent until resumed, and is controllable over QMP", async () => {
+  test("a VM launched paused stays silent until resumed, and is handed to a second owner with its ticket", async () => {
     const spec = await vm("paused", { startPaused: true });
     const vmm = await backend.launch(spec);
     try {
-      expect(await vmm.control.status()).toEqual({ state: "paused", detail: "prelaunch" });
+      expect(await vmm.describe()).toEqual({ state: "paused", detail: "prelaunch" });
+      expect(vmm.ticket).toMatchObject({ backend: "qemu", pid: vmm.pid, controlSocketPath: spec.controlSocketPath, agentSocketPath: spec.agentSocketPath });
+      expect(["kvm", "tcg"]).toContain(vmm.ticket.accel);
+      expect(vmm.ticket.accelReason.length).toBeGreaterThan(0);
       await new Promise((r) => setTimeout(r, 300));
       expect(readFileSync(spec.serialLogPath, "utf8")).not.toContain(MARKER);
-      // A second supervisor cannot attach while this one holds QMP; after it hangs up it can.
-      await vmm.control.close();
-      const attached = await backend.attach(spec.controlSocketPath);
-      const events: string[] = [];
-      attached.onEvent((e) => events.push(e.name));
+      // A second owner cannot attach while this one holds QMP; after it lets go it can.
+      await vmm.release();
+      const attached = await backend.attach(vmm.ticket);
+      expect(attached.pid).toBe(vmm.pid);
       await attached.resume();
+      expect((await attached.describe()).state).toBe("running");
       await waitForMarker(spec.serialLogPath, Date.now() + 60_000, vmm.exited);
       expect(await exitWithin(vmm.exited, 30_000)).toEqual({ code: 0, signal: null });
-      await attached.disconnected;
-      expect(events).toContain("RESUME");
-      expect(events).toContain("SHUTDOWN");
+      // The new owner notices the end through its own connection, without being QEMU's parent.
+      expect(await exitWithin(attached.exited, 10_000)).not.toBe("still running");
     } finally {
       vmm.kill();
       await vmm.exited;

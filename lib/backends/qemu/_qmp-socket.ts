@@ -2,7 +2,7 @@
  * The connection half of the QMP client: opening the Unix socket and reading QEMU's greeting.
  */
 import { createConnection, type Socket } from "node:net";
-import { BackendUnavailableError, smolError, type ErrorCode } from "../errors.ts";
+import { BackendUnavailableError, smolError, type ErrorCode } from "../../errors.ts";
 import type { QmpGreeting } from "./qmp.ts";
 
 export function openSocket(path: string, timeoutMs: number): Promise<Socket> {

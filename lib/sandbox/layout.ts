@@ -5,11 +5,11 @@
 import { join } from "node:path";
 import { paths } from "../paths.ts";
 
-export interface VmFiles {
+export interface SandboxFiles {
   dir: string;
   /** The isolated-mode copy-on-write disk over the image. */
   overlay: string;
-  /** QEMU's virtio-serial chardev (the agent channel); only the supervisor connects. */
+  /** The agent channel (QEMU's virtio-serial chardev); only the supervisor connects. */
   agentSocket: string;
   /** QMP (or Firecracker's API); only the supervisor connects. */
   controlSocket: string;
@@ -23,10 +23,12 @@ export interface VmFiles {
   supervisorLog: string;
   /** The open port forwards, so a supervisor that re-attaches after a crash opens them again. */
   forwards: string;
+  /** The running VMM's ticket (lib/backends/types.ts): how its next owner attaches to it. */
+  vmmTicket: string;
 }
 
-export function vmFiles(id: string): VmFiles {
-  const dir = paths.vmDir(id);
+export function sandboxFiles(id: string): SandboxFiles {
+  const dir = paths.sandboxDir(id);
   return {
     dir,
     overlay: join(dir, "disk.qcow2"),
@@ -37,5 +39,6 @@ export function vmFiles(id: string): VmFiles {
     vmmLog: join(dir, "vmm.log"),
     supervisorLog: join(dir, "supervisor.log"),
     forwards: join(dir, "forwards.json"),
+    vmmTicket: join(dir, "vmm.json"),
   };
 }

@@ -10,9 +10,10 @@
  */
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CommandFailedError, NotRunningError, smolError, type SmolError, TimeoutError } from "../errors.ts";
+import { CommandFailedError, NotRunningError, smolError, type SmolError, TimeoutError } from "../../errors.ts";
 import { openSocket, readGreeting } from "./_qmp-socket.ts";
-import { type HostForward, hostForwardRule, migrateToFileUri, NETDEV_ID } from "./qemu-args.ts";
+import type { HostForward } from "../types.ts";
+import { hostForwardRule, migrateToFileUri, NETDEV_ID } from "./args.ts";
 
 export interface QmpEvent {
   event: string;

@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import {
   AGENT_PORT_NAME, escapeOptionValue, hostForwardRule, incomingFromFile, migrateToFileUri, qemuArgs, type QemuSpec,
   shellQuote,
-} from "../../../lib/backends/qemu-args.ts";
-import { SmolError } from "../../../lib/errors.ts";
+} from "../../../../lib/backends/qemu/args.ts";
+import { SmolError } from "../../../../lib/errors.ts";
 
 const CMDLINE = "console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2096038 tsc=reliable no_timer_check root=/dev/vda";
 

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { InvalidInputError } from "../../../lib/errors.ts";
-import { guestTarget, requireGuestPath } from "../../../lib/sandbox/_paths.ts";
+import { guestTarget, requireGuestPath } from "../../../lib/sandbox/guest-paths.ts";
 
 test("a relative guest path is refused with a hint that shows the absolute form", () => {
   expect(() => requireGuestPath("data.txt")).toThrow(InvalidInputError);

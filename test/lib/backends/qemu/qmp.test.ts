@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { connect as tcpConnect } from "node:net";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { QmpClient, type QmpEvent } from "../../../lib/backends/qmp.ts";
-import { BackendUnavailableError, CommandFailedError, type SmolError } from "../../../lib/errors.ts";
+import { QmpClient, type QmpEvent } from "../../../../lib/backends/qemu/qmp.ts";
+import { BackendUnavailableError, CommandFailedError, type SmolError } from "../../../../lib/errors.ts";
 import { freePort, haveQemuX86, scratchDir, startPausedQemu } from "./_fixtures.ts";
 
 const live = haveQemuX86 ? describe : describe.skip;
@@ -196,7 +196,7 @@ live("QMP against a real QEMU", () => {
     }
     expect(existsSync(stateFile)).toBe(true);
     expect(statSync(stateFile).size).toBeGreaterThan(1000);
-    const { incomingFromFile } = await import("../../../lib/backends/qemu-args.ts");
+    const { incomingFromFile } = await import("../../../../lib/backends/qemu/args.ts");
     await using restored = await startPausedQemu({ incoming: incomingFromFile(stateFile) });
     const qmp = await QmpClient.connect(restored.qmpSocketPath);
     const deadline = Date.now() + 20_000;

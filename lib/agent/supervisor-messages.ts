@@ -1,0 +1,86 @@
+/**
+ * What a sandbox's supervisor adds to the agent protocol: its part of the HELLO answer, and the
+ * `supervisor.*` operations it answers itself (OPEN with one of these ops never reaches the
+ * agent). Clients validate what they send and everything they receive against these schemas, and
+ * so does the supervisor, like every other message of the protocol.
+ */
+import { z } from "../zod.ts";
+
+const int = z.int();
+const port = int.check(z.minimum(1), z.maximum(65535));
+const portOrAny = int.check(z.minimum(0), z.maximum(65535));
+
+/** The supervisor's part of its HELLO answer (the rest is the agent's own HELLO). */
+export const SupervisorInfo = z.object({
+  pid: int.check(z.positive()),
+  /** The sandbox's id. */
+  sandbox: z.string(),
+  /** `running` or `paused`: what a command may expect right now. */
+  state: z.enum(["running", "paused"]),
+  /** The VMM's accelerator and why it was chosen (the once-only software-emulation notice says it). */
+  accel: z.enum(["kvm", "hvf", "tcg"]),
+  accelReason: z.string(),
+});
+export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
+
+export const PortForwardInfo = z.object({
+  /** The port on the host; always bound to `address`. */
+  hostPort: port,
+  guestPort: port,
+  /** Always 127.0.0.1: a forward is never reachable from other machines. */
+  address: z.string(),
+  /** Connections open through it right now. */
+  connections: int.check(z.nonnegative()),
+  createdAt: z.number(),
+});
+/** One port forward as the supervisor reports it. */
+export type PortForwardInfo = z.infer<typeof PortForwardInfo>;
+
+export const SshStatus = z.object({
+  /** `pending` while keys are injected and sshd starts; `unavailable` when the image has no sshd. */
+  state: z.enum(["pending", "ready", "unavailable", "failed"]),
+  reason: z.optional(z.string()),
+  hint: z.optional(z.string()),
+});
+export type SshStatus = z.infer<typeof SshStatus>;
+
+const empty = z.object({});
+
+/** Every `supervisor.*` operation: its request (the OPEN body) and its result. */
+export const SUPERVISOR_OPS = {
+  "supervisor.status": {
+    request: z.object({ op: z.literal("supervisor.status") }),
+    result: z.object({
+      sandbox: z.string(),
+      supervisorPid: int,
+      vmmPid: int,
+      agentConnected: z.boolean(),
+      vmm: z.object({ state: z.string(), detail: z.string() }),
+    }),
+  },
+  /** Powers the guest off; the supervisor records the stop and then hangs up on every client. */
+  "supervisor.stop": { request: z.object({ op: z.literal("supervisor.stop") }), result: empty },
+  /** Kills the VM and removes the sandbox; answered first, done behind the caller. */
+  "supervisor.destroy": { request: z.object({ op: z.literal("supervisor.destroy") }), result: empty },
+  "supervisor.pause": { request: z.object({ op: z.literal("supervisor.pause") }), result: empty },
+  "supervisor.resume": { request: z.object({ op: z.literal("supervisor.resume") }), result: empty },
+  "supervisor.expose": {
+    request: z.object({ op: z.literal("supervisor.expose"), guestPort: port, hostPort: z.optional(portOrAny) }),
+    result: PortForwardInfo,
+  },
+  "supervisor.close": { request: z.object({ op: z.literal("supervisor.close"), hostPort: port }), result: PortForwardInfo },
+  "supervisor.ports": { request: z.object({ op: z.literal("supervisor.ports") }), result: z.object({ ports: z.array(PortForwardInfo) }) },
+  /** The SSH set-up of this boot; with `wait`, answered once it has finished (or `timeoutMs` passed). */
+  "supervisor.ssh": {
+    request: z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) }),
+    result: SshStatus,
+  },
+} as const;
+
+export type SupervisorOp = keyof typeof SUPERVISOR_OPS;
+export type SupervisorRequest<Op extends SupervisorOp> = Omit<z.input<(typeof SUPERVISOR_OPS)[Op]["request"]>, "op">;
+export type SupervisorResult<Op extends SupervisorOp> = z.output<(typeof SUPERVISOR_OPS)[Op]["result"]>;
+
+export function isSupervisorOp(op: string): op is SupervisorOp {
+  return Object.hasOwn(SUPERVISOR_OPS, op);
+}

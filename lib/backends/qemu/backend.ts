@@ -1,0 +1,133 @@
+/**
+ * The QEMU backend: microvm on x86_64, virt on aarch64; kvm, hvf or tcg as the host allows.
+ *
+ * The command line is built without effects in args.ts, the disk in disk.ts, the process in
+ * process.ts; this module carries out a launch (and cleans up after a failed one) and attaches.
+ */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { CommandFailedError, type SmolError } from "../../errors.ts";
+import { which } from "../../host/process.ts";
+import { within } from "../../util/poll.ts";
+import { tailOf } from "../../util/tail.ts";
+import { type Accel, accelFor, type GuestArch, qemuBinary, qemuVersion } from "../accel.ts";
+import { firstErrorLine } from "../kvm-probe.ts";
+import type { Backend, BackendProbe, DiskRequest, LaunchSpec, PreparedDisk, Vmm, VmmExit, VmmTicket } from "../types.ts";
+import { incomingFromFile, type QemuSpec } from "./args.ts";
+import { prepareQemuDisk } from "./disk.ts";
+import { launchQemu } from "./process.ts";
+import { QmpClient } from "./qmp.ts";
+import { exitOfAttached, QemuVmm, STATE_FILE } from "./vmm.ts";
+
+/** The QEMU argv spec of a backend launch spec: what `launch` runs, and what the bench compares. */
+export function qemuSpecFor(spec: LaunchSpec, accel: Accel, restoreFrom?: string): QemuSpec {
+  return {
+    arch: spec.arch,
+    accel,
+    vcpus: spec.vcpus,
+    memoryMiB: spec.memoryMiB,
+    kernelPath: spec.kernelPath,
+    cmdline: spec.cmdline,
+    disk: spec.disk,
+    network: spec.network,
+    agentSocketPath: spec.agentSocketPath,
+    qmpSocketPath: spec.controlSocketPath,
+    serialLogPath: spec.serialLogPath,
+    ...(spec.pidFile === undefined ? {} : { pidFile: spec.pidFile }),
+    // A restore stays paused after the state is in, until resume(): the caller decides when.
+    ...(spec.startPaused || restoreFrom !== undefined ? { startPaused: true } : {}),
+    ...(restoreFrom === undefined ? {} : { incoming: incomingFromFile(restoreFrom) }),
+  };
+}
+
+export class QemuBackend implements Backend {
+  readonly name = "qemu" as const;
+
+  async probe(arch: GuestArch, kernelPath: string): Promise<BackendProbe> {
+    let binary: string;
+    try {
+      binary = qemuBinary(arch);
+    } catch (error) {
+      return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint };
+    }
+    if (!which("qemu-img")) {
+      return { ok: false, reason: '"qemu-img" is not installed', hint: "run `smolvm setup` (package qemu-utils)" };
+    }
+    try {
+      const version = await qemuVersion(binary);
+      const accel = await accelFor({ guestArch: arch, kernelPath });
+      return { ok: true, accel: accel.accel, accelReason: accel.reason, version: version.text };
+    } catch (error) {
+      return { ok: false, reason: (error as SmolError).message, hint: (error as SmolError).hint };
+    }
+  }
+
+  prepareDisk(request: DiskRequest): Promise<PreparedDisk> {
+    return prepareQemuDisk(request);
+  }
+
+  launch(spec: LaunchSpec, options: { timeoutMs?: number } = {}): Promise<Vmm> {
+    return this.start(spec, undefined, options);
+  }
+
+  restore(spec: LaunchSpec, dir: string, options: { timeoutMs?: number } = {}): Promise<Vmm> {
+    return this.start(spec, join(dir, STATE_FILE), options);
+  }
+
+  async attach(ticket: VmmTicket, options: { timeoutMs?: number } = {}): Promise<Vmm> {
+    const qmp = await QmpClient.connect(ticket.controlSocketPath, { timeoutMs: options.timeoutMs ?? 5_000 });
+    return new QemuVmm(ticket, qmp, exitOfAttached(ticket.pid, qmp));
+  }
+
+  private async start(spec: LaunchSpec, restoreFrom: string | undefined, options: { timeoutMs?: number }): Promise<Vmm> {
+    const chosen = spec.accel === undefined
+      ? await accelFor({ guestArch: spec.arch, kernelPath: spec.kernelPath })
+      : { accel: spec.accel, reason: spec.accelReason ?? "chosen by the caller" };
+    // Sockets left by an earlier QEMU would answer nothing; QEMU recreates them.
+    for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
+    const qemu = await launchQemu(qemuSpecFor(spec, chosen.accel, restoreFrom), spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
+
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const early = qemu.exited.then((exit) => ({ exit }));
+    let outcome: { qmp: QmpClient } | { exit: VmmExit } | { error: unknown };
+    try {
+      outcome = await Promise.race([
+        QmpClient.connect(spec.controlSocketPath, { timeoutMs }).then((qmp) => ({ qmp }), (error) => ({ error })),
+        early,
+      ]);
+    } catch (error) {
+      outcome = { error };
+    }
+    if ("qmp" in outcome) {
+      const ticket: VmmTicket = {
+        backend: "qemu",
+        pid: qemu.pid,
+        controlSocketPath: spec.controlSocketPath,
+        agentSocketPath: spec.agentSocketPath,
+        accel: chosen.accel,
+        accelReason: chosen.reason,
+      };
+      return new QemuVmm(ticket, outcome.qmp, qemu.exited);
+    }
+    if ("error" in outcome) {
+      // QEMU often hangs up the monitor as it dies: prefer its exit status and words.
+      const exit = await within(qemu.exited, 1_000);
+      if (exit) outcome = { exit };
+    }
+    qemu.kill("SIGKILL");
+    await qemu.exited;
+    for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
+    const output = tailOf(spec.vmmLogPath, 30);
+    if ("exit" in outcome) {
+      const how = outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with status ${outcome.exit.code}`;
+      const line = firstErrorLine(output);
+      throw new CommandFailedError(`Cannot start QEMU: it ${how}${line === undefined ? "" : `: ${line}`}`, {
+        ...(spec.vmmLogPath ? { hint: `see "${spec.vmmLogPath}"` } : {}),
+        details: { exit: outcome.exit, vmmLogPath: spec.vmmLogPath, output },
+      });
+    }
+    throw outcome.error;
+  }
+}
+
+export const qemuBackend: Backend = new QemuBackend();

@@ -1,0 +1,74 @@
+/**
+ * The SDK's functions for the host rather than one sandbox: guest kernels and images, host
+ * set-up, the doctor's checks, and reclaiming space. Each loads its module when it is called, so
+ * importing the SDK (which the CLI does on every command) stays cheap.
+ */
+import type { BuildKernelOptions } from "./kernel/build.ts";
+import type { KernelInfo } from "./kernel/cache.ts";
+import type { BuildImageOptions } from "./images/build.ts";
+import type { ImageInfo } from "./images/store.ts";
+import type { InstallOptions, PackageStep } from "./host/setup.ts";
+import type { HostFacts } from "./doctor/probe.ts";
+import type { Diagnosis } from "./doctor/diagnose.ts";
+import type { PruneReport } from "./prune.ts";
+import type { CleanupReport } from "./sandbox/cleanup.ts";
+
+export type { BuildImageOptions, BuildKernelOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
+export type { KernelProgress } from "./kernel/build.ts";
+export type { ImageProgress } from "./images/build.ts";
+export type { Check, CheckStatus } from "./doctor/diagnose.ts";
+
+/** Builds the guest kernel into the cache (minutes; cached by config hash). */
+export async function buildKernel(options: BuildKernelOptions = {}): Promise<KernelInfo> {
+  return (await import("./kernel/build.ts")).buildKernel(options);
+}
+
+/** The cached kernel for this host's guest arch, built first if there is none; resolves to its path. */
+export async function ensureKernel(options: Pick<BuildKernelOptions, "onProgress"> = {}): Promise<string> {
+  return (await import("./kernel/build.ts")).ensureKernel(undefined, options);
+}
+
+export async function listKernels(): Promise<KernelInfo[]> {
+  return (await import("./kernel/cache.ts")).listKernels();
+}
+
+/** Builds an image (`base`, `debian`) into the cache (cached by recipe hash). */
+export async function buildImage(name: string, options: BuildImageOptions = {}): Promise<ImageInfo> {
+  return (await import("./images/build.ts")).buildImage(name, options);
+}
+
+/** The cached image, built first if there is none. */
+export async function ensureImage(name: string, options: Omit<BuildImageOptions, "force"> = {}): Promise<ImageInfo> {
+  return (await import("./images/build.ts")).ensureImage(name, options);
+}
+
+export async function listImages(): Promise<ImageInfo[]> {
+  return (await import("./images/store.ts")).listImages();
+}
+
+/** Removes an image's cached builds; resolves to the directories removed. */
+export async function removeImage(name: string): Promise<string[]> {
+  return (await import("./images/store.ts")).removeImage(name);
+}
+
+/** Installs the host packages smolvm needs (apt on Debian and Ubuntu). */
+export async function installHostPackages(options: InstallOptions = {}): Promise<PackageStep> {
+  return (await import("./host/setup.ts")).installHostPackages(options);
+}
+
+/** What the doctor measured on this host, and its verdict on each check. */
+export async function checkHost(): Promise<{ facts: HostFacts; diagnosis: Diagnosis }> {
+  const [{ probeHost }, { diagnose }] = await Promise.all([import("./doctor/probe.ts"), import("./doctor/diagnose.ts")]);
+  const facts = await probeHost();
+  return { facts, diagnosis: diagnose(facts) };
+}
+
+/** Removes cached kernels and images that no sandbox and no current recipe uses. */
+export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
+  return (await import("./prune.ts")).prune(options);
+}
+
+/** Removes dead sandboxes (never a live one) and what they held. */
+export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
+  return (await import("./sandbox/cleanup.ts")).cleanup(options);
+}

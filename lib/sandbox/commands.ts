@@ -1,0 +1,74 @@
+/**
+ * `vm.commands`: running programs in the sandbox, collected (`run`) or live (`exec`), over
+ * whichever channel the sandbox's policy picks (lib/channels/policy.ts).
+ */
+import type { Channel } from "../channels/types.ts";
+import { InvalidInputError } from "../errors.ts";
+import type { ExecHandle, ExecResult, PtyOptions } from "../agent/types.ts";
+
+export interface RunOptions {
+  /** Kills the command's whole process group after this many milliseconds. */
+  timeoutMs?: number;
+  /** Added to the sandbox's managed environment for this command only. */
+  env?: Record<string, string>;
+  /** Working directory in the guest (default /root). */
+  cwd?: string;
+  /** Bytes for the command's stdin (closed after). */
+  stdin?: string | Uint8Array;
+  signal?: AbortSignal;
+}
+
+/** A finished command: how it ended and everything it printed. */
+export interface RunResult extends ExecResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions extends Omit<RunOptions, "stdin"> {
+  /** Give the command a stdin pipe (`handle.stdin`); otherwise it reads /dev/null. */
+  stdin?: boolean;
+  /** Run on a pseudo-terminal of this size (stdout and stderr merge into `handle.stdout`). */
+  pty?: PtyOptions;
+}
+
+export class Commands {
+  /** `channel`: the sandbox's open channel (the SDK handle opens it on first use). */
+  constructor(private readonly channel: () => Promise<Channel>) {}
+
+  /**
+   * Runs a command and collects its output. A string runs through `/bin/sh -c`; an array is an
+   * argv.
+   *
+   * ```ts
+   * const { exitCode, stdout } = await vm.commands.run(["ls", "-l", "/"]);
+   * ```
+   */
+  async run(command: string | string[], options: RunOptions = {}): Promise<RunResult> {
+    commandSpec(command);
+    return (await this.channel()).run(command, options);
+  }
+
+  /**
+   * Starts a command and returns its live streams (stdin, stdout, stderr) and exit status.
+   *
+   * ```ts
+   * const proc = await vm.commands.exec("tail -f /var/log/app.log");
+   * proc.stdout.pipe(process.stdout);
+   * ```
+   */
+  async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecHandle> {
+    const spec = commandSpec(command);
+    return (await this.channel()).exec({ ...spec, ...options });
+  }
+}
+
+function commandSpec(command: string | string[]): { argv: string[] } | { shell: string } {
+  if (typeof command === "string") {
+    if (command.trim() === "") throw new InvalidInputError("Cannot run an empty command", { hint: 'pass a command, e.g. "uname -a"' });
+    return { shell: command };
+  }
+  if (!Array.isArray(command) || command.length === 0 || command[0] === "") {
+    throw new InvalidInputError("Cannot run an empty command", { hint: 'pass a command, e.g. ["uname", "-a"]' });
+  }
+  return { argv: command };
+}

@@ -1,0 +1,148 @@
+/**
+ * One client of the supervisor: an SDK or CLI process on its socket, or one of the supervisor's
+ * own in-process owners on a pipe (local-client.ts). The client speaks the agent protocol
+ * unchanged. The supervisor answers its HELLO itself, and only once the sandbox is ready (or
+ * with an ERROR carrying the reason the boot failed); it answers `supervisor.*` operations itself
+ * and relays every other stream to the agent.
+ */
+import type { Duplex } from "node:stream";
+import { FrameDecoder } from "../agent/frame.ts";
+import { HostHello, type AgentHello } from "../agent/messages.ts";
+import { isSupervisorOp, SUPERVISOR_OPS, type SupervisorOp } from "../agent/supervisor-messages.ts";
+import { toSmolError, type SmolError } from "../errors.ts";
+import { forwardFrame, FrameType, jsonPayload, sendJson, type Frame } from "./frames.ts";
+import type { Relay, StreamOwner } from "./relay.ts";
+
+/** The handler of one `supervisor.*` operation, given its schema-checked request. */
+export type SupervisorOpHandler = (request: Record<string, unknown>) => Promise<unknown>;
+
+export interface SessionContext {
+  relay: Relay;
+  /**
+   * The HELLO answer (the agent's HELLO and the supervisor's own part), once the sandbox is
+   * ready; rejects with why it cannot be used (its boot failed, it is stopping).
+   */
+  hello(): Promise<AgentHello>;
+  ops: Record<SupervisorOp, SupervisorOpHandler>;
+}
+
+export class ClientSession implements StreamOwner {
+  private greeted = false;
+  /** Streams answered by the supervisor itself, so an id stays unique per client. */
+  private readonly localStreams = new Set<number>();
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly context: SessionContext,
+    onClose: () => void = () => {},
+  ) {
+    (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    const decoder = new FrameDecoder();
+    socket.on("data", (chunk: Buffer) =>
+      decoder.push(chunk, (frame) => this.onFrame(frame), () => {
+        sendJson(socket, FrameType.ERROR, 0, { code: "BAD_FRAME", message: "malformed frame from client" });
+        socket.end();
+      }),
+    );
+    socket.on("error", () => {});
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      context.relay.release(this);
+      if (!socket.destroyed) socket.destroy();
+      onClose();
+    };
+    socket.on("end", close);
+    socket.on("close", close);
+  }
+
+  deliver(frame: Frame, streamId: number): void {
+    forwardFrame(this.socket, frame, streamId);
+  }
+
+  fail(streamId: number, code: string, message: string): void {
+    this.error(streamId, code, message);
+  }
+
+  private error(streamId: number, code: string, message: string, hint?: string): void {
+    sendJson(this.socket, FrameType.ERROR, streamId, { code, message, ...(hint === undefined ? {} : { hint }), ...(streamId === 0 ? {} : { stream: streamId }) });
+  }
+
+  private onFrame(frame: Frame): void {
+    if (frame.type === FrameType.HELLO) return this.onHello(frame);
+    if (!this.greeted) return this.error(frame.type === FrameType.OPEN ? frame.streamId : 0, "HELLO_REQUIRED", "send HELLO first");
+    switch (frame.type) {
+      case FrameType.OPEN:
+        return this.open(frame);
+      case FrameType.DATA:
+      case FrameType.WINDOW:
+      case FrameType.CONTROL:
+      case FrameType.CANCEL:
+        return this.context.relay.forward(this, frame);
+      default:
+        this.error(frame.streamId, "UNKNOWN_TYPE", `frame type 0x${frame.type.toString(16)} is not known here`);
+    }
+  }
+
+  /** Answered once the sandbox is ready: HELLO, or an ERROR with the reason and a hang-up. */
+  private onHello(frame: Frame): void {
+    let hello;
+    try {
+      hello = HostHello.safeParse(jsonPayload(frame));
+    } catch {
+      return this.error(0, "BAD_REQUEST", "HELLO payload is not JSON");
+    }
+    if (!hello.success) return this.error(0, "BAD_REQUEST", `HELLO is not valid: ${hello.error.issues[0]?.message}`);
+    const nonce = hello.data.nonce;
+    // A second HELLO starts a new session on the same connection: its old streams end.
+    if (this.greeted) this.context.relay.release(this);
+    this.greeted = false;
+    this.context.hello().then(
+      (answer) => {
+        this.greeted = true;
+        sendJson(this.socket, FrameType.HELLO, 0, { ...answer, nonce });
+      },
+      (thrown: unknown) => {
+        const error: SmolError = toSmolError(thrown);
+        sendJson(this.socket, FrameType.ERROR, 0, error.toJSON());
+        this.socket.end();
+      },
+    );
+  }
+
+  private open(frame: Frame): void {
+    const id = frame.streamId;
+    if (id === 0) return this.error(0, "BAD_REQUEST", "OPEN on stream 0");
+    if (this.localStreams.has(id) || this.context.relay.isLive(this, id)) {
+      return this.error(0, "STREAM_IN_USE", `stream ${id} is live`);
+    }
+    let request: Record<string, unknown>;
+    try {
+      request = jsonPayload(frame) as Record<string, unknown>;
+      if (typeof request !== "object" || request === null || typeof request.op !== "string") throw new Error("no op");
+    } catch {
+      return this.error(id, "BAD_REQUEST", "OPEN payload must be a JSON object with an op");
+    }
+    const op = request.op as string;
+    if (!op.startsWith("supervisor.")) return this.context.relay.open(this, frame);
+    if (!isSupervisorOp(op)) return this.error(id, "UNKNOWN_OP", `unknown supervisor operation "${op}"`);
+    const checked = SUPERVISOR_OPS[op].request.safeParse(request);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      return this.error(id, "INVALID_INPUT", `Invalid ${op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
+    }
+    this.localStreams.add(id);
+    this.context.ops[op](checked.data as Record<string, unknown>).then(
+      (result) => {
+        this.localStreams.delete(id);
+        sendJson(this.socket, FrameType.RESULT, id, result ?? {});
+      },
+      (thrown) => {
+        this.localStreams.delete(id);
+        const error = toSmolError(thrown);
+        this.error(id, error.code, error.message, error.hint);
+      },
+    );
+  }
+}

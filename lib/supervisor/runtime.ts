@@ -1,0 +1,299 @@
+/**
+ * A sandbox's runtime, owned end to end by its supervisor: the VMM (attached with the ticket
+ * its launcher left, or launched here), the agent link and the relay every client's streams go
+ * through, the port forwards and the SSH set-up (in-process clients of that relay), and the
+ * record of what happened to it in the state store.
+ *
+ * Readiness and failure reach clients through their HELLO (client-session.ts): `hello()`
+ * resolves once the agent answered, and rejects with the boot's failure, which the session sends
+ * as an ERROR. Nobody polls the store for either.
+ */
+import { open } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import type { AgentClient } from "../agent/client.ts";
+import type { AgentHello } from "../agent/messages.ts";
+import type { SshStatus, SupervisorOp } from "../agent/supervisor-messages.ts";
+import type { Backend, Vmm } from "../backends/types.ts";
+import { NotFoundError, NotRunningError, smolError, toSmolError, type SmolError } from "../errors.ts";
+import { logEvent } from "../log.ts";
+import type { SandboxFiles } from "../sandbox/layout.ts";
+import { launchVmm } from "../sandbox/launch.ts";
+import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
+import type { SandboxPatch, SandboxRecord } from "../state/sandboxes.ts";
+import { deferred } from "../util/deferred.ts";
+import { within } from "../util/poll.ts";
+import { tailOf } from "../util/tail.ts";
+import { connectAgent, type AgentLink } from "./agent-link.ts";
+import type { SessionContext, SupervisorOpHandler } from "./client-session.ts";
+import { PortForwards } from "./forwards.ts";
+import { FrameType, jsonFrame, jsonPayload, type Frame } from "./frames.ts";
+import { localClient } from "./local-client.ts";
+import { Relay, type StreamOwner } from "./relay.ts";
+import { SshSetup } from "./ssh-setup.ts";
+
+/** What the runtime needs from the state store: its own row, updated or removed. */
+export interface RuntimeRecord {
+  /** Updates the row unless it is gone (deleted while we worked). */
+  update(patch: SandboxPatch): void;
+  remove(): void;
+}
+
+type Phase = "booting" | "ready" | "failed" | "ending";
+
+export class SandboxRuntime {
+  private phase: Phase = "booting";
+  private paused = false;
+  private vmm: Vmm | undefined;
+  private link: AgentLink | undefined;
+  private relay: Relay | undefined;
+  private forwards: PortForwards | undefined;
+  private ssh: SshSetup | undefined;
+  private ending: "stop" | "destroy" | undefined;
+  private readonly ready = deferred<AgentHello>();
+  /** The sessions' view of this runtime. */
+  readonly context: SessionContext;
+
+  constructor(
+    private readonly vm: SandboxRecord,
+    private readonly files: SandboxFiles,
+    private readonly backend: Backend,
+    private readonly record: RuntimeRecord,
+  ) {
+    const self = this;
+    this.context = {
+      get relay() {
+        return self.relay!;
+      },
+      hello: () => this.hello(),
+      ops: this.ops(),
+    };
+  }
+
+  /**
+   * Boots (or re-attaches to) the VM, serves until the VMM ends, and records how it ended.
+   * Resolves when there is nothing left to supervise.
+   */
+  async run(): Promise<void> {
+    const deadline = Date.now() + this.vm.config.bootTimeoutMs;
+    const vmmEnded = new AbortController();
+    try {
+      const vmm = (this.vmm = await this.startOrAttach());
+      this.record.update({ vmmPid: vmm.pid, supervisorPid: process.pid });
+      void vmm.exited.then(() => vmmEnded.abort());
+      // A VM paused when its old supervisor died is thawed just long enough to greet its agent.
+      const wasPaused = (await vmm.describe()).state === "paused";
+      if (wasPaused) await vmm.resume();
+      this.link = await connectAgent(vmm, deadline, vmmEnded.signal).catch((error: unknown) => {
+        throw this.bootError(error, vmmEnded.signal.aborted);
+      });
+      if (wasPaused) await vmm.pause();
+      this.paused = wasPaused;
+      this.serve(this.link);
+      this.record.update({ status: wasPaused ? "paused" : "running", lastError: null });
+      this.phase = "ready";
+      logEvent("info", "sandbox ready", { vm: this.vm.id, bootTimeMs: this.link.hello.bootTimeMs });
+      this.ready.resolve(this.link.hello);
+      // Forwards an earlier supervisor of this VM left open (only a crash leaves any).
+      await this.forwards!.restore();
+    } catch (thrown) {
+      await this.fail(thrown);
+      return;
+    }
+    await this.vmm.exited;
+    await this.ended();
+  }
+
+  /** The VMM's ticket says one runs already (launched by a create, or left by a dead supervisor). */
+  private async startOrAttach(): Promise<Vmm> {
+    const ticket = liveTicket(this.files);
+    if (ticket !== undefined) return this.backend.attach(ticket);
+    return launchVmm(this.vm, this.files, this.backend);
+  }
+
+  private serve(link: AgentLink): void {
+    const relay = (this.relay = new Relay(link.socket));
+    link.onFrame((frame) => relay.fromAgent(frame), (error) => {
+      logEvent("error", `supervisor: the agent broke the protocol: ${(error as Error).message}`, { vm: this.vm.id });
+      link.socket.destroy();
+    });
+    link.socket.on("error", () => {});
+    link.socket.on("close", () => relay.failAll("AGENT_UNAVAILABLE", "the guest agent connection closed"));
+    const connect = (): Promise<AgentClient> => localClient(this.context);
+    this.forwards = new PortForwards(connect, this.files.forwards, this.vm);
+    this.ssh = new SshSetup(this.vm, this.vmm!.pid, connect, () => relay.idleMs());
+  }
+
+  /** The HELLO answer: the agent's own, plus this supervisor's part (its state, the accelerator). */
+  private async hello(): Promise<AgentHello> {
+    const agent = await this.ready.promise;
+    if (this.phase === "ending") {
+      throw new NotRunningError(`Cannot reach sandbox "${this.vm.name}": it is ${this.ending === "destroy" ? "being deleted" : "stopping"}`, {
+        hint: this.ending === "destroy" ? "create a new one with `smolvm create`" : `start it again with \`smolvm start ${this.vm.name}\``,
+      });
+    }
+    const ticket = this.vmm!.ticket;
+    return {
+      ...agent,
+      supervisor: { pid: process.pid, sandbox: this.vm.id, state: this.paused ? "paused" : "running", accel: ticket.accel, accelReason: ticket.accelReason },
+    };
+  }
+
+  private ops(): Record<SupervisorOp, SupervisorOpHandler> {
+    return {
+      "supervisor.status": async () => ({
+        sandbox: this.vm.id,
+        supervisorPid: process.pid,
+        vmmPid: this.vmm!.pid,
+        agentConnected: this.link !== undefined && !this.link.socket.destroyed,
+        vmm: await this.vmm!.describe(),
+      }),
+      "supervisor.stop": async () => {
+        this.end("stop");
+        // A paused guest cannot hear the shutdown request.
+        if (this.paused) await this.vmm!.resume().catch(() => {});
+        void this.shutdown();
+        return {};
+      },
+      "supervisor.destroy": async () => {
+        this.end("destroy");
+        this.vmm!.kill();
+        return {};
+      },
+      "supervisor.pause": async () => {
+        if (!this.paused) await this.vmm!.pause();
+        this.paused = true;
+        this.record.update({ status: "paused" });
+        return {};
+      },
+      "supervisor.resume": async () => {
+        if (this.paused) await this.vmm!.resume();
+        this.paused = false;
+        this.record.update({ status: "running" });
+        return {};
+      },
+      "supervisor.expose": async (request) => {
+        if (this.phase === "ending") throw new NotRunningError(`Cannot expose a port of "${this.vm.name}": the sandbox is stopping`);
+        return this.forwards!.expose(request as { guestPort: number; hostPort?: number });
+      },
+      "supervisor.close": async (request) => this.forwards!.close(request.hostPort as number),
+      "supervisor.ports": async () => ({ ports: this.forwards!.list() }),
+      "supervisor.ssh": async (request): Promise<SshStatus> =>
+        this.ssh!.status(request.wait === true, typeof request.timeoutMs === "number" ? request.timeoutMs : undefined),
+    };
+  }
+
+  private end(how: "stop" | "destroy"): void {
+    this.ending ??= how;
+    this.phase = "ending";
+    this.forwards?.closeAll();
+  }
+
+  /**
+   * Asks the agent to power off. It answers once every guest process is gone and `/` is synced
+   * and read-only; from then on nothing in the guest is left to save, so the VMM is told to quit
+   * at once rather than left to watch the emulated kernel's reboot path (~50-100 ms under TCG).
+   * An agent that does not say `synced` (an image built before this) is left to power off by
+   * itself: the VMM ends on its own with -no-reboot.
+   */
+  private async shutdown(): Promise<void> {
+    const vmm = this.vmm!;
+    const synced = new Promise<boolean>((resolve) => {
+      const owner: StreamOwner = {
+        deliver: (frame) => resolve(frame.type === FrameType.RESULT && isSynced(frame)),
+        fail: () => resolve(false),
+      };
+      this.relay!.open(owner, jsonFrame(FrameType.OPEN, 1, { op: "shutdown", answer: "synced" }));
+    });
+    const answered = (await within(Promise.race([synced, vmm.exited.then(() => false)]), 10_000)) === true;
+    if (answered) await vmm.stop().catch(() => vmm.kill());
+    const exited = (await within(vmm.exited, answered ? 3_000 : 10_000)) !== undefined;
+    if (!exited) {
+      await vmm.stop().catch(() => vmm.kill());
+      if ((await within(vmm.exited, 3_000)) === undefined) vmm.kill();
+    }
+  }
+
+  /** The boot failed: the VM goes, the record says why, and every waiting HELLO gets the reason. */
+  private async fail(thrown: unknown): Promise<void> {
+    const error = toSmolError(thrown);
+    this.phase = "failed";
+    logEvent("error", `supervisor: ${error.message}`, { vm: this.vm.id, stack: thrown instanceof Error ? thrown.stack : undefined });
+    if (this.vmm !== undefined) {
+      this.vmm.kill();
+      await this.vmm.exited;
+    }
+    removeTicket(this.files);
+    this.record.update({ status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null, supervisorPid: null });
+    this.ready.reject(error);
+  }
+
+  private bootError(error: unknown, vmmExited: boolean): SmolError {
+    const console = tailOf(this.files.consoleLog, 8);
+    const vmmLog = tailOf(this.files.vmmLog, 3);
+    const seconds = Math.round(this.vm.config.bootTimeoutMs / 1000);
+    const why = vmmExited
+      ? `the VM exited during boot${vmmLog ? ` (${vmmLog.replaceAll("\n", " | ")})` : ""}`
+      : error instanceof Error && error.name === "TimeoutError" ? `the guest agent did not answer within ${seconds} s`
+      : (error as Error).message;
+    const code = vmmExited ? "BACKEND_UNAVAILABLE" : error instanceof Error && error.name === "TimeoutError" ? "TIMEOUT" : toSmolError(error).code;
+    return smolError(code, `${why}${console ? `; last console lines:\n${console}` : "; the console printed nothing"}`, { cause: error });
+  }
+
+  /** The VMM is gone: say how in the state store, then let every client go. */
+  private async ended(): Promise<void> {
+    this.phase = "ending";
+    this.forwards?.closeAll();
+    this.link?.socket.destroy();
+    removeTicket(this.files);
+    for (const socket of [this.files.agentSocket, this.files.controlSocket]) rmSync(socket, { force: true });
+    if (this.ending === "destroy") {
+      rmSync(this.files.dir, { recursive: true, force: true });
+      this.record.remove();
+      return;
+    }
+    if (this.ending === "stop") {
+      this.record.update({ status: "stopped", vmmPid: null, supervisorPid: null });
+    } else {
+      const tail = tailOf(this.files.consoleLog, 5);
+      this.record.update({
+        status: "failed",
+        vmmPid: null,
+        supervisorPid: null,
+        lastError: { code: "NOT_RUNNING", message: `the VM exited unexpectedly${tail ? `; last console lines:\n${tail}` : ""}` },
+      });
+    }
+  }
+
+  /**
+   * QEMU runs its disk with cache=unsafe (no host fsync per guest flush): the disk is made
+   * durable once the VM has stopped, after the caller has its answer.
+   */
+  async syncDisk(): Promise<void> {
+    if (this.ending === "destroy") return;
+    const path = this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : this.files.overlay;
+    try {
+      const handle = await open(path, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      // A disk deleted meanwhile has nothing left to keep.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") logEvent("warn", `supervisor: cannot fsync the disk ${path}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function isSynced(frame: Frame): boolean {
+  try {
+    return (jsonPayload(frame) as { synced?: unknown }).synced === true;
+  } catch {
+    return false;
+  }
+}
+
+/** A record that is found by id, for the error when it is not. */
+export function missingSandbox(id: string): NotFoundError {
+  return new NotFoundError(`Cannot supervise sandbox "${id}": it does not exist`, { hint: "`smolvm list` shows the sandboxes that exist" });
+}
