@@ -270,7 +270,7 @@ export class AgentClient {
 
   // ---------------------------------------------------------------- plumbing
 
-  private call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
+  private async call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
     return this.request(request.op, validate(request), schema, options);
   }
 

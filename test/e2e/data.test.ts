@@ -137,21 +137,21 @@ describe("files", () => {
 
   test("SDK byte and stream variants: writeFile, readFile, readFileStream", async () => {
     await withVm(async (vm) => {
-      await vm.writeFile(`${GUEST_HOME}/sdk/a.txt`, "from a string\n");
-      expect((await vm.readFile(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
+      await vm.files.write(`${GUEST_HOME}/sdk/a.txt`, "from a string\n");
+      expect((await vm.files.read(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
 
       const bytes = randomBytes(3 * 1024 * 1024 + 17);
-      const written = await vm.writeFile(`${GUEST_HOME}/sdk/b.bin`, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), { mode: 0o600 });
+      const written = await vm.files.write(`${GUEST_HOME}/sdk/b.bin`, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), { mode: 0o600 });
       expect(written).toEqual({ path: `${GUEST_HOME}/sdk/b.bin`, size: bytes.length, mode: 0o600 });
-      const handle = await vm.readFileStream(`${GUEST_HOME}/sdk/b.bin`);
+      const handle = await vm.files.readStream(`${GUEST_HOME}/sdk/b.bin`);
       expect(handle.size).toBe(bytes.length);
       expect(handle.mode & 0o777).toBe(0o600);
       const chunks: Buffer[] = [];
       for await (const chunk of handle.stream) chunks.push(chunk as Buffer);
       expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
 
-      await expect(vm.readFile("relative/path")).rejects.toThrow(/must be absolute/);
-      await expect(vm.readFile(`${GUEST_HOME}/sdk/missing`)).rejects.toMatchObject({ code: "NOT_FOUND" });
+      await expect(vm.files.read("relative/path")).rejects.toThrow(/must be absolute/);
+      await expect(vm.files.read(`${GUEST_HOME}/sdk/missing`)).rejects.toMatchObject({ code: "NOT_FOUND" });
     });
   });
 });
@@ -231,9 +231,9 @@ describe("ports", () => {
 
   test("SDK exposeLocal picks a host port and close() ends it", async () => {
     await withVm(async (vm) => {
-      const web = await vm.exposeLocal(8080);
+      const web = await vm.ports.expose(8080);
       expect(await httpGet(web.hostPort)).toBe("hello from the guest\n");
-      expect((await vm.ports()).map((p) => p.hostPort)).toEqual([web.hostPort]);
+      expect((await vm.ports.list()).map((p) => p.hostPort)).toEqual([web.hostPort]);
       await web.close();
       await web.close(); // already gone: no error
       expect(await tcpConnect(web.hostPort)).toBe("ECONNREFUSED");
@@ -244,9 +244,9 @@ describe("ports", () => {
 describe("pause and resume", () => {
   test("a paused sandbox runs nothing and resumes intact", async () => {
     await withVm(async (vm) => {
-      await vm.run("(i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.2; done) >/dev/null 2>&1 &");
-      const counter = async () => Number((await vm.readFile("/tmp/c")).toString().trim());
-      await waitUntil(async () => (await vm.run("test -s /tmp/c")).exitCode === 0 && (await counter()) >= 3, 20_000, "the counter to run");
+      await vm.commands.run("(i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.2; done) >/dev/null 2>&1 &");
+      const counter = async () => Number((await vm.files.read("/tmp/c")).toString().trim());
+      await waitUntil(async () => (await vm.commands.run("test -s /tmp/c")).exitCode === 0 && (await counter()) >= 3, 20_000, "the counter to run");
 
       const before = await counter();
       const t1 = Date.now();
@@ -276,7 +276,7 @@ describe("pause and resume", () => {
 
       // Intact: the loop goes on, earlier files are there.
       await waitUntil(async () => (await counter()) >= after + 3, 10_000, "the counter to advance after resume");
-      expect((await vm.readFile(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
+      expect((await vm.files.read(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
     });
   });
 

@@ -15,7 +15,9 @@ import { ensureImage } from "../../lib/images/build.ts";
 import { SmolVM } from "../../lib/smolvm.ts";
 import { SmolError } from "../../lib/errors.ts";
 import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
-import { openChannel, AGENT_PROBE_MS } from "../../lib/channels/resolve.ts";
+import { AGENT_PROBE_MS } from "../../lib/channels/policy.ts";
+import { openChannel } from "../../lib/sandbox/connection.ts";
+import { sshEndpoint } from "../../lib/ssh/state.ts";
 import { SshConnection } from "../../lib/ssh/channel.ts";
 import { knownHostsPath, userKeyPath } from "../../lib/ssh/keys.ts";
 import { readSshState } from "../../lib/ssh/state.ts";
@@ -78,41 +80,41 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
 
   test("the command really goes over this channel", async () => {
     // sshd sets SSH_CONNECTION for its sessions; the agent's execs never have it.
-    const { stdout } = await handle.run('printf %s "${SSH_CONNECTION:+ssh}"');
+    const { stdout } = await handle.commands.run('printf %s "${SSH_CONNECTION:+ssh}"');
     expect(stdout).toBe(viaSsh ? "ssh" : "");
-    expect((await handle.info()).channel).toBe(viaSsh ? "ssh" : "agent");
+    expect((await handle.probeChannel()).channel).toBe(viaSsh ? "ssh" : "agent");
   });
 
   test("run: argv and shell forms, stdout, stderr and the exit status", async () => {
-    const argv = await handle.run(["printf", "%s|", "a b", "it's", "$(id)"]);
+    const argv = await handle.commands.run(["printf", "%s|", "a b", "it's", "$(id)"]);
     expect(argv).toMatchObject({ exitCode: 0, signal: null, timedOut: false, stdout: "a b|it's|$(id)|", stderr: "" });
-    const shell = await handle.run("echo out; echo err >&2; exit 3");
+    const shell = await handle.commands.run("echo out; echo err >&2; exit 3");
     expect(shell).toMatchObject({ exitCode: 3, stdout: "out\n", stderr: "err\n" });
-    const missing = await handle.run(["no-such-program-here"]);
+    const missing = await handle.commands.run(["no-such-program-here"]);
     expect(missing.exitCode).toBe(127);
   });
 
   test("run: env, cwd and stdin; the base environment is the agent's", async () => {
-    const r = await handle.run('printf "%s|%s|%s|%s|" "$GREETING" "$PWD" "$HOME" "$LANG"; cat', {
+    const r = await handle.commands.run('printf "%s|%s|%s|%s|" "$GREETING" "$PWD" "$HOME" "$LANG"; cat', {
       env: { GREETING: "hi 'there'" },
       cwd: "/tmp",
       stdin: "from stdin\n",
     });
     expect(r.stdout).toBe(`hi 'there'|/tmp|${GUEST_HOME}|C.UTF-8|from stdin\n`);
-    expect((await handle.run("pwd")).stdout).toBe(`${GUEST_HOME}\n`);
-    await expect(handle.run("true", { cwd: "/no/such/dir" })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect((await handle.commands.run("pwd")).stdout).toBe(`${GUEST_HOME}\n`);
+    await expect(handle.commands.run("true", { cwd: "/no/such/dir" })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
   test("run: a timeout kills the whole process group", async () => {
     const tag = viaSsh ? "31.25" : "31.5";
-    const r = await handle.run(`sleep ${tag} & sleep ${tag}; echo never`, { timeoutMs: 1500 });
+    const r = await handle.commands.run(`sleep ${tag} & sleep ${tag}; echo never`, { timeoutMs: 1500 });
     expect(r).toMatchObject({ timedOut: true, exitCode: null, signal: "KILL", stdout: "" });
-    const left = await handle.run(`for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep ${tag}" || true`);
+    const left = await handle.commands.run(`for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep ${tag}" || true`);
     expect(left.stdout.trim()).toBe("0");
   });
 
   test("exec: output streams while the command runs, stdin streams in", async () => {
-    const proc = await handle.exec("echo first; read line; echo got:$line; sleep 1; echo last", { stdin: true });
+    const proc = await handle.commands.exec("echo first; read line; echo got:$line; sleep 1; echo last", { stdin: true });
     expect(proc.pid).toBeGreaterThan(1);
     const seen: string[] = [];
     proc.stdout.on("data", (chunk: Buffer) => seen.push(chunk.toString()));
@@ -134,7 +136,7 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
   });
 
   test("exec: a signal goes to the command's process group", async () => {
-    const proc = await handle.exec("trap 'echo term; exit 9' TERM; while :; do sleep 0.1; done");
+    const proc = await handle.commands.exec("trap 'echo term; exit 9' TERM; while :; do sleep 0.1; done");
     let out = "";
     proc.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     proc.stderr.resume();
@@ -146,7 +148,7 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
   });
 
   test("exec: a PTY is a terminal of the asked size", async () => {
-    const proc = await handle.exec("tty; stty size", { pty: { rows: 33, cols: 101 } });
+    const proc = await handle.commands.exec("tty; stty size", { pty: { rows: 33, cols: 101 } });
     let out = "";
     proc.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     expect((await proc.wait()).exitCode).toBe(0);
@@ -156,34 +158,34 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
   test("files: a write lands atomically with its exact mode and reads back byte for byte", async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const t0 = performance.now();
-    const written = await handle.writeFile(`${GUEST_HOME}/files/deep/blob.bin`, data, { mode: 0o640 });
+    const written = await handle.files.write(`${GUEST_HOME}/files/deep/blob.bin`, data, { mode: 0o640 });
     const writeMs = performance.now() - t0;
     expect(written.size).toBe(data.length);
-    const mode = await handle.run(`stat -c %a ${GUEST_HOME}/files/deep/blob.bin; ls -a ${GUEST_HOME}/files/deep`);
+    const mode = await handle.commands.run(`stat -c %a ${GUEST_HOME}/files/deep/blob.bin; ls -a ${GUEST_HOME}/files/deep`);
     expect(mode.stdout).toBe("640\n.\n..\nblob.bin\n");
     const t1 = performance.now();
-    const back = await handle.readFile(`${GUEST_HOME}/files/deep/blob.bin`);
+    const back = await handle.files.read(`${GUEST_HOME}/files/deep/blob.bin`);
     const readMs = performance.now() - t1;
     expect(createHash("sha256").update(back).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
-    const opened = await handle.readFileStream(`${GUEST_HOME}/files/deep/blob.bin`);
+    const opened = await handle.files.readStream(`${GUEST_HOME}/files/deep/blob.bin`);
     expect(opened).toMatchObject({ size: data.length, mode: 0o640 });
     opened.stream.resume();
     console.log(`${commChannel}: 3 MiB write ${Math.round(writeMs)} ms, read ${Math.round(readMs)} ms`);
   });
 
   test("files: a missing file is NOT_FOUND, a directory is refused", async () => {
-    await expect(handle.readFile("/no/such/file")).rejects.toMatchObject({ code: "NOT_FOUND" });
-    await expect(handle.readFile("/etc")).rejects.toBeInstanceOf(SmolError);
-    await expect(handle.writeFile("/no/such/dir/f", "x", { mkdirParents: false })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(handle.files.read("/no/such/file")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(handle.files.read("/etc")).rejects.toBeInstanceOf(SmolError);
+    await expect(handle.files.write("/no/such/dir/f", "x", { mkdirParents: false })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
   test("files: upload and download through the SDK keep content and mode", async () => {
     const dir = mkdtempSync(join(tmpdir(), "smolvm-ssh-files-"));
     const local = join(dir, "script.sh");
     writeFileSync(local, "#!/bin/sh\necho uploaded\n", { mode: 0o755 });
-    await handle.putFile(local, `${GUEST_HOME}/up-${commChannel}/`);
-    expect((await handle.run([`${GUEST_HOME}/up-${commChannel}/script.sh`])).stdout).toBe("uploaded\n");
-    const got = await handle.getFile(`${GUEST_HOME}/up-${commChannel}/script.sh`, join(dir, "back.sh"));
+    await handle.files.upload(local, `${GUEST_HOME}/up-${commChannel}/`);
+    expect((await handle.commands.run([`${GUEST_HOME}/up-${commChannel}/script.sh`])).stdout).toBe("uploaded\n");
+    const got = await handle.files.download(`${GUEST_HOME}/up-${commChannel}/script.sh`, join(dir, "back.sh"));
     expect(got.mode).toBe(0o755);
     expect(readFileSync(join(dir, "back.sh"), "utf8")).toBe("#!/bin/sh\necho uploaded\n");
   });
@@ -193,12 +195,12 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     const all = await handle.env.set(tricky);
     expect(all).toMatchObject(tricky);
     const name = Object.keys(tricky)[0]!;
-    expect((await handle.run(`printf %s "$${name}"`)).stdout).toBe(tricky[name]!);
-    expect((await handle.run(["bash", "-lc", `printf %s "$${name}"`])).stdout).toBe(tricky[name]!);
+    expect((await handle.commands.run(`printf %s "$${name}"`)).stdout).toBe(tricky[name]!);
+    expect((await handle.commands.run(["bash", "-lc", `printf %s "$${name}"`])).stdout).toBe(tricky[name]!);
     expect(await handle.env.list()).toMatchObject(tricky);
     const left = await handle.env.unset(["PLAIN"]);
     expect(left.PLAIN).toBeUndefined();
-    expect((await handle.run('printf %s "${PLAIN-unset}"')).stdout).toBe("unset");
+    expect((await handle.commands.run('printf %s "${PLAIN-unset}"')).stdout).toBe("unset");
   });
 
   test("env: what this channel sets, the other channel sees (one file, one set)", async () => {
@@ -206,7 +208,7 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     try {
       await handle.env.set({ SHARED: `from-${commChannel}` });
       expect((await other.env.list()).SHARED).toBe(`from-${commChannel}`);
-      expect((await other.run('printf %s "$SHARED"')).stdout).toBe(`from-${commChannel}`);
+      expect((await other.commands.run('printf %s "$SHARED"')).stdout).toBe(`from-${commChannel}`);
       await other.env.set({ BACK: "1" });
       expect(await handle.env.list()).toMatchObject({ SHARED: `from-${commChannel}`, BACK: "1" });
     } finally {
@@ -216,14 +218,14 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
 
   test("ports: exposeLocal reaches a server in the guest from 127.0.0.1", async () => {
     const guestPort = viaSsh ? 8702 : 8701;
-    await handle.writeFile(`${GUEST_HOME}/www-${commChannel}/index.txt`, `hello over ${commChannel}\n`);
-    const server = await handle.exec(["python3", "-m", "http.server", String(guestPort), "--bind", "127.0.0.1", "--directory", `${GUEST_HOME}/www-${commChannel}`]);
+    await handle.files.write(`${GUEST_HOME}/www-${commChannel}/index.txt`, `hello over ${commChannel}\n`);
+    const server = await handle.commands.exec(["python3", "-m", "http.server", String(guestPort), "--bind", "127.0.0.1", "--directory", `${GUEST_HOME}/www-${commChannel}`]);
     server.stdout.resume();
     server.stderr.resume();
     try {
-      const ready = await handle.run(`for i in $(seq 600); do grep -qi ':${guestPort.toString(16)} 0*:0000 0A' /proc/net/tcp && exit 0; sleep 0.05; done; exit 1`);
+      const ready = await handle.commands.run(`for i in $(seq 600); do grep -qi ':${guestPort.toString(16)} 0*:0000 0A' /proc/net/tcp && exit 0; sleep 0.05; done; exit 1`);
       expect(ready.exitCode).toBe(0);
-      const forward = await handle.exposeLocal(guestPort);
+      const forward = await handle.ports.expose(guestPort);
       expect(forward.address).toBe("127.0.0.1");
       try {
         expect(await httpGet(forward.hostPort, "/index.txt")).toBe(`hello over ${commChannel}\n`);
@@ -266,7 +268,7 @@ describe("latency", () => {
   test("ssh connect+auth, and `true` per exec on each channel", async () => {
     const connects: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const connection = await SshConnection.open(vm.id);
+      const connection = await SshConnection.open(record(NAME), sshEndpoint(record(NAME))!);
       connects.push(connection.connectMs);
       connection.end();
     }
@@ -311,7 +313,7 @@ describe("the OpenSSH client", () => {
     writeFileSync(join(dir, "up.txt"), "via scp\n");
     const up = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), join(dir, "up.txt"), `root@127.0.0.1:${GUEST_HOME}/up.txt`]);
     expect(up.exitCode).toBe(0);
-    expect((await vm.run(`cat ${GUEST_HOME}/up.txt`)).stdout).toBe("via scp\n");
+    expect((await vm.commands.run(`cat ${GUEST_HOME}/up.txt`)).stdout).toBe("via scp\n");
     const down = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), `root@127.0.0.1:${GUEST_HOME}/up.txt`, join(dir, "down.txt")]);
     expect(down.exitCode).toBe(0);
     expect(readFileSync(join(dir, "down.txt"), "utf8")).toBe("via scp\n");
@@ -329,13 +331,13 @@ describe("the OpenSSH client", () => {
       const ssh = await runCli(["ssh", NAME, "--", "true"]);
       expect(ssh.code).toBe(255);
       expect(ssh.stderr).toMatch(/host key|Host key verification failed/i);
-      const error = await SshConnection.open(vm.id).then(() => undefined, (e: unknown) => e);
+      const error = await SshConnection.open(record(NAME), sshEndpoint(record(NAME))!).then(() => undefined, (e: unknown) => e);
       expect(error).toMatchObject({ code: "CHANNEL_UNAVAILABLE" });
       expect((error as Error).message).toContain("does not match the one pinned");
     } finally {
       writeFileSync(file, original);
     }
-    const again = await SshConnection.open(vm.id);
+    const again = await SshConnection.open(record(NAME), sshEndpoint(record(NAME))!);
     again.end();
   });
 
@@ -416,7 +418,7 @@ describe("channel resolution", () => {
       process.kill(supervisorPid, "SIGCONT");
     }
     const agent = await SmolVM.fromId(NAME, { commChannel: "vsock" });
-    expect((await agent.run("echo back")).stdout).toBe("back\n");
+    expect((await agent.commands.run("echo back")).stdout).toBe("back\n");
     agent.close();
   });
 });
@@ -434,7 +436,7 @@ describe("restart", () => {
     expect(readFileSync(knownHostsPath(vm.id), "utf8")).toBe(pinned);
     const handle = await SmolVM.fromId(NAME, { commChannel: "ssh" });
     try {
-      expect((await handle.run('printf %s "${SSH_CONNECTION:+ssh}"')).stdout).toBe("ssh");
+      expect((await handle.commands.run('printf %s "${SSH_CONNECTION:+ssh}"')).stdout).toBe("ssh");
     } finally {
       handle.close();
     }
