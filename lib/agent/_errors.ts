@@ -1,9 +1,11 @@
 /**
- * The one table from agent error codes (PROTOCOL.md) to smolvm's error tree. The agent's code
- * is kept in `details.agentCode` for callers that need the finer distinction (IS_DIRECTORY vs
- * NOT_REGULAR both surface as INVALID_INPUT).
+ * The one table from agent error codes (PROTOCOL.md) to smolvm's error codes, whose classes come
+ * from errors.ts's table. The agent's code is kept in `details.agentCode` for callers that need
+ * the finer distinction (IS_DIRECTORY vs NOT_REGULAR both surface as INVALID_INPUT). A code that
+ * is smolvm's own already (the supervisor's answers: ALREADY_EXISTS, NOT_RUNNING...) passes
+ * through with its hint.
  */
-import { AgentUnavailableError, smolError, type ErrorCode, type SmolError } from "../errors.ts";
+import { AgentUnavailableError, isErrorCode, smolError, type ErrorCode, type SmolError } from "../errors.ts";
 import type { AgentErrorPayload } from "./messages.ts";
 
 const TABLE: Record<string, { code: ErrorCode; hint?: string }> = {
@@ -36,9 +38,10 @@ function capitalize(s: string): string {
 
 /** A SmolError for an ERROR frame the agent sent about one operation. */
 export function agentError(payload: AgentErrorPayload, op: string): SmolError {
-  const entry = TABLE[payload.code] ?? { code: "INTERNAL" as ErrorCode };
+  const entry = TABLE[payload.code] ?? { code: isErrorCode(payload.code) ? payload.code : "INTERNAL" as ErrorCode };
   const message = capitalize(payload.message) || `Guest agent ${op} failed with ${payload.code}`;
-  const options = { hint: entry.hint, details: { agentCode: payload.code, op } };
+  const hint = payload.hint ?? entry.hint;
+  const options = { ...(hint === undefined ? {} : { hint }), details: { agentCode: payload.code, op } };
   return smolError(entry.code, message, options);
 }
 

@@ -72,6 +72,8 @@ export const AgentErrorPayload = z.object({
   code: z.string().check(z.minLength(1)),
   message: z.string(),
   stream: z.optional(nonNegInt),
+  /** What to do about it: sent by the supervisor, whose refusals are smolvm's own errors. */
+  hint: z.optional(z.string()),
 });
 export type AgentErrorPayload = z.infer<typeof AgentErrorPayload>;
 
