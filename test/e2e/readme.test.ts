@@ -18,36 +18,53 @@ beforeAll(async () => {
 }, 30 * 60_000);
 cleanupAfterAll();
 
-/** The first ```ts block under the "## SDK" heading. */
-function sdkExample(): string {
+/** Every ```ts block of the "## SDK" section: the main example, then one per noun. */
+function sdkExamples(): string[] {
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("\n## SDK\n"));
-  const match = /```ts\n([\s\S]*?)```/.exec(section);
-  if (!readme.includes("\n## SDK\n") || match === null) throw new Error("README.md has no ```ts block under ## SDK");
-  return match[1]!;
+  if (!readme.includes("\n## SDK\n")) throw new Error("README.md has no ## SDK section");
+  const section = readme.slice(readme.indexOf("\n## SDK\n") + 1);
+  const end = section.indexOf("\n## ", 1);
+  return [...(end < 0 ? section : section.slice(0, end)).matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 }
 
-test("the README's SDK example runs as written and deletes its sandbox at the end", async () => {
-  const example = sdkExample();
-  expect(example).toContain('from "smolvm"');
-  expect(example).toContain("await using vm");
-  const dir = mkdtempSync(join(tmpdir(), "smolvm-readme-"));
-  try {
-    const file = join(dir, "example.ts");
-    writeFileSync(file, example.replace('from "smolvm"', `from ${JSON.stringify(join(repoRoot, "lib", "index.ts"))}`));
-    const run = spawnSync(process.execPath, [file], { cwd: repoRoot, env: process.env, encoding: "utf8", timeout: 90_000 });
-    if (run.status !== 0) console.log(run.stdout, run.stderr);
-    expect(run.status).toBe(0);
-    expect(run.stdout.split("\n")).toEqual([
-      `Linux ${process.arch === "arm64" ? "aarch64" : "x86_64"}`,
-      "hello world",
-      "<h1>hello from a microVM</h1>",
-      "smolvm",
-      "",
-    ]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  // `await using` deleted the sandbox when the example's scope ended.
-  await waitUntil(async () => (await listSandboxes()).length === 0, 10_000, "the example's sandbox to be deleted");
+/** What an example prints: the comment after each console.log, the guest's arch as this host's. */
+function expectedOutput(example: string): string[] {
+  const arch = process.arch === "arm64" ? "aarch64" : "x86_64";
+  const lines = example.split("\n").filter((line) => line.startsWith("console.log(")).map((line) => {
+    const at = line.lastIndexOf("// ");
+    if (at < 0) throw new Error(`README example line without its expected output: ${line}`);
+    return line.slice(at + 3).replace("x86_64", arch);
+  });
+  return [...lines, ""];
+}
+
+const examples = sdkExamples();
+
+/** The main example first, then one per noun group, in the README's order. */
+const NAMES = ["main", "vm.commands", "vm.files", "vm.env", "vm.ports"];
+
+test("the README has the main SDK example and one per noun, each using its noun", () => {
+  expect(examples.length).toBe(NAMES.length);
+  NAMES.slice(1).forEach((noun, i) => expect(examples[i + 1]).toContain(`${noun}.`));
 });
+
+test.each(examples.map((example, i) => [NAMES[i] ?? String(i), example]))(
+  "the README's %s SDK example runs as written and deletes its sandbox at the end",
+  async (_name, example) => {
+    expect(example).toContain('from "smolvm"');
+    expect(example).toContain("await using vm");
+    const dir = mkdtempSync(join(tmpdir(), "smolvm-readme-"));
+    try {
+      const file = join(dir, "example.ts");
+      writeFileSync(file, example.replace('from "smolvm"', `from ${JSON.stringify(join(repoRoot, "lib", "index.ts"))}`));
+      const run = spawnSync(process.execPath, [file], { cwd: repoRoot, env: process.env, encoding: "utf8", timeout: 90_000 });
+      if (run.status !== 0) console.log(run.stdout, run.stderr);
+      expect(run.status).toBe(0);
+      expect(run.stdout.split("\n")).toEqual(expectedOutput(example));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // `await using` deleted the sandbox when the example's scope ended.
+    await waitUntil(async () => (await listSandboxes()).length === 0, 10_000, "the example's sandbox to be deleted");
+  },
+);
