@@ -87,7 +87,7 @@ async function sshEndpointNow(vm: SandboxRecord, status: SshStatus): Promise<Ssh
  * (never connecting early: an early connect to a slirp forward can stall for seconds).
  */
 export async function sshEndpointWhenReady(vm: SandboxRecord, timeoutMs = 30_000): Promise<SshEndpoint> {
-  assertMay(vm, { kind: "reach", what: "reach over SSH" });
+  assertMay(vm, REACH);
   const endpoint = await sshEndpointNow(vm, await sshStatus(vm, true, timeoutMs));
   if (endpoint !== undefined) return endpoint;
   const { channelUnavailable } = await import("../ssh/state.ts");

@@ -99,15 +99,16 @@ async function bootSandbox(vm: SandboxRecord): Promise<Booted> {
   } catch (thrown) {
     throw bootFailure(vm, thrown);
   }
+  const record = withStore((store) => store.get(vm.id));
   try {
     // A sandbox that is to be used over SSH is ready when its sshd is.
-    if (vm.channel === "ssh") await sshEndpointWhenReady(vm, vm.config.bootTimeoutMs);
+    if (record.channel === "ssh") await sshEndpointWhenReady(record, record.config.bootTimeoutMs);
   } catch (error) {
     await session.close();
     throw error;
   }
   const supervisor = session.hello.supervisor!;
-  return { record: withStore((store) => store.get(vm.id)), session, accel: { accel: supervisor.accel, reason: supervisor.accelReason } };
+  return { record, session, accel: { accel: supervisor.accel, reason: supervisor.accelReason } };
 }
 
 function launchFailure(vm: SandboxRecord, thrown: unknown): SmolError {

@@ -38,7 +38,7 @@ test("an image without sshd is CHANNEL_UNAVAILABLE with the reason and hint, at 
 });
 
 test("a stopped or paused sandbox is not reached, a network-less one has no SSH", () => {
-  const reach = { kind: "reach", what: "reach over SSH" } as const;
+  const reach = { kind: "reach", what: "reach" } as const;
   expect(() => assertMay(vm({ status: "stopped" }), reach)).toThrow(expect.objectContaining({ code: "NOT_RUNNING" }));
   expect(() => assertMay(vm({ status: "paused" }), reach)).toThrow(expect.objectContaining({ code: "NOT_RUNNING", hint: "resume it with `smolvm resume box`" }));
   expect(() => sshEndpointFor(vm({ sshPort: null }), { state: "ready" })).toThrow(ChannelUnavailableError);
