@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { HostDependencyMissingError, InvalidInputError } from "../errors.ts";
 
-export type GuestArch = "x86_64" | "aarch64";
+import type { GuestArch } from "../kernel/arch.ts";
 
 /** Where a source checkout keeps the built agent for `arch`. */
 export function guestAgentBinaryPath(arch: GuestArch): string {

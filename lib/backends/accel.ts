@@ -11,13 +11,13 @@ import { ACCELS, type AccelChoice } from "../config.ts";
 import { BackendUnavailableError, InvalidInputError } from "../errors.ts";
 import { runHost, which } from "../host/process.ts";
 import { provenKvm, type KvmProbeOptions, type KvmVerdict } from "./kvm-probe.ts";
+import type { GuestArch } from "../kernel/arch.ts";
 
 export { hostTscKhz, parseCpuinfoTscKhz } from "../host/tsc.ts";
 
-export type GuestArch = "x86_64" | "aarch64";
+export type { GuestArch } from "../kernel/arch.ts";
 export type Accel = "kvm" | "hvf" | "tcg";
 
-export const GUEST_ARCHES: readonly GuestArch[] = ["x86_64", "aarch64"];
 
 export interface AccelInfo {
   accel: Accel;
