@@ -136,6 +136,10 @@ int serve_port(const char *dev);
 /* ---- operations ---- */
 typedef void (*op_fn)(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_exec(session_t *s, uint32_t id, const jdoc_t *doc);
+/* The PATH a command gets unless its environment says otherwise. */
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* In the forked child of an exec (child.c): set up descriptors, session, cwd and run argv; never returns. */
+void exec_child(char **argv, char **envp, const char *cwd, int fd0, int fd1, int fd2, int slave) __attribute__((noreturn));
 void op_write_file(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_read_file(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_env_set(session_t *s, uint32_t id, const jdoc_t *doc);

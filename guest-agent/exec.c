@@ -19,7 +19,6 @@
 
 #include "agent.h"
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* After a timeout or cancel, stop waiting for pipes held open by escaped processes. */
 #define LINGER_MS 1000
 
@@ -83,57 +82,6 @@ static void env_put(envb_t *b, const char *name, const char *value) {
 static void env_free(envb_t *b) {
     for (size_t i = 0; i < b->n; i++) free(b->v[i]);
     free(b->v);
-}
-
-/* ---------- the child ---------- */
-
-static void exec_search(const char *file, char **argv, char **envp) {
-    if (strchr(file, '/')) {
-        execve(file, argv, envp);
-        return;
-    }
-    const char *path = DEFAULT_PATH;
-    for (char **e = envp; *e; e++)
-        if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
-    int eacces = 0;
-    char buf[4096];
-    for (const char *p = path;; p++) {
-        const char *colon = strchr(p, ':');
-        size_t dl = colon ? (size_t)(colon - p) : strlen(p);
-        if (dl + strlen(file) + 2 < sizeof(buf)) {
-            if (dl) memcpy(buf, p, dl);
-            else buf[dl++] = '.';
-            buf[dl] = '/';
-            strcpy(buf + dl + 1, file);
-            execve(buf, argv, envp);
-            if (errno == EACCES) eacces = 1;
-        }
-        if (!colon) break;
-        p = colon;
-    }
-    errno = eacces ? EACCES : ENOENT;
-}
-
-/* Runs in the forked child; never returns. */
-static void child_main(char **argv, char **envp, const char *cwd, int fd0, int fd1, int fd2, int slave) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    setsid();
-    if (slave >= 0) {
-        ioctl(slave, TIOCSCTTY, 0);
-        fd0 = fd1 = fd2 = slave;
-    }
-    if (dup2(fd0, 0) < 0 || dup2(fd1, 1) < 0 || dup2(fd2, 2) < 0) _exit(126);
-    if (chdir(cwd) != 0) {
-        dprintf(2, "smolvm-agent: cannot enter \"%s\": %s\n", cwd, strerror(errno));
-        _exit(126);
-    }
-    exec_search(argv[0], argv, envp);
-    int e = errno;
-    dprintf(2, "smolvm-agent: cannot run \"%s\": %s\n", argv[0], strerror(e));
-    _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
 /* ---------- stream plumbing ---------- */
@@ -487,7 +435,7 @@ void op_exec(session_t *s, uint32_t id, const jdoc_t *doc) {
     g_execs = x;
 
     pid_t pid = fork();
-    if (pid == 0) child_main(argv, env.v, cwd, fds[0], fds[3], fds[5], fds[7]);
+    if (pid == 0) exec_child(argv, env.v, cwd, fds[0], fds[3], fds[5], fds[7]);
     int fork_errno = errno;
     int child_ends[] = {fds[0], fds[3], fds[5], fds[7]};
     close_fds(child_ends, 4);
