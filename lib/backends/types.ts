@@ -97,9 +97,11 @@ export interface VmmStatus {
   detail: string;
 }
 
-/** What a process needs to take over a running VMM: written by its launcher, read by the next owner. */
+/**
+ * What a process needs to take over a running VMM: written by its launcher, read by the next
+ * owner, which knows its backend already (the sandbox's record names it).
+ */
 export interface VmmTicket {
-  backend: BackendName;
   pid: number;
   controlSocketPath: string;
   agentSocketPath: string;

@@ -10,7 +10,6 @@ import { z } from "../zod.ts";
 import type { SandboxFiles } from "./layout.ts";
 
 const ticketSchema = z.object({
-  backend: z.enum(["qemu", "firecracker"]),
   pid: z.int().check(z.positive()),
   controlSocketPath: z.string(),
   agentSocketPath: z.string(),

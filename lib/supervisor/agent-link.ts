@@ -9,6 +9,7 @@ import type { Frame } from "../agent/frame.ts";
 import type { AgentHello } from "../agent/messages.ts";
 import type { Vmm } from "../backends/types.ts";
 import { AgentUnavailableError, TimeoutError } from "../errors.ts";
+import { pollUntil } from "../util/poll.ts";
 import { versionInfo } from "../version.ts";
 
 export interface AgentLink {
@@ -24,7 +25,22 @@ export interface AgentLink {
  * fires (the VM ended first).
  */
 export async function connectAgent(vmm: Vmm, deadline: number, abort: AbortSignal): Promise<AgentLink> {
-  const transport = await vmm.openAgent({ timeoutMs: Math.max(1, deadline - Date.now()), signal: abort });
+  // A channel that cannot be opened yet (Firecracker's vsock before the guest listens) is tried
+  // again until the deadline; QEMU's is there as soon as QEMU is.
+  let lastError: unknown;
+  const transport = await pollUntil(() => vmm.openAgent({ timeoutMs: Math.max(1, deadline - Date.now()), signal: abort }).catch((error: unknown) => {
+    lastError = error;
+    return undefined;
+  }), {
+    timeoutMs: Math.max(1, deadline - Date.now()),
+    intervalMs: 20,
+    signal: abort,
+    what: "the guest agent's channel",
+    onTimeout: () => new TimeoutError("the guest agent's channel did not open", { cause: lastError }),
+  }).catch((error: unknown) => {
+    if (abort.aborted) throw new AgentUnavailableError("the VM stopped before its agent answered", { cause: error });
+    throw error;
+  });
   const early: Frame[] = [];
   let handler: ((frame: Frame) => void) | undefined;
   let errorHandler: ((error: unknown) => void) | undefined;

@@ -17,7 +17,8 @@ import type { Relay, StreamOwner } from "./relay.ts";
 export type SupervisorOpHandler = (request: Record<string, unknown>) => Promise<unknown>;
 
 export interface SessionContext {
-  relay: Relay;
+  /** The relay to the agent; none until the agent answered (a client cannot open streams before). */
+  relay: Relay | undefined;
   /**
    * The HELLO answer (the agent's HELLO and the supervisor's own part), once the sandbox is
    * ready; rejects with why it cannot be used (its boot failed, it is stopping).
@@ -49,7 +50,7 @@ export class ClientSession implements StreamOwner {
     const close = () => {
       if (closed) return;
       closed = true;
-      context.relay.release(this);
+      context.relay?.release(this);
       if (!socket.destroyed) socket.destroy();
       onClose();
     };
@@ -79,7 +80,7 @@ export class ClientSession implements StreamOwner {
       case FrameType.WINDOW:
       case FrameType.CONTROL:
       case FrameType.CANCEL:
-        return this.context.relay.forward(this, frame);
+        return this.context.relay?.forward(this, frame);
       default:
         this.error(frame.streamId, "UNKNOWN_TYPE", `frame type 0x${frame.type.toString(16)} is not known here`);
     }
@@ -96,7 +97,7 @@ export class ClientSession implements StreamOwner {
     if (!hello.success) return this.error(0, "BAD_REQUEST", `HELLO is not valid: ${hello.error.issues[0]?.message}`);
     const nonce = hello.data.nonce;
     // A second HELLO starts a new session on the same connection: its old streams end.
-    if (this.greeted) this.context.relay.release(this);
+    if (this.greeted) this.context.relay?.release(this);
     this.greeted = false;
     this.context.hello().then(
       (answer) => {
@@ -114,7 +115,7 @@ export class ClientSession implements StreamOwner {
   private open(frame: Frame): void {
     const id = frame.streamId;
     if (id === 0) return this.error(0, "BAD_REQUEST", "OPEN on stream 0");
-    if (this.localStreams.has(id) || this.context.relay.isLive(this, id)) {
+    if (this.localStreams.has(id) || this.context.relay?.isLive(this, id) === true) {
       return this.error(0, "STREAM_IN_USE", `stream ${id} is live`);
     }
     let request: Record<string, unknown>;
@@ -125,7 +126,10 @@ export class ClientSession implements StreamOwner {
       return this.error(id, "BAD_REQUEST", "OPEN payload must be a JSON object with an op");
     }
     const op = request.op as string;
-    if (!op.startsWith("supervisor.")) return this.context.relay.open(this, frame);
+    if (!op.startsWith("supervisor.")) {
+      if (this.context.relay === undefined) return this.error(id, "AGENT_UNAVAILABLE", "the guest agent is not connected");
+      return this.context.relay.open(this, frame);
+    }
     if (!isSupervisorOp(op)) return this.error(id, "UNKNOWN_OP", `unknown supervisor operation "${op}"`);
     const checked = SUPERVISOR_OPS[op].request.safeParse(request);
     if (!checked.success) {

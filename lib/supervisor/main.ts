@@ -25,6 +25,8 @@ export interface SuperviseOptions {
   backend?: Backend;
   /** The pipe to say "listening" on (default: SMOLVM_SUPERVISOR_READY_FD, if set). */
   readyFd?: number;
+  /** Called once the socket accepts clients (a supervisor run in-process, by tests). */
+  onListening?: () => void;
 }
 
 export async function runSupervisor(id: string, options: SuperviseOptions = {}): Promise<void> {
@@ -44,6 +46,7 @@ async function supervise(id: string, store: StateStore, options: SuperviseOption
   const files = sandboxFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
   tellSpawner(options.readyFd ?? readyFdFromEnv());
+  options.onListening?.();
   const runtime = new SandboxRuntime(vm, files, options.backend ?? backendFor(vm.backend ?? "qemu"), {
     update: (patch) => {
       if (store.find(id) !== undefined) store.update(id, patch);
@@ -86,22 +89,35 @@ function tellSpawner(fd: number | undefined): void {
 
 /** Listens on the supervisor socket, refusing to run beside a live supervisor of the same VM. */
 async function listenExclusive(path: string): Promise<Server> {
-  if (existsSync(path)) {
-    const alive = await new Promise<boolean>((resolve) => {
-      const probe = connect(path);
-      probe.once("connect", () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once("error", () => resolve(false));
-    });
-    if (alive) throw new AlreadyExistsError("Cannot supervise the sandbox: another supervisor is serving it");
-    rmSync(path, { force: true });
+  if (existsSync(path) && (await serving(path))) {
+    throw new AlreadyExistsError("Cannot supervise the sandbox: another supervisor is serving it");
   }
+  rmSync(path, { force: true });
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => resolve());
   });
   return server;
+}
+
+/**
+ * Whether a live supervisor answers on `path`: it accepts and keeps the connection open. One that
+ * is dying may still accept into its backlog; that connection is reset within moments.
+ */
+function serving(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = (alive: boolean) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(alive);
+    };
+    probe.once("connect", () => {
+      timer = setTimeout(() => done(true), 100);
+    });
+    probe.once("error", () => done(false));
+    probe.once("close", () => done(false));
+  });
 }

@@ -62,7 +62,7 @@ export class SandboxRuntime {
     const self = this;
     this.context = {
       get relay() {
-        return self.relay!;
+        return self.relay;
       },
       hello: () => this.hello(),
       ops: this.ops(),

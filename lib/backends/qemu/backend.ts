@@ -100,7 +100,6 @@ export class QemuBackend implements Backend {
     }
     if ("qmp" in outcome) {
       const ticket: VmmTicket = {
-        backend: "qemu",
         pid: qemu.pid,
         controlSocketPath: spec.controlSocketPath,
         agentSocketPath: spec.agentSocketPath,
