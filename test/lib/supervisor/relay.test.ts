@@ -1,8 +1,9 @@
-import { expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "node:net";
 import { encodeFrame, FrameDecoder } from "../../../lib/agent/frame.ts";
 import { FrameType, jsonFrame, type Frame } from "../../../lib/supervisor/frames.ts";
 import { Relay, type StreamOwner } from "../../../lib/supervisor/relay.ts";
+import { agentRelay, type AgentRelay } from "./_relay.ts";
 
 /** An agent connection that records what the relay writes to it. */
 function fakeAgent(): { socket: Socket; written: Frame[] } {
@@ -37,3 +38,67 @@ test("idleMs is 0 while a stream is open and counts from when the last one ended
   await Bun.sleep(20);
   expect(relay.idleMs()).toBeGreaterThanOrEqual(15);
 });
+
+describe("many clients over one agent connection (the native test agent)", () => {
+  let setup: AgentRelay;
+  beforeAll(async () => {
+    setup = await agentRelay();
+  }, 300_000);
+  afterAll(() => setup?.stop());
+
+  test("clients number their streams alike; the agent sees one id per stream, and answers reach the right client", async () => {
+    const [a, b] = await Promise.all([setup.client(), setup.client()]);
+    const before = setup.sentToAgent.length;
+    // Both clients' first stream is id 1 on their side.
+    const [ra, rb] = await Promise.all([a.run(["sh", "-c", "sleep 0.2; echo from-a"]), b.run(["sh", "-c", "echo from-b"])]);
+    expect(ra.stdout).toBe("from-a\n");
+    expect(rb.stdout).toBe("from-b\n");
+    const opens = setup.sentToAgent.slice(before).filter((f) => f.type === FrameType.OPEN).map((f) => f.streamId);
+    expect(opens).toHaveLength(2);
+    expect(new Set(opens).size).toBe(2);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("a client that goes away has its live streams cancelled in the agent; the others go on", async () => {
+    const [leaving, staying] = await Promise.all([setup.client(), setup.client()]);
+    const proc = await leaving.exec({ argv: ["sleep", "31.7"] });
+    const running = staying.exec({ argv: ["sh", "-c", "sleep 0.3; echo still"] });
+    const before = setup.sentToAgent.length;
+    await leaving.close();
+    await expect(proc.wait()).rejects.toMatchObject({ code: "AGENT_UNAVAILABLE" });
+    const cancels = () => setup.sentToAgent.slice(before).filter((f) => f.type === FrameType.CANCEL);
+    await waitFor(() => cancels().length === 1);
+    const left = await staying.run(["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep 31.7' || true"]);
+    expect(left.stdout.trim()).toBe("0");
+    const still = await running;
+    let out = "";
+    for await (const chunk of still.stdout) out += chunk;
+    expect(out).toBe("still\n");
+    await staying.close();
+  });
+
+  test("when the agent connection goes, every client's streams fail with AGENT_UNAVAILABLE and new ones are refused", async () => {
+    const isolated = await agentRelay();
+    try {
+      const [a, b] = await Promise.all([isolated.client(), isolated.client()]);
+      const pending = [a.run(["sleep", "31.8"]), b.run(["sleep", "31.8"])];
+      await waitFor(() => isolated.sentToAgent.filter((f) => f.type === FrameType.OPEN).length === 2);
+      isolated.link.destroy();
+      for (const result of await Promise.allSettled(pending)) {
+        expect(result.status).toBe("rejected");
+        expect((result as PromiseRejectedResult).reason).toMatchObject({ code: "AGENT_UNAVAILABLE" });
+      }
+      await expect(a.run(["true"])).rejects.toMatchObject({ code: "AGENT_UNAVAILABLE" });
+    } finally {
+      await isolated.stop();
+    }
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
