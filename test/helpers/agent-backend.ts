@@ -43,12 +43,15 @@ class AgentVmm implements Vmm {
     return state === "T" ? { state: "paused", detail: "stopped" } : { state: "running", detail: state };
   }
 
+  /** Resolves once the process is stopped, as QEMU's `stop` does once the vCPUs are. */
   async pause(): Promise<void> {
     process.kill(this.pid, "SIGSTOP");
+    await pollUntil(async () => (await this.describe()).state === "paused", { timeoutMs: 5_000, intervalMs: 1, what: "the agent to stop" });
   }
 
   async resume(): Promise<void> {
     process.kill(this.pid, "SIGCONT");
+    await pollUntil(async () => (await this.describe()).state === "running", { timeoutMs: 5_000, intervalMs: 1, what: "the agent to continue" });
   }
 
   async stop(): Promise<void> {
