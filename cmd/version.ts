@@ -21,9 +21,7 @@ export function registerVersion(program: Command): void {
           out.result(info, () => lines.join("\n"));
           return;
         }
-        const { checkForUpdate } = await import("../lib/distribution/update-check.ts");
-        const { releasesUrl } = await import("../lib/distribution/release-url.ts");
-        const { upgradeCommand } = await import("../lib/distribution/upgrade.ts");
+        const { checkForUpdate, releasesUrl, upgradeCommand } = await import("../lib/index.ts");
         const baseUrl = releasesUrl();
         const check = await checkForUpdate({ current: info.version, baseUrl });
         const upgrade = check.status === "update-available" ? upgradeCommand({ target: info.target, execPath: process.execPath, baseUrl }) : undefined;

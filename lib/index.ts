@@ -9,6 +9,8 @@ export { checkEnvName, checkEnvVars, DEFAULT_IMAGE, parseSandboxConfig, parseSan
 export * from "./version.ts";
 export { logEvent } from "./log.ts";
 export { checkForUpdate, type UpdateCheck, type UpdateStatus } from "./distribution/update-check.ts";
+export { releasesUrl } from "./distribution/release-url.ts";
+export { upgradeCommand } from "./distribution/upgrade.ts";
 
 // One sandbox, and its operations by noun.
 export { SmolVM, type AttachOptions, type ChannelReport, type CreateSandboxOptions, type SandboxInfo, type SshCommand } from "./smolvm.ts";

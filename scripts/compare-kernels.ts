@@ -11,8 +11,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { accelFor } from "../lib/backends/accel.ts";
-import { floorBoot, floorSpec, type FloorVm } from "../lib/bench/floors.ts";
-import { parseVmConfig } from "../lib/config.ts";
+import { floorBoot, floorSpec, type FloorVm } from "../bench/floors.ts";
+import { parseSandboxConfig } from "../lib/config.ts";
 import { FLOOR_INIT_PATH, FLOOR_READY_PREFIX, ensureFloorImage } from "../lib/images/floor.ts";
 import { hostGuestArch } from "../lib/kernel/arch.ts";
 
@@ -32,7 +32,7 @@ function median(values: number[]): number {
 }
 
 const arch = hostGuestArch();
-const config = parseVmConfig({});
+const config = parseSandboxConfig({});
 const floor = await ensureFloorImage({ arch });
 const scratch = await mkdtemp(join(tmpdir(), "smolvm-kernels-"));
 const samples = kernels.map(() => ({ ms: [] as number[], guestMs: [] as number[] }));

@@ -61,7 +61,7 @@ suite("Firecracker sandboxes", () => {
 
   test("create, exec, stop, start, exec, delete; files survive stop/start and nothing is left", async () => {
     const vm = await SmolVM.create({ ...FIRECRACKER, name: "fc-life" });
-    const first = await vm.run(["sh", "-c", `echo kept > ${GUEST_HOME}/note; uname -s; exit 3`]);
+    const first = await vm.commands.run(["sh", "-c", `echo kept > ${GUEST_HOME}/note; uname -s; exit 3`]);
     expect(first.stdout).toBe("Linux\n");
     expect(first.exitCode).toBe(3);
     const info = await vm.info();
@@ -72,22 +72,22 @@ suite("Firecracker sandboxes", () => {
     await vm.stop();
     expect((await vm.info()).status).toBe("stopped");
     await vm.start();
-    expect((await vm.run(["cat", `${GUEST_HOME}/note`])).stdout).toBe("kept\n");
+    expect((await vm.commands.run(["cat", `${GUEST_HOME}/note`])).stdout).toBe("kept\n");
 
     await vm.delete();
-    await waitUntil(() => !existsSync(paths.vmDir(info.id)), 10_000, "the sandbox's directory to go");
+    await waitUntil(() => !existsSync(paths.sandboxDir(info.id)), 10_000, "the sandbox's directory to go");
     expect(processesMatching(info.id)).toEqual([]);
   });
 
   test("exec: stdin, env, cwd, a timeout and concurrent commands", async () => {
     const vm = await SmolVM.create({ ...FIRECRACKER, name: "fc-exec" });
     try {
-      expect((await vm.run("cat", { stdin: "data\n" })).stdout).toBe("data\n");
-      const env = await vm.run(["sh", "-c", 'echo "$GREETING from $(pwd)"'], { env: { GREETING: "hello world" }, cwd: "/tmp" });
+      expect((await vm.commands.run("cat", { stdin: "data\n" })).stdout).toBe("data\n");
+      const env = await vm.commands.run(["sh", "-c", 'echo "$GREETING from $(pwd)"'], { env: { GREETING: "hello world" }, cwd: "/tmp" });
       expect(env.stdout).toBe("hello world from /tmp\n");
-      const slow = await vm.run(["sleep", "30"], { timeoutMs: 1_000 });
+      const slow = await vm.commands.run(["sleep", "30"], { timeoutMs: 1_000 });
       expect(slow.timedOut).toBe(true);
-      const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => vm.run(["sh", "-c", `echo job-${i}; exit ${i}`])));
+      const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => vm.commands.run(["sh", "-c", `echo job-${i}; exit ${i}`])));
       runs.forEach((result, i) => {
         expect(result.stdout).toBe(`job-${i}\n`);
         expect(result.exitCode).toBe(i);
@@ -103,18 +103,18 @@ suite("Firecracker sandboxes", () => {
       const local = join(scratch!, "in.bin");
       const bytes = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7) & 0xff));
       writeFileSync(local, bytes);
-      await vm.putFile(local, "/tmp/in.bin");
-      expect((await vm.run(["sh", "-c", "wc -c < /tmp/in.bin"])).stdout.trim()).toBe(String(bytes.length));
-      await vm.getFile("/tmp/in.bin", join(scratch!, "out.bin"));
+      await vm.files.upload(local, "/tmp/in.bin");
+      expect((await vm.commands.run(["sh", "-c", "wc -c < /tmp/in.bin"])).stdout.trim()).toBe(String(bytes.length));
+      await vm.files.download("/tmp/in.bin", join(scratch!, "out.bin"));
       expect(readFileSync(join(scratch!, "out.bin")).equals(bytes)).toBe(true);
-      await vm.writeFile("/tmp/greeting", "hi from the host\n");
-      expect((await vm.readFile("/tmp/greeting")).toString()).toBe("hi from the host\n");
+      await vm.files.write("/tmp/greeting", "hi from the host\n");
+      expect((await vm.files.read("/tmp/greeting")).toString()).toBe("hi from the host\n");
 
-      await vm.run(["sh", "-c", "echo 41 > /tmp/counter"]);
+      await vm.commands.run(["sh", "-c", "echo 41 > /tmp/counter"]);
       await vm.pause();
       expect((await vm.info()).status).toBe("paused");
       await vm.resume();
-      expect((await vm.run(["cat", "/tmp/counter"])).stdout).toBe("41\n");
+      expect((await vm.commands.run(["cat", "/tmp/counter"])).stdout).toBe("41\n");
     } finally {
       await vm.delete();
     }

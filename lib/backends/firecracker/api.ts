@@ -12,7 +12,7 @@
  * after the answer, so nothing is left open between calls and nothing keeps a process alive.
  */
 import { request as httpRequest, type IncomingMessage } from "node:http";
-import { NotRunningError, SmolError, TimeoutError } from "../../errors.ts";
+import { CommandFailedError, NotRunningError, SmolError, TimeoutError } from "../../errors.ts";
 import { type ApiCall, apiCalls } from "./api-calls.ts";
 import type {
   ActionType, ApiFault, BootSource, Drive, EntropyDevice, FirecrackerVersion, InstanceInfo, Logger,
@@ -28,7 +28,7 @@ export const MAX_RESPONSE_BYTES = 256 * 1024;
 const MAX_FAULT_CHARS = 4096;
 
 /** Firecracker answered a request with an error status. */
-export class FirecrackerApiError extends SmolError {
+export class FirecrackerApiError extends CommandFailedError {
   readonly status: number;
   /** Firecracker's own words (`fault_message`), or the raw body when it had none. */
   readonly faultMessage: string;
@@ -36,7 +36,7 @@ export class FirecrackerApiError extends SmolError {
   readonly path: string;
 
   constructor(call: ApiCall, status: number, faultMessage: string, logPath?: string) {
-    super("COMMAND_FAILED", `Cannot ${call.purpose}: Firecracker refused ${call.method} ${call.path} (${status}): ${faultMessage}`, {
+    super(`Cannot ${call.purpose}: Firecracker refused ${call.method} ${call.path} (${status}): ${faultMessage}`, {
       hint: logPath === undefined
         ? "Firecracker's message above says what it did not accept; its log has the details"
         : `Firecracker's message above says what it did not accept; its log is "${logPath}"`,
@@ -86,7 +86,7 @@ export class FirecrackerApi {
     try {
       return JSON.parse(body) as T;
     } catch {
-      throw new SmolError("COMMAND_FAILED", `Cannot ${call.purpose}: Firecracker answered ${call.method} ${call.path} with invalid JSON`, {
+      throw new CommandFailedError(`Cannot ${call.purpose}: Firecracker answered ${call.method} ${call.path} with invalid JSON`, {
         details: { method: call.method, path: call.path, status, body: body.slice(0, 200) },
       });
     }
@@ -221,8 +221,7 @@ export class FirecrackerApi {
         response.on("data", (chunk: Buffer) => {
           size += chunk.length;
           if (size > this.#maxResponseBytes) {
-            finish(new SmolError("COMMAND_FAILED",
-              `Cannot ${call.purpose}: Firecracker's answer to ${call.method} ${call.path} exceeds ${this.#maxResponseBytes} bytes`,
+            finish(new CommandFailedError(`Cannot ${call.purpose}: Firecracker's answer to ${call.method} ${call.path} exceeds ${this.#maxResponseBytes} bytes`,
               { hint: "something other than Firecracker may be listening on its API socket", details: { socketPath: this.socketPath } }));
             return;
           }

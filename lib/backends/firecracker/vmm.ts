@@ -10,9 +10,9 @@
 import { chown, copyFile, link, mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SmolError } from "../../errors.ts";
+import { CommandFailedError, SmolError } from "../../errors.ts";
 import { pidAlive } from "../../host/pids.ts";
-import { tailOf } from "../qemu.ts";
+import { tailOf } from "../../util/tail.ts";
 import { FirecrackerApi } from "./api.ts";
 import type { SnapshotType } from "./api-types.ts";
 import { hostPathInJail, JAIL_PATHS, type JailerOptions } from "./jailer.ts";
@@ -83,7 +83,7 @@ export async function launchPlan(plan: FirecrackerLaunchPlan, options: Firecrack
     if (exit && !(error instanceof SmolError && error.code === "COMMAND_FAILED")) {
       const tail = tailOf(options.vmmLogPath, 5);
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
-      throw new SmolError("COMMAND_FAILED", `Cannot start Firecracker: it ${how}${tail ? `: ${tail.replaceAll("\n", " | ")}` : ""}`, {
+      throw new CommandFailedError(`Cannot start Firecracker: it ${how}${tail ? `: ${tail.replaceAll("\n", " | ")}` : ""}`, {
         cause: error,
         hint: options.vmmLogPath ? `see "${options.vmmLogPath}" and "${plan.logPath}"` : `see "${plan.logPath}"`,
         details: { exit },
@@ -121,7 +121,7 @@ async function prepareFiles(plan: FirecrackerLaunchPlan): Promise<void> {
 
 async function jailedProcess(pidFile: string, api: FirecrackerApi, plan: FirecrackerLaunchPlan): Promise<RunningFirecracker> {
   const pid = Number((await readFile(pidFile, "utf8")).trim());
-  if (!Number.isInteger(pid) || pid <= 1) throw new SmolError("COMMAND_FAILED", `Cannot start Firecracker: its pid file "${pidFile}" holds no pid`);
+  if (!Number.isInteger(pid) || pid <= 1) throw new CommandFailedError(`Cannot start Firecracker: its pid file "${pidFile}" holds no pid`);
   const exited = (async () => {
     while (pidAlive(pid)) await sleep(50);
     return { code: null, signal: null };

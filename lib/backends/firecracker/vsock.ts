@@ -12,7 +12,7 @@
  */
 import { createConnection, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AgentUnavailableError, SmolError, TimeoutError } from "../../errors.ts";
+import { AgentUnavailableError, InvalidInputError, NotRunningError, SmolError, TimeoutError } from "../../errors.ts";
 
 /** `OK ` + a u32 + newline is at most 14 bytes; anything longer is not Firecracker talking. */
 const MAX_ACK_BYTES = 32;
@@ -32,7 +32,7 @@ export interface VsockConnectOptions {
  */
 export function connectVsock(udsPath: string, port: number, options: VsockConnectOptions = {}): Promise<Socket> {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff_ffff) {
-    return Promise.reject(new SmolError("INVALID_INPUT", `Cannot connect to vsock port ${port}: a port is an integer from 0 to 4294967295`));
+    return Promise.reject(new InvalidInputError(`Cannot connect to vsock port ${port}: a port is an integer from 0 to 4294967295`));
   }
   const timeoutMs = options.timeoutMs ?? VSOCK_CONNECT_TIMEOUT_MS;
   const what = `Cannot connect to the guest's vsock port ${port} through "${udsPath}"`;
@@ -62,7 +62,7 @@ export function connectVsock(udsPath: string, port: number, options: VsockConnec
       const why = error.code === "ENOENT"
         ? "the socket does not exist (Firecracker is not running, or the VM has no vsock device)"
         : error.code === "ECONNREFUSED" ? "nothing accepts connections on the socket" : error.message;
-      finish(new SmolError("NOT_RUNNING", `${what}: ${why}`, { cause: error, details: { udsPath, port, code: error.code } }));
+      finish(new NotRunningError(`${what}: ${why}`, { cause: error, details: { udsPath, port, code: error.code } }));
     };
     const onClose = () => finish(new VsockRefusedError(`${what}: the connection was closed before "OK"`, {
       hint: `nothing listens on vsock port ${port} in the guest yet (still booting?), or the guest agent is not running`,
@@ -137,7 +137,7 @@ export async function waitForVsock(udsPath: string, port: number, options: WaitF
       if (retry) last = error as SmolError;
     }
     if (gone) {
-      throw new SmolError("NOT_RUNNING", `Cannot reach the guest agent on vsock port ${port}: Firecracker exited`, {
+      throw new NotRunningError(`Cannot reach the guest agent on vsock port ${port}: Firecracker exited`, {
         hint: "see the sandbox's vmm.log and console log", details: { udsPath, port },
       });
     }
