@@ -18,7 +18,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   const { CommanderError } = await import("@commander-js/extra-typings");
   const { buildProgram, commandPathOf } = await import("./program.ts");
-  const program = buildProgram(argv);
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     // A command that passes on its child's status (run, exec) sets process.exitCode itself.

@@ -10,7 +10,7 @@ import { registerCommands } from "./registry.ts";
  * The command tree, or with `argv`, just enough of it for that command line: the group its first
  * word names (help, completions and unknown words get the whole tree).
  */
-export function buildProgram(argv?: readonly string[]): Command {
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const info = versionInfo();
   const program = new Command()
     .name("smolvm")
@@ -18,7 +18,7 @@ export function buildProgram(argv?: readonly string[]): Command {
     .version(`smolvm ${info.version} (${info.runtime}, ${info.target})`, "-V, --version", "print the version")
     .showSuggestionAfterError(true)
     .enablePositionalOptions();
-  registerCommands(program, argv?.find((word) => !word.startsWith("-")));
+  await registerCommands(program, argv?.find((word) => !word.startsWith("-")));
   applyToTree(program, (command) => {
     command.exitOverride();
     // Commander prints its own errors; ours go through printError so --json stays one document.

@@ -3,59 +3,41 @@
  * once it works end to end.
  */
 import type { Command } from "@commander-js/extra-typings";
-import { registerAgents } from "./agents.ts";
-import { registerArtifacts } from "./artifacts.ts";
-import { registerBench } from "./bench.ts";
-import { registerCompletions } from "./completions.ts";
-import { registerDoctor } from "./doctor.ts";
-import { registerEnv } from "./env.ts";
-import { registerExec } from "./exec.ts";
-import { registerFile } from "./file.ts";
-import { registerList } from "./list.ts";
-import { registerMaintenance } from "./maintenance.ts";
-import { registerPause } from "./pause.ts";
-import { registerPort } from "./port.ts";
-import { registerRelease } from "./release.ts";
-import { registerSandbox } from "./sandbox.ts";
-import { registerSetup } from "./setup.ts";
-import { registerSsh } from "./ssh.ts";
-import { registerSupervise } from "./supervise.ts";
-import { registerVersion } from "./version.ts";
 
 /**
  * Every command group, in help order, with the top-level names (aliases included) it registers.
- * A command line that names one of them builds only that group instead of commander's whole
- * tree (measured: `smolvm list` 58.5 against 62.8 ms, interleaved). A test keeps these names
+ * A command line that names one of them loads and builds only that group instead of commander's
+ * whole tree (measured: `smolvm list` 58.5 against 62.8 ms, interleaved). A test keeps these names
  * true to the tree.
  */
-export const COMMAND_GROUPS: readonly { names: readonly string[]; register: (program: Command) => void }[] = [
-  { names: ["claude", "claude-code", "codex", "pi", "pi-coding-agent", "openclaw", "claw", "hermes", "hermes-agent"], register: registerAgents },
-  { names: ["run", "exec", "shell"], register: registerExec },
-  { names: ["create", "start", "stop", "delete", "rm", "info", "logs"], register: registerSandbox },
-  { names: ["pause", "resume"], register: registerPause },
-  { names: ["file"], register: registerFile },
-  { names: ["env"], register: registerEnv },
-  { names: ["port"], register: registerPort },
-  { names: ["ssh"], register: registerSsh },
-  { names: ["list", "ls"], register: registerList },
-  { names: ["cleanup", "prune"], register: registerMaintenance },
-  { names: ["setup"], register: registerSetup },
-  { names: ["kernel", "image"], register: registerArtifacts },
-  { names: ["release"], register: registerRelease },
-  { names: ["doctor"], register: registerDoctor },
-  { names: ["bench"], register: registerBench },
-  { names: ["version"], register: registerVersion },
+export const COMMAND_GROUPS: readonly { names: readonly string[]; load: () => Promise<(program: Command) => void> }[] = [
+  { names: ["claude", "claude-code", "codex", "pi", "pi-coding-agent", "openclaw", "claw", "hermes", "hermes-agent"], load: async () => (await import("./agents.ts")).registerAgents },
+  { names: ["run", "exec", "shell"], load: async () => (await import("./exec.ts")).registerExec },
+  { names: ["create", "start", "stop", "delete", "rm", "info", "logs"], load: async () => (await import("./sandbox.ts")).registerSandbox },
+  { names: ["pause", "resume"], load: async () => (await import("./pause.ts")).registerPause },
+  { names: ["file"], load: async () => (await import("./file.ts")).registerFile },
+  { names: ["env"], load: async () => (await import("./env.ts")).registerEnv },
+  { names: ["port"], load: async () => (await import("./port.ts")).registerPort },
+  { names: ["ssh"], load: async () => (await import("./ssh.ts")).registerSsh },
+  { names: ["list", "ls"], load: async () => (await import("./list.ts")).registerList },
+  { names: ["cleanup", "prune"], load: async () => (await import("./maintenance.ts")).registerMaintenance },
+  { names: ["setup"], load: async () => (await import("./setup.ts")).registerSetup },
+  { names: ["kernel", "image"], load: async () => (await import("./artifacts.ts")).registerArtifacts },
+  { names: ["release"], load: async () => (await import("./release.ts")).registerRelease },
+  { names: ["doctor"], load: async () => (await import("./doctor.ts")).registerDoctor },
+  { names: ["bench"], load: async () => (await import("./bench.ts")).registerBench },
+  { names: ["version"], load: async () => (await import("./version.ts")).registerVersion },
   // `completions` describes the whole tree, so it is never built alone (see below).
-  { names: ["__complete"], register: registerCompletions },
-  { names: ["__supervise"], register: registerSupervise },
+  { names: ["__complete"], load: async () => (await import("./completions.ts")).registerCompletions },
+  { names: ["__supervise"], load: async () => (await import("./supervise.ts")).registerSupervise },
 ];
 
-/** Registers the group that `commandName` belongs to, or every group when it names none. */
-export function registerCommands(program: Command, commandName?: string): void {
+/**
+ * Registers the group that `commandName` belongs to, or every group when it names none. A group's
+ * module is loaded only when it is registered: a command line loads its own group alone.
+ */
+export async function registerCommands(program: Command, commandName?: string): Promise<void> {
   const group = COMMAND_GROUPS.find((g) => commandName !== undefined && g.names.includes(commandName));
-  if (group !== undefined) {
-    group.register(program);
-    return;
-  }
-  for (const { register } of COMMAND_GROUPS) register(program);
+  const registers = await Promise.all((group === undefined ? COMMAND_GROUPS : [group]).map((g) => g.load()));
+  for (const register of registers) register(program);
 }

@@ -22,9 +22,9 @@ export function registerVersion(program: Command): void {
           return;
         }
         const { checkForUpdate, releasesUrl, upgradeCommand } = await import("../lib/index.ts");
-        const baseUrl = releasesUrl();
+        const baseUrl = await releasesUrl();
         const check = await checkForUpdate({ current: info.version, baseUrl });
-        const upgrade = check.status === "update-available" ? upgradeCommand({ target: info.target, execPath: process.execPath, baseUrl }) : undefined;
+        const upgrade = check.status === "update-available" ? await upgradeCommand({ target: info.target, execPath: process.execPath, baseUrl }) : undefined;
         out.result({ ...info, check: upgrade === undefined ? check : { ...check, upgrade } }, () => {
           switch (check.status) {
             case "update-available":

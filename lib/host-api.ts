@@ -1,6 +1,6 @@
 /**
  * The SDK's functions for the host rather than one sandbox: guest kernels and images, host
- * set-up, the doctor's checks, and reclaiming space. Each loads its module when it is called, so
+ * set-up, the doctor's checks, reclaiming space, and this smolvm's releases. Each loads its module when it is called, so
  * importing the SDK (which the CLI does on every command) stays cheap.
  */
 import type { BuildKernelOptions } from "./kernel/build.ts";
@@ -12,11 +12,15 @@ import type { HostFacts } from "./doctor/probe.ts";
 import type { Diagnosis } from "./doctor/diagnose.ts";
 import type { PruneReport } from "./prune.ts";
 import type { CleanupReport } from "./sandbox/cleanup.ts";
+import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
+import type { UpgradeContext } from "./distribution/upgrade.ts";
 
 export type { BuildImageOptions, BuildKernelOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
 export type { KernelProgress } from "./kernel/build.ts";
 export type { ImageProgress } from "./images/build.ts";
 export type { Check, CheckStatus } from "./doctor/diagnose.ts";
+export type { CheckForUpdateOptions, UpdateCheck, UpdateStatus } from "./distribution/update-check.ts";
+export type { UpgradeContext } from "./distribution/upgrade.ts";
 
 /** Builds the guest kernel into the cache (minutes; cached by config hash). */
 export async function buildKernel(options: BuildKernelOptions = {}): Promise<KernelInfo> {
@@ -71,4 +75,19 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
 /** Removes dead sandboxes (never a live one) and what they held. */
 export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
   return (await import("./sandbox/cleanup.ts")).cleanup(options);
+}
+
+/** Whether a newer release of smolvm exists than `current`. */
+export async function checkForUpdate(options: CheckForUpdateOptions): Promise<UpdateCheck> {
+  return (await import("./distribution/update-check.ts")).checkForUpdate(options);
+}
+
+/** Where smolvm's releases are published (`SMOLVM_RELEASES_URL` overrides it). */
+export async function releasesUrl(env: Record<string, string | undefined> = process.env): Promise<string> {
+  return (await import("./distribution/release-url.ts")).releasesUrl(env);
+}
+
+/** The command that upgrades this smolvm in place. */
+export async function upgradeCommand(context: UpgradeContext): Promise<string> {
+  return (await import("./distribution/upgrade.ts")).upgradeCommand(context);
 }

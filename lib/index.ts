@@ -8,9 +8,6 @@ export * from "./choices.ts";
 export { checkEnvName, checkEnvVars, DEFAULT_IMAGE, parseSandboxConfig, parseSandboxName, type SandboxConfig, type SandboxConfigInput } from "./config.ts";
 export * from "./version.ts";
 export { logEvent } from "./log.ts";
-export { checkForUpdate, type UpdateCheck, type UpdateStatus } from "./distribution/update-check.ts";
-export { releasesUrl } from "./distribution/release-url.ts";
-export { upgradeCommand } from "./distribution/upgrade.ts";
 
 // One sandbox, and its operations by noun.
 export { SmolVM, type AttachOptions, type ChannelReport, type CreateSandboxOptions, type SandboxInfo, type SshCommand } from "./smolvm.ts";

@@ -10,7 +10,7 @@ if (import.meta.main) {
   const dir = join(import.meta.dirname, "..", "completions");
   mkdirSync(dir, { recursive: true });
   for (const shell of SHELLS) {
-    writeFileSync(join(dir, COMPLETION_FILES[shell]), completionScript(buildProgram() as never, shell));
+    writeFileSync(join(dir, COMPLETION_FILES[shell]), completionScript((await buildProgram()) as never, shell));
   }
   console.log(`wrote ${SHELLS.length} completion scripts to completions/`);
 }

@@ -78,14 +78,16 @@ export const AgentErrorPayload = z.object({
 export type AgentErrorPayload = z.infer<typeof AgentErrorPayload>;
 
 // ---- requests (OPEN) ----
+// Built on first use (z.lazy): a CLI call sends one or two kinds of request and exits, and
+// building every schema up front cost it milliseconds of start-up.
 
-export const PtySpec = z.object({
+export const PtySpec = z.lazy(() => z.object({
   rows: z.optional(intIn(1, 65535)),
   cols: z.optional(intIn(1, 65535)),
   term: z.optional(z.string()),
-});
+}));
 
-export const ExecRequest = z
+export const ExecRequest = z.lazy(() => z
   .object({
     op: z.literal("exec"),
     argv: z.optional(z.array(z.string()).check(z.minLength(1))),
@@ -98,60 +100,72 @@ export const ExecRequest = z
   })
   .check(z.refine((r) => (r.argv === undefined) !== (r.shell === undefined), {
     message: "exactly one of argv and shell is required",
-  }));
+  })));
 
-export const WriteFileRequest = z.object({
+export const WriteFileRequest = z.lazy(() => z.object({
   op: z.literal("writeFile"),
   path: z.string().check(z.startsWith("/")),
   mode: z.optional(intIn(0, 0o7777)),
   mkdirParents: z.optional(z.boolean()),
-});
+}));
 
-export const ReadFileRequest = z.object({ op: z.literal("readFile"), path: z.string().check(z.startsWith("/")) });
+export const ReadFileRequest = z.lazy(() => z.object({ op: z.literal("readFile"), path: z.string().check(z.startsWith("/")) }));
 
-const envName = z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/));
-export const EnvSetRequest = z.object({ op: z.literal("env.set"), vars: z.record(envName, z.string()) });
-export const EnvUnsetRequest = z.object({ op: z.literal("env.unset"), names: z.array(z.string()) });
-export const EnvListRequest = z.object({ op: z.literal("env.list") });
+export const EnvSetRequest = z.lazy(() => z.object({ op: z.literal("env.set"), vars: z.record(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), z.string()) }));
+export const EnvUnsetRequest = z.lazy(() => z.object({ op: z.literal("env.unset"), names: z.array(z.string()) }));
+export const EnvListRequest = z.lazy(() => z.object({ op: z.literal("env.list") }));
 
-export const ForwardRequest = z.object({
+export const ForwardRequest = z.lazy(() => z.object({
   op: z.literal("forward"),
   port: intIn(1, 65535),
   host: z.optional(z.ipv4()),
-});
+}));
 
-export const PingRequest = z.object({ op: z.literal("ping") });
-export const SetTimeRequest = z.object({ op: z.literal("setTime"), timeMs: posInt });
-export const ReseedRequest = z.object({ op: z.literal("reseed"), data: z.base64() });
-export const SyncRequest = z.object({ op: z.literal("sync") });
-export const ShutdownRequest = z.object({
+export const PingRequest = z.lazy(() => z.object({ op: z.literal("ping") }));
+export const SetTimeRequest = z.lazy(() => z.object({ op: z.literal("setTime"), timeMs: posInt }));
+export const ReseedRequest = z.lazy(() => z.object({ op: z.literal("reseed"), data: z.base64() }));
+export const SyncRequest = z.lazy(() => z.object({ op: z.literal("sync") }));
+export const ShutdownRequest = z.lazy(() => z.object({
   op: z.literal("shutdown"),
   action: z.optional(z.enum(["reboot", "poweroff"])),
   answer: z.optional(z.enum(["before", "synced"])),
-});
+}));
 
-export const AgentRequest = z.discriminatedUnion("op", [
-  ExecRequest,
-  WriteFileRequest,
-  ReadFileRequest,
-  EnvSetRequest,
-  EnvUnsetRequest,
-  EnvListRequest,
-  ForwardRequest,
-  PingRequest,
-  SetTimeRequest,
-  ReseedRequest,
-  SyncRequest,
-  ShutdownRequest,
-]);
-export type AgentRequest = z.infer<typeof AgentRequest>;
+/** Every request the agent answers, by its op. */
+const REQUESTS = {
+  exec: ExecRequest,
+  writeFile: WriteFileRequest,
+  readFile: ReadFileRequest,
+  "env.set": EnvSetRequest,
+  "env.unset": EnvUnsetRequest,
+  "env.list": EnvListRequest,
+  forward: ForwardRequest,
+  ping: PingRequest,
+  setTime: SetTimeRequest,
+  reseed: ReseedRequest,
+  sync: SyncRequest,
+  shutdown: ShutdownRequest,
+} as const;
+
+export type AgentRequest = z.infer<(typeof REQUESTS)[keyof typeof REQUESTS]>;
+
+/** Checks a request against the schema of its op. */
+export const AgentRequest = {
+  safeParse(input: unknown): { success: true; data: AgentRequest } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } {
+    const op = typeof input === "object" && input !== null ? (input as { op?: unknown }).op : undefined;
+    if (typeof op !== "string" || !Object.hasOwn(REQUESTS, op)) {
+      return { success: false, error: { issues: [{ path: ["op"], message: `unknown op ${JSON.stringify(op)}` }] } };
+    }
+    const parsed = REQUESTS[op as keyof typeof REQUESTS].safeParse(input);
+    return parsed.success ? { success: true, data: parsed.data as AgentRequest } : { success: false, error: parsed.error };
+  },
+};
 
 // ---- CONTROL ----
 
-export const SignalControl = z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) });
-export const ResizeControl = z.object({ op: z.literal("resize"), rows: intIn(1, 65535), cols: intIn(1, 65535) });
-export const AgentControl = z.discriminatedUnion("op", [SignalControl, ResizeControl]);
-export type AgentControl = z.infer<typeof AgentControl>;
+export const SignalControl = z.lazy(() => z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) }));
+export const ResizeControl = z.lazy(() => z.object({ op: z.literal("resize"), rows: intIn(1, 65535), cols: intIn(1, 65535) }));
+export type AgentControl = z.infer<typeof SignalControl> | z.infer<typeof ResizeControl>;
 
 // ---- EVENT ----
 
@@ -170,10 +184,10 @@ export const ExecResultMessage = z.object({
   timedOut: z.boolean(),
   durationMs: nonNegInt,
 });
-export const SizeResult = z.object({ size: nonNegInt });
-export const EnvResult = z.object({ vars: z.record(z.string(), z.string()) });
-export const PingResult = z.object({ timeMs: z.number(), bootTimeMs: z.number() });
-export const SetTimeResult = z.object({ applied: z.boolean() });
-export const ReseedResult = z.object({ bytes: nonNegInt, credited: z.boolean() });
-export const EmptyResult = z.object({});
-export const ShutdownResult = z.object({ synced: z.optional(z.boolean()) });
+export const SizeResult = z.lazy(() => z.object({ size: nonNegInt }));
+export const EnvResult = z.lazy(() => z.object({ vars: z.record(z.string(), z.string()) }));
+export const PingResult = z.lazy(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));
+export const SetTimeResult = z.lazy(() => z.object({ applied: z.boolean() }));
+export const ReseedResult = z.lazy(() => z.object({ bytes: nonNegInt, credited: z.boolean() }));
+export const EmptyResult = z.lazy(() => z.object({}));
+export const ShutdownResult = z.lazy(() => z.object({ synced: z.optional(z.boolean()) }));

@@ -2,7 +2,8 @@
  * What a sandbox's supervisor adds to the agent protocol: its part of the HELLO answer, and the
  * `supervisor.*` operations it answers itself (OPEN with one of these ops never reaches the
  * agent). Clients validate what they send and everything they receive against these schemas, and
- * so does the supervisor, like every other message of the protocol.
+ * so does the supervisor, like every other message of the protocol. All but the HELLO part are
+ * built on first use (z.lazy), so a CLI call that runs a command does not pay for them.
  */
 import { z } from "../zod.ts";
 
@@ -23,7 +24,7 @@ export const SupervisorInfo = z.object({
 });
 export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
 
-export const PortForwardInfo = z.object({
+export const PortForwardInfo = z.lazy(() => z.object({
   /** The port on the host; always bound to `address`. */
   hostPort: port,
   guestPort: port,
@@ -32,47 +33,47 @@ export const PortForwardInfo = z.object({
   /** Connections open through it right now. */
   connections: int.check(z.nonnegative()),
   createdAt: z.number(),
-});
+}));
 /** One port forward as the supervisor reports it. */
 export type PortForwardInfo = z.infer<typeof PortForwardInfo>;
 
-export const SshStatus = z.object({
+export const SshStatus = z.lazy(() => z.object({
   /** `pending` while keys are injected and sshd starts; `unavailable` when the image has no sshd. */
   state: z.enum(["pending", "ready", "unavailable", "failed"]),
   reason: z.optional(z.string()),
   hint: z.optional(z.string()),
-});
+}));
 export type SshStatus = z.infer<typeof SshStatus>;
 
-const empty = z.object({});
+const empty = z.lazy(() => z.object({}));
 
 /** Every `supervisor.*` operation: its request (the OPEN body) and its result. */
 export const SUPERVISOR_OPS = {
   "supervisor.status": {
-    request: z.object({ op: z.literal("supervisor.status") }),
-    result: z.object({
+    request: z.lazy(() => z.object({ op: z.literal("supervisor.status") })),
+    result: z.lazy(() => z.object({
       sandbox: z.string(),
       supervisorPid: int,
       vmmPid: int,
       agentConnected: z.boolean(),
       vmm: z.object({ state: z.string(), detail: z.string() }),
-    }),
+    })),
   },
   /** Powers the guest off; the supervisor records the stop and then hangs up on every client. */
-  "supervisor.stop": { request: z.object({ op: z.literal("supervisor.stop") }), result: empty },
+  "supervisor.stop": { request: z.lazy(() => z.object({ op: z.literal("supervisor.stop") })), result: empty },
   /** Kills the VM and removes the sandbox; answered first, done behind the caller. */
-  "supervisor.destroy": { request: z.object({ op: z.literal("supervisor.destroy") }), result: empty },
-  "supervisor.pause": { request: z.object({ op: z.literal("supervisor.pause") }), result: empty },
-  "supervisor.resume": { request: z.object({ op: z.literal("supervisor.resume") }), result: empty },
+  "supervisor.destroy": { request: z.lazy(() => z.object({ op: z.literal("supervisor.destroy") })), result: empty },
+  "supervisor.pause": { request: z.lazy(() => z.object({ op: z.literal("supervisor.pause") })), result: empty },
+  "supervisor.resume": { request: z.lazy(() => z.object({ op: z.literal("supervisor.resume") })), result: empty },
   "supervisor.expose": {
-    request: z.object({ op: z.literal("supervisor.expose"), guestPort: port, hostPort: z.optional(portOrAny) }),
+    request: z.lazy(() => z.object({ op: z.literal("supervisor.expose"), guestPort: port, hostPort: z.optional(portOrAny) })),
     result: PortForwardInfo,
   },
-  "supervisor.close": { request: z.object({ op: z.literal("supervisor.close"), hostPort: port }), result: PortForwardInfo },
-  "supervisor.ports": { request: z.object({ op: z.literal("supervisor.ports") }), result: z.object({ ports: z.array(PortForwardInfo) }) },
+  "supervisor.close": { request: z.lazy(() => z.object({ op: z.literal("supervisor.close"), hostPort: port })), result: PortForwardInfo },
+  "supervisor.ports": { request: z.lazy(() => z.object({ op: z.literal("supervisor.ports") })), result: z.lazy(() => z.object({ ports: z.array(PortForwardInfo) })) },
   /** The SSH set-up of this boot; with `wait`, answered once it has finished (or `timeoutMs` passed). */
   "supervisor.ssh": {
-    request: z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) }),
+    request: z.lazy(() => z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) })),
     result: SshStatus,
   },
 } as const;

@@ -2,23 +2,15 @@
  * `vm.files`: files in the sandbox, written and read (`write`, `read`, `readStream`), or copied
  * from and to this host (`upload`, `download`; whole directories as tar with `uploadDir`,
  * `downloadDir`, in dirs.ts), over the channel's streamed file operations.
- * Path rules (pure, tested without a VM) live in guest-paths.ts; this module does the I/O: local
- * files are streamed, never read whole, and downloads land atomically (temporary file + rename)
- * with the guest file's permission bits.
+ * Paths and modes are checked here, before anything is sent (guest-paths.ts has the path rules);
+ * the I/O is in _transfer.ts, loaded when a transfer runs.
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { FileStream } from "../agent/types.ts";
 import type { Channel } from "../channels/types.ts";
-import { InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-import { guestTarget, requireGuestPath } from "./guest-paths.ts";
-import { randomHex } from "../util/random.ts";
+import { InvalidInputError } from "../errors.ts";
+import { requireGuestPath } from "./guest-paths.ts";
 import type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./dirs.ts";
-
-const GUEST_WRITE_HINT = "check that the guest directory exists (or let smolvm create it) and is not a file";
 
 /** Bytes moved so far and the total (the file's size), for progress bars. */
 export type TransferProgress = (done: number, total: number) => void;
@@ -64,136 +56,6 @@ export interface TransferResult {
   mode: number;
 }
 
-function callOptions(options: { timeoutMs?: number; signal?: AbortSignal }) {
-  return {
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  };
-}
-
-function checkMode(mode: number | undefined): void {
-  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
-    throw new InvalidInputError(`Invalid file mode ${mode}: it must be permission bits from 0 to 0o7777`, {
-      hint: "pass e.g. 0o644 or 0o755",
-    });
-  }
-}
-
-/** Stats a local file to upload; refuses what is missing or not a regular file. */
-async function localSource(local: string): Promise<{ size: number; mode: number }> {
-  let info;
-  try {
-    info = await stat(local);
-  } catch (cause) {
-    throw new NotFoundError(`Cannot upload "${local}": no such file on this host`, {
-      hint: "check the local path (it is relative to the current directory)",
-      cause,
-    });
-  }
-  if (!info.isFile()) {
-    throw new InvalidInputError(`Cannot upload "${local}": it is ${info.isDirectory() ? "a directory" : "not a regular file"}`, {
-      hint: "upload a directory with uploadDir (the CLI's `file upload` does so by itself)",
-    });
-  }
-  return { size: info.size, mode: info.mode & 0o7777 };
-}
-
-/** Counts bytes as the consumer pulls them, so progress follows the flow-controlled transfer. */
-async function* counted(source: AsyncIterable<Uint8Array>, total: number, onProgress?: TransferProgress) {
-  let done = 0;
-  onProgress?.(0, total);
-  for await (const chunk of source) {
-    yield chunk;
-    done += chunk.length;
-    onProgress?.(done, total);
-  }
-}
-
-async function upload(client: Channel, local: string, guest: string, options: UploadOptions = {}): Promise<TransferResult> {
-  checkMode(options.mode);
-  const source = await localSource(local);
-  const path = guestTarget(guest, basename(local));
-  const mode = options.mode ?? source.mode;
-  const stream = createReadStream(local, { highWaterMark: 64 * 1024 });
-  try {
-    const { size } = await client.writeFile(path, counted(stream, source.size, options.onProgress), {
-      mode,
-      mkdirParents: options.mkdirParents ?? true,
-      ...callOptions(options),
-    });
-    return { path, size, mode };
-  } catch (error) {
-    throw withAction(error, `Cannot upload "${local}" to "${path}"`, GUEST_WRITE_HINT);
-  } finally {
-    stream.destroy();
-  }
-}
-
-async function writeGuestFile(
-  client: Channel,
-  guest: string,
-  data: FileData,
-  options: WriteFileOptions = {},
-): Promise<TransferResult> {
-  checkMode(options.mode);
-  const path = requireGuestPath(guest, { file: true });
-  const mode = options.mode ?? 0o644;
-  try {
-    const { size } = await client.writeFile(path, data, { mode, mkdirParents: options.mkdirParents ?? true, ...callOptions(options) });
-    return { path, size, mode };
-  } catch (error) {
-    throw withAction(error, `Cannot write "${path}" in the sandbox`, GUEST_WRITE_HINT);
-  }
-}
-
-async function openGuestFile(client: Channel, guest: string, options: ReadFileOptions = {}): Promise<FileStream> {
-  const path = requireGuestPath(guest, { file: true });
-  try {
-    return await client.readFile(path, callOptions(options));
-  } catch (error) {
-    throw withAction(error, `Cannot read "${path}" in the sandbox`, "check the path, e.g. with `ls` through `smolvm exec`");
-  }
-}
-
-/** Where a download lands: into `local` when it is a directory (or ends with `/`). */
-async function localTarget(local: string, guestPath: string): Promise<string> {
-  if (local.endsWith("/")) return join(local, basename(guestPath));
-  try {
-    if ((await stat(local)).isDirectory()) return join(local, basename(guestPath));
-  } catch {
-    // Does not exist yet: it names the file.
-  }
-  return local;
-}
-
-async function download(client: Channel, guest: string, local: string, options: DownloadOptions = {}): Promise<TransferResult> {
-  const guestPath = requireGuestPath(guest, { file: true });
-  const target = await localTarget(local, guestPath);
-  const dir = dirname(target);
-  if (options.mkdirParents ?? true) {
-    await mkdir(dir, { recursive: true });
-  } else if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) {
-    throw new NotFoundError(`Cannot download "${guestPath}" to "${target}": the directory "${dir}" does not exist`, {
-      hint: "create it first, or drop --no-create-dirs",
-    });
-  }
-  const handle = await openGuestFile(client, guestPath, options);
-  // Permission bits only: a sandbox must not plant setuid files on the host.
-  const mode = handle.mode & 0o777;
-  const temp = join(dir, `.${basename(target)}.smolvm-${randomHex(4)}`);
-  try {
-    await pipeline(counted(handle.stream, handle.size, options.onProgress), createWriteStream(temp, { mode: 0o600 }));
-    await chmod(temp, mode);
-    const { size } = await stat(temp);
-    await rename(temp, target);
-    return { path: target, size, mode };
-  } catch (error) {
-    handle.stream.destroy();
-    await rm(temp, { force: true });
-    throw withAction(error, `Cannot download "${guestPath}" to "${target}"`);
-  }
-}
-
 /** The data `vm.files.write` takes: bytes, a string (UTF-8), or a stream of bytes. */
 export type FileData = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
@@ -211,7 +73,8 @@ export class Filesystem {
    */
   async write(guest: string, data: FileData, options: WriteFileOptions = {}): Promise<TransferResult> {
     requireGuestPath(guest, { file: true });
-    return writeGuestFile(await this.channel(), guest, data, options);
+    checkMode(options.mode);
+    return (await import("./_transfer.ts")).writeGuestFile(await this.channel(), guest, data, options);
   }
 
   /**
@@ -237,7 +100,7 @@ export class Filesystem {
    */
   async readStream(guest: string, options: ReadFileOptions = {}): Promise<FileStream> {
     requireGuestPath(guest, { file: true });
-    return openGuestFile(await this.channel(), guest, options);
+    return (await import("./_transfer.ts")).openGuestFile(await this.channel(), guest, options);
   }
 
   /**
@@ -250,7 +113,8 @@ export class Filesystem {
    */
   async upload(local: string, guest: string, options: UploadOptions = {}): Promise<TransferResult> {
     requireGuestPath(guest);
-    return upload(await this.channel(), local, guest, options);
+    checkMode(options.mode);
+    return (await import("./_transfer.ts")).upload(await this.channel(), local, guest, options);
   }
 
   /**
@@ -263,7 +127,7 @@ export class Filesystem {
    */
   async download(guest: string, local: string, options: DownloadOptions = {}): Promise<TransferResult> {
     requireGuestPath(guest, { file: true });
-    return download(await this.channel(), guest, local, options);
+    return (await import("./_transfer.ts")).download(await this.channel(), guest, local, options);
   }
 
   /**
@@ -297,15 +161,11 @@ export class Filesystem {
   }
 }
 
-/**
- * Prefixes the failed action to an error that does not name it yet (agent errors are terse),
- * and gives it a hint when it has none.
- */
-function withAction(error: unknown, action: string, hint?: string): unknown {
-  if (!(error instanceof SmolError)) return error;
-  if (!error.message.startsWith("Cannot ")) {
-    error.message = `${action}: ${error.message.length > 0 ? error.message[0]!.toLowerCase() + error.message.slice(1) : error.code}`;
+/** Refuses a mode that is not permission bits. */
+export function checkMode(mode: number | undefined): void {
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
+    throw new InvalidInputError(`Invalid file mode ${mode}: it must be permission bits from 0 to 0o7777`, {
+      hint: "pass e.g. 0o644 or 0o755",
+    });
   }
-  if (error.hint === undefined && hint !== undefined) Object.defineProperty(error, "hint", { value: hint });
-  return error;
 }

@@ -22,7 +22,8 @@ import { sshEndpointWhenReady } from "./connection.ts";
 import { checkRunnable, launchVmm } from "./launch.ts";
 import { sandboxFiles } from "./layout.ts";
 import { assertMay, isLive, readSandbox } from "./status.ts";
-import { connectSupervisor, spawnSupervisor } from "./supervisor-client.ts";
+import { spawnSupervisor } from "./spawn.ts";
+import { connectSupervisor } from "./supervisor-client.ts";
 import { liveTicket } from "./ticket.ts";
 
 export interface CreateProgressOptions {

@@ -9,13 +9,13 @@ import { pidAlive } from "../host/pids.ts";
 import { z } from "../zod.ts";
 import type { SandboxFiles } from "./layout.ts";
 
-const ticketSchema = z.object({
+const ticketSchema = z.lazy(() => z.object({
   pid: z.int().check(z.positive()),
   controlSocketPath: z.string(),
   agentSocketPath: z.string(),
   accel: z.enum(["kvm", "hvf", "tcg"]),
   accelReason: z.string(),
-});
+}));
 
 /** Written whole and renamed into place, so a reader never sees half a ticket. */
 export function writeTicket(files: SandboxFiles, ticket: VmmTicket): void {

@@ -10,7 +10,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { AgentClient } from "../agent/client.ts";
-import { PortForwardInfo } from "../agent/supervisor-messages.ts";
+import type { PortForwardInfo } from "../agent/supervisor-messages.ts";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, NotRunningError, SmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { z } from "../zod.ts";
@@ -183,7 +183,8 @@ export class PortForwards {
   }
 }
 
-const savedList = z.array(z.object({ hostPort: PortForwardInfo.shape.hostPort, guestPort: PortForwardInfo.shape.guestPort }));
+const port = z.int().check(z.minimum(1), z.maximum(65535));
+const savedList = z.array(z.object({ hostPort: port, guestPort: port }));
 
 function describe(forward: Forward): PortForwardInfo {
   return { hostPort: forward.hostPort, guestPort: forward.guestPort, address: LOOPBACK, connections: forward.sockets.size, createdAt: forward.createdAt };

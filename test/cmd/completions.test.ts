@@ -10,9 +10,9 @@ import { buildProgram } from "../../cmd/program.ts";
 import { COMPLETION_FILES } from "../../scripts/completions.ts";
 import { repoRoot, runCli } from "../helpers/cli.ts";
 
-test("checked-in completions match the command tree (run `npm run completions` after changing commands)", () => {
+test("checked-in completions match the command tree (run `npm run completions` after changing commands)", async () => {
   for (const shell of SHELLS) {
-    const expected = completionScript(buildProgram() as never, shell);
+    const expected = completionScript((await buildProgram()) as never, shell);
     const file = join(repoRoot, "completions", COMPLETION_FILES[shell]);
     expect(readFileSync(file, "utf8")).toBe(expected);
   }
@@ -21,17 +21,17 @@ test("checked-in completions match the command tree (run `npm run completions` a
 test("`smolvm completions SHELL` prints the same script", async () => {
   const printed = await runCli(["completions", "bash"]);
   expect(printed.code).toBe(0);
-  expect(printed.stdout).toBe(completionScript(buildProgram() as never, "bash"));
+  expect(printed.stdout).toBe(completionScript((await buildProgram()) as never, "bash"));
   const bad = await runCli(["completions", "powershell"]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain("bash, zsh, fish");
 });
 
 /** Asks bash what it would offer after typing `line`, with `smolvm` resolving to this checkout. */
-function bashComplete(line: string): string[] {
+async function bashComplete(line: string): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), "smolvm-compl-"));
   const script = join(dir, "smolvm.bash");
-  writeFileSync(script, completionScript(buildProgram() as never, "bash"));
+  writeFileSync(script, completionScript((await buildProgram()) as never, "bash"));
   const words = line.split(" ");
   const program = `
     smolvm() { "${process.execPath}" "${join(repoRoot, "main.ts")}" "$@"; }
@@ -45,11 +45,11 @@ function bashComplete(line: string): string[] {
   return result.stdout.split("\n").filter(Boolean).sort();
 }
 
-test("bash completes subcommands, options, choices and syntax-checks in every shell", () => {
-  expect(bashComplete("smolvm li")).toEqual(["list"]);
-  expect(bashComplete("smolvm image l")).toEqual(["list", "ls"]);
-  expect(bashComplete("smolvm list --")).toEqual(["--all", "--help", "--json"]);
-  expect(bashComplete("smolvm doctor --json --st")).toEqual(["--strict"]);
+test("bash completes subcommands, options, choices and syntax-checks in every shell", async () => {
+  expect(await bashComplete("smolvm li")).toEqual(["list"]);
+  expect(await bashComplete("smolvm image l")).toEqual(["list", "ls"]);
+  expect(await bashComplete("smolvm list --")).toEqual(["--all", "--help", "--json"]);
+  expect(await bashComplete("smolvm doctor --json --st")).toEqual(["--strict"]);
   for (const shell of ["bash", "zsh", "fish"] as const) {
     const probe = spawnSync("which", [shell]);
     if (probe.status !== 0) continue; // zsh and fish are optional on the host; bash is always checked

@@ -39,7 +39,7 @@ function hintTexts(text: string): string[] {
   return hints;
 }
 
-const program = buildProgram() as unknown as AnyCommand;
+const program = (await buildProgram()) as unknown as AnyCommand;
 
 function flagsOf(command: AnyCommand): string[] {
   return command.options.flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined))

@@ -32,7 +32,7 @@ const ci = section("smolvm in CI");
 const yamlBlocks = blocks(ci, "yaml");
 
 type AnyCommand = Command<unknown[], {}, {}>;
-const program = buildProgram() as unknown as AnyCommand;
+const program = (await buildProgram()) as unknown as AnyCommand;
 
 /** Problems with one `smolvm ...` command line: unknown subcommand or an option it does not take. */
 function commandLineProblems(line: string): string[] {

@@ -53,7 +53,7 @@ test("publishes after every build, through scripts/release.ts, with all the file
 
 test("`smolvm release build` takes the options the workflow passes (once the command exists)", async () => {
   const { buildProgram } = await import("../../cmd/program.ts");
-  const release = buildProgram().commands.find((c) => c.name() === "release");
+  const release = (await buildProgram()).commands.find((c) => c.name() === "release");
   const build = release?.commands.find((c) => c.name() === "build");
   if (build === undefined) return void console.log("skipping: this tree has no `smolvm release build` command yet (the published-images work adds it)");
   const options = build.options.map((o) => o.long);
