@@ -8,12 +8,13 @@
  * Every operation is one stream; many run at once over the one connection. When the connection
  * drops, every pending call rejects with AgentUnavailableError.
  */
-import { Readable, type Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { z } from "../zod.ts";
 import { AgentUnavailableError, InvalidInputError, SmolError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
 import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
+import { collect } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import { forward, readFile, writeFile, type StreamHost } from "./_transfers.ts";
 import { guard, validate } from "./_util.ts";
@@ -171,30 +172,7 @@ export class AgentClient {
       signal: options.signal,
       pty: options.pty,
     });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const ended = (r: Readable, into: Buffer[]) =>
-      new Promise<void>((resolve) => {
-        r.on("data", (b: Buffer) => into.push(b));
-        r.once("end", resolve);
-        r.once("close", resolve);
-      });
-    const outDone = ended(handle.stdout, out);
-    const errDone = ended(handle.stderr, err);
-    if (handle.stdin && options.stdin !== undefined) {
-      const stdin = handle.stdin;
-      stdin.on("error", () => {}); // the command may exit without reading: not our failure
-      const input = options.stdin;
-      if (input instanceof Readable) input.pipe(stdin);
-      else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
-    }
-    const result = await handle.wait();
-    await Promise.all([outDone, errDone]);
-    const pick = (parts: Buffer[]) => {
-      const b = Buffer.concat(parts);
-      return options.encoding === "buffer" ? b : b.toString("utf8");
-    };
-    return { ...result, stdout: pick(out), stderr: pick(err) };
+    return collect(handle, options);
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */

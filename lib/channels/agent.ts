@@ -4,8 +4,7 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AgentClient } from "../agent/client.ts";
-import type { CallOptions, ExecSpec, FileStream, AgentRunOptions, AgentRunResult, AgentWriteOptions, ExecHandle } from "../agent/types.ts";
-
+import type { AgentRunOptions, AgentRunResult, AgentWriteOptions, CallOptions, ExecHandle, ExecSpec, FileStream } from "../agent/types.ts";
 import { listenAndRelay } from "./expose.ts";
 import type { Channel, ChannelEnv, LocalExposure } from "./types.ts";
 

@@ -1,15 +1,14 @@
 /**
  * One command over an SSH session channel, behind the same `ExecHandle` the agent channel
- * returns. The remote wrapper (_ssh-command.ts) reports the pid on its first line (stderr, or
+ * returns. The remote wrapper (command.ts) reports the pid on its first line (stderr, or
  * the terminal with a PTY), which is stripped from the output; signals, kills and timeouts go to
  * the whole process group through a second, short exec (`kill -SIG -- -PGID`), as the agent
  * does it.
  */
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import type { ClientChannel } from "ssh2";
+import type { ExecHandle, ExecResult } from "../agent/types.ts";
 import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
-
-import type { AgentRunOptions, AgentRunResult, ExecHandle, ExecResult } from "../agent/types.ts";
 import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
 
@@ -189,29 +188,4 @@ export class SshExecProcess implements ExecHandle {
   wait(): Promise<ExecResult> {
     return this.result.promise;
   }
-}
-
-/** Collects a started command's output and status, feeding `stdin` when given. */
-export async function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin">): Promise<AgentRunResult<string>> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const drained = (stream: Readable, into: Buffer[]) =>
-    new Promise<void>((resolve) => {
-      stream.on("data", (chunk: Buffer) => into.push(chunk));
-      stream.once("end", resolve);
-      stream.once("close", resolve);
-      stream.once("error", () => resolve());
-    });
-  const outDone = drained(handle.stdout, out);
-  const errDone = drained(handle.stderr, err);
-  if (handle.stdin && options.stdin !== undefined) {
-    const stdin = handle.stdin;
-    stdin.on("error", () => {});
-    const input = options.stdin;
-    if (input instanceof Readable) input.pipe(stdin);
-    else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
-  }
-  const result = await handle.wait();
-  await Promise.all([outDone, errDone]);
-  return { ...result, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
 }

@@ -1,22 +1,22 @@
 /**
  * The SSH channel: commands, files (SFTP), the managed env file and TCP streams over the
- * sandbox's shared ssh2 connection (_ssh-connection.ts), as root with the host's smolvm key and
+ * sandbox's shared ssh2 connection (_connection.ts), as root with the host's smolvm key and
  * the host key pinned from `vms/<id>/known_hosts`.
  */
 import type { Duplex, Readable } from "node:stream";
 import type { SFTPWrapper } from "ssh2";
-import { checkEnvName, checkEnvVars } from "../config.ts";
-import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
-import type { CallOptions, ExecSpec, FileStream, AgentRunOptions, AgentRunResult, AgentWriteOptions, ExecHandle } from "../agent/types.ts";
-
-import type { SandboxRecord } from "../state/sandboxes.ts";
-import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./envfile.ts";
-import { pooled, release, users, type SshConnection } from "./_connection.ts";
-import { remoteCommand } from "./command.ts";
-import { collect, SshExecProcess } from "./_exec.ts";
-import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";
+import { collect } from "../agent/collect.ts";
+import type { AgentRunOptions, AgentRunResult, AgentWriteOptions, CallOptions, ExecHandle, ExecSpec, FileStream } from "../agent/types.ts";
 import { listenAndRelay } from "../channels/expose.ts";
 import type { Channel, ChannelEnv, LocalExposure } from "../channels/types.ts";
+import { checkEnvName, checkEnvVars } from "../config.ts";
+import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
+import type { SandboxRecord } from "../state/sandboxes.ts";
+import { pooled, release, users, type SshConnection } from "./_connection.ts";
+import { SshExecProcess } from "./_exec.ts";
+import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";
+import { remoteCommand } from "./command.ts";
+import { ENV_FILE, ENV_MAX_BYTES, parseEnv, serializeEnv } from "./envfile.ts";
 import type { SshEndpoint } from "./state.ts";
 
 export { SshConnection } from "./_connection.ts";
