@@ -16,7 +16,7 @@ import { randomBytes } from "../util/random.ts";
 import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
-import { forward, readFile, writeFile, type StreamHost } from "./_transfers.ts";
+import type { StreamHost } from "./_transfers.ts";
 import { guard, validate } from "./_util.ts";
 import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, type Frame } from "./frame.ts";
 import {
@@ -63,7 +63,7 @@ export class AgentClient {
   private drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private resolveClosed!: (e: SmolError) => void;
   private window = 262144;
-  /** The connection as the transfers in _transfers.ts see it. */
+  /** The connection as the transfers in _transfers.ts (loaded on first use) see it. */
   private readonly host: StreamHost;
 
   private constructor(
@@ -181,17 +181,17 @@ export class AgentClient {
     data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>,
     options: AgentWriteOptions = {},
   ): Promise<{ size: number }> {
-    return writeFile(this.host, path, data, options);
+    return import("./_transfers.ts").then((transfers) => transfers.writeFile(this.host, path, data, options));
   }
 
   /** Opens a guest file for reading; resolves with its size and mode once it is open. */
   readFile(path: string, options: CallOptions = {}): Promise<FileStream> {
-    return readFile(this.host, path, options);
+    return import("./_transfers.ts").then((transfers) => transfers.readFile(this.host, path, options));
   }
 
   /** A byte stream to a TCP port inside the guest; end() half-closes it. */
   forward(port: number, options: CallOptions & { host?: string } = {}): Promise<Duplex> {
-    return forward(this.host, port, options);
+    return import("./_transfers.ts").then((transfers) => transfers.forward(this.host, port, options));
   }
 
   /** Round trip to the agent; also reports the guest's clocks. */

@@ -5,7 +5,6 @@
 import type { Duplex, Readable } from "node:stream";
 import type { AgentClient } from "../agent/client.ts";
 import type { AgentRunOptions, AgentRunResult, AgentWriteOptions, CallOptions, ExecHandle, ExecSpec, FileStream } from "../agent/types.ts";
-import { listenAndRelay } from "./expose.ts";
 import type { Channel, ChannelEnv, LocalExposure } from "./types.ts";
 
 export class AgentChannel implements Channel {
@@ -41,7 +40,7 @@ export class AgentChannel implements Channel {
   }
 
   exposeLocal(guestPort: number, hostPort = 0): Promise<LocalExposure> {
-    return listenAndRelay(guestPort, hostPort, () => this.client.forward(guestPort, { timeoutMs: 10_000 }));
+    return import("./expose.ts").then(({ listenAndRelay }) => listenAndRelay(guestPort, hostPort, () => this.client.forward(guestPort, { timeoutMs: 10_000 })));
   }
 
   close(): Promise<void> {
