@@ -25,7 +25,7 @@ export async function measureDirUpload(
     await c.attempt(["file.upload.dir"], async () => {
       ours = await timedDirUpload(vm, root, listing, tar.length, `/tmp/bench-dir-${i}`);
       c.add("file.upload.dir", ours);
-      await vm.run(["rm", "-rf", `/tmp/bench-dir-${i}`]);
+      await vm.commands.run(["rm", "-rf", `/tmp/bench-dir-${i}`]);
     });
     await c.attempt(["floor.dir-upload"], async () => {
       const spec = await o.floor(tar);
@@ -52,7 +52,7 @@ export async function measurePresetStart(
   o: { tag: string; live: Set<SmolVM>; step: (text: string, fraction?: number) => void; floorBoot: () => Promise<number | undefined> },
 ): Promise<void> {
   const [{ hostGuestArch }, { resolvePresetImage }, { findPreset }] = await Promise.all([
-    import("../kernel/arch.ts"), import("../presets/image.ts"), import("../presets/catalog.ts"),
+    import("../lib/kernel/arch.ts"), import("../lib/presets/image.ts"), import("../lib/presets/catalog.ts"),
   ]);
   const choice = await resolvePresetImage(findPreset("claude"), hostGuestArch());
   if (choice.installAtBoot) {

@@ -237,7 +237,7 @@ export async function rawChannel(spec: LaunchSpec, bytes: number, timeoutMs: num
 }
 
 /** Boots a floor guest whose PID 1 talks on the agent's port, runs `body` on that port, always ends the VM. */
-export async function withRawPort<T>(spec: LaunchSpec, timeoutMs: number, body: (sock: Socket, vmm: LaunchedVmm, deadline: number) => Promise<T>): Promise<T> {
+export async function withRawPort<T>(spec: LaunchSpec, timeoutMs: number, body: (sock: Socket, vmm: Vmm, deadline: number) => Promise<T>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   await rm(spec.serialLogPath, { force: true });
   const vmm = await qemuBackend.launch(spec);

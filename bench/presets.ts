@@ -1,7 +1,7 @@
 /**
  * Bench phases of coding-agent presets and directory transfers:
  *
- * - `file.upload.dir`: a 2,000-file source tree into a sandbox with `uploadDir` (tar stream
+ * - `file.upload.dir`: a 2,000-file source tree into a sandbox with `vm.files.uploadDir` (tar stream
  *   MB/s), paired with `floor.dir-upload`: the same tar stream piped straight into `tar -x` in a
  *   guest whose PID 1 is a shell on the raw virtio-serial port (no agent, no framing), writing
  *   to the same kind of disk.
@@ -39,7 +39,7 @@ export async function makeBenchTree(root: string): Promise<{ listing: TreeListin
 /** uploadDir of the tree into a fresh guest directory; MB/s of its tar stream. */
 export async function timedDirUpload(vm: SmolVM, root: string, listing: TreeListing, tarBytes: number, guestDir: string): Promise<number> {
   const started = performance.now();
-  await vm.uploadDir(root, guestDir, { listing });
+  await vm.files.uploadDir(root, guestDir, { listing });
   return tarBytes / 1e6 / ((performance.now() - started) / 1000);
 }
 
@@ -90,10 +90,10 @@ export async function dirFloor(spec: LaunchSpec, tar: Buffer, timeoutMs: number)
 
 /** startAgent("claude") with no workspace, then `claude --version`; ms, and the sandbox to delete. */
 export async function timedPresetStart(name: string): Promise<{ ms: number; vm: SmolVM }> {
-  const { startAgent } = await import("../presets/start.ts");
+  const { startAgent } = await import("../lib/presets/start.ts");
   const started = performance.now();
   const agent = await startAgent("claude", { name, workdir: null, hostEnv: {}, hostHome: "/nonexistent" });
-  const version = await agent.vm.run(["claude", "--version"]);
+  const version = await agent.vm.commands.run(["claude", "--version"]);
   const ms = performance.now() - started;
   if (version.exitCode !== 0) throw new Error(`claude --version failed: ${version.stderr.trim()}`);
   return { ms, vm: agent.vm };

@@ -3,7 +3,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "../zod.ts";
-import { NotFoundError, SmolError } from "../errors.ts";
+import { InvalidInputError, NotFoundError } from "../errors.ts";
 import { parseOrThrow } from "../validate.ts";
 import baseRecipe from "../../images/base.json" with { type: "json" };
 import debianRecipe from "../../images/debian.json" with { type: "json" };
@@ -151,7 +151,7 @@ export function deriveRecipe(input: unknown, lookup: (name: string) => Recipe, r
   const parent = lookup(child.from);
   const rootfs = parent.rootfs;
   if (rootfs.kind !== "mmdebstrap") {
-    throw new SmolError("INVALID_INPUT", `Cannot derive image "${child.name}" from "${child.from}": only Debian recipes can be extended`);
+    throw new InvalidInputError(`Cannot derive image "${child.name}" from "${child.from}": only Debian recipes can be extended`);
   }
   return parseRecipe({
     name: child.name,

@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, link, lstat, mkdir, open, rename, rm, symlink, unlink, utimes } from "node:fs/promises";
 import { join, posix } from "node:path";
-import { SmolError } from "../errors.ts";
+import { InvalidInputError } from "../errors.ts";
 import { BLOCK, decodeHeader, decodePax, isZeroBlock, TarFormatError, type RawHeader } from "./header.ts";
 
 export interface ExtractLimits {
@@ -49,9 +49,9 @@ const MAX_COMPONENT = 255;
 const TRAILER_LIMIT = 1024 * 1024;
 
 /** Thrown for anything the stream may not do; the message names the entry. */
-export class UnsafeEntryError extends SmolError {
+export class UnsafeEntryError extends InvalidInputError {
   constructor(message: string) {
-    super("INVALID_INPUT", message, { hint: "the sandbox sent an entry that would land outside the target or is not a plain file, directory or link; nothing of it was written" });
+    super(message, { hint: "the sandbox sent an entry that would land outside the target or is not a plain file, directory or link; nothing of it was written" });
     this.name = "UnsafeEntryError";
   }
 }
@@ -324,7 +324,7 @@ export async function extractTar(source: AsyncIterable<Uint8Array>, root: string
   } catch (error) {
     await reader.return().catch(() => {});
     if (error instanceof TarFormatError) {
-      throw new SmolError("INVALID_INPUT", `Cannot unpack the stream: ${error.message}`, { hint: "the sandbox sent something that is not a well-formed tar stream" });
+      throw new InvalidInputError(`Cannot unpack the stream: ${error.message}`, { hint: "the sandbox sent something that is not a well-formed tar stream" });
     }
     throw error;
   }

@@ -85,13 +85,13 @@ describe.each(["vsock", "ssh"] as CommChannel[])("directories over %s", (commCha
 
   test("2,000 files with modes, empty dirs and symlinks go in and come back the same", async () => {
     const guest = `/srv/${commChannel}`;
-    const up = await vm.uploadDir(tree, guest);
+    const up = await vm.files.uploadDir(tree, guest);
     expect(up).toMatchObject({ path: guest, files: FILES + 2, symlinks: 2 });
-    const inside = await vm.run(["sh", "-c", `cd ${guest} && find . -type f | wc -l && stat -c '%a %F' empty pkg0/run.sh pkg0/f1.txt && readlink link-out && ls empty`]);
+    const inside = await vm.commands.run(["sh", "-c", `cd ${guest} && find . -type f | wc -l && stat -c '%a %F' empty pkg0/run.sh pkg0/f1.txt && readlink link-out && ls empty`]);
     expect(inside.stdout.split("\n")).toEqual([`${FILES + 2}`, "750 directory", "755 regular file", "600 regular file", "/etc/hostname", "nested-empty", ""]);
 
     const back = join(work, `back-${commChannel}`);
-    const down = await vm.downloadDir(guest, back);
+    const down = await vm.files.downloadDir(guest, back);
     expect(down.files).toBe(FILES + 2);
     // The link to /etc/hostname went in as a link, and is not recreated on the host.
     expect(down.skipped).toEqual([{ path: "link-out", reason: 'a symlink to "/etc/hostname", outside the target' }]);
@@ -102,10 +102,10 @@ describe.each(["vsock", "ssh"] as CommChannel[])("directories over %s", (commCha
     const into = join(work, `merge-${commChannel}`);
     mkdirSync(into);
     writeFileSync(join(into, "keep.txt"), "mine\n");
-    await vm.run(["sh", "-c", "mkdir -p /srv/small && echo new > /srv/small/new.txt"]);
-    await vm.downloadDir("/srv/small", into);
+    await vm.commands.run(["sh", "-c", "mkdir -p /srv/small && echo new > /srv/small/new.txt"]);
+    await vm.files.downloadDir("/srv/small", into);
     expect(readdirSync(into).sort()).toEqual(["keep.txt", "new.txt"]);
-    const missing = await vm.downloadDir("/srv/nope", join(work, "nope")).catch((e: unknown) => e);
+    const missing = await vm.files.downloadDir("/srv/nope", join(work, "nope")).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(NotFoundError);
     expect(existsSync(join(work, "nope"))).toBe(false);
     expect(readdirSync(work).filter((n) => n.includes(".smolvm-"))).toEqual([]);
@@ -117,16 +117,16 @@ test("a guest whose tar lies cannot write outside the target", async () => {
   const data = Buffer.from("pwned\n");
   const entry = (name: string) => Buffer.concat([encodeHeader({ name, type: "file", mode: 0o644, size: data.length, mtime: 0 }), data, padding(data.length)]);
   const evil = Buffer.concat([entry("ok.txt"), entry("../escaped.txt"), END_OF_ARCHIVE]);
-  await debian.writeFile("/tmp/evil.tar", evil);
-  await debian.writeFile("/usr/local/bin/tar", "#!/bin/sh\ncat /tmp/evil.tar\n", { mode: 0o755 });
+  await debian.files.write("/tmp/evil.tar", evil);
+  await debian.files.write("/usr/local/bin/tar", "#!/bin/sh\ncat /tmp/evil.tar\n", { mode: 0o755 });
   try {
     const target = join(work, "victim", "target");
     mkdirSync(join(work, "victim"));
-    const error = (await debian.downloadDir("/srv", target).catch((e: unknown) => e)) as Error;
+    const error = (await debian.files.downloadDir("/srv", target).catch((e: unknown) => e)) as Error;
     expect(error.message).toContain("climbs out of the target");
     expect(readdirSync(join(work, "victim"))).toEqual([]);
   } finally {
-    await debian.run("rm -f /usr/local/bin/tar");
+    await debian.commands.run("rm -f /usr/local/bin/tar");
   }
 });
 
@@ -140,11 +140,11 @@ test("the busybox image's tar takes the same stream", async () => {
     symlinkSync("d/x.sh", join(small, "l"));
     const long = `${"n".repeat(120)}.txt`;
     writeFileSync(join(small, long), "long\n");
-    await vm.uploadDir(small, "/opt/small");
-    const check = await vm.run(["sh", "-c", `cd /opt/small && stat -c %a d/x.sh && readlink l && cat ${long} && ls -d d/empty`]);
+    await vm.files.uploadDir(small, "/opt/small");
+    const check = await vm.commands.run(["sh", "-c", `cd /opt/small && stat -c %a d/x.sh && readlink l && cat ${long} && ls -d d/empty`]);
     expect(check.stdout).toBe("741\nd/x.sh\nlong\nd/empty\n");
     const back = join(work, "small-back");
-    await vm.downloadDir("/opt/small", back);
+    await vm.files.downloadDir("/opt/small", back);
     expect(snapshot(back)).toEqual(snapshot(small));
   } finally {
     await vm.delete();

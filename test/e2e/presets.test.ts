@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureImage } from "../../lib/images/build.ts";
-import { listSandboxes } from "../../lib/sandboxes.ts";
+import { listSandboxes } from "../../lib/sandbox/status.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
