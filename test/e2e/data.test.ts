@@ -135,7 +135,7 @@ describe("files", () => {
     expect(await sh("test -e /nowhere && echo there || echo absent")).toBe("absent\n");
   });
 
-  test("SDK byte and stream variants: writeFile, readFile, readFileStream", async () => {
+  test("SDK byte and stream variants: files.write, files.read, files.readStream", async () => {
     await withVm(async (vm) => {
       await vm.files.write(`${GUEST_HOME}/sdk/a.txt`, "from a string\n");
       expect((await vm.files.read(`${GUEST_HOME}/sdk/a.txt`)).toString()).toBe("from a string\n");
@@ -229,7 +229,7 @@ describe("ports", () => {
     expectFailure(await runCli(["port", "close", NAME, String(hostPort), "--json"]), "NOT_FOUND", /no forward listens there/);
   });
 
-  test("SDK exposeLocal picks a host port and close() ends it", async () => {
+  test("SDK ports.expose picks a host port and close() ends it", async () => {
     await withVm(async (vm) => {
       const web = await vm.ports.expose(8080);
       expect(await httpGet(web.hostPort)).toBe("hello from the guest\n");

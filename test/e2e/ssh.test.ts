@@ -216,7 +216,7 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     }
   });
 
-  test("ports: exposeLocal reaches a server in the guest from 127.0.0.1", async () => {
+  test("ports: vm.ports.expose reaches a server in the guest from 127.0.0.1", async () => {
     const guestPort = viaSsh ? 8702 : 8701;
     await handle.files.write(`${GUEST_HOME}/www-${commChannel}/index.txt`, `hello over ${commChannel}\n`);
     const server = await handle.commands.exec(["python3", "-m", "http.server", String(guestPort), "--bind", "127.0.0.1", "--directory", `${GUEST_HOME}/www-${commChannel}`]);
