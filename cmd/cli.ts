@@ -16,6 +16,15 @@ export async function runCli(argv: string[]): Promise<number> {
     printOut(`smolvm ${info.version} (${info.runtime}, ${info.target})`);
     return 0;
   }
+  const plain = plainExec(argv);
+  if (plain !== undefined) {
+    invocation.command = "exec";
+    try {
+      return await (await import("./streams.ts")).execIn(plain.name, plain.words);
+    } catch (thrown) {
+      return report(thrown);
+    }
+  }
   const { CommanderError } = await import("@commander-js/extra-typings");
   const { buildProgram, commandPathOf } = await import("./program.ts");
   const program = await buildProgram(argv);
@@ -43,15 +52,31 @@ export async function runCli(argv: string[]): Promise<number> {
       printError(invocation.command, usage, invocation.json);
       return 2;
     }
-    const error = toSmolError(thrown);
-    const { logEvent } = await import("../lib/index.ts");
-    logEvent("error", error.message, {
-      command: invocation.command,
-      code: error.code,
-      stack: thrown instanceof Error ? thrown.stack : String(thrown),
-      cause: error.cause instanceof Error ? error.cause.stack : error.cause === undefined ? undefined : String(error.cause),
-    });
-    printError(invocation.command, error, invocation.json);
-    return exitCodeFor(error);
+    return report(thrown);
   }
+}
+
+/** Every failure but a usage error: logged, printed as text or JSON, and an exit status. */
+async function report(thrown: unknown): Promise<number> {
+  const error = toSmolError(thrown);
+  const { logEvent } = await import("../lib/index.ts");
+  logEvent("error", error.message, {
+    command: invocation.command,
+    code: error.code,
+    stack: thrown instanceof Error ? thrown.stack : String(thrown),
+    cause: error.cause instanceof Error ? error.cause.stack : error.cause === undefined ? undefined : String(error.cause),
+  });
+  printError(invocation.command, error, invocation.json);
+  return exitCodeFor(error);
+}
+
+/**
+ * `smolvm exec NAME -- CMD...` with no option: the command agents run in loops, so it goes
+ * straight to its body without building the command tree (commander and the group: ~3 ms of
+ * every call). Anything else, `--help` included, takes the full parse.
+ */
+function plainExec(argv: string[]): { name: string; words: string[] } | undefined {
+  const [command, name, separator, ...words] = argv;
+  if (command !== "exec" || name === undefined || name.startsWith("-") || separator !== "--" || words.length === 0) return undefined;
+  return { name, words };
 }

@@ -1,12 +1,10 @@
 /** Running things in a sandbox: run (ephemeral), exec, shell. */
 import { Argument, type Command } from "@commander-js/extra-typings";
-import { fstatSync, statSync } from "node:fs";
-import type { Readable } from "node:stream";
 import type { SmolVM } from "../lib/index.ts";
 import { action } from "./action.ts";
 import { commChannelFrom, commChannelOption, envPair, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { progressReporter } from "./progress.ts";
-import { isTerminal } from "./stdio.ts";
+import { execIn, streamCommand } from "./streams.ts";
 import { exitStatus } from "./terminal.ts";
 
 export function registerExec(program: Command): void {
@@ -47,17 +45,12 @@ export function registerExec(program: Command): void {
     .addOption(commChannelOption())
     .action(
       action("exec", async (_out, name, command, options) => {
-        const { SmolVM } = await import("../lib/index.ts");
-        const vm = await SmolVM.fromId(name, commChannelFrom(options));
-        try {
-          process.exitCode = await streamCommand(vm, command, {
-            ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
-            ...(options.env === undefined ? {} : { env: options.env }),
-            ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-          });
-        } finally {
-          vm.close();
-        }
+        process.exitCode = await execIn(name, command, {
+          ...commChannelFrom(options),
+          ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),
+          ...(options.env === undefined ? {} : { env: options.env }),
+          ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        });
       }),
     );
 
@@ -77,51 +70,6 @@ export function registerExec(program: Command): void {
         }
       }),
     );
-}
-
-/** argv with one word runs through the shell (so `exec vm -- 'ls | wc -l'` works), else as argv. */
-function commandOf(words: string[]): string | string[] {
-  return words.length === 1 ? words[0]! : words;
-}
-
-async function streamCommand(vm: SmolVM, words: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string }): Promise<number> {
-  const forwardStdin = stdinWorthForwarding();
-  const proc = await vm.commands.exec(commandOf(words), { ...options, stdin: forwardStdin });
-  pipeOnFirstChunk(proc.stdout, () => process.stdout);
-  pipeOnFirstChunk(proc.stderr, () => process.stderr);
-  if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
-  const result = await proc.wait();
-  if (forwardStdin) {
-    process.stdin.unpipe();
-    process.stdin.destroy();
-  }
-  // Through the stream, behind whatever of the command's own stderr is still queued there.
-  if (result.timedOut) process.stderr.write(`smolvm: command timed out after ${(options.timeoutMs ?? 0) / 1000} s and was killed\n`);
-  return exitStatus(result);
-}
-
-/**
- * Forward stdin only when it is a pipe or a file: a terminal would make `exec` wait for Ctrl-D,
- * and /dev/null (what many tools give a child) says nothing the guest's own stdin would not.
- * Skipping it also spares building `process.stdin`.
- */
-function stdinWorthForwarding(): boolean {
-  if (isTerminal(0)) return false;
-  try {
-    const stdin = fstatSync(0);
-    return !(stdin.isCharacterDevice() && stdin.rdev === statSync("/dev/null").rdev);
-  } catch {
-    return false; // no fd 0 at all
-  }
-}
-
-/** Building `process.stdout`/`stderr` costs ~20 ms each, so a silent command never pays for it. */
-function pipeOnFirstChunk(from: Readable, to: () => NodeJS.WritableStream): void {
-  from.once("data", (first: Buffer) => {
-    const sink = to();
-    sink.write(first);
-    from.pipe(sink, { end: false });
-  });
 }
 
 async function interactiveShell(vm: SmolVM): Promise<number> {

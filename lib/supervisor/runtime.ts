@@ -157,6 +157,10 @@ export class SandboxRuntime {
       "supervisor.destroy": async () => {
         this.end("destroy");
         this.vmm!.kill();
+        // The answer means the name and what the sandbox held (ports, CID) are free: a create
+        // right after a delete must not find them taken. Its files go after the answer.
+        await within(this.vmm!.exited, 5_000);
+        this.record.remove();
         return {};
       },
       "supervisor.pause": async () => {

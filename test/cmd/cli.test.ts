@@ -59,6 +59,17 @@ describe("cli basics", () => {
     expect(strict.code).toBe(hasWarning ? 1 : 0);
   });
 
+  test("the plain `exec NAME -- CMD` skips the command tree but fails as the full parse does", async () => {
+    const plain = await runCli(["exec", "nosuch", "--", "true"]);
+    const parsed = await runCli(["exec", "nosuch", "--cwd", "/", "--", "true"]);
+    expect(plain.code).toBe(parsed.code);
+    expect(plain.stderr).toBe(parsed.stderr);
+    expect(plain.stderr).toContain('Cannot find sandbox "nosuch"');
+    // Options, --help and a missing command still go through commander.
+    expect((await runCli(["exec", "--help"])).stdout).toContain("Usage: smolvm exec");
+    expect((await runCli(["exec", "nosuch", "--"])).code).toBe(2);
+  });
+
   // Colour follows the terminal: on a pty the error label is red, in a pipe or with NO_COLOR it
   // is plain text. The pty comes from util-linux `script`, as a user's terminal would.
   test("colour on a terminal only, and never with NO_COLOR", async () => {

@@ -1,0 +1,73 @@
+/**
+ * A command's output streamed to this terminal and its status passed on: the body of `exec` and
+ * `run`. Free of commander, so the plain `smolvm exec NAME -- CMD...` that agents run in loops
+ * can come here without the command tree being built (cli.ts).
+ */
+import { fstatSync, statSync } from "node:fs";
+import type { Readable } from "node:stream";
+import type { CommChannel, SmolVM } from "../lib/index.ts";
+import { isTerminal } from "./stdio.ts";
+import { exitStatus } from "./terminal.ts";
+
+export interface StreamOptions {
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** `smolvm exec`: runs `words` in sandbox `name`; resolves to the status to exit with. */
+export async function execIn(name: string, words: string[], options: StreamOptions & { commChannel?: CommChannel } = {}): Promise<number> {
+  const { SmolVM } = await import("../lib/index.ts");
+  const { commChannel, ...stream } = options;
+  const vm = await SmolVM.fromId(name, commChannel === undefined ? {} : { commChannel });
+  try {
+    return await streamCommand(vm, words, stream);
+  } finally {
+    vm.close();
+  }
+}
+
+/** argv with one word runs through the shell (so `exec vm -- 'ls | wc -l'` works), else as argv. */
+function commandOf(words: string[]): string | string[] {
+  return words.length === 1 ? words[0]! : words;
+}
+
+export async function streamCommand(vm: SmolVM, words: string[], options: StreamOptions): Promise<number> {
+  const forwardStdin = stdinWorthForwarding();
+  const proc = await vm.commands.exec(commandOf(words), { ...options, stdin: forwardStdin });
+  pipeOnFirstChunk(proc.stdout, () => process.stdout);
+  pipeOnFirstChunk(proc.stderr, () => process.stderr);
+  if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
+  const result = await proc.wait();
+  if (forwardStdin) {
+    process.stdin.unpipe();
+    process.stdin.destroy();
+  }
+  // Through the stream, behind whatever of the command's own stderr is still queued there.
+  if (result.timedOut) process.stderr.write(`smolvm: command timed out after ${(options.timeoutMs ?? 0) / 1000} s and was killed\n`);
+  return exitStatus(result);
+}
+
+/**
+ * Forward stdin only when it is a pipe or a file: a terminal would make `exec` wait for Ctrl-D,
+ * and /dev/null (what many tools give a child) says nothing the guest's own stdin would not.
+ * Skipping it also spares building `process.stdin`.
+ */
+function stdinWorthForwarding(): boolean {
+  if (isTerminal(0)) return false;
+  try {
+    const stdin = fstatSync(0);
+    return !(stdin.isCharacterDevice() && stdin.rdev === statSync("/dev/null").rdev);
+  } catch {
+    return false; // no fd 0 at all
+  }
+}
+
+/** Building `process.stdout`/`stderr` costs ~20 ms each, so a silent command never pays for it. */
+function pipeOnFirstChunk(from: Readable, to: () => NodeJS.WritableStream): void {
+  from.once("data", (first: Buffer) => {
+    const sink = to();
+    sink.write(first);
+    from.pipe(sink, { end: false });
+  });
+}
