@@ -156,7 +156,10 @@ export interface Backend {
   prepareDisk(request: DiskRequest): Promise<PreparedDisk>;
   /** Starts the VMM and resolves once its control API answers; a failure leaves nothing behind. */
   launch(spec: LaunchSpec, options?: { timeoutMs?: number }): Promise<Vmm>;
-  /** Starts the VMM from state `saveState` wrote into `dir` (same devices as `spec`); it stays paused. */
+  /**
+   * Starts the VMM from state `saveState` wrote into `dir` (same devices as `spec`) and resolves
+   * once the state is in: the VM is paused, and `resume()` runs it from where it was saved.
+   */
   restore(spec: LaunchSpec, dir: string, options?: { timeoutMs?: number }): Promise<Vmm>;
   /** Takes over a VMM another process launched (its `ticket`). */
   attach(ticket: VmmTicket, options?: { timeoutMs?: number }): Promise<Vmm>;

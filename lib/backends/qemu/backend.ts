@@ -8,7 +8,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { CommandFailedError, type SmolError } from "../../errors.ts";
 import { which } from "../../host/process.ts";
-import { within } from "../../util/poll.ts";
+import { pollUntil, within } from "../../util/poll.ts";
 import { tailOf } from "../../util/tail.ts";
 import { type Accel, accelFor, type GuestArch, qemuBinary, qemuVersion } from "../accel.ts";
 import { firstErrorLine } from "../kvm-probe.ts";
@@ -70,8 +70,23 @@ export class QemuBackend implements Backend {
     return this.start(spec, undefined, options);
   }
 
-  restore(spec: LaunchSpec, dir: string, options: { timeoutMs?: number } = {}): Promise<Vmm> {
-    return this.start(spec, join(dir, STATE_FILE), options);
+  async restore(spec: LaunchSpec, dir: string, options: { timeoutMs?: number } = {}): Promise<Vmm> {
+    const vmm = await this.start(spec, join(dir, STATE_FILE), options);
+    // QEMU answers on QMP while it still reads the state ("inmigrate"), and a resume then is
+    // lost: the restore is done once the state is in. QEMU announces it on no channel we hold,
+    // so its status is polled.
+    try {
+      await pollUntil(async () => (await vmm.describe()).detail !== "inmigrate", {
+        timeoutMs: options.timeoutMs ?? 60_000,
+        intervalMs: 5,
+        what: `QEMU to read the saved state in "${dir}"`,
+      });
+    } catch (error) {
+      vmm.kill();
+      await vmm.exited;
+      throw error;
+    }
+    return vmm;
   }
 
   async attach(ticket: VmmTicket, options: { timeoutMs?: number } = {}): Promise<Vmm> {

@@ -51,21 +51,24 @@ function median(values: number[]): number {
 }
 
 /** A 16 MiB ext4 whose /init prints the marker (with the guest's uptime), sleeps, says so and reboots. */
-async function markerImage(dir: string): Promise<string> {
-  const root = join(dir, "rootfs");
-  for (const sub of ["bin", "dev", "proc", "sys", "tmp"]) mkdirSync(join(root, sub), { recursive: true });
-  copyFileSync(busybox!, join(root, "bin", "busybox"));
-  writeFileSync(join(root, "init"), [
-    "#!/bin/busybox sh",
+function markerImage(dir: string): Promise<string> {
+  return initImage(dir, [
     "/bin/busybox mount -t proc proc /proc",
     `echo "${MARKER} uptime=$(/bin/busybox cut -d' ' -f1 /proc/uptime)"`,
     // A guest whose timers never fire still prints; only a sleep that returns proves they do.
     "/bin/busybox sleep 0.1",
     `echo "${TIMERS_OK}"`,
     "/bin/busybox reboot -f",
-    "",
-  ].join("\n"), { mode: 0o755 });
-  const image = join(dir, "marker.ext4");
+  ]);
+}
+
+/** A 16 MiB ext4 whose /init (busybox sh) runs `lines`. */
+async function initImage(dir: string, lines: string[]): Promise<string> {
+  const root = join(dir, "rootfs");
+  for (const sub of ["bin", "dev", "proc", "sys", "tmp"]) mkdirSync(join(root, sub), { recursive: true });
+  copyFileSync(busybox!, join(root, "bin", "busybox"));
+  writeFileSync(join(root, "init"), ["#!/bin/busybox sh", ...lines, ""].join("\n"), { mode: 0o755 });
+  const image = join(dir, "init.ext4");
   await runHostChecked(mkfs!, ["-q", "-F", "-d", root, image, "16M"]);
   return image;
 }
@@ -198,6 +201,45 @@ boots(`real boot (${kernel.why})`, () => {
       vmm.kill();
       await vmm.exited;
     }
+  }, TEST_TIMEOUT_MS);
+
+  test("saveState keeps a paused guest; restore brings it back paused, and resumed it carries on where it was", async () => {
+    // A guest that counts: its count lives in guest memory only, so a restored guest that goes
+    // on from the saved count (rather than from 0) was restored, not rebooted.
+    const counting = await initImage(scratchDir("counting"), [
+      "i=0",
+      "while true; do echo \"tick $i\"; i=$((i+1)); /bin/busybox sleep 0.05; done",
+    ]);
+    const base = scratchDir("saved");
+    const disk = await backend.prepareDisk({ imagePath: counting, vmDir: base, mode: "isolated" });
+    const spec = await vm("saved", { disk });
+    const vmm = await backend.launch(spec);
+    const stateDir = scratchDir("state");
+    let saved: number;
+    try {
+      await waitForMarker(spec.serialLogPath, Date.now() + 60_000, vmm.exited, "tick 3");
+      await vmm.pause();
+      await vmm.saveState(stateDir);
+      const ticks = [...readFileSync(spec.serialLogPath, "utf8").matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+      saved = ticks.at(-1)!;
+    } finally {
+      vmm.kill();
+      await vmm.exited;
+    }
+    const again = scratchDir("restored");
+    const restoredSpec: LaunchSpec = {
+      ...spec,
+      agentSocketPath: join(again, "agent.sock"),
+      controlSocketPath: join(again, "qmp.sock"),
+      serialLogPath: join(again, "console.log"),
+      vmmLogPath: join(again, "qemu.log"),
+    };
+    const restored = await real.restore(restoredSpec, stateDir);
+    launched.add(restored);
+    expect((await restored.describe()).state).toBe("paused");
+    await restored.resume();
+    const line = await waitForMarker(restoredSpec.serialLogPath, Date.now() + 60_000, restored.exited, "tick ");
+    expect(Number(/tick (\d+)/.exec(line)![1])).toBeGreaterThan(saved);
   }, TEST_TIMEOUT_MS);
 
   test("the isolated overlay takes the guest's writes; the base image is untouched", async () => {
