@@ -35,7 +35,7 @@ async function localSource(local: string): Promise<{ size: number; mode: number 
   }
   if (!info.isFile()) {
     throw new InvalidInputError(`Cannot upload "${local}": it is ${info.isDirectory() ? "a directory" : "not a regular file"}`, {
-      hint: "upload one regular file at a time (pack a directory with tar first)",
+      hint: "copy a directory with uploadDir (`smolvm file upload` does so by itself)",
     });
   }
   return { size: info.size, mode: info.mode & 0o7777 };

@@ -166,8 +166,8 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
 }
 
 /**
- * Deletes a sandbox. Returns at once: the supervisor tears the VM down behind the caller and
- * removes the row last, so its allocations are never handed out while the VMM still holds them.
+ * Deletes a sandbox. Returns at once, with the name free: the supervisor kills the VM and removes
+ * the row before it answers, then removes the files behind the caller.
  */
 export async function deleteSandbox(idOrName: string): Promise<SandboxRecord> {
   const vm = withStore((store) => {

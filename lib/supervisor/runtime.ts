@@ -157,9 +157,9 @@ export class SandboxRuntime {
       "supervisor.destroy": async () => {
         this.end("destroy");
         this.vmm!.kill();
-        // The answer means the name and what the sandbox held (ports, CID) are free: a create
-        // right after a delete must not find them taken. Its files go after the answer.
-        await within(this.vmm!.exited, 5_000);
+        // The answer means the name is free: a create right after a delete must not find it
+        // taken. A port the dying VMM still holds is safe to hand out again (allocation skips
+        // ports something listens on); the files go once the VMM has exited, behind the caller.
         this.record.remove();
         return {};
       },

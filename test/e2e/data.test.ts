@@ -11,6 +11,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { SmolVM } from "../../lib/smolvm.ts";
+import { InvalidInputError } from "../../lib/errors.ts";
 import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/sandboxes.ts";
 import { envelope, runCli, type CliResult } from "../helpers/cli.ts";
@@ -343,10 +344,11 @@ describe("bad input", () => {
     expectFailure(await runCli(["file", "upload", NAME, local, "root/ok.txt", "--json"]), "INVALID_INPUT", /must be absolute/);
     expectFailure(await runCli(["file", "download", NAME, "etc/hostname", scratch, "--json"]), "INVALID_INPUT", /must be absolute/);
     expectFailure(await runCli(["file", "upload", NAME, join(scratch, "missing.txt"), `${GUEST_HOME}/`, "--json"]), "NOT_FOUND", /no such file on this host/);
-    // A directory is no file: the CLI sends it as a tree (uploadDir), the SDK's putFile refuses it.
-    const refused = await withVm((vm) => vm.putFile(scratch, `${GUEST_HOME}/`).catch((e: unknown) => e));
-    expect((refused as { code?: string }).code).toBe("INVALID_INPUT");
+    // A directory is no file: the CLI sends it as a tree (uploadDir), the SDK's upload refuses it.
+    const refused = await withVm((vm) => vm.files.upload(scratch, `${GUEST_HOME}/`).catch((e: unknown) => e));
+    expect(refused).toBeInstanceOf(InvalidInputError);
     expect((refused as Error).message).toContain("it is a directory");
+    expect((refused as InvalidInputError).hint).toContain("uploadDir");
     expect(await sh(`ls ${GUEST_HOME}/ok.txt ${GUEST_HOME}/missing.txt 2>&1 | grep -c 'No such' || true`)).toBe("2\n");
 
     for (const args of [["file", "upload", "no-such-vm", local, `${GUEST_HOME}/`], ["env", "set", "no-such-vm", "A=1"], ["port", "expose", "no-such-vm", "80"], ["pause", "no-such-vm"], ["env", "list", "no-such-vm"]]) {
