@@ -12,7 +12,7 @@ export function registerExec(program: Command): void {
     program
       .command("run")
       .description("run one command in a fresh sandbox, then delete it; exits with the command's status")
-      .addArgument(new Argument("<command...>", "the command and its arguments (after --)")),
+      .addArgument(new Argument("<command...>", "the command and its arguments (after --); one word with shell syntax, e.g. 'ls | wc -l', runs through sh")),
   )
     .option("--timeout <seconds>", "kill the command after this long", integer("--timeout"))
     .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
@@ -38,7 +38,7 @@ export function registerExec(program: Command): void {
     .command("exec")
     .description("run a command in a sandbox, streaming its output; exits with its status")
     .addArgument(new Argument("<sandbox>", "name or id"))
-    .addArgument(new Argument("<command...>", "the command and its arguments (after --)"))
+    .addArgument(new Argument("<command...>", "the command and its arguments (after --); one word with shell syntax, e.g. 'ls | wc -l', runs through sh"))
     .option("--timeout <seconds>", "kill the command (and its children) after this long", integer("--timeout"))
     .option("-e, --env <NAME=VALUE>", "set a variable for the command (repeatable)", envPair)
     .option("--cwd <dir>", "working directory in the guest (default /root)")

@@ -27,9 +27,16 @@ export async function execIn(name: string, words: string[], options: StreamOptio
   }
 }
 
-/** argv with one word runs through the shell (so `exec vm -- 'ls | wc -l'` works), else as argv. */
-function commandOf(words: string[]): string | string[] {
-  return words.length === 1 ? words[0]! : words;
+/** A word the shell would take as it is: no space, quote, glob, redirection or expansion. */
+const PLAIN_WORD = /^[\w./:@%+,=-]+$/;
+
+/**
+ * One word with shell syntax runs through the shell (so `exec vm -- 'ls | wc -l'` works); a plain
+ * word (`true`, `/usr/bin/env`) and several words run as they are, without a shell in between
+ * (one fork and exec less in the guest: ~20 ms for `true` on debian under emulation).
+ */
+export function commandOf(words: string[]): string | string[] {
+  return words.length === 1 && !PLAIN_WORD.test(words[0]!) ? words[0]! : words;
 }
 
 export async function streamCommand(vm: SmolVM, words: string[], options: StreamOptions): Promise<number> {
