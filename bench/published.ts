@@ -14,7 +14,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { SmolError } from "../lib/errors.ts";
+import { CommandFailedError } from "../lib/errors.ts";
 import { which } from "../lib/host/process.ts";
 import { hostGuestArch } from "../lib/kernel/arch.ts";
 import { buildRelease } from "../lib/published/release.ts";
@@ -101,7 +101,7 @@ export async function measurePublished(c: Collector, o: PublishedBenchOptions): 
     });
 
     await c.attempt([...CREATE_PHASES], async () => {
-      if (lastCache === undefined) throw new SmolError("COMMAND_FAILED", "no pull succeeded, so there is nothing published to create from");
+      if (lastCache === undefined) throw new CommandFailedError("no pull succeeded, so there is nothing published to create from");
       const published = { SMOLVM_CACHE: lastCache, SMOLVM_IMAGES_URL: mirror.url, SMOLVM_IMAGES_KEY: key.publicKey, SMOLVM_USE_PUBLISHED: undefined };
       const local = { SMOLVM_USE_PUBLISHED: "0" };
       for (let i = -1; i < o.creates; i++) {
@@ -142,7 +142,7 @@ function timed(file: string, args: string[]): Promise<number> {
     child.on("error", reject);
     child.on("close", (code) => {
       if (code === 0) resolve(performance.now() - started);
-      else reject(new SmolError("COMMAND_FAILED", `${file} exited with ${code}: ${stderr.trim().slice(-300)}`));
+      else reject(new CommandFailedError(`${file} exited with ${code}: ${stderr.trim().slice(-300)}`));
     });
   });
 }

@@ -72,9 +72,7 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("image pull", async (out, names, options) => {
-        const { pullImages } = await import("../lib/published/index.ts");
-        const { hostGuestArch } = await import("../lib/kernel/arch.ts");
-        const { DEFAULT_IMAGE } = await import("../lib/config.ts");
+        const { DEFAULT_IMAGE, hostGuestArch, pullImages } = await import("../lib/index.ts");
         const progress = new Progress(options.json === true);
         const pulled = await pullImages({
           images: names.length > 0 ? names : [DEFAULT_IMAGE],
@@ -98,13 +96,13 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("image list", async (out, _options) => {
-        const { describeOrigin, listCachedImages } = await import("../lib/published/index.ts");
+        const { listCachedImages } = await import("../lib/index.ts");
         const images = await listCachedImages();
         out.result(images, () =>
           images.length === 0
             ? "No images cached. `smolvm image pull base` downloads the small one, `smolvm image build base` builds it."
             : table(["NAME", "ARCH", "SOURCE", "SIZE", "PATH"], images.map((i) => [
-              i.name, i.arch, describeOrigin(i.origin), i.sizeMiB === undefined ? "-" : `${i.sizeMiB} MiB`, i.path,
+              i.name, i.arch, i.origin.kind === "local" ? "local build" : `published ${i.origin.version}`, i.sizeMiB === undefined ? "-" : `${i.sizeMiB} MiB`, i.path,
             ])),
         );
       }),
@@ -116,7 +114,7 @@ export function registerArtifacts(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("image rm", async (out, name, _options) => {
-        const { removeCachedImage } = await import("../lib/published/index.ts");
+        const { removeCachedImage } = await import("../lib/index.ts");
         const removed = await removeCachedImage(name);
         out.result({ name, removed }, () => `removed ${removed.length} build(s) of ${name}`);
       }),

@@ -18,10 +18,7 @@ export function registerRelease(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("release build", async (out, options) => {
-        const { buildRelease, readSigningKey } = await import("../lib/published/index.ts");
-        const { hostGuestArch, parseGuestArch } = await import("../lib/kernel/arch.ts");
-        const { knownImages } = await import("../lib/images/recipes.ts");
-        const { InvalidInputError } = await import("../lib/errors.ts");
+        const { buildRelease, hostGuestArch, InvalidInputError, knownImageNames, parseGuestArch, readSigningKey } = await import("../lib/index.ts");
         const keyFile = options.key ?? (process.env.SMOLVM_RELEASE_KEY || undefined);
         if (keyFile !== undefined && options.unsigned === true) {
           throw new InvalidInputError("Cannot build the release: --unsigned and a signing key were both given", {
@@ -35,7 +32,7 @@ export function registerRelease(program: Command): void {
         }
         const signingKeyPem = keyFile === undefined ? undefined : await readSigningKey(keyFile);
         const arches = [...new Set((options.arch ?? [hostGuestArch()]).map(parseGuestArch))];
-        const images = [...new Set(options.image ?? knownImages())];
+        const images = [...new Set(options.image ?? (await knownImageNames()))];
         const progress = new Progress(options.json === true);
         const result = await buildRelease({
           outDir: options.out,
@@ -61,12 +58,11 @@ export function registerRelease(program: Command): void {
     .option("--json", "print JSON")
     .action(
       action("release keygen", async (out, options) => {
-        const { generateSigningKey } = await import("../lib/published/index.ts");
+        const { generateSigningKey, smolError } = await import("../lib/index.ts");
         const { writeFile } = await import("node:fs/promises");
-        const { SmolError } = await import("../lib/errors.ts");
-        const key = generateSigningKey();
+        const key = await generateSigningKey();
         await writeFile(options.out, key.privateKeyPem, { mode: 0o600, flag: "wx" }).catch((cause: NodeJS.ErrnoException) => {
-          throw new SmolError(cause.code === "EEXIST" ? "ALREADY_EXISTS" : "IO_ERROR", `Cannot write the key "${options.out}": ${cause.message}`, {
+          throw smolError(cause.code === "EEXIST" ? "ALREADY_EXISTS" : "IO_ERROR", `Cannot write the key "${options.out}": ${cause.message}`, {
             cause,
             hint: cause.code === "EEXIST" ? "choose another path; an existing key is never overwritten" : "check the directory",
           });

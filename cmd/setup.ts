@@ -26,8 +26,7 @@ export function registerSetup(program: Command): void {
           out.result({ packages }, () => packageLine);
           return;
         }
-        const { resolveArtifacts } = await import("../lib/published/index.ts");
-        const { hostGuestArch } = await import("../lib/kernel/arch.ts");
+        const { hostGuestArch, resolveArtifacts } = await import("../lib/index.ts");
         const progress = new Progress(options.json === true);
         // Published artifacts when the release has them; a local build (kernel and image) when not.
         const artifacts = await resolveArtifacts(options.image, hostGuestArch(), {

@@ -12,6 +12,11 @@ import type { HostFacts } from "./doctor/probe.ts";
 import type { Diagnosis } from "./doctor/diagnose.ts";
 import type { PruneReport } from "./prune.ts";
 import type { CleanupReport } from "./sandbox/cleanup.ts";
+import type { GuestArch } from "./kernel/arch.ts";
+import type { CachedImage } from "./published/catalog.ts";
+import type { PulledRow, PullImagesOptions } from "./published/pull.ts";
+import type { ReleaseBuildOptions, ReleaseBuildResult } from "./published/release.ts";
+import type { ResolvedArtifacts, ResolveOptions } from "./published/resolve.ts";
 import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
 import type { UpgradeContext } from "./distribution/upgrade.ts";
 
@@ -19,6 +24,11 @@ export type { BuildImageOptions, BuildKernelOptions, CleanupReport, Diagnosis, H
 export type { KernelProgress } from "./kernel/build.ts";
 export type { ImageProgress } from "./images/build.ts";
 export type { Check, CheckStatus } from "./doctor/diagnose.ts";
+export type { CachedImage, PulledRow, PullImagesOptions, ReleaseBuildOptions, ReleaseBuildResult, ResolvedArtifacts, ResolveOptions };
+export type { PullProgress } from "./published/pull.ts";
+export type { ResolveProgress } from "./published/resolve.ts";
+export { GUEST_ARCHES, hostGuestArch, parseGuestArch, type GuestArch } from "./kernel/arch.ts";
+export { DownloadError, type DownloadFailure } from "./published/http.ts";
 export type { CheckForUpdateOptions, UpdateCheck, UpdateStatus } from "./distribution/update-check.ts";
 export type { UpgradeContext } from "./distribution/upgrade.ts";
 
@@ -90,4 +100,44 @@ export async function releasesUrl(env: Record<string, string | undefined> = proc
 /** The command that upgrades this smolvm in place. */
 export async function upgradeCommand(context: UpgradeContext): Promise<string> {
   return (await import("./distribution/upgrade.ts")).upgradeCommand(context);
+}
+
+/** The names of the images smolvm has a recipe for (`base`, `debian`, the coding agents'). */
+export async function knownImageNames(): Promise<string[]> {
+  return (await import("./images/recipes.ts")).knownImages();
+}
+
+/** Downloads published images (kernel and root filesystem) into the cache, verified. */
+export async function pullImages(options: PullImagesOptions): Promise<PulledRow[]> {
+  return (await import("./published/pull.ts")).pullImages(options);
+}
+
+/** Every cached image: local builds and published downloads. */
+export async function listCachedImages(): Promise<CachedImage[]> {
+  return (await import("./published/catalog.ts")).listCachedImages();
+}
+
+/** Removes every local build and published copy of image `name`; resolves to the paths removed. */
+export async function removeCachedImage(name: string): Promise<string[]> {
+  return (await import("./published/catalog.ts")).removeCachedImage(name);
+}
+
+/** The kernel and root filesystem a new sandbox of `image` boots: published when the release has them, else built here. */
+export async function resolveArtifacts(image: string, arch: GuestArch, options: ResolveOptions = {}): Promise<ResolvedArtifacts> {
+  return (await import("./published/resolve.ts")).resolveArtifacts(image, arch, options);
+}
+
+/** Builds a release: images and kernels compressed, and a manifest (signed unless `signingKeyPem` is absent). */
+export async function buildRelease(options: ReleaseBuildOptions): Promise<ReleaseBuildResult> {
+  return (await import("./published/release.ts")).buildRelease(options);
+}
+
+/** The PEM text of a release signing key file. */
+export async function readSigningKey(path: string): Promise<string> {
+  return (await import("./published/release.ts")).readSigningKey(path);
+}
+
+/** A new ed25519 release signing key: the private key (PEM), its public key and key id. */
+export async function generateSigningKey(): Promise<{ privateKeyPem: string; publicKey: string; id: string }> {
+  return (await import("./published/trust.ts")).generateSigningKey();
 }

@@ -31,19 +31,8 @@ export { emulationNoticeOnce } from "./sandbox/notice.ts";
 export { listSandboxes, sandboxNames, type SandboxSummary } from "./sandbox/status.ts";
 export type { SandboxError, SandboxStatus } from "./state/sandboxes.ts";
 
-// The host: kernels, images, set-up, checks, reclaiming space.
+// The host: kernels, images (built and published), releases, set-up, checks, reclaiming space.
 export * from "./host-api.ts";
 
 // Coding agents in a sandbox.
 export * from "./presets/index.ts";
-export {
-  buildRelease,
-  DownloadError,
-  listCachedImages,
-  pullImages,
-  type CachedImage,
-  type PulledRow,
-  type PullImagesOptions,
-  type ReleaseBuildOptions,
-  type ReleaseBuildResult,
-} from "./published/index.ts";

@@ -7,7 +7,7 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { paths } from "../paths.ts";
-import { CommandFailedError, InvalidInputError, SmolError } from "../errors.ts";
+import { CommandFailedError, SmolError } from "../errors.ts";
 import { hostGuestArch, type GuestArch } from "../kernel/arch.ts";
 import { AGENT_GUEST_PATH } from "../kernel/cmdline.ts";
 import { sha256File } from "../kernel/source.ts";

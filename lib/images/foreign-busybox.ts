@@ -12,14 +12,14 @@ import { rmSync } from "node:fs";
 import { chmod, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { paths } from "../paths.ts";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, NotFoundError } from "../errors.ts";
 import { onInterrupt } from "../host/interrupt.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import { debianArch, hostGuestArch, type GuestArch } from "../kernel/arch.ts";
-import { exists, removeLeftovers, withLock } from "./cache-lock.ts";
+import { exists, removeLeftovers, withLock } from "../util/cache-lock.ts";
 import { debianSourceLines, readHostAptSources } from "./debian-mirror.ts";
 import { canonicalJson, IMAGE_BUILDER_VERSION, sha256Hex } from "./recipes.ts";
-import { runLogged } from "./run-logged.ts";
+import { runLogged } from "../util/run-logged.ts";
 
 const SUITE = "bookworm";
 
@@ -40,12 +40,12 @@ export async function ensureForeignBusybox(arch: GuestArch, options: ForeignBusy
   const target = foreignBusyboxPath(arch);
   if (await exists(target)) return target;
   if (options.cachedOnly) {
-    throw new SmolError("NOT_FOUND", `Cannot find the cached ${arch} busybox "${target}"`, { hint: `build the image for ${arch} once` });
+    throw new NotFoundError(`Cannot find the cached ${arch} busybox "${target}"`, { hint: `build the image for ${arch} once` });
   }
   return withLock(`${target}.lock`, async () => {
     if (await exists(target)) return target;
     if (!which("mmdebstrap")) {
-      throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot fetch busybox for ${arch}: mmdebstrap is not installed`, {
+      throw new HostDependencyMissingError(`Cannot fetch busybox for ${arch}: mmdebstrap is not installed`, {
         hint: "install it with `apt-get install mmdebstrap` (or run `smolvm setup`)",
       });
     }
@@ -88,7 +88,7 @@ export function runnerFor(arch: GuestArch): string[] {
   const emulator = `qemu-${arch}`;
   const found = which(emulator) ?? which(`${emulator}-static`);
   if (!found) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", `Cannot list the applets of the ${arch} busybox: ${emulator} is not installed`, {
+    throw new HostDependencyMissingError(`Cannot list the applets of the ${arch} busybox: ${emulator} is not installed`, {
       hint: "install it with `apt-get install qemu-user` (or run `smolvm setup`)",
     });
   }

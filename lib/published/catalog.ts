@@ -45,11 +45,6 @@ export async function listCachedImages(): Promise<CachedImage[]> {
   return [...local, ...published].sort((a, b) => a.name.localeCompare(b.name) || b.createdAt.localeCompare(a.createdAt));
 }
 
-/** `local build` or `published 0.1.0`. */
-export function describeOrigin(origin: CachedImage["origin"]): string {
-  return origin.kind === "local" ? "local build" : `published ${origin.version}`;
-}
-
 /**
  * `smolvm image rm NAME`: every local build of `name` and every published copy of it, all
  * arches and versions. Returns the paths removed.

@@ -9,14 +9,15 @@
  */
 import { z } from "../zod.ts";
 import { SmolError } from "../errors.ts";
+import type { BackendName } from "../backends/types.ts";
 import { GUEST_ARCHES, type GuestArch } from "../kernel/arch.ts";
 
 /** The manifest layout this smolvm reads and writes. A manifest of any other is refused. */
 export const MANIFEST_SCHEMA = 1;
 export const MANIFEST_FILE = "manifest.json";
 export const SIGNATURE_FILE = "manifest.json.sig";
-export const VMMS = ["qemu", "firecracker"] as const;
-export type Vmm = (typeof VMMS)[number];
+/** The VMMs a release has kernels for: every backend's. */
+export const VMMS = ["qemu", "firecracker"] as const satisfies readonly BackendName[];
 
 /** Caps on what a manifest may promise: a hostile one must not make the client write terabytes. */
 export const MAX_COMPRESSED_BYTES = 16 * 2 ** 30;
@@ -115,12 +116,12 @@ function manifestError(origin: ManifestOrigin, why: string, hint: string, cause?
   });
 }
 
-export function rowKey(image: string, arch: GuestArch, vmm: Vmm): string {
+export function rowKey(image: string, arch: GuestArch, vmm: BackendName): string {
   return `${image}/${arch}/${vmm}`;
 }
 
 /** The row for (image, arch, vmm), or undefined when the release does not publish it. */
-export function findRow(manifest: ReleaseManifest, image: string, arch: GuestArch, vmm: Vmm): ManifestRow | undefined {
+export function findRow(manifest: ReleaseManifest, image: string, arch: GuestArch, vmm: BackendName): ManifestRow | undefined {
   return manifest.rows.find((row) => row.image === image && row.arch === arch && row.vmm === vmm);
 }
 

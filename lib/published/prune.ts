@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isAlive } from "../images/cache-lock.ts";
+import { isAlive } from "../util/cache-lock.ts";
 import { parseManifest, type ReleaseManifest } from "./manifest.ts";
 import { artifactDirName, listVersionDirs, versionDir } from "./store.ts";
 

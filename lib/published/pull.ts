@@ -8,10 +8,11 @@ import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NotFoundError } from "../errors.ts";
 import type { GuestArch } from "../kernel/arch.ts";
-import { buildInto, withLock } from "../images/cache-lock.ts";
+import { buildInto, withLock } from "../util/cache-lock.ts";
 import { fetchAndUnpack } from "./download.ts";
 import { DownloadError } from "./http.ts";
-import { findRow, rowKey, type FileEntry, type ManifestRow, type Vmm } from "./manifest.ts";
+import { findRow, rowKey, type FileEntry, type ManifestRow } from "./manifest.ts";
+import type { BackendName } from "../backends/types.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, loadManifest, rememberUnreachable, type LoadedManifest } from "./release-manifest.ts";
 import { publishedSource, type PublishedSource } from "./source.ts";
 import {
@@ -46,7 +47,7 @@ export interface PullOptions extends PullTimeouts {
   image: string;
   /** The guest arch; there is no default here, the caller names it (usually the host's). */
   arch: GuestArch;
-  vmm?: Vmm;
+  vmm?: BackendName;
   /** Default: from the environment (publishedSource). */
   source?: PublishedSource;
   /** Ask the source for a fresh manifest even when the cached one is recent (default true). */

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { SmolError } from "../errors.ts";
+import { HostDependencyMissingError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
 import { runHostChecked, which } from "../host/process.ts";
 import type { GuestArch } from "../kernel/arch.ts";
 import { versionInfo } from "../version.ts";
@@ -47,12 +47,12 @@ export interface ReleaseBuildResult {
 
 export async function buildRelease(o: ReleaseBuildOptions): Promise<ReleaseBuildResult> {
   if (!which("zstd")) {
-    throw new SmolError("HOST_DEPENDENCY_MISSING", "Cannot build the release: the zstd program is not installed", {
+    throw new HostDependencyMissingError("Cannot build the release: the zstd program is not installed", {
       hint: "install it with `apt-get install zstd` (or run `smolvm setup`)",
     });
   }
   if (o.arches.length === 0 || o.images.length === 0) {
-    throw new SmolError("INVALID_INPUT", "Cannot build the release: it needs at least one arch and one image", { hint: "e.g. --arch x86_64 --image base" });
+    throw new InvalidInputError("Cannot build the release: it needs at least one arch and one image", { hint: "e.g. --arch x86_64 --image base" });
   }
   const outDir = resolve(o.outDir);
   await mkdir(outDir, { recursive: true });
@@ -158,7 +158,7 @@ export async function readSigningKey(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (cause) {
-    throw new SmolError("NOT_FOUND", `Cannot read the signing key "${path}"`, {
+    throw new NotFoundError(`Cannot read the signing key "${path}"`, {
       cause,
       hint: "make one with `smolvm release keygen --out FILE`, or pass --unsigned for a release trusted by its SHA-256",
     });

@@ -18,7 +18,8 @@
 import { createHash } from "node:crypto";
 import type { GuestArch } from "../kernel/arch.ts";
 import { DownloadError } from "./http.ts";
-import { findRow, type Vmm } from "./manifest.ts";
+import { findRow } from "./manifest.ts";
+import type { BackendName } from "../backends/types.ts";
 import { pullRow, type PullProgress } from "./pull.ts";
 import { loadManifest, rememberUnreachable } from "./release-manifest.ts";
 import { publishedSource } from "./source.ts";
@@ -30,7 +31,7 @@ export interface ResolveProgress {
 }
 
 export interface ResolveOptions {
-  vmm?: Vmm;
+  vmm?: BackendName;
   onProgress?: (progress: ResolveProgress) => void;
   connectTimeoutMs?: number;
   stallTimeoutMs?: number;

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { z } from "../zod.ts";
 import { paths } from "../paths.ts";
 import { GUEST_ARCHES, type GuestArch } from "../kernel/arch.ts";
-import { exists } from "../images/cache-lock.ts";
+import { exists } from "../util/cache-lock.ts";
 import { versionSchema } from "./manifest.ts";
 
 export const SIDECAR_SUFFIX = ".from-sha256";

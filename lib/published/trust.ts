@@ -9,7 +9,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { z } from "../zod.ts";
-import { SmolError } from "../errors.ts";
+import { InvalidInputError, SmolError } from "../errors.ts";
 
 export interface TrustedKey {
   /** First 16 hex digits of SHA-256 over the raw 32-byte public key. */
@@ -48,7 +48,7 @@ export function sha256Hex(data: Uint8Array | string): string {
 export function parsePublicKey(base64: string, what: string): TrustedKey & { key: KeyObject } {
   const raw = /^[A-Za-z0-9+/]{43}=$/.test(base64.trim()) ? Buffer.from(base64.trim(), "base64") : undefined;
   if (raw?.length !== 32) {
-    throw new SmolError("INVALID_INPUT", `Cannot use ${what}: it is not an ed25519 public key (44 characters of base64)`, {
+    throw new InvalidInputError(`Cannot use ${what}: it is not an ed25519 public key (44 characters of base64)`, {
       hint: "use the public key `smolvm release keygen` printed for the mirror",
     });
   }
@@ -110,13 +110,13 @@ export function signManifest(manifest: Uint8Array, privateKeyPem: string): { tex
   try {
     privateKey = createPrivateKey(privateKeyPem);
   } catch (cause) {
-    throw new SmolError("INVALID_INPUT", "Cannot sign the release: the signing key is not a PEM private key", {
+    throw new InvalidInputError("Cannot sign the release: the signing key is not a PEM private key", {
       cause,
       hint: "make one with `smolvm release keygen --out FILE`",
     });
   }
   if (privateKey.asymmetricKeyType !== "ed25519") {
-    throw new SmolError("INVALID_INPUT", `Cannot sign the release: the signing key is ${privateKey.asymmetricKeyType}, not ed25519`, {
+    throw new InvalidInputError(`Cannot sign the release: the signing key is ${privateKey.asymmetricKeyType}, not ed25519`, {
       hint: "make one with `smolvm release keygen --out FILE`",
     });
   }

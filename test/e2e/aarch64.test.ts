@@ -12,8 +12,8 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentClient } from "../../lib/agent/client.ts";
-import { qemuBackend } from "../../lib/backends/qemu.ts";
-import type { LaunchedVmm } from "../../lib/backends/types.ts";
+import { qemuBackend } from "../../lib/backends/qemu/backend.ts";
+import type { Vmm } from "../../lib/backends/types.ts";
 import { which } from "../../lib/host/process.ts";
 import { findKernel } from "../../lib/kernel/cache.ts";
 import { kernelCmdline } from "../../lib/kernel/cmdline.ts";
@@ -54,7 +54,7 @@ suite("aarch64 release artifacts", () => {
     const release = await buildTestRelease({ arches: ["aarch64"] });
     const server = await serveImageMirror(release.dir);
     const cache = freshCache();
-    let vmm: LaunchedVmm | undefined;
+    let vmm: Vmm | undefined;
     try {
       const [pulled] = await withEnv({ SMOLVM_CACHE: cache, ...release.env(server.url) }, () => pullImages({ images: ["base"], arch: "aarch64" }));
       expect(pulled!.kernel.path).toEndWith("/Image");
@@ -87,7 +87,7 @@ suite("aarch64 release artifacts", () => {
       console.log(`aarch64: launch to agent HELLO ${(answered - started).toFixed(0)} ms under TCG`);
       await agent.close();
     } finally {
-      vmm?.kill("SIGKILL");
+      vmm?.kill();
       await vmm?.exited;
       await server.close();
     }
