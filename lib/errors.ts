@@ -9,6 +9,8 @@
  * Subclasses exist only where a caller will branch on them. Anything else is a plain
  * `SmolError` with a specific code.
  */
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import { paths } from "./paths.ts";
 
 export const ERROR_CODES = [
@@ -25,6 +27,8 @@ export const ERROR_CODES = [
   "HOST_DEPENDENCY_MISSING",
   "STATE_CORRUPT",
   "RESOURCE_EXHAUSTED",
+  /** The host file system smolvm writes to (its home, a sandbox's disk) is full. */
+  "HOST_DISK_FULL",
   "IO_ERROR",
   /** A file does not match what vouches for it: a checksum, a signature, dpkg's record. */
   "INTEGRITY_FAILED",
@@ -199,9 +203,42 @@ export function fromWire(body: { code?: unknown; message?: unknown; hint?: unkno
   });
 }
 
+/** Bytes a non-root user may still write on the file system holding `path` (its nearest existing ancestor). */
+export function freeBytes(path: string): number | undefined {
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      const fs = statfsSync(at);
+      return fs.bavail * fs.bsize;
+    } catch {
+      if (dirname(at) === at) return undefined;
+    }
+  }
+}
+
+function mib(bytes: number): string {
+  return bytes < 1024 * 1024 ? `${bytes} bytes` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * The host's file system ran out of space writing `path`: says where, how much is free and, when
+ * known, how much the write needed.
+ */
+export function diskFullError(path: string, options: { neededBytes?: number; action?: string; cause?: unknown } = {}): SmolError {
+  const free = freeBytes(path);
+  const room = [free === undefined ? undefined : `${mib(free)} free`, options.neededBytes === undefined ? undefined : `${mib(options.neededBytes)} needed`]
+    .filter(Boolean).join(", ");
+  return new SmolError("HOST_DISK_FULL", `${options.action ?? `Cannot write "${path}"`}: the host file system is full${room ? ` (${room})` : ""}`, {
+    hint: `free space on the file system holding "${path}" (or point SMOLVM_HOME at a bigger one), then try again; nothing was lost`,
+    details: { path, ...(free === undefined ? {} : { freeBytes: free }), ...(options.neededBytes === undefined ? {} : { neededBytes: options.neededBytes }) },
+    ...(options.cause === undefined ? {} : { cause: options.cause }),
+  });
+}
+
 /** Wraps anything thrown that is not a SmolError, keeping the original as the cause. */
 export function toSmolError(error: unknown): SmolError {
   if (error instanceof SmolError) return error;
+  const errno = error as NodeJS.ErrnoException | undefined;
+  if (errno?.code === "ENOSPC" || errno?.code === "EDQUOT") return diskFullError(errno.path ?? dirname(paths.stateDb()), { cause: error });
   const message = error instanceof Error ? error.message : String(error);
   return new SmolError("INTERNAL", `Unexpected failure: ${message}`, {
     cause: error,

@@ -6,6 +6,7 @@
  * through with its hint.
  */
 import { AgentUnavailableError, isErrorCode, smolError, type ErrorCode, type SmolError } from "../errors.ts";
+import { printable } from "../util/printable.ts";
 import type { AgentErrorPayload } from "./messages.ts";
 
 const TABLE: Record<string, { code: ErrorCode; hint?: string }> = {
@@ -39,8 +40,9 @@ function capitalize(s: string): string {
 /** A SmolError for an ERROR frame the agent sent about one operation. */
 export function agentError(payload: AgentErrorPayload, op: string): SmolError {
   const entry = TABLE[payload.code] ?? { code: isErrorCode(payload.code) ? payload.code : "INTERNAL" as ErrorCode };
-  const message = capitalize(payload.message) || `Guest agent ${op} failed with ${payload.code}`;
-  const hint = payload.hint ?? entry.hint;
+  // The words are the guest's: shown to a person, so made printable and kept short.
+  const message = capitalize(printable(payload.message, 1000)) || `Guest agent ${op} failed with ${printable(payload.code, 64)}`;
+  const hint = payload.hint === undefined ? entry.hint : printable(payload.hint, 1000);
   const options = { ...(hint === undefined ? {} : { hint }), details: { agentCode: payload.code, op } };
   return smolError(entry.code, message, options);
 }
@@ -52,6 +54,28 @@ export const AGENT_GONE_HINT =
 export function connectionLost(why: string, cause?: unknown): AgentUnavailableError {
   return new AgentUnavailableError(`Lost the connection to the guest agent: ${why}`, {
     hint: AGENT_GONE_HINT,
+    cause,
+  });
+}
+
+export const PROTOCOL_VIOLATION_HINT =
+  "nothing more it says can be trusted: delete the sandbox (its image, or something running in it as root, may be hostile), or rebuild its image";
+
+/**
+ * The guest agent did something the protocol forbids (data beyond its credit, a frame type only
+ * the host sends): the connection is cut, since nothing it says afterwards can be trusted.
+ */
+export function protocolViolation(what: string): AgentUnavailableError {
+  return new AgentUnavailableError(`The guest agent broke the protocol: ${what}`, {
+    hint: PROTOCOL_VIOLATION_HINT,
+    details: { violation: what },
+  });
+}
+
+/** The error every pending call gets when a sandbox's supervisor connection drops without a word. */
+export function supervisorLost(sandbox: string, pid: number, why: string, cause?: unknown): AgentUnavailableError {
+  return new AgentUnavailableError(`Lost the connection to the supervisor of sandbox ${sandbox} (pid ${pid}): ${why}`, {
+    hint: `\`smolvm info ${sandbox}\` shows its state; the supervisor's log is supervisor.log in the sandbox's directory`,
     cause,
   });
 }

@@ -3,9 +3,10 @@
  * channels, stdin as a Writable that waits for credit, and the result.
  */
 import { Readable, Writable } from "node:stream";
-import type { SmolError } from "../errors.ts";
+import { TimeoutError, type SmolError } from "../errors.ts";
 import { Channel } from "./frame.ts";
 import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
+import { protocolViolation } from "./_errors.ts";
 import { ExecResultMessage, type AgentControl, type AgentEvent } from "./messages.ts";
 import { deferred } from "../util/deferred.ts";
 import type { ExecHandle, ExecResult } from "./types.ts";
@@ -42,11 +43,22 @@ export class ExecProcess implements ExecHandle, StreamSink {
   private readonly err: InboundChannel;
   private readonly input: OutboundChannel | undefined;
   private done = false;
+  private readonly t0 = performance.now();
+  private deadline: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * `hostDeadlineMs`: when the host stops waiting for a command whose `timeoutMs` the agent
+   * should have enforced (PROTOCOL.md `exec`): it cancels the stream (the agent kills the process
+   * group) and ends the handle as timed out, whatever the agent does.
+   */
   constructor(
     private readonly link: StreamLink,
-    options: { stdin: boolean; pty: boolean },
+    options: { stdin: boolean; pty: boolean; timeoutMs?: number; hostDeadlineMs?: number },
   ) {
+    if (options.hostDeadlineMs !== undefined) {
+      this.deadline = setTimeout(() => this.deadlinePassed(options.timeoutMs ?? 0), options.hostDeadlineMs);
+      this.deadline.unref?.();
+    }
     this.out = new InboundChannel((n) => link.grant(Channel.OUT, n), link.window);
     this.err = new InboundChannel((n) => link.grant(Channel.ERR, n), link.window);
     this.stdout = new Readable({ highWaterMark: STREAM_HWM, read: () => this.out.pull() });
@@ -92,29 +104,55 @@ export class ExecProcess implements ExecHandle, StreamSink {
 
   onEnd(result: unknown, error: SmolError | undefined): void {
     if (this.done) return;
+    const parsed = error === undefined ? ExecResultMessage.safeParse(result) : undefined;
+    if (parsed !== undefined && !parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.finish(protocolViolation(`its exec RESULT is not valid (${issue?.path.join(".") || "result"}: ${issue?.message})`));
+    }
+    if (error !== undefined) return this.finish(error);
+    this.finish(undefined, parsed!.data as ExecResult);
+  }
+
+  private finish(error: unknown, result?: ExecResult): void {
+    if (this.done) return;
     this.done = true;
+    if (this.deadline !== undefined) clearTimeout(this.deadline);
     this.out.end();
     this.err.end();
-    if (error) {
+    if (result === undefined) {
       this.input?.fail(error);
       this.started.reject(error);
       this.result.reject(error);
       return;
     }
     this.input?.close();
-    this.result.resolve(ExecResultMessage.parse(result));
+    // A command can end before its "started" event is seen (never, from a sound agent).
+    this.started.resolve();
+    this.result.resolve(result);
+  }
+
+  /**
+   * The command's timeout and the grace after it have passed without a RESULT: the host kills
+   * the process group through the agent (CANCEL) and reports the command as timed out; one that
+   * never even started is a TimeoutError.
+   */
+  private deadlinePassed(timeoutMs: number): void {
+    if (this.done) return;
+    this.link.cancel();
+    if (this.pid === 0) {
+      return this.finish(new TimeoutError(`The guest agent did not start the command within its ${timeoutMs / 1000} s timeout`, {
+        hint: "the guest may be overloaded or its agent stuck: `smolvm info` shows the sandbox; `smolvm stop` then `start` restarts it",
+        details: { timeoutMs },
+      }));
+    }
+    this.finish(undefined, { exitCode: null, signal: "KILL", timedOut: true, hostDeadline: true, durationMs: Math.round(performance.now() - this.t0) });
   }
 
   /** Ends the handle locally (abort): the agent is told to kill the process group. */
   abort(reason: unknown): void {
     if (this.done) return;
     this.link.cancel();
-    this.done = true;
-    this.out.end();
-    this.err.end();
-    this.input?.fail(reason);
-    this.started.reject(reason);
-    this.result.reject(reason);
+    this.finish(reason);
   }
 
   signal(signal: string | number): void {

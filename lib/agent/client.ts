@@ -10,14 +10,16 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { z } from "../zod.ts";
-import { AgentUnavailableError, InvalidInputError, SmolError } from "../errors.ts";
+import { AgentUnavailableError, fromWire, InvalidInputError, isErrorCode, SmolError } from "../errors.ts";
 import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
-import { agentError, AGENT_GONE_HINT, connectionLost } from "./_errors.ts";
+import { pidAlive } from "../host/pids.ts";
+import { printable } from "../util/printable.ts";
+import { agentError, AGENT_GONE_HINT, connectionLost, protocolViolation, supervisorLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import type { StreamHost } from "./_transfers.ts";
-import { guard, validate } from "./_util.ts";
+import { guard, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
 import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, type Frame } from "./frame.ts";
 import {
   AgentErrorPayload,
@@ -49,6 +51,16 @@ import type {
 
 const MAX_STREAM_ID = 0x7fffffff;
 
+/**
+ * One open stream: who consumes its frames, and how many bytes the agent may still send on its
+ * output channels (1 and 2) before this side grants more. The agent is held to that credit:
+ * bytes beyond it would be host memory nobody agreed to hold.
+ */
+interface OpenStream {
+  sink: StreamSink;
+  credit: [number, number, number];
+}
+
 export class AgentClient {
   /** What the agent said about itself (versions, capabilities, limits, boot time) and, through a supervisor, the sandbox's state. */
   hello!: AgentHello;
@@ -56,13 +68,15 @@ export class AgentClient {
   /** Resolves (never rejects) once the connection is gone, with the reason. */
   readonly closed: Promise<SmolError>;
 
-  private readonly streams = new Map<number, StreamSink>();
+  private readonly streams = new Map<number, OpenStream>();
   private nextId = 1;
   private failure: SmolError | undefined;
   private needDrain = false;
   private drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private resolveClosed!: (e: SmolError) => void;
   private window = 262144;
+  /** Why a supervisor said it is hanging up (an ERROR on stream 0 before its end), if it said. */
+  private lastWords: SmolError | undefined;
   /** The connection as the transfers in _transfers.ts (loaded on first use) see it. */
   private readonly host: StreamHost;
 
@@ -89,9 +103,9 @@ export class AgentClient {
       this.needDrain = false;
       for (const w of this.drainWaiters.splice(0)) w.resolve();
     });
-    socket.on("error", (err: Error) => this.fail(connectionLost(err.message, err)));
-    socket.on("end", () => this.fail(connectionLost("the agent closed the connection")));
-    socket.on("close", () => this.fail(connectionLost("the connection closed")));
+    socket.on("error", (err: Error) => this.fail(this.lostBecause(err.message, err)));
+    socket.on("end", () => this.fail(this.lostBecause("it closed the connection")));
+    socket.on("close", () => this.fail(this.lostBecause("the connection closed")));
   }
 
   /**
@@ -144,7 +158,11 @@ export class AgentClient {
     });
     spec.signal?.throwIfAborted();
     const id = this.allocId();
-    const proc = new ExecProcess(this.link(id), { stdin: !!spec.stdin, pty: !!pty });
+    const proc = new ExecProcess(this.link(id), {
+      stdin: !!spec.stdin,
+      pty: !!pty,
+      ...(spec.timeoutMs === undefined ? {} : { hostDeadlineMs: spec.timeoutMs + HOST_DEADLINE_GRACE_MS, timeoutMs: spec.timeoutMs }),
+    });
     this.open(id, body, proc);
     if (spec.signal) {
       const signal = spec.signal;
@@ -287,16 +305,16 @@ export class AgentClient {
 
   private open(id: number, body: string, sink: StreamSink): void {
     if (this.failure) throw this.failure;
-    this.streams.set(id, sink);
+    this.streams.set(id, { sink, credit: [0, this.window, this.window] });
     this.write(encodeFrame(FrameType.OPEN, id, body));
   }
 
   /** Sends for stream id only while that stream is still the one we opened. */
   private link(id: number): StreamLink {
-    let sink: StreamSink | undefined;
+    let stream: OpenStream | undefined;
     const live = () => {
-      sink ??= this.streams.get(id);
-      return sink !== undefined && this.streams.get(id) === sink;
+      stream ??= this.streams.get(id);
+      return stream !== undefined && this.streams.get(id) === stream;
     };
     return {
       id,
@@ -306,14 +324,16 @@ export class AgentClient {
       },
       grant: (channel, n) => {
         if (!live()) return;
+        if (channel === Channel.OUT || channel === Channel.ERR) stream!.credit[channel] += n;
         const p = Buffer.allocUnsafe(4);
         p.writeUInt32BE(n);
         this.write(encodeFrame(FrameType.WINDOW, id, p, dataFlags(channel)));
       },
       cancel: () => {
         if (!live()) return;
-        // Keep the id reserved until the agent confirms, so it is not reused too early.
-        this.streams.set(id, { op: sink!.op, onEnd: () => {} });
+        // Keep the id reserved until the agent confirms, so it is not reused too early; what it
+        // still sends is dropped, within the credit it had.
+        this.streams.set(id, { sink: { op: stream!.sink.op, onEnd: () => {} }, credit: stream!.credit });
         this.write(encodeFrame(FrameType.CANCEL, id));
       },
       sendData: (chunk, fin) => {
@@ -359,20 +379,39 @@ export class AgentClient {
       const parsed = AgentErrorPayload.safeParse(this.json(f));
       if (!parsed.success) throw this.violation("ERROR", parsed.error);
       if (parsed.data.code === "BAD_FRAME") {
-        this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${parsed.data.message}`, { hint: AGENT_GONE_HINT }));
+        this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${printable(parsed.data.message, 500)}`, { hint: AGENT_GONE_HINT }));
+        return;
+      }
+      // A supervisor says why before it hangs up (the sandbox stopped, its VM exited, its agent
+      // was cut off): its own error, which the hang-up then reports.
+      if (this.hello?.supervisor !== undefined && parsed.data.stream === undefined && isErrorCode(parsed.data.code)) {
+        this.lastWords = fromWire(parsed.data);
         return;
       }
       this.options.onAgentError?.(parsed.data);
       return;
     }
-    const sink = this.streams.get(f.streamId);
-    if (!sink) return;
+    const stream = this.streams.get(f.streamId);
+    if (!stream) return;
+    const sink = stream.sink;
     switch (f.type) {
-      case FrameType.DATA:
-        sink.onData?.(f.flags & CHANNEL_MASK, f.payload, (f.flags & FLAG_FIN) !== 0);
+      case FrameType.DATA: {
+        const channel = f.flags & CHANNEL_MASK;
+        if (channel !== Channel.OUT && channel !== Channel.ERR) {
+          throw protocolViolation(`it sent data on channel ${channel} of stream ${f.streamId}, which only the host writes`);
+        }
+        stream.credit[channel] -= f.payload.length;
+        if (stream.credit[channel] < 0) {
+          throw protocolViolation(`it sent ${-stream.credit[channel]} bytes beyond its credit on stream ${f.streamId}`);
+        }
+        sink.onData?.(channel, f.payload, (f.flags & FLAG_FIN) !== 0);
         return;
+      }
       case FrameType.WINDOW:
-        if (f.payload.length === 4) sink.onWindow?.(f.flags & CHANNEL_MASK, f.payload.readUInt32BE(0));
+        if (f.payload.length !== 4 || (f.flags & CHANNEL_MASK) !== Channel.IN) {
+          throw protocolViolation(`it sent a malformed WINDOW on stream ${f.streamId}`);
+        }
+        sink.onWindow?.(Channel.IN, f.payload.readUInt32BE(0));
         return;
       case FrameType.EVENT: {
         const parsed = AgentEvent.safeParse(this.json(f));
@@ -393,15 +432,25 @@ export class AgentClient {
         sink.onEnd(undefined, agentError(parsed.data, sink.op));
         return;
       }
+      default:
+        throw protocolViolation(`it sent a frame of type 0x${f.type.toString(16)} on stream ${f.streamId}, which only the host sends`);
     }
+  }
+
+  /** The connection ended: what the supervisor said before it went, or what is known about why. */
+  private lostBecause(why: string, cause?: unknown): SmolError {
+    if (this.lastWords !== undefined) return this.lastWords;
+    const supervisor = this.hello?.supervisor;
+    if (supervisor === undefined) return connectionLost(why === "it closed the connection" ? "the agent closed the connection" : why, cause);
+    return supervisorLost(supervisor.sandbox, supervisor.pid, pidAlive(supervisor.pid) ? why : "it exited", cause);
   }
 
   private fail(error: SmolError): void {
     if (this.failure) return;
     this.failure = error;
-    const sinks = [...this.streams.values()];
+    const streams = [...this.streams.values()];
     this.streams.clear();
-    for (const sink of sinks) sink.onEnd(undefined, error);
+    for (const stream of streams) stream.sink.onEnd(undefined, error);
     for (const w of this.drainWaiters.splice(0)) w.reject(error);
     this.socket.destroy();
     this.resolveClosed(error);

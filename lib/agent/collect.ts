@@ -1,18 +1,51 @@
 /**
  * A started command run to its end: its output collected and its stdin fed, whichever channel
  * started it (the agent's exec stream, or an SSH session).
+ *
+ * Collected output is host memory, so it is bounded: past `maxOutputBytes` (stdout and stderr
+ * together) the command's process group is killed and the call fails with RESOURCE_EXHAUSTED.
+ * Output meant to be large is streamed with `exec` instead.
  */
 import { Readable } from "node:stream";
+import { SmolError } from "../errors.ts";
 import type { AgentRunOptions, AgentRunResult, ExecHandle } from "./types.ts";
 
-export function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin"> & { encoding: "buffer" }): Promise<AgentRunResult<Buffer>>;
-export function collect(handle: ExecHandle, options?: Pick<AgentRunOptions, "stdin" | "encoding">): Promise<AgentRunResult<string>>;
-export async function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin" | "encoding"> = {}): Promise<AgentRunResult<string | Buffer>> {
+/** What `run` collects at most unless told otherwise. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
+
+type CollectOptions = Pick<AgentRunOptions, "stdin" | "encoding" | "maxOutputBytes">;
+
+export function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin" | "maxOutputBytes"> & { encoding: "buffer" }): Promise<AgentRunResult<Buffer>>;
+export function collect(handle: ExecHandle, options?: CollectOptions): Promise<AgentRunResult<string>>;
+export async function collect(handle: ExecHandle, options: CollectOptions = {}): Promise<AgentRunResult<string | Buffer>> {
+  const limit = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
+  let total = 0;
+  let overflow: SmolError | undefined;
+  let onOverflow: (error: SmolError) => void = () => {};
+  const overflowed = new Promise<never>((_, reject) => (onOverflow = reject));
+  overflowed.catch(() => {});
   const drained = (stream: Readable, into: Buffer[]) =>
     new Promise<void>((resolve) => {
-      stream.on("data", (chunk: Buffer) => into.push(chunk));
+      stream.on("data", (chunk: Buffer) => {
+        if (overflow !== undefined) return;
+        total += chunk.length;
+        if (total > limit) {
+          overflow = new SmolError("RESOURCE_EXHAUSTED", `Cannot collect the command's output: it printed more than ${limit} bytes`, {
+            hint: "stream large output with `exec` (SDK: vm.commands.exec) or redirect it to a file, or raise maxOutputBytes",
+            details: { maxOutputBytes: limit },
+          });
+          handle.kill();
+          out.length = 0;
+          err.length = 0;
+          handle.stdout.destroy();
+          handle.stderr.destroy();
+          onOverflow(overflow);
+          return resolve();
+        }
+        into.push(chunk);
+      });
       stream.once("end", resolve);
       stream.once("close", resolve);
       stream.once("error", () => resolve());
@@ -26,8 +59,9 @@ export async function collect(handle: ExecHandle, options: Pick<AgentRunOptions,
     if (input instanceof Readable) input.pipe(stdin);
     else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
   }
-  const result = await handle.wait();
-  await Promise.all([outDone, errDone]);
+  const result = await Promise.race([handle.wait(), overflowed]);
+  await Promise.race([Promise.all([outDone, errDone]), overflowed]);
+  if (overflow !== undefined) throw overflow;
   const pick = (parts: Buffer[]) => {
     const bytes = Buffer.concat(parts);
     return options.encoding === "buffer" ? bytes : bytes.toString("utf8");

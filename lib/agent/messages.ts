@@ -7,6 +7,10 @@ import { z } from "../zod.ts";
 import { SupervisorInfo } from "./supervisor-messages.ts";
 
 export const PROTOCOL = 1;
+/** The largest frame payload the protocol allows (PROTOCOL.md, `limits.maxFrame`). */
+const MAX_FRAME_PAYLOAD = 65536;
+/** The largest credit window a host accepts from an agent's HELLO (the protocol's is 256 KiB). */
+export const MAX_INITIAL_WINDOW = 1024 * 1024;
 
 const int = z.int();
 const nonNegInt = int.check(z.nonnegative());
@@ -33,9 +37,13 @@ export const AgentHello = z.object({
   /** CLOCK_BOOTTIME in ms when the agent answered: how long the guest took to be ready. */
   bootTimeMs: z.number(),
   capabilities: z.array(z.string()),
+  /**
+   * Bounded here, not only typed: the window is how much a guest may send on one channel before
+   * the host grants more, so an agent that claimed a huge one would claim unbounded host memory.
+   */
   limits: z.object({
-    maxFrame: posInt,
-    initialWindow: posInt,
+    maxFrame: posInt.check(z.maximum(MAX_FRAME_PAYLOAD)),
+    initialWindow: posInt.check(z.maximum(MAX_INITIAL_WINDOW)),
     maxStreams: posInt,
   }),
   /** Present when the answer comes through a sandbox's supervisor (lib/agent/supervisor-messages.ts). */

@@ -41,7 +41,10 @@ export interface ExecSpec {
   cwd?: string;
   /** Give the command a stdin pipe (otherwise /dev/null). */
   stdin?: boolean;
-  /** The agent kills the whole process group after this long; the result says timedOut. */
+  /**
+   * The agent kills the whole process group after this long; the result says timedOut. The host
+   * enforces it too: 3 s later it stops waiting (`hostDeadline` in the result).
+   */
   timeoutMs?: number;
   /** Run on a pseudo-terminal. */
   pty?: boolean | PtyOptions;
@@ -57,6 +60,12 @@ export interface ExecResult {
   signal: string | null;
   /** The process group was killed because `timeoutMs` passed. */
   timedOut: boolean;
+  /**
+   * The host's own deadline (the timeout plus a grace of 3 s) passed before the guest reported
+   * the end: smolvm asked the agent to kill the process group and stopped waiting, without its
+   * confirmation. Absent when the guest ended the command itself.
+   */
+  hostDeadline?: boolean;
   durationMs: number;
 }
 
@@ -85,6 +94,11 @@ export interface AgentRunOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   pty?: ExecSpec["pty"];
+  /**
+   * The most output (stdout and stderr together) to collect; past it the command is killed and
+   * the call fails with RESOURCE_EXHAUSTED. Default 256 MiB.
+   */
+  maxOutputBytes?: number;
   /** "utf8" (default) gives strings; "buffer" gives Buffers. */
   encoding?: "utf8" | "buffer";
 }

@@ -81,6 +81,19 @@ export interface LaunchSpec {
   pidFile?: string;
   /** Keep the vCPUs stopped until `resume()`. */
   startPaused?: boolean;
+  /**
+   * Called with the VMM's pid the moment its process exists, before the launch can fail or be
+   * interrupted on its way to a working control API: whoever launches records it there and
+   * then, so a launcher killed mid-launch never leaves a VMM nobody can find.
+   */
+  onProcess?: (pid: number) => void;
+}
+
+/** The VMM paused the guest by itself because a write to its disk failed on the host. */
+export interface DiskError {
+  /** The host file system is full (ENOSPC); otherwise another I/O error (`reason`). */
+  noSpace: boolean;
+  reason: string;
 }
 
 export interface VmmExit {
@@ -147,6 +160,12 @@ export interface Vmm {
   };
   /** Lets go of the control API without ending the VMM, so another process can `attach`. */
   release(): Promise<void>;
+  /**
+   * Calls `listener` when the VMM pauses the guest because its disk could not be written (QEMU's
+   * BLOCK_IO_ERROR with the stop action): the guest is frozen until `resume()` after the host
+   * has room again. Returns the unsubscribe. Absent where the VMM does not say.
+   */
+  onDiskError?(listener: (error: DiskError) => void): () => void;
 }
 
 export interface Backend {

@@ -26,3 +26,24 @@ export function pidAlive(pid: number | null | undefined): boolean {
 function isLinux(): boolean {
   return process.platform === "linux";
 }
+
+/** A process as /proc shows it: its state letter (R, S, D, T, Z...) and the CPU time it used. */
+export interface ProcessStat {
+  state: string;
+  /** User and system CPU time, in milliseconds (clock ticks at the usual 100 Hz). */
+  cpuMs: number;
+  /** When it started, in clock ticks since boot: with the pid, it names one process for good. */
+  startTicks: number;
+}
+
+/** `/proc/PID/stat`, or undefined where there is no such process (or no /proc). */
+export function processStat(pid: number): ProcessStat | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0]!, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10, startTicks: Number(fields[19]) };
+  } catch {
+    return undefined;
+  }
+}

@@ -7,7 +7,10 @@ import { InvalidInputError } from "../errors.ts";
 import type { ExecHandle, ExecResult, PtyOptions } from "../agent/types.ts";
 
 export interface RunOptions {
-  /** Kills the command's whole process group after this many milliseconds. */
+  /**
+   * Kills the command's whole process group after this many milliseconds (the result says
+   * `timedOut`). Enforced in the guest and, 3 s later, by the host, whatever the guest does.
+   */
   timeoutMs?: number;
   /** Added to the sandbox's managed environment for this command only. */
   env?: Record<string, string>;
@@ -16,6 +19,11 @@ export interface RunOptions {
   /** Bytes for the command's stdin (closed after). */
   stdin?: string | Uint8Array;
   signal?: AbortSignal;
+  /**
+   * `run` only: the most output (stdout and stderr together) it collects; past it the command is
+   * killed and `run` fails with RESOURCE_EXHAUSTED. Default 256 MiB; `exec` streams without limit.
+   */
+  maxOutputBytes?: number;
 }
 
 /** A finished command: how it ended and everything it printed. */
@@ -24,7 +32,7 @@ export interface RunResult extends ExecResult {
   stderr: string;
 }
 
-export interface ExecOptions extends Omit<RunOptions, "stdin"> {
+export interface ExecOptions extends Omit<RunOptions, "stdin" | "maxOutputBytes"> {
   /** Give the command a stdin pipe (`handle.stdin`); otherwise it reads /dev/null. */
   stdin?: boolean;
   /** Run on a pseudo-terminal of this size (stdout and stderr merge into `handle.stdout`). */

@@ -8,13 +8,21 @@
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import type { ExecHandle, ExecResult } from "../agent/types.ts";
-import { CommandFailedError, InvalidInputError, NotFoundError, SmolError } from "../errors.ts";
+import { CommandFailedError, InvalidInputError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
 import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
+import { HOST_DEADLINE_GRACE_MS } from "../agent/_util.ts";
 
-/** Passes bytes through, except the first line, which goes to `onLine` (null if none came). */
+/** The wrapper's marker line is short; a first line longer than this is not one (and is not held). */
+const MAX_MARKER_LINE = 4096;
+
+/**
+ * Passes bytes through, except the first line, which goes to `onLine` (null if none came, or if
+ * it grew past MAX_MARKER_LINE without ending: then it is passed through as output).
+ */
 class FirstLineTap extends Transform {
   private head: Buffer[] | undefined = [];
+  private headBytes = 0;
 
   constructor(private readonly onLine: (line: string | null) => void) {
     super();
@@ -25,7 +33,12 @@ class FirstLineTap extends Transform {
     const at = chunk.indexOf(0x0a);
     if (at < 0) {
       this.head.push(chunk);
-      return cb();
+      this.headBytes += chunk.length;
+      if (this.headBytes <= MAX_MARKER_LINE) return cb();
+      const held = Buffer.concat(this.head);
+      this.head = undefined;
+      this.onLine(null);
+      return cb(null, held);
     }
     const line = Buffer.concat([...this.head, chunk.subarray(0, at)]).toString("utf8");
     this.head = undefined;
@@ -67,6 +80,7 @@ export class SshExecProcess implements ExecHandle {
   private exit: { code: number | null; signal: string | null } | undefined;
   private timedOut = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private hostTimer: ReturnType<typeof setTimeout> | undefined;
   private pendingSignals: string[] = [];
   private done = false;
 
@@ -109,6 +123,10 @@ export class SshExecProcess implements ExecHandle {
         this.timedOut = true;
         this.kill();
       }, options.timeoutMs);
+      // The kill is a second exec over the same connection: a guest that stopped answering
+      // would hold the caller forever, so the host stops waiting after a grace.
+      this.hostTimer = setTimeout(() => this.deadlinePassed(), options.timeoutMs + HOST_DEADLINE_GRACE_MS);
+      this.hostTimer.unref?.();
     }
     if (options.signal) {
       const signal = options.signal;
@@ -135,10 +153,27 @@ export class SshExecProcess implements ExecHandle {
     this.started.reject(new CommandFailedError(`Cannot run the command over SSH: the remote shell did not start it${line ? ` (${line})` : ""}`));
   }
 
+  /** The timeout and its grace passed without the session ending: report it as timed out. */
+  private deadlinePassed(): void {
+    if (this.done) return;
+    this.done = true;
+    this.channel.close();
+    if (this.pid === 0) {
+      const error = new TimeoutError(`Cannot run the command over SSH: it did not start within its ${(this.options.timeoutMs ?? 0) / 1000} s timeout`, {
+        hint: "the guest may be overloaded or frozen: `smolvm info` shows the sandbox",
+      });
+      this.started.reject(error);
+      this.result.reject(error);
+      return;
+    }
+    this.result.resolve({ exitCode: null, signal: "KILL", timedOut: true, hostDeadline: true, durationMs: Math.round(performance.now() - this.t0) });
+  }
+
   private onClose(): void {
     if (this.done) return;
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.hostTimer) clearTimeout(this.hostTimer);
     const exit = this.exit;
     if (exit === undefined) {
       const error = this.options.lost("the connection closed before the command finished");
@@ -161,6 +196,7 @@ export class SshExecProcess implements ExecHandle {
     this.kill();
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.hostTimer) clearTimeout(this.hostTimer);
     this.started.reject(reason);
     this.result.reject(reason);
     this.channel.close();

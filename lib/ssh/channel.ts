@@ -191,8 +191,19 @@ export class SshChannel implements Channel {
       if (error instanceof SmolError && error.code === "NOT_FOUND") return {};
       throw error;
     }
+    // The file is the guest's to change: read no more of it than a managed env can be.
     const chunks: Buffer[] = [];
-    for await (const chunk of handle.stream) chunks.push(chunk as Buffer);
+    let size = 0;
+    for await (const chunk of handle.stream) {
+      size += (chunk as Buffer).length;
+      if (size > ENV_MAX_BYTES) {
+        handle.stream.destroy();
+        throw new SmolError("RESOURCE_EXHAUSTED", `Cannot read the managed env of sandbox "${this.vm.name}": ${ENV_FILE} is larger than ${ENV_MAX_BYTES} bytes`, {
+          hint: `something in the sandbox rewrote it; remove it there (\`rm ${ENV_FILE}\`) and set the variables again`,
+        });
+      }
+      chunks.push(chunk as Buffer);
+    }
     return parseEnv(Buffer.concat(chunks).toString("utf8"));
   }
 

@@ -13,6 +13,12 @@ import { toSmolError, type SmolError } from "../errors.ts";
 import { forwardFrame, FrameType, jsonPayload, sendJson, type Frame } from "./frames.ts";
 import type { Relay, StreamOwner } from "./relay.ts";
 
+/**
+ * What the supervisor keeps queued for one client that does not read. Credit bounds a stream to
+ * 256 KiB per channel, so this only trips for a client with very many streams that all stalled.
+ */
+const MAX_CLIENT_BACKLOG = 64 * 1024 * 1024;
+
 /** The handler of one `supervisor.*` operation, given its schema-checked request. */
 export type SupervisorOpHandler = (request: Record<string, unknown>) => Promise<unknown>;
 
@@ -60,10 +66,13 @@ export class ClientSession implements StreamOwner {
 
   deliver(frame: Frame, streamId: number): void {
     forwardFrame(this.socket, frame, streamId);
+    // A client that stopped reading while its streams have credit would have the supervisor
+    // hold everything the guest sends it: past a bound, it is let go (its streams cancelled).
+    if (this.socket.writableLength > MAX_CLIENT_BACKLOG) this.socket.destroy();
   }
 
-  fail(streamId: number, code: string, message: string): void {
-    this.error(streamId, code, message);
+  fail(streamId: number, code: string, message: string, hint?: string): void {
+    this.error(streamId, code, message, hint);
   }
 
   private error(streamId: number, code: string, message: string, hint?: string): void {

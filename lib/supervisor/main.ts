@@ -15,7 +15,8 @@ import { AlreadyExistsError } from "../errors.ts";
 import { sandboxFiles } from "../sandbox/layout.ts";
 import { StateStore } from "../state/sandboxes.ts";
 import { ClientSession } from "./client-session.ts";
-import { missingSandbox, SandboxRuntime } from "./runtime.ts";
+import { FrameType, sendJson } from "./frames.ts";
+import { missingSandbox, SandboxRuntime, type RuntimeOptions } from "./runtime.ts";
 
 /** The environment variable naming the pipe on which a new supervisor says it is listening. */
 export const READY_FD_ENV = "SMOLVM_SUPERVISOR_READY_FD";
@@ -27,6 +28,8 @@ export interface SuperviseOptions {
   readyFd?: number;
   /** Called once the socket accepts clients (a supervisor run in-process, by tests). */
   onListening?: () => void;
+  /** How the runtime judges a silent agent; tests shorten it. */
+  runtime?: RuntimeOptions;
 }
 
 export async function runSupervisor(id: string, options: SuperviseOptions = {}): Promise<void> {
@@ -52,7 +55,7 @@ async function supervise(id: string, store: StateStore, options: SuperviseOption
       if (store.find(id) !== undefined) store.update(id, patch);
     },
     remove: () => void store.delete(id),
-  });
+  }, options.runtime);
   const clients = new Set<Socket>();
   server.on("connection", (socket) => {
     clients.add(socket);
@@ -64,9 +67,14 @@ async function supervise(id: string, store: StateStore, options: SuperviseOption
     server.close();
     rmSync(files.supervisorSocket, { force: true });
     // Clients still connected learn the end by the hang-up, and only now, with the row written;
-    // a refused HELLO's ERROR goes out first.
+    // a refused HELLO's ERROR goes out first. They are told why first (AgentClient keeps it as
+    // the reason its connection ended), so a lost session never reads as a guest that hung up.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const socket of clients) socket.end();
+    const farewell = runtime.farewell();
+    for (const socket of clients) {
+      sendJson(socket, FrameType.ERROR, 0, farewell);
+      socket.end();
+    }
   }
   await runtime.syncDisk();
 }

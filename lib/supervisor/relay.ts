@@ -5,44 +5,91 @@
  * gives every stream an id of its own on the agent connection and rewrites ids both ways.
  * DATA and WINDOW pass through untouched otherwise, so flow control stays end to end between
  * client and agent and the supervisor never buffers more than the windows allow.
+ *
+ * The relay also holds the agent to the protocol, since it is the first to see what a guest
+ * sends: data only on the output channels and only within the credit its client granted, only
+ * the frame types an agent may send, and a bounded number of events per stream (events carry
+ * no credit). A guest that breaks any of these is reported to `onViolation` and nothing more of
+ * it is passed on: its bytes would be host memory nobody agreed to hold.
  */
-import { encodeFrame } from "../agent/frame.ts";
+import { CHANNEL_MASK, encodeFrame } from "../agent/frame.ts";
 import { forwardFrame, FrameType, type Frame, type FrameSink } from "./frames.ts";
 
 /** Something that owns streams on the agent connection and receives their frames. */
 export interface StreamOwner {
   /** A frame from the agent for the owner's stream `streamId` (its header still has the agent's id). */
   deliver(frame: Frame, streamId: number): void;
-  /** The stream ended without an answer from the agent (the agent connection is gone). */
-  fail(streamId: number, code: string, message: string): void;
+  /** The stream ended without an answer from the agent (the agent connection is gone, or it stopped answering). */
+  fail(streamId: number, code: string, message: string, hint?: string): void;
 }
+
+/** Events a stream may carry (an exec has one, a file read one, a forward one). */
+const MAX_EVENTS_PER_STREAM = 16;
 
 interface Route {
   owner: StreamOwner;
   ownerStreamId: number;
+  /** Bytes the agent may still send on channels 1 and 2 (index 0 unused). */
+  credit: [number, number, number];
+  events: number;
 }
+
+export interface RelayOptions {
+  /** The credit window every stream starts with (the agent's HELLO `limits.initialWindow`). */
+  window: number;
+  /** The agent broke the protocol; `what` says how. Called once; the relay passes nothing on after. */
+  onViolation(what: string): void;
+}
+
+const DEAD: StreamOwner = { deliver: () => {}, fail: () => {} };
 
 export class Relay {
   private nextId = 1;
   private readonly routes = new Map<number, Route>();
   /** owner → (owner's stream id → agent stream id) */
   private readonly byOwner = new Map<StreamOwner, Map<number, number>>();
+  private violated = false;
 
   /** When the last stream ended (or the relay began). */
   private quietSince = performance.now();
+  /** When the agent last sent anything at all. */
+  private heardAt = performance.now();
 
-  constructor(private readonly agent: FrameSink) {}
+  constructor(
+    private readonly agent: FrameSink,
+    private readonly options: RelayOptions,
+  ) {}
 
   /** Milliseconds since the last stream ended, or 0 while any is open. */
   idleMs(): number {
     return this.routes.size > 0 ? 0 : performance.now() - this.quietSince;
   }
 
+  /** Milliseconds since the agent last sent a frame. */
+  silentMs(): number {
+    return performance.now() - this.heardAt;
+  }
+
+  /** Streams someone still waits on (not those of owners that left), `except`'s not counted. */
+  waiting(except?: StreamOwner): number {
+    let n = 0;
+    for (const route of this.routes.values()) if (route.owner !== DEAD && route.owner !== except) n++;
+    return n;
+  }
+
   /** A frame from the agent: route it to whoever opened its stream. */
   fromAgent(frame: Frame): void {
+    if (this.violated) return;
+    this.heardAt = performance.now();
     if (frame.streamId === 0) return; // connection-level errors concern the supervisor's own session
     const route = this.routes.get(frame.streamId);
-    if (route === undefined) return;
+    const wrong = this.check(frame, route);
+    if (wrong !== undefined) {
+      this.violated = true;
+      this.options.onViolation(wrong);
+      return;
+    }
+    if (route === undefined) return; // a stream that ended (the agent may race a CANCEL)
     if (frame.type === FrameType.RESULT || frame.type === FrameType.ERROR) {
       this.routes.delete(frame.streamId);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
@@ -51,13 +98,36 @@ export class Relay {
     route.owner.deliver(frame, route.ownerStreamId);
   }
 
+  /** What is wrong with a frame from the agent, or undefined when it keeps to the protocol. */
+  private check(frame: Frame, route: Route | undefined): string | undefined {
+    const channel = frame.flags & CHANNEL_MASK;
+    switch (frame.type) {
+      case FrameType.DATA:
+        if (channel !== 1 && channel !== 2) return `it sent data on channel ${channel} of stream ${frame.streamId}, which only the host writes`;
+        if (route === undefined) return undefined;
+        route.credit[channel] -= frame.payload.length;
+        if (route.credit[channel] < 0) return `it sent ${-route.credit[channel]} bytes beyond its credit on stream ${frame.streamId}`;
+        return undefined;
+      case FrameType.WINDOW:
+        return frame.payload.length === 4 && channel === 0 ? undefined : `it sent a malformed WINDOW on stream ${frame.streamId}`;
+      case FrameType.EVENT:
+        if (route !== undefined && ++route.events > MAX_EVENTS_PER_STREAM) return `it sent more than ${MAX_EVENTS_PER_STREAM} events on stream ${frame.streamId}`;
+        return undefined;
+      case FrameType.RESULT:
+      case FrameType.ERROR:
+        return undefined;
+      default:
+        return `it sent a frame of type 0x${frame.type.toString(16)} on stream ${frame.streamId}, which only the host sends`;
+    }
+  }
+
   isLive(owner: StreamOwner, ownerStreamId: number): boolean {
     return this.byOwner.get(owner)?.has(ownerStreamId) ?? false;
   }
 
   /** Opens a stream for `owner`: the OPEN frame goes to the agent under a fresh id. */
   open(owner: StreamOwner, frame: Frame): void {
-    if (this.agent.destroyed) {
+    if (this.agent.destroyed || this.violated) {
       owner.fail(frame.streamId, "AGENT_UNAVAILABLE", "the guest agent connection is gone");
       return;
     }
@@ -65,7 +135,8 @@ export class Relay {
     if (ids === undefined) this.byOwner.set(owner, (ids = new Map()));
     const agentId = this.allocate();
     ids.set(frame.streamId, agentId);
-    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId });
+    const window = this.options.window;
+    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId, credit: [0, window, window], events: 0 });
     forwardFrame(this.agent, frame, agentId);
   }
 
@@ -73,6 +144,12 @@ export class Relay {
   forward(owner: StreamOwner, frame: Frame): void {
     const agentId = this.byOwner.get(owner)?.get(frame.streamId);
     if (agentId === undefined) return;
+    if (frame.type === FrameType.WINDOW && frame.payload.length === 4) {
+      const channel = frame.flags & CHANNEL_MASK;
+      const route = this.routes.get(agentId);
+      // The client's grant is the agent's new credit.
+      if (route !== undefined && (channel === 1 || channel === 2)) route.credit[channel] += frame.payload.readUInt32BE(0);
+    }
     forwardFrame(this.agent, frame, agentId);
   }
 
@@ -84,20 +161,37 @@ export class Relay {
     const ids = this.byOwner.get(owner);
     this.byOwner.delete(owner);
     if (ids === undefined) return;
-    const dead: StreamOwner = { deliver: () => {}, fail: () => {} };
-    for (const agentId of ids.values()) {
-      const route = this.routes.get(agentId);
-      if (route !== undefined) route.owner = dead;
-      if (!this.agent.destroyed) this.agent.write(encodeFrame(FrameType.CANCEL, agentId));
+    for (const agentId of ids.values()) this.orphan(agentId);
+  }
+
+  /**
+   * Every live stream fails with `code` and `message` and is cancelled in the agent, whose
+   * routes stay until it answers (the agent stopped answering: its streams must not hold their
+   * callers, but it may come back).
+   */
+  abandonAll(code: string, message: string, hint?: string, except?: StreamOwner): void {
+    for (const [agentId, route] of this.routes) {
+      if (route.owner === DEAD || route.owner === except) continue;
+      route.owner.fail(route.ownerStreamId, code, message, hint);
+      this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
+      this.orphan(agentId);
     }
   }
 
   /** Every owner's streams end at once (the agent connection is gone). */
-  failAll(code: string, message: string): void {
-    for (const [, route] of this.routes) route.owner.fail(route.ownerStreamId, code, message);
+  failAll(code: string, message: string, hint?: string): void {
+    for (const [, route] of this.routes) route.owner.fail(route.ownerStreamId, code, message, hint);
     this.routes.clear();
     this.byOwner.clear();
     this.quietSince = performance.now();
+  }
+
+  private orphan(agentId: number): void {
+    const route = this.routes.get(agentId);
+    if (route === undefined) return;
+    route.owner = DEAD;
+    // What it may still send is dropped, but within the credit it has; none will be granted.
+    if (!this.agent.destroyed) this.agent.write(encodeFrame(FrameType.CANCEL, agentId));
   }
 
   private allocate(): number {

@@ -13,8 +13,9 @@ import { rmSync } from "node:fs";
 import type { AgentClient } from "../agent/client.ts";
 import type { AgentHello } from "../agent/messages.ts";
 import type { SshStatus, SupervisorOp } from "../agent/supervisor-messages.ts";
-import type { Backend, Vmm } from "../backends/types.ts";
-import { NotFoundError, NotRunningError, smolError, toSmolError, type SmolError } from "../errors.ts";
+import { PROTOCOL_VIOLATION_HINT } from "../agent/_errors.ts";
+import type { Backend, DiskError, Vmm, VmmStatus } from "../backends/types.ts";
+import { AgentUnavailableError, NotFoundError, NotRunningError, smolError, toSmolError, type SmolError, type WireError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
 import { launchVmm } from "../sandbox/launch.ts";
@@ -25,6 +26,8 @@ import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import type { SessionContext, SupervisorOpHandler } from "./client-session.ts";
+import { frozenOnDisk, roomToResume } from "./disk-error.ts";
+import { AgentLiveness, type LivenessOptions, type Verdict } from "./liveness.ts";
 import { PortForwards } from "./forwards.ts";
 import { FrameType, jsonFrame, jsonPayload, type Frame } from "./frames.ts";
 import { localClient } from "./local-client.ts";
@@ -40,6 +43,16 @@ export interface RuntimeRecord {
 
 type Phase = "booting" | "ready" | "failed" | "ending";
 
+export interface RuntimeOptions {
+  /** How the supervisor judges a silent agent (liveness.ts); tests shorten it. */
+  liveness?: LivenessOptions;
+}
+
+/** The VMM stopped the guest on a disk error (`io-error`): it waits for room to resume. */
+function frozenOnIo(status: VmmStatus): boolean {
+  return status.detail === "io-error";
+}
+
 export class SandboxRuntime {
   private phase: Phase = "booting";
   private paused = false;
@@ -49,6 +62,11 @@ export class SandboxRuntime {
   private forwards: PortForwards | undefined;
   private ssh: SshSetup | undefined;
   private ending: "stop" | "destroy" | undefined;
+  private liveness: AgentLiveness | undefined;
+  /** Why the guest is frozen: its disk could not be written on the host (disk-error.ts). */
+  private frozen: SmolError | undefined;
+  /** Why the agent was cut off: it broke the protocol. */
+  private cutOff: SmolError | undefined;
   private readonly ready = deferred<AgentHello>();
   /** The sessions' view of this runtime. */
   readonly context: SessionContext;
@@ -58,6 +76,7 @@ export class SandboxRuntime {
     private readonly files: SandboxFiles,
     private readonly backend: Backend,
     private readonly record: RuntimeRecord,
+    private readonly options: RuntimeOptions = {},
   ) {
     const self = this;
     this.context = {
@@ -80,8 +99,15 @@ export class SandboxRuntime {
       const vmm = (this.vmm = await this.startOrAttach());
       this.record.update({ vmmPid: vmm.pid, supervisorPid: process.pid });
       void vmm.exited.then(() => vmmEnded.abort());
+      vmm.onDiskError?.((error) => this.freeze(error));
+      const status = await vmm.describe();
+      // A guest frozen on a full disk while no supervisor watched: it goes on only with room.
+      if (frozenOnIo(status)) {
+        if (!roomToResume(this.disk)) return await this.leaveFrozen(vmm);
+        await vmm.resume();
+      }
       // A VM paused when its old supervisor died is thawed just long enough to greet its agent.
-      const wasPaused = (await vmm.describe()).state === "paused";
+      const wasPaused = status.state === "paused";
       if (wasPaused) await vmm.resume();
       this.link = await connectAgent(vmm, deadline, vmmEnded.signal).catch((error: unknown) => {
         throw this.bootError(error, vmmEnded.signal.aborted);
@@ -110,12 +136,19 @@ export class SandboxRuntime {
     return launchVmm(this.vm, this.files, this.backend);
   }
 
+  /** The file the guest's disk lives in on the host. */
+  private get disk(): string {
+    return this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : this.files.overlay;
+  }
+
   private serve(link: AgentLink): void {
-    const relay = (this.relay = new Relay(link.socket));
-    link.onFrame((frame) => relay.fromAgent(frame), (error) => {
-      logEvent("error", `supervisor: the agent broke the protocol: ${(error as Error).message}`, { vm: this.vm.id });
-      link.socket.destroy();
-    });
+    const relay = (this.relay = new Relay(link.socket, {
+      window: link.hello.limits.initialWindow,
+      onViolation: (what) => this.cutOffAgent(what),
+    }));
+    link.onFrame((frame) => relay.fromAgent(frame), (error) => this.cutOffAgent((error as Error).message));
+    this.liveness = new AgentLiveness(relay, this.vmm!, (verdict) => this.judge(verdict), this.options.liveness);
+    this.liveness.start();
     link.socket.on("error", () => {});
     link.socket.on("close", () => relay.failAll("AGENT_UNAVAILABLE", "the guest agent connection closed"));
     const connect = (): Promise<AgentClient> => localClient(this.context);
@@ -126,6 +159,8 @@ export class SandboxRuntime {
   /** The HELLO answer: the agent's own, plus this supervisor's part (its state, the accelerator). */
   private async hello(): Promise<AgentHello> {
     const agent = await this.ready.promise;
+    if (this.cutOff !== undefined) throw this.cutOff;
+    if (this.frozen !== undefined) throw this.frozen;
     if (this.phase === "ending") {
       throw new NotRunningError(`Cannot reach sandbox "${this.vm.name}": it is ${this.ending === "destroy" ? "being deleted" : "stopping"}`, {
         hint: this.ending === "destroy" ? "create a new one with `smolvm create`" : `start it again with \`smolvm start ${this.vm.name}\``,
@@ -148,6 +183,12 @@ export class SandboxRuntime {
         vmm: await this.vmm!.describe(),
       }),
       "supervisor.stop": async () => {
+        // Its last writes wait in the VMM: ending it now would lose them.
+        if (this.frozen !== undefined) {
+          throw smolError(this.frozen.code, `Cannot stop sandbox "${this.vm.name}" now: ${this.frozen.message.replace(/^Sandbox "[^"]*" is /, "it is ")}`, {
+            hint: `${this.frozen.hint ?? ""}, then stop it; \`smolvm delete ${this.vm.name}\` discards it instead`,
+          });
+        }
         this.end("stop");
         // A paused guest cannot hear the shutdown request.
         if (this.paused) await this.vmm!.resume().catch(() => {});
@@ -170,9 +211,14 @@ export class SandboxRuntime {
         return {};
       },
       "supervisor.resume": async () => {
+        if (this.frozen !== undefined) {
+          if (this.frozen.code === "HOST_DISK_FULL" && !roomToResume(this.disk)) throw this.frozen;
+          this.frozen = undefined;
+          this.paused = true;
+        }
         if (this.paused) await this.vmm!.resume();
         this.paused = false;
-        this.record.update({ status: "running" });
+        this.record.update({ status: "running", lastError: null });
         return {};
       },
       "supervisor.expose": async (request) => {
@@ -184,6 +230,78 @@ export class SandboxRuntime {
       "supervisor.ssh": async (request): Promise<SshStatus> =>
         this.ssh!.status(request.wait === true, typeof request.timeoutMs === "number" ? request.timeoutMs : undefined),
     };
+  }
+
+  /** The liveness watch's verdict on a silent agent (liveness.ts): the waiting streams learn why. */
+  private judge(verdict: Verdict): void {
+    const name = this.vm.name;
+    switch (verdict.kind) {
+      case "vmm-stopped":
+        return this.relay?.abandonAll("AGENT_UNAVAILABLE", `Sandbox "${name}" does not answer: its VM's process (pid ${verdict.pid}) is stopped by a signal, so nothing in the guest runs`,
+          `\`kill -CONT ${verdict.pid}\` lets it go on; \`smolvm stop ${name}\` ends it`);
+      case "vmm-paused":
+        if (this.paused || this.frozen !== undefined) return; // paused on purpose: its callers wait for the resume
+        if (frozenOnIo(verdict.status)) return this.freeze({ noSpace: !roomToResume(this.disk), reason: verdict.status.detail });
+        return this.relay?.abandonAll("NOT_RUNNING", `Sandbox "${name}" does not answer: its VMM paused it (${verdict.status.detail})`,
+          `\`smolvm resume ${name}\` lets it go on`);
+      case "hung":
+        logEvent("warn", "supervisor: the guest agent stopped answering", { vm: this.vm.id, silentMs: Math.round(verdict.silentMs), busy: verdict.busy });
+        return this.relay?.abandonAll("AGENT_UNAVAILABLE",
+          `The guest agent of sandbox "${name}" has not answered for ${Math.round(verdict.silentMs / 1000)} s, a ping included, although its VM runs${verdict.busy ? " (busy)" : ""}`,
+          `the guest may be overloaded or its agent stuck: \`smolvm stop ${name}\` then \`smolvm start ${name}\` restarts it`);
+    }
+  }
+
+  /**
+   * The VMM froze the guest on a disk error: the record says so (paused, with the reason), every
+   * waiting stream fails with it, and new sessions are refused with it until a resume finds room.
+   */
+  private freeze(error: DiskError): void {
+    if (this.frozen !== undefined || this.phase === "ending") return;
+    const frozen = (this.frozen = frozenOnDisk(this.vm.name, this.disk, error));
+    logEvent("error", `supervisor: ${frozen.message}`, { vm: this.vm.id });
+    this.relay?.abandonAll(frozen.code, frozen.message, frozen.hint);
+    this.tryRecord({ status: "paused", lastError: { code: frozen.code, message: frozen.message } });
+  }
+
+  /**
+   * The agent broke the protocol (data beyond its credit, a frame only a host sends, a framing
+   * error): nothing more it says is passed on, every stream fails, and the VM is ended, since a
+   * guest doing this means harm or is broken beyond use. The record keeps the reason.
+   */
+  private cutOffAgent(what: string): void {
+    if (this.cutOff !== undefined) return;
+    const error = (this.cutOff = new AgentUnavailableError(`Sandbox "${this.vm.name}" was stopped: its guest agent broke the protocol (${what})`, {
+      hint: PROTOCOL_VIOLATION_HINT,
+      details: { violation: what },
+    }));
+    logEvent("error", `supervisor: ${error.message}`, { vm: this.vm.id });
+    this.phase = "ending";
+    this.forwards?.closeAll();
+    this.relay?.failAll(error.code, error.message, error.hint);
+    this.link?.socket.destroy();
+    this.tryRecord({ status: "failed", lastError: { code: error.code, message: error.message } });
+    this.vmm?.kill();
+  }
+
+  /** A record update that must not fail what it reports (the store may be on a full disk). */
+  private tryRecord(patch: SandboxPatch): void {
+    try {
+      this.record.update(patch);
+    } catch (error) {
+      logEvent("error", `supervisor: cannot record ${JSON.stringify(patch)}: ${(error as Error).message}`, { vm: this.vm.id });
+    }
+  }
+
+  /** What clients still connected are told as the supervisor hangs up on them. */
+  farewell(): WireError {
+    if (this.cutOff !== undefined) return this.cutOff.toJSON();
+    if (this.frozen !== undefined && this.phase === "failed") return this.frozen.toJSON();
+    const name = this.vm.name;
+    if (this.ending === "destroy") return { code: "NOT_FOUND", message: `Sandbox "${name}" was deleted` };
+    if (this.ending === "stop") return { code: "NOT_RUNNING", message: `Sandbox "${name}" was stopped`, hint: `start it again with \`smolvm start ${name}\`` };
+    if (this.phase === "failed") return { code: "NOT_RUNNING", message: `Sandbox "${name}" failed to boot`, hint: `\`smolvm info ${name}\` says why` };
+    return { code: "NOT_RUNNING", message: `Sandbox "${name}" stopped: its VM exited unexpectedly`, hint: `\`smolvm logs ${name}\` shows its last console lines; \`smolvm start ${name}\` boots it again` };
   }
 
   private end(how: "stop" | "destroy"): void {
@@ -227,8 +345,21 @@ export class SandboxRuntime {
       await this.vmm.exited;
     }
     removeTicket(this.files);
-    this.record.update({ status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null, supervisorPid: null });
+    this.tryRecord({ status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null, supervisorPid: null });
     this.ready.reject(error);
+  }
+
+  /**
+   * Attached to a guest the VMM froze on a full disk while no supervisor watched, and there is
+   * still no room: the VM is left as it is (its writes wait in it) for a supervisor started once
+   * there is, and whoever asked is told why.
+   */
+  private async leaveFrozen(vmm: Vmm): Promise<void> {
+    const frozen = (this.frozen = frozenOnDisk(this.vm.name, this.disk, { noSpace: true, reason: "no space" }));
+    this.phase = "failed";
+    this.tryRecord({ status: "paused", lastError: { code: frozen.code, message: frozen.message }, supervisorPid: null });
+    this.ready.reject(frozen);
+    await vmm.release();
   }
 
   private bootError(error: unknown, vmmExited: boolean): SmolError {
@@ -246,6 +377,7 @@ export class SandboxRuntime {
   /** The VMM is gone: say how in the state store, then let every client go. */
   private async ended(): Promise<void> {
     this.phase = "ending";
+    this.liveness?.stop();
     this.forwards?.closeAll();
     this.link?.socket.destroy();
     removeTicket(this.files);
@@ -257,9 +389,11 @@ export class SandboxRuntime {
     }
     if (this.ending === "stop") {
       this.record.update({ status: "stopped", vmmPid: null, supervisorPid: null });
+    } else if (this.cutOff !== undefined) {
+      this.tryRecord({ status: "failed", vmmPid: null, supervisorPid: null, lastError: { code: this.cutOff.code, message: this.cutOff.message } });
     } else {
       const tail = tailOf(this.files.consoleLog, 5);
-      this.record.update({
+      this.tryRecord({
         status: "failed",
         vmmPid: null,
         supervisorPid: null,

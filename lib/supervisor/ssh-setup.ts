@@ -17,9 +17,17 @@ import { ensureHostKey, ensureUserKey, writeKnownHosts } from "../ssh/keys.ts";
 import { readSshState, sshEndpoint, writeSshState, type SshState } from "../ssh/state.ts";
 import { deferred } from "../util/deferred.ts";
 import { sleep, within } from "../util/poll.ts";
+import { printable } from "../util/printable.ts";
 
 const SSHD = "/usr/sbin/sshd";
 const GUEST_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
+
+/**
+ * The most the set-up reads back from the guest per command. Everything here comes from a guest
+ * that may be hostile (its key file can be a link to /dev/zero): past this, the command is killed
+ * and the set-up fails, rather than the supervisor holding what the guest sends.
+ */
+const MAX_SETUP_OUTPUT = 64 * 1024;
 
 /** Prints whether sshd exists and the guest's current ed25519 host public key, if any. */
 const PROBE = `if [ -x ${SSHD} ]; then echo sshd=yes; else echo sshd=no; fi; cat ${GUEST_HOST_KEY}.pub 2>/dev/null; exit 0`;
@@ -84,7 +92,7 @@ export async function provisionSsh(vm: SandboxRecord, vmmPid: number, connect: (
     }
     client = await connect();
     step("connected");
-    const probe = await client.run(PROBE, { timeoutMs: 30_000 });
+    const probe = await client.run(PROBE, { timeoutMs: 30_000, maxOutputBytes: MAX_SETUP_OUTPUT });
     const [found, ...rest] = probe.stdout.split("\n");
     if (found !== "sshd=yes") {
       record({
@@ -108,15 +116,16 @@ export async function provisionSsh(vm: SandboxRecord, vmmPid: number, connect: (
     const setup = await client.run(SETUP, {
       env: { SMOLVM_USER_KEY: user.publicKey, SMOLVM_RESTART: changed ? "1" : "0", SMOLVM_SSHD_CONF: SSHD_CONF },
       timeoutMs: 60_000,
+      maxOutputBytes: MAX_SETUP_OUTPUT,
     });
     if (setup.exitCode !== 0) {
-      const why = setup.stderr.trim().split("\n").slice(-3).join(" | ") || `exit status ${setup.exitCode ?? setup.signal}`;
+      const why = printable(setup.stderr.trim().split("\n").slice(-3).join(" | "), 500) || `exit status ${setup.exitCode ?? setup.signal}`;
       throw new Error(`starting sshd failed: ${why}`);
     }
     record({ state: "ready", vmmPid, setupMs: Date.now() - started });
     logEvent("info", "ssh ready", { vm: vm.id, setupMs: Date.now() - started, hostKeyWritten: changed, steps });
   } catch (thrown) {
-    const message = thrown instanceof Error ? thrown.message : String(thrown);
+    const message = printable(thrown instanceof Error ? thrown.message : String(thrown), 1000);
     logEvent("error", `supervisor: SSH set-up failed: ${message}`, { vm: vm.id, stack: thrown instanceof Error ? thrown.stack : undefined });
     try {
       record({ state: "failed", reason: `SSH set-up failed: ${message}`, vmmPid });

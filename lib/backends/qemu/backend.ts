@@ -100,7 +100,10 @@ export class QemuBackend implements Backend {
       : { accel: spec.accel, reason: spec.accelReason ?? "chosen by the caller" };
     // Sockets left by an earlier QEMU would answer nothing; QEMU recreates them.
     for (const socket of [spec.controlSocketPath, spec.agentSocketPath]) rmSync(socket, { force: true });
-    const qemu = await launchQemu(qemuSpecFor(spec, chosen.accel, restoreFrom), spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath });
+    const qemu = await launchQemu(qemuSpecFor(spec, chosen.accel, restoreFrom), {
+      ...(spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath }),
+      ...(spec.onProcess === undefined ? {} : { onProcess: spec.onProcess }),
+    });
 
     const timeoutMs = options.timeoutMs ?? 10_000;
     const early = qemu.exited.then((exit) => ({ exit }));

@@ -23,7 +23,7 @@ export interface QemuProcess {
  */
 export async function launchQemu(
   spec: QemuSpec,
-  options: { logFile?: string; binary?: string } = {},
+  options: { logFile?: string; binary?: string; onProcess?: (pid: number) => void } = {},
 ): Promise<QemuProcess> {
   const binary = options.binary ?? qemuBinary(spec.arch);
   const args = qemuArgs(spec);
@@ -40,6 +40,16 @@ export async function launchQemu(
     });
   } finally {
     if (logFd !== undefined) closeSync(logFd);
+  }
+  // Before anything else can happen to this process: whoever launches it records it now.
+  if (child.pid !== undefined) {
+    try {
+      options.onProcess?.(child.pid);
+    } catch (error) {
+      // Unrecorded, it would be an orphan: it goes.
+      process.kill(child.pid, "SIGKILL");
+      throw error;
+    }
   }
   const exited = new Promise<VmmExit>((resolveExit) => {
     child.once("exit", (code, signal) => resolveExit({ code, signal }));

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { NotRunningError } from "../../errors.ts";
 import { pidAlive } from "../../host/pids.ts";
 import { pollUntil } from "../../util/poll.ts";
-import type { AgentTransport, HostForward, Vmm, VmmExit, VmmStatus, VmmTicket } from "../types.ts";
+import type { AgentTransport, DiskError, HostForward, Vmm, VmmExit, VmmStatus, VmmTicket } from "../types.ts";
 import { type QmpClient, type QmpStatus } from "./qmp.ts";
 
 /** The file `saveState` writes inside its directory (QEMU's migration stream). */
@@ -102,5 +102,14 @@ export class QemuVmm implements Vmm {
 
   release(): Promise<void> {
     return this.qmp.close();
+  }
+
+  onDiskError(listener: (error: DiskError) => void): () => void {
+    return this.qmp.onEvent((event) => {
+      // A write the guest asked for failed and QEMU's werror policy (enospc: the default for
+      // virtio-blk) stopped the VM; a read error is reported to the guest instead.
+      if (event.event !== "BLOCK_IO_ERROR" || event.data?.action !== "stop") return;
+      listener({ noSpace: event.data.nospace === true, reason: typeof event.data.reason === "string" ? event.data.reason : "I/O error" });
+    });
   }
 }

@@ -19,6 +19,8 @@ export interface AgentRelay {
   context: SessionContext;
   /** Every frame the relay wrote to the agent, as the agent saw it. */
   sentToAgent: Frame[];
+  /** What the relay reported as the agent breaking the protocol. */
+  violations: string[];
   /** A new in-process client of the relay. */
   client(): Promise<AgentClient>;
   /** The agent link itself, to end it. */
@@ -39,6 +41,7 @@ export async function agentRelay(): Promise<AgentRelay> {
     },
   });
   const sentToAgent: Frame[] = [];
+  const violations: string[] = [];
   const { FrameDecoder } = await import("../../../lib/agent/frame.ts");
   const seen = new FrameDecoder();
   const tap = {
@@ -50,7 +53,7 @@ export async function agentRelay(): Promise<AgentRelay> {
       return link.write(bytes);
     },
   };
-  relay = new Relay(tap);
+  relay = new Relay(tap, { window: hello.limits.initialWindow, onViolation: (what) => violations.push(what) });
   link.on("close", () => relay!.failAll("AGENT_UNAVAILABLE", "the guest agent connection closed"));
   const context: SessionContext = {
     relay,
@@ -62,6 +65,7 @@ export async function agentRelay(): Promise<AgentRelay> {
     relay,
     context,
     sentToAgent,
+    violations,
     client: () => localClient(context),
     link,
     stop: async () => {

@@ -20,7 +20,7 @@ function fromAgent(type: number, streamId: number): Frame {
 
 test("idleMs is 0 while a stream is open and counts from when the last one ended", async () => {
   const agent = fakeAgent();
-  const relay = new Relay(agent.socket);
+  const relay = new Relay(agent.socket, { window: 262144, onViolation: () => {} });
   const delivered: number[] = [];
   const owner: StreamOwner = { deliver: (frame) => delivered.push(frame.type), fail: () => {} };
   await Bun.sleep(20);

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
-import { AgentUnavailableError, BackendUnavailableError, NotRunningError, TimeoutError } from "../../../lib/errors.ts";
+import { BackendUnavailableError, NotRunningError, TimeoutError } from "../../../lib/errors.ts";
 import { pidAlive } from "../../../lib/host/pids.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
 import { liveTicket } from "../../../lib/sandbox/ticket.ts";
@@ -85,15 +85,17 @@ describe("readiness and failure on the socket", () => {
 });
 
 describe("the sandbox's own operations", () => {
-  test("stop: the guest powers off, the stop is recorded, and only then are clients hung up on", async () => {
+  test("stop: the guest powers off, the stop is recorded, and only then are clients hung up on, told why", async () => {
     const vm = sandboxRow();
     const backend = agentBackend();
     const { done: supervised } = await superviseHere(vm, backend);
     const session = await client(vm);
     const watcher = await client(vm);
     await session.supervisor("supervisor.stop", {});
+    // Told why before the hang-up: not "the agent closed the connection".
     const why = await watcher.closed;
-    expect(why).toBeInstanceOf(AgentUnavailableError);
+    expect(why).toBeInstanceOf(NotRunningError);
+    expect(why.message).toBe(`Sandbox "${vm.name}" was stopped`);
     expect(record(vm.id)).toMatchObject({ status: "stopped", vmmPid: null, supervisorPid: null });
     await supervised;
     await gone(backend.launched[0]!);
