@@ -49,6 +49,8 @@ export class Relay {
   /** owner → (owner's stream id → agent stream id) */
   private readonly byOwner = new Map<StreamOwner, Map<number, number>>();
   private violated = false;
+  /** Why the agent connection is unusable, once it is (failAll): later streams fail with it too. */
+  private gone: { code: string; message: string; hint?: string } | undefined;
 
   /** When the last stream ended (or the relay began). */
   private quietSince = performance.now();
@@ -89,7 +91,7 @@ export class Relay {
       this.options.onViolation(wrong);
       return;
     }
-    if (route === undefined) return; // a stream that ended (the agent may race a CANCEL)
+    if (route === undefined) return;
     if (frame.type === FrameType.RESULT || frame.type === FrameType.ERROR) {
       this.routes.delete(frame.streamId);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
@@ -100,18 +102,20 @@ export class Relay {
 
   /** What is wrong with a frame from the agent, or undefined when it keeps to the protocol. */
   private check(frame: Frame, route: Route | undefined): string | undefined {
+    // A stream's route stays until the agent ends it (a cancelled one too), so nothing may come
+    // for one without: the agent made it up or spoke after its own end.
+    if (route === undefined) return `it sent a frame of type 0x${frame.type.toString(16)} on stream ${frame.streamId} that is not open`;
     const channel = frame.flags & CHANNEL_MASK;
     switch (frame.type) {
       case FrameType.DATA:
         if (channel !== 1 && channel !== 2) return `it sent data on channel ${channel} of stream ${frame.streamId}, which only the host writes`;
-        if (route === undefined) return undefined;
         route.credit[channel] -= frame.payload.length;
         if (route.credit[channel] < 0) return `it sent ${-route.credit[channel]} bytes beyond its credit on stream ${frame.streamId}`;
         return undefined;
       case FrameType.WINDOW:
         return frame.payload.length === 4 && channel === 0 ? undefined : `it sent a malformed WINDOW on stream ${frame.streamId}`;
       case FrameType.EVENT:
-        if (route !== undefined && ++route.events > MAX_EVENTS_PER_STREAM) return `it sent more than ${MAX_EVENTS_PER_STREAM} events on stream ${frame.streamId}`;
+        if (++route.events > MAX_EVENTS_PER_STREAM) return `it sent more than ${MAX_EVENTS_PER_STREAM} events on stream ${frame.streamId}`;
         return undefined;
       case FrameType.RESULT:
       case FrameType.ERROR:
@@ -127,8 +131,9 @@ export class Relay {
 
   /** Opens a stream for `owner`: the OPEN frame goes to the agent under a fresh id. */
   open(owner: StreamOwner, frame: Frame): void {
-    if (this.agent.destroyed || this.violated) {
-      owner.fail(frame.streamId, "AGENT_UNAVAILABLE", "the guest agent connection is gone");
+    if (this.gone !== undefined || this.agent.destroyed || this.violated) {
+      const why = this.gone ?? { code: "AGENT_UNAVAILABLE", message: "the guest agent connection is gone" };
+      owner.fail(frame.streamId, why.code, why.message, why.hint);
       return;
     }
     let ids = this.byOwner.get(owner);
@@ -180,6 +185,7 @@ export class Relay {
 
   /** Every owner's streams end at once (the agent connection is gone). */
   failAll(code: string, message: string, hint?: string): void {
+    this.gone ??= { code, message, ...(hint === undefined ? {} : { hint }) };
     for (const [, route] of this.routes) route.owner.fail(route.ownerStreamId, code, message, hint);
     this.routes.clear();
     this.byOwner.clear();

@@ -11,16 +11,22 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
+import { join } from "node:path";
 import type { AgentTransport, Backend, LaunchSpec, Vmm, VmmExit, VmmStatus, VmmTicket } from "../../lib/backends/types.ts";
 import { BackendUnavailableError, NotRunningError } from "../../lib/errors.ts";
 import { pidAlive } from "../../lib/host/pids.ts";
 import { pollUntil } from "../../lib/util/poll.ts";
 import { buildNativeAgent } from "./agent.ts";
+import type { HostileMode } from "./hostile-agent.ts";
 
 export interface AgentBackendOptions {
   bootDelayMs?: number;
   noAgent?: boolean;
+  /** Run the hostile agent (hostile-agent.ts) in this mode instead of the native one. */
+  hostile?: { mode: HostileMode; delayMs?: number };
 }
+
+const HOSTILE_AGENT = join(import.meta.dirname, "hostile-agent.ts");
 
 class AgentVmm implements Vmm {
   constructor(readonly ticket: VmmTicket, readonly exited: Promise<VmmExit>) {}
@@ -87,9 +93,12 @@ export function agentBackend(options: AgentBackendOptions = {}): Backend & { lau
     probe: async () => ({ ok: true, accel: "tcg", accelReason: "the test-agent backend", version: "test" }),
     prepareDisk: async (request) => ({ path: request.imagePath, format: "raw", readOnly: false, created: false }),
     async launch(spec: LaunchSpec): Promise<Vmm> {
-      const agent = await buildNativeAgent();
+      const hostile = options.hostile;
+      const agent = hostile === undefined ? await buildNativeAgent() : process.execPath;
       const script = options.noAgent
         ? "exec sleep 3600"
+        : hostile !== undefined
+        ? `exec "$0" "${HOSTILE_AGENT}" --listen "unix:$1" --mode ${hostile.mode} --delay-ms ${hostile.delayMs ?? 4000}`
         : `sleep ${(options.bootDelayMs ?? 0) / 1000}; exec "$0" --listen "unix:$1"`;
       const child = spawn("/bin/sh", ["-c", script, agent, spec.agentSocketPath], { detached: true, stdio: "ignore" });
       child.unref();

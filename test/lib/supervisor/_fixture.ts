@@ -13,6 +13,8 @@ import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
 import { connectSupervisor } from "../../../lib/sandbox/supervisor-client.ts";
 import { withStore, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
 import { runSupervisor } from "../../../lib/supervisor/main.ts";
+import type { LivenessOptions } from "../../../lib/supervisor/liveness.ts";
+import type { AgentBackendOptions } from "../../helpers/agent-backend.ts";
 
 /** A sandbox row as create makes it (no network: nothing to allocate, no SSH set-up to run). */
 export function sandboxRow(config: SandboxConfigInput = {}): SandboxRecord {
@@ -41,9 +43,12 @@ export async function superviseHere(vm: SandboxRecord, backend: Backend): Promis
   return { done };
 }
 
-/** A supervisor in a child process of its own, for a test that kills it. Resolves once it listens. */
-export async function superviseInChild(vm: SandboxRecord): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, "_supervise-with-agent.ts"), vm.id], {
+/**
+ * A supervisor in a child process of its own, for a test that kills it or measures it, with the
+ * options of _supervise-with-agent.ts. Resolves once it listens.
+ */
+export async function superviseInChild(vm: SandboxRecord, options: { hostile?: AgentBackendOptions["hostile"]; liveness?: LivenessOptions } = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "_supervise-with-agent.ts"), vm.id, JSON.stringify(options)], {
     stdio: ["ignore", "inherit", "inherit", "pipe"],
     env: { ...process.env, SMOLVM_SUPERVISOR_READY_FD: "3" },
   });
