@@ -67,6 +67,8 @@ async function report(thrown: unknown): Promise<number> {
     cause: error.cause instanceof Error ? error.cause.stack : error.cause === undefined ? undefined : String(error.cause),
   });
   printError(invocation.command, error, invocation.json);
+  // A command that could not even start within its timeout ended as one whose timeout passed.
+  if (error.code === "TIMEOUT" && (invocation.command === "exec" || invocation.command === "run")) return 124;
   return exitCodeFor(error);
 }
 

@@ -1,23 +1,25 @@
 /** Reclaiming space and state: cleanup, prune. */
-import type { Command } from "@commander-js/extra-typings";
+import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
 
 export function registerMaintenance(program: Command): void {
   program
     .command("cleanup")
-    .description("remove sandboxes marked as running whose processes have died, and what they held (never a live one; `delete --all` deletes everything)")
+    .description("reclaim what sandboxes that no longer run still hold (never a live one, never a disk unless the sandbox is named); with names, remove those sandboxes whole, whatever their state")
+    .addArgument(new Argument("[sandboxes...]", "names or ids (also of a directory without a row) to remove whole, disk included"))
     .option("--all", "every such sandbox (the default; accepted for scripts written for other sandbox tools)")
     .option("--dry-run", "only report what would be removed")
     .option("--json", "print JSON")
     .action(
-      action("cleanup", async (out, options) => {
+      action("cleanup", async (out, names, options) => {
         const { cleanup } = await import("../lib/index.ts");
-        const report = await cleanup({ dryRun: options.dryRun === true });
+        const report = await cleanup({ dryRun: options.dryRun === true, names });
         const verb = report.dryRun ? "would remove" : "removed";
         out.result(report, () => {
           const lines = report.sandboxes.map((name) => `${verb} sandbox ${name}`);
           lines.push(...report.strayDirs.map((dir) => `${verb} stray directory ${dir}`));
           lines.push(...report.strayProcesses.map((pid) => `${report.dryRun ? "would kill" : "killed"} stray process ${pid}`));
+          lines.push(...report.kept.map((kept) => `kept ${kept.name}: ${kept.reason}`));
           return lines.length > 0 ? lines.join("\n") : "Nothing to clean up.";
         });
       }),

@@ -67,7 +67,7 @@ export function registerSandbox(program: Command): void {
     .description("delete sandboxes and everything they hold")
     .addArgument(new Argument("[sandboxes...]", "names or ids"))
     .option("--all", "delete every sandbox")
-    .option("-f, --force", "do not ask (with --all on a terminal)")
+    .option("-f, --force", "do not ask (with --all on a terminal), and return only once every process and file of each is gone")
     .option("--json", "print JSON")
     .action(
       action("delete", async (out, names, options) => {
@@ -85,7 +85,7 @@ export function registerSandbox(program: Command): void {
         }
         // Look every name up first, so a typo deletes nothing.
         const vms = await Promise.all(targets.map((target) => SmolVM.fromId(target)));
-        for (const vm of vms) await vm.delete();
+        for (const vm of vms) await vm.delete({ force: options.force === true });
         const deleted = vms.map((vm) => ({ id: vm.id, name: vm.name }));
         out.result(deleted, () => deleted.map((vm) => `deleted ${vm.name}`).join("\n") || "no sandboxes");
       }),

@@ -5,7 +5,7 @@
  */
 import { fstatSync, statSync } from "node:fs";
 import type { Readable } from "node:stream";
-import type { CommChannel, SmolVM } from "../lib/index.ts";
+import type { CommChannel, ExecResult, SmolVM } from "../lib/index.ts";
 import { isTerminal } from "./stdio.ts";
 import { exitStatus } from "./terminal.ts";
 
@@ -51,8 +51,25 @@ export async function streamCommand(vm: SmolVM, words: string[], options: Stream
     process.stdin.destroy();
   }
   // Through the stream, behind whatever of the command's own stderr is still queued there.
-  if (result.timedOut) process.stderr.write(`smolvm: command timed out after ${(options.timeoutMs ?? 0) / 1000} s and was killed\n`);
+  if (result.timedOut) {
+    process.stderr.write(`smolvm: ${timeoutNote(result, (options.timeoutMs ?? 0) / 1000)}\n`);
+    return TIMED_OUT;
+  }
   return exitStatus(result);
+}
+
+/** The status of a command its timeout ended, as timeout(1) reports it. */
+export const TIMED_OUT = 124;
+
+/** What happened to a command whose timeout passed, truly: it may have exited by itself before. */
+function timeoutNote(result: ExecResult, seconds: number): string {
+  if (result.hostDeadline === true) {
+    return `command timed out after ${seconds} s; the guest did not report its end within 3 s more, so smolvm had its agent kill the process group and stopped waiting`;
+  }
+  if (result.exitCode !== null) {
+    return `command exited with status ${result.exitCode}, but processes it left behind kept its output open; they were killed when its ${seconds} s timeout passed`;
+  }
+  return `command timed out after ${seconds} s and was killed, with its whole process group`;
 }
 
 /**

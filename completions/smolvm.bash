@@ -316,7 +316,7 @@ _smolvm() {
     ['smolvm ssh']='1'
     ['smolvm list']=''
     ['smolvm ls']=''
-    ['smolvm cleanup']=''
+    ['smolvm cleanup']='1'
     ['smolvm prune']=''
     ['smolvm setup']=''
     ['smolvm kernel']=''

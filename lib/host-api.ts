@@ -11,7 +11,7 @@ import type { InstallOptions, PackageStep } from "./host/setup.ts";
 import type { HostFacts } from "./doctor/probe.ts";
 import type { Diagnosis } from "./doctor/diagnose.ts";
 import type { PruneReport } from "./prune.ts";
-import type { CleanupReport } from "./sandbox/cleanup.ts";
+import type { CleanupOptions, CleanupReport } from "./sandbox/cleanup.ts";
 import type { GuestArch } from "./kernel/arch.ts";
 import type { CachedImage } from "./published/catalog.ts";
 import type { PulledRow, PullImagesOptions } from "./published/pull.ts";
@@ -20,7 +20,7 @@ import type { ResolvedArtifacts, ResolveOptions } from "./published/resolve.ts";
 import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
 import type { UpgradeContext } from "./distribution/upgrade.ts";
 
-export type { BuildImageOptions, BuildKernelOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
+export type { BuildImageOptions, BuildKernelOptions, CleanupOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
 export type { KernelProgress } from "./kernel/build.ts";
 export type { ImageProgress } from "./images/build.ts";
 export type { Check, CheckStatus } from "./doctor/diagnose.ts";
@@ -82,8 +82,11 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
   return (await import("./prune.ts")).prune(options);
 }
 
-/** Removes dead sandboxes (never a live one) and what they held. */
-export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
+/**
+ * Reclaims what sandboxes that no longer run still hold (never a live one, never a disk unless
+ * its sandbox is named in `names`, which removes those whole).
+ */
+export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   return (await import("./sandbox/cleanup.ts")).cleanup(options);
 }
 

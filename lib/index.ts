@@ -20,7 +20,7 @@ export {
 export type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./sandbox/dirs.ts";
 export { EnvVars, parseEnvAssignments } from "./sandbox/env.ts";
 export { parsePortSpec, Ports, type ExposeOptions, type PortForward, type PortForwardInfo } from "./sandbox/ports.ts";
-export type { StartOptions } from "./sandbox/lifecycle.ts";
+export type { DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 export type { LogsOptions } from "./sandbox/logs.ts";
 export type { PrepareProgress } from "./sandbox/artifacts.ts";
 export type { CommChannel } from "./channels/types.ts";

@@ -24,7 +24,7 @@ import { sandboxFiles } from "./sandbox/layout.ts";
 import { Ports } from "./sandbox/ports.ts";
 import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
 import type { SandboxRecord } from "./state/sandboxes.ts";
-import type { StartOptions } from "./sandbox/lifecycle.ts";
+import type { DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 import type { LogsOptions } from "./sandbox/logs.ts";
 
 export interface CreateSandboxOptions extends SandboxConfigInput {
@@ -295,16 +295,17 @@ export class SmolVM {
   }
 
   /**
-   * Deletes the sandbox and everything it holds (processes, disk, forwards). Returns at once;
-   * cleanup finishes behind.
+   * Deletes the sandbox and everything it holds (processes, disk, forwards), whatever state it is
+   * in. Returns once its VM is killed and its name free, the files going behind; with `force`,
+   * once every process and file is gone (or fails naming what is left).
    *
    * ```ts
    * await vm.delete();
    * ```
    */
-  async delete(): Promise<void> {
+  async delete(options: DeleteOptions = {}): Promise<void> {
     this.detach();
-    await (await import("./sandbox/lifecycle.ts")).deleteSandbox(this.record.id);
+    await (await import("./sandbox/lifecycle.ts")).deleteSandbox(this.record.id, options);
   }
 
   /**

@@ -47,3 +47,23 @@ export function processStat(pid: number): ProcessStat | undefined {
     return undefined;
   }
 }
+
+/** A process named for good: its pid and when it started (a pid alone may be reused). */
+export interface ProcessIdentity {
+  pid: number;
+  /** From /proc; absent where there is none (then the pid alone has to do). */
+  startTicks?: number;
+}
+
+/** This process, as others can check on it later. */
+export function selfIdentity(): ProcessIdentity {
+  const stat = processStat(process.pid);
+  return stat === undefined ? { pid: process.pid } : { pid: process.pid, startTicks: stat.startTicks };
+}
+
+/** Whether the process `identity` names still runs (not a later one that got its pid). */
+export function identityAlive(identity: ProcessIdentity): boolean {
+  if (!pidAlive(identity.pid)) return false;
+  if (identity.startTicks === undefined) return true;
+  return processStat(identity.pid)?.startTicks === identity.startTicks;
+}

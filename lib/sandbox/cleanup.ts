@@ -1,87 +1,134 @@
 /**
- * `smolvm cleanup [--all]`: reclaims what dead sandboxes still hold. A sandbox is dead when
- * neither its supervisor nor its VMM runs and it was not stopped on purpose (marked running but
- * crashed, failed, stuck creating, or abandoned mid-delete). A live sandbox is never touched,
- * with or without `--all` (which scripts written for other sandbox tools pass and which means
- * the same here); deleting every sandbox is `smolvm delete --all`. Also removes sandbox
- * directories without a row and kills VMM processes that run from a directory whose sandbox no
- * longer exists.
+ * `smolvm cleanup [NAME...]`: reclaims what sandboxes that no longer run still hold, and never
+ * loses a disk nobody asked to lose.
+ *
+ * Without names it looks at every sandbox and every directory under `vms/`:
+ * - a live sandbox (its supervisor or VMM runs and the row says running or paused) is not
+ *   touched; a stopped one neither;
+ * - an abandoned create (its caller died before it returned: launcher.ts) is removed whole, its
+ *   processes included: its disk is a fresh copy nobody used;
+ * - an interrupted delete is finished;
+ * - any other sandbox whose processes are gone (it crashed, failed, or its boot was abandoned) has
+ *   its leftovers reclaimed (stray processes, sockets, its VMM ticket), and is removed whole only
+ *   if its directory holds no disk; one that does is kept (and reported) until asked for by name;
+ * - a directory without a row: its processes are ended; it is removed unless it holds a disk
+ *   (`smolvm doctor --repair` gives it its row back).
+ *
+ * With names (a sandbox's name or id, or a directory's id), those are removed whole, whatever
+ * state they are in: processes, directory, disk, row. The report lists everything done; nothing is
+ * reported removed that is not gone.
  */
-import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { pidAlive } from "../host/pids.ts";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { NotFoundError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import type { SandboxRecord } from "../state/sandboxes.ts";
 import { withStore } from "../state/sandboxes.ts";
+import { abandoned } from "./launcher.ts";
+import { sandboxFiles } from "./layout.ts";
 import { destroyNow } from "./lifecycle.ts";
+import { killSandboxProcesses, sandboxProcesses } from "./processes.ts";
+import { isLive, reconcile } from "./status.ts";
+import { removeTicket } from "./ticket.ts";
 
 export interface CleanupReport {
-  /** Sandboxes removed, by name. */
+  /** Sandboxes removed whole, by name. */
   sandboxes: string[];
-  /** Directories under vms/ that had no sandbox. */
+  /** Dead sandboxes kept because their directory holds a disk (`cleanup NAME` removes one). */
+  kept: Array<{ name: string; id: string; reason: string }>;
+  /** Directories under vms/ that had no sandbox, removed. */
   strayDirs: string[];
-  /** VMM processes killed because their sandbox is gone. */
+  /** Processes ended because nothing that runs them was left (a VMM whose sandbox is gone). */
   strayProcesses: number[];
   dryRun: boolean;
 }
 
-function isDead(vm: SandboxRecord): boolean {
-  if (vm.status === "stopped") return false;
-  return !pidAlive(vm.supervisorPid) && !pidAlive(vm.vmmPid);
+export interface CleanupOptions {
+  dryRun?: boolean;
+  /** Remove these sandboxes (names or ids, or ids of directories without a row) whole. */
+  names?: string[];
 }
 
-export async function cleanup(options: { dryRun?: boolean } = {}): Promise<CleanupReport> {
+/** Whether a sandbox's directory holds a disk of its own (its isolated-mode overlay). */
+function holdsDisk(id: string): boolean {
+  return existsSync(sandboxFiles(id).overlay);
+}
+
+export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
-  const vms = withStore((store) => store.list());
-  const doomed = vms.filter(isDead);
-  const report: CleanupReport = { sandboxes: doomed.map((vm) => vm.name), strayDirs: [], strayProcesses: [], dryRun };
-  if (!dryRun) {
-    for (const vm of doomed) destroyNow(vm.id);
-  }
-  const known = new Set(vms.filter((vm) => !doomed.includes(vm) || dryRun).map((vm) => vm.id));
-  let dirs: string[] = [];
-  try {
-    dirs = readdirSync(paths.sandboxesDir());
-  } catch {
-    // No sandbox was ever made.
-  }
-  for (const dir of dirs) {
-    if (known.has(dir) || doomed.some((vm) => vm.id === dir)) continue;
-    report.strayDirs.push(join(paths.sandboxesDir(), dir));
-    for (const pid of processesUsing(join(paths.sandboxesDir(), dir))) {
-      report.strayProcesses.push(pid);
-      if (!dryRun) killQuietly(pid);
-    }
-    if (!dryRun) rmSync(join(paths.sandboxesDir(), dir), { recursive: true, force: true });
+  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], dryRun };
+  if (options.names !== undefined && options.names.length > 0) return cleanupNamed(options.names, report);
+  const vms = withStore((store) => store.list().map((vm) => reconcile(store, vm)));
+  for (const vm of vms) await cleanupOne(vm, report);
+  const known = new Set(vms.map((vm) => vm.id));
+  for (const id of sandboxDirs()) {
+    if (!known.has(id)) await cleanupStray(id, report);
   }
   return report;
 }
 
-/** Processes whose command line names `dir` (a VMM or supervisor of a sandbox in it). */
-function processesUsing(dir: string): number[] {
-  const found: number[] = [];
-  let entries: string[] = [];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return found; // not Linux: nothing to find this way
+async function cleanupOne(vm: SandboxRecord, report: CleanupReport): Promise<void> {
+  const files = sandboxFiles(vm.id);
+  const running = sandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+  const wholly = abandoned(files)?.purpose === "create" || vm.status === "deleting";
+  if (wholly) {
+    report.sandboxes.push(vm.name);
+    report.strayProcesses.push(...running.map((p) => p.pid));
+    if (!report.dryRun) await destroyNow(vm.id);
+    return;
   }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmdline.includes(`${dir}/`)) found.push(Number(entry));
-    } catch {
-      // Exited while we looked.
+  if (vm.status === "stopped" || (running.length > 0 && (isLive(vm.status) || vm.status === "creating"))) return;
+  // Nothing runs it any more: what it held goes; its disk only when asked for by name.
+  report.strayProcesses.push(...running.map((p) => p.pid));
+  if (holdsDisk(vm.id)) {
+    report.kept.push({ name: vm.name, id: vm.id, reason: `it is ${vm.status} and its directory holds its disk; \`smolvm cleanup ${vm.name}\` removes it` });
+    if (!report.dryRun) {
+      await killSandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+      removeTicket(files);
+      for (const socket of [files.agentSocket, files.controlSocket, files.supervisorSocket]) rmSync(socket, { force: true });
     }
+    return;
   }
-  return found;
+  report.sandboxes.push(vm.name);
+  if (!report.dryRun) await destroyNow(vm.id);
 }
 
-function killQuietly(pid: number): void {
+/** A directory under vms/ without a row. */
+async function cleanupStray(id: string, report: CleanupReport): Promise<void> {
+  const dir = paths.sandboxDir(id);
+  const running = sandboxProcesses(id);
+  report.strayProcesses.push(...running.map((p) => p.pid));
+  if (!report.dryRun) await killSandboxProcesses(id);
+  if (holdsDisk(id) && abandoned(sandboxFiles(id))?.purpose !== "create") {
+    report.kept.push({ name: id, id, reason: `its directory "${dir}" has no row in the state store but holds a disk; \`smolvm doctor --repair\` restores its row, \`smolvm cleanup ${id}\` removes it` });
+    return;
+  }
+  report.strayDirs.push(dir);
+  if (!report.dryRun) rmSync(dir, { recursive: true, force: true });
+}
+
+/** `cleanup NAME...`: each removed whole, found by name, id, or directory. */
+async function cleanupNamed(names: string[], report: CleanupReport): Promise<CleanupReport> {
+  const dirs = new Set(sandboxDirs());
+  const targets = names.map((name) => {
+    const vm = withStore((store) => store.find(name));
+    if (vm !== undefined) return { id: vm.id, name: vm.name };
+    if (dirs.has(name)) return { id: name, name };
+    throw new NotFoundError(`Cannot clean up "${name}": no sandbox and no sandbox directory has that name or id`, {
+      hint: "`smolvm list --all` shows the sandboxes; `smolvm cleanup --dry-run` what cleanup would do",
+    });
+  });
+  for (const target of targets) {
+    report.strayProcesses.push(...sandboxProcesses(target.id).map((p) => p.pid));
+    report.sandboxes.push(target.name);
+    if (!report.dryRun) await destroyNow(target.id);
+  }
+  return report;
+}
+
+function sandboxDirs(): string[] {
   try {
-    process.kill(pid, "SIGKILL");
+    return readdirSync(paths.sandboxesDir(), { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
   } catch {
-    // Already gone.
+    return []; // no sandbox was ever made
   }
 }

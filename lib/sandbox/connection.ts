@@ -14,9 +14,16 @@ import { connectSupervisor } from "./supervisor-client.ts";
 
 const REACH = { kind: "reach", what: "reach" } as const;
 
+/**
+ * How long a supervisor whose process runs may take to answer a HELLO before the agent channel
+ * is given up on: under load it answers late (100 commands at once on 2 cores took seconds), and
+ * a late answer is not a missing one.
+ */
+const SUPERVISOR_PATIENCE_MS = 60_000;
+
 /** The supervisor's session, refused when its HELLO says the sandbox is paused. */
 export async function agentSession(vm: SandboxRecord, timeoutMs: number): Promise<AgentClient> {
-  const client = await connectSupervisor(vm, { timeoutMs });
+  const client = await connectSupervisor(vm, { timeoutMs, patienceMs: SUPERVISOR_PATIENCE_MS });
   const refused = refusal({ name: vm.name, status: client.hello.supervisor?.state ?? "running" }, REACH);
   if (refused !== undefined) {
     await client.close();

@@ -88,6 +88,8 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
         controlSocketPath: files.controlSocket,
         serialLogPath: files.consoleLog,
         vmmLogPath: files.vmmLog,
+        // Recorded the moment it exists, before its control API answers (or the launcher dies).
+        onProcess: (pid) => withStore((store) => store.update(vm.id, { vmmPid: pid })),
       });
       writeTicket(files, vmm.ticket);
       withStore((store) => store.update(vm.id, { vmmPid: vmm.pid }));

@@ -4,16 +4,17 @@
  * and says why. Readiness and the end of a stop are learned from the supervisor's socket (its
  * HELLO, its hang-up), never by polling the store.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import type { AgentClient } from "../agent/client.ts";
 import type { AccelInfo } from "../backends/accel.ts";
 import { chooseBackend } from "../backends/select.ts";
 import { parseSandboxConfig, type AccelChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
-import { smolError, toSmolError, type SmolError } from "../errors.ts";
+import { SmolError, smolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
 import { persistedChannel } from "../channels/policy.ts";
+import { generateId } from "../state/allocate.ts";
 import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
 import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
@@ -24,7 +25,9 @@ import { sandboxFiles } from "./layout.ts";
 import { assertMay, isLive, readSandbox } from "./status.ts";
 import { spawnSupervisor } from "./spawn.ts";
 import { connectSupervisor } from "./supervisor-client.ts";
-import { liveTicket } from "./ticket.ts";
+import { removeLauncher, writeLauncher, type LaunchPurpose } from "./launcher.ts";
+import { killSandboxProcesses, sandboxProcesses } from "./processes.ts";
+import { liveTicket, removeTicket } from "./ticket.ts";
 
 export interface CreateProgressOptions {
   onProgress?: (progress: PrepareProgress) => void;
@@ -46,19 +49,33 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   const backend = chooseBackend(requested.backend);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
   const config: SandboxConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
-  const vm = withStore((store) => {
-    const created = store.create({ config, backend, allocate: { sshPort: config.network === "user" } });
-    const channel = persistedChannel(config.channel);
-    return channel === null ? created : store.update(created.id, { channel });
-  });
+  // The directory and its launcher record come first: a create killed at any point after this
+  // leaves something `cleanup` recognises as an abandoned create (launcher.ts).
+  const id = generateId();
+  const files = sandboxFiles(id);
+  mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  writeLauncher(files, "create");
+  let vm: SandboxRecord;
+  try {
+    vm = withStore((store) => {
+      const created = store.create({ id, config, backend, allocate: { sshPort: config.network === "user" } });
+      const channel = persistedChannel(config.channel);
+      return channel === null ? created : store.update(created.id, { channel });
+    });
+  } catch (error) {
+    rmSync(files.dir, { recursive: true, force: true });
+    throw error;
+  }
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
-    const booted = await bootSandbox(vm);
+    const booted = await bootSandbox(vm, "create");
     // Before create returns, so the first command of anyone sees them.
     if (Object.keys(config.env).length > 0) await booted.session.env.set(config.env);
+    // The sandbox is the caller's now: from here a dying caller leaves it be.
+    removeLauncher(files);
     return booted;
   } catch (error) {
-    destroyNow(vm.id);
+    await destroyNow(vm.id).catch((cleanupError: unknown) => logEvent("error", `cannot remove the sandbox of a failed create: ${(cleanupError as Error).message}`, { sandbox: vm.id }));
     throw error;
   }
 }
@@ -73,16 +90,22 @@ export async function startSandbox(idOrName: string, options: StartOptions = {})
   const vm = readSandbox(idOrName);
   if (isLive(vm.status)) return { record: vm };
   assertMay(vm, { kind: "boot", what: "start" });
-  return bootSandbox(options.accel === undefined ? vm : { ...vm, config: { ...vm.config, accel: options.accel } });
+  const files = sandboxFiles(vm.id);
+  mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  writeLauncher(files, "start");
+  try {
+    return await bootSandbox(options.accel === undefined ? vm : { ...vm, config: { ...vm.config, accel: options.accel } }, "start");
+  } finally {
+    removeLauncher(files);
+  }
 }
 
-async function bootSandbox(vm: SandboxRecord): Promise<Booted> {
+async function bootSandbox(vm: SandboxRecord, purpose: LaunchPurpose): Promise<Booted> {
   const files = sandboxFiles(vm.id);
   if (liveTicket(files) === undefined) {
-    mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     // A fresh boot starts without forwards; a list left by a crashed run is not this VM's.
     rmSync(files.forwards, { force: true });
-    withStore((store) => store.update(vm.id, { status: "creating", lastError: null }));
+    if (purpose === "start") withStore((store) => store.update(vm.id, { status: "creating", lastError: null }));
     try {
       // Launched here and handed to the supervisor with its ticket: the guest boots while the
       // supervisor process starts, which takes a few hundred milliseconds of its own.
@@ -139,25 +162,42 @@ function bootFailure(vm: SandboxRecord, thrown: unknown): SmolError {
 
 /**
  * Stops a sandbox: the agent syncs and powers the guest off, the supervisor records it and hangs
- * up, which is when this returns. The disk (overlay) is kept for `start`.
+ * up, which is when this returns. The disk (overlay) is kept for `start`. A supervisor that died
+ * is replaced first when its VM still runs (the guest deserves its clean shutdown); one that does
+ * not answer, or a guest that ignores the shutdown, is ended from here. What the supervisor
+ * refuses (a guest frozen on a full host disk, whose last writes would be lost) is said, not
+ * forced.
  */
 export async function stopSandbox(idOrName: string, options: { timeoutMs?: number } = {}): Promise<SandboxRecord> {
   const vm = readSandbox(idOrName);
   if (vm.status === "stopped" || vm.status === "failed") return vm;
   const timeoutMs = options.timeoutMs ?? 15_000;
+  const running = sandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
   let recorded = false;
-  if (pidAlive(vm.supervisorPid)) {
+  if (running.some((p) => p.role === "supervisor") || (running.some((p) => p.role === "vmm") && liveTicket(sandboxFiles(vm.id)) !== undefined)) {
+    let session: AgentClient | undefined;
     try {
-      const session = await connectSupervisor(vm, { timeoutMs: 2_000, respawn: false });
-      await session.supervisor("supervisor.stop", {}, { timeoutMs });
-      recorded = (await within(session.closed, timeoutMs)) !== undefined;
-      await session.close();
+      session = await connectSupervisor(vm, { timeoutMs: 5_000 });
     } catch {
-      // A supervisor that is gone or does not answer: ended from here instead.
+      // A supervisor that is gone, hung, or cannot be started: ended from here instead.
+    }
+    if (session !== undefined) {
+      try {
+        await session.supervisor("supervisor.stop", {}, { timeoutMs });
+        recorded = (await within(session.closed, timeoutMs)) !== undefined;
+      } catch (error) {
+        // The supervisor's own refusal stands; a supervisor that went quiet is ended below.
+        if (error instanceof SmolError && !["TIMEOUT", "AGENT_UNAVAILABLE", "NOT_RUNNING"].includes(error.code)) {
+          await session.close();
+          throw error;
+        }
+      }
+      await session.close();
     }
   }
   // A guest that ignored the shutdown, or a supervisor that died or hung: end them.
-  if (!recorded) killHard(vm);
+  if (!recorded) await killSandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+  removeTicket(sandboxFiles(vm.id));
   return withStore((store) => {
     const now = store.find(vm.id);
     if (now === undefined) return { ...vm, status: "stopped", supervisorPid: null, vmmPid: null };
@@ -165,11 +205,20 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
   });
 }
 
+export interface DeleteOptions {
+  /**
+   * Return only once every process, file and the row of the sandbox are gone (checked), instead
+   * of once its VM is killed and its name free (the supervisor removes the files behind).
+   */
+  force?: boolean;
+}
+
 /**
- * Deletes a sandbox. Returns at once, with the name free: the supervisor kills the VM and removes
- * the row before it answers, then removes the files behind the caller.
+ * Deletes a sandbox, whatever state its row is in. Returns at once, with the name free: the
+ * supervisor kills the VM and removes the row before it answers, then removes the files behind
+ * the caller; with `force`, returns once all of it is gone, or fails naming what is left.
  */
-export async function deleteSandbox(idOrName: string): Promise<SandboxRecord> {
+export async function deleteSandbox(idOrName: string, options: DeleteOptions = {}): Promise<SandboxRecord> {
   const vm = withStore((store) => {
     const found = store.get(idOrName);
     store.update(found.id, { status: "deleting" });
@@ -179,32 +228,27 @@ export async function deleteSandbox(idOrName: string): Promise<SandboxRecord> {
     try {
       const session = await connectSupervisor(vm, { timeoutMs: 2_000, respawn: false });
       await session.supervisor("supervisor.destroy", {}, { timeoutMs: 2_000 });
+      // The supervisor hangs up once the VM has exited and the files are gone.
+      if (options.force === true) await within(session.closed, 10_000);
       await session.close();
-      return vm;
+      if (options.force !== true) return vm;
     } catch {
       // An unresponsive supervisor: clean up from here.
     }
   }
-  destroyNow(vm.id);
+  await destroyNow(vm.id);
   return vm;
 }
 
-/** Kills whatever runs the sandbox and removes its files and row, synchronously. */
-export function destroyNow(id: string): void {
+/**
+ * Ends every process of the sandbox (found, not only recorded), removes its directory and its
+ * row; resolves once all of it is gone, or rejects naming what is left.
+ */
+export async function destroyNow(id: string): Promise<void> {
   const vm = withStore((store) => store.find(id));
-  if (vm !== undefined) killHard(vm);
-  rmSync(sandboxFiles(id).dir, { recursive: true, force: true });
+  await killSandboxProcesses(id, vm === undefined ? [] : [vm.vmmPid, vm.supervisorPid]);
+  const dir = sandboxFiles(id).dir;
+  rmSync(dir, { recursive: true, force: true });
+  if (existsSync(dir)) throw new SmolError("IO_ERROR", `Cannot remove sandbox ${id}: its directory "${dir}" is still there`, { hint: `remove it by hand: rm -rf "${dir}"` });
   withStore((store) => store.delete(id));
-}
-
-function killHard(vm: SandboxRecord): void {
-  for (const pid of [vm.vmmPid, vm.supervisorPid]) {
-    if (pidAlive(pid)) {
-      try {
-        process.kill(pid!, "SIGKILL");
-      } catch {
-        // Gone between the check and the kill.
-      }
-    }
-  }
 }

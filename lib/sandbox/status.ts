@@ -7,7 +7,10 @@
  * a record read from the store and for the state a supervisor reports in its HELLO alike.
  */
 import { NotRunningError } from "../errors.ts";
-import { pidAlive } from "../host/pids.ts";
+import { identityAlive } from "../host/pids.ts";
+import { readLauncher } from "./launcher.ts";
+import { sandboxFiles } from "./layout.ts";
+import { sandboxProcesses, stillOurs } from "./processes.ts";
 import { StateStore, withStore, type SandboxError, type SandboxRecord, type SandboxStatus } from "../state/sandboxes.ts";
 
 /** One sandbox as `list` shows it. */
@@ -31,16 +34,33 @@ export function isLive(status: SandboxStatus): boolean {
   return LIVE.has(status);
 }
 
-/** Marks a record failed when everything that should be running it has exited. */
+/**
+ * Marks a record failed when everything that should be running it has exited (a recorded pid
+ * that now names another program counts as exited), or when the create or start that was booting
+ * it died half-way (launcher.ts).
+ */
 export function reconcile(store: StateStore, vm: SandboxRecord): SandboxRecord {
+  if (vm.status === "creating") return reconcileBoot(store, vm);
   if (!isLive(vm.status)) return vm;
-  if (pidAlive(vm.supervisorPid) || pidAlive(vm.vmmPid)) return vm;
+  if (stillOurs(vm.id, vm.supervisorPid) || stillOurs(vm.id, vm.vmmPid)) return vm;
   return store.update(vm.id, {
     status: "failed",
     lastError: vm.lastError ?? { code: "NOT_RUNNING", message: "its supervisor and VM processes exited unexpectedly" },
     supervisorPid: null,
     vmmPid: null,
   });
+}
+
+function reconcileBoot(store: StateStore, vm: SandboxRecord): SandboxRecord {
+  const launcher = readLauncher(sandboxFiles(vm.id));
+  if (launcher !== undefined && identityAlive(launcher)) return vm;
+  // A supervisor that took the boot over finishes it (or undoes an abandoned create itself); a
+  // VMM alone is what the dead launcher left behind (`cleanup` ends it).
+  if (sandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]).some((p) => p.role === "supervisor")) return vm;
+  const message = launcher?.purpose === "create"
+    ? `its create was interrupted: the process that ran it (pid ${launcher.pid}) exited before the sandbox was ready; \`smolvm cleanup\` removes it`
+    : "its boot was interrupted: the process that started it exited before the sandbox was ready";
+  return store.update(vm.id, { status: "failed", lastError: { code: "NOT_RUNNING", message }, supervisorPid: null, vmmPid: null });
 }
 
 /** The record of a sandbox by id or name, reconciled (NotFoundError when there is none). */

@@ -8,7 +8,7 @@
 import { connect, type Socket } from "node:net";
 import { AgentClient } from "../agent/client.ts";
 import { AgentUnavailableError, NotRunningError } from "../errors.ts";
-import { pidAlive } from "../host/pids.ts";
+import { pidAlive, processStat } from "../host/pids.ts";
 import { sandboxFiles } from "./layout.ts";
 import { readSandbox, refusal } from "./status.ts";
 import { liveTicket } from "./ticket.ts";
@@ -29,6 +29,12 @@ export interface SupervisorConnectOptions {
   timeoutMs: number;
   /** Start a new supervisor when the old one is gone but the VM runs (default true). */
   respawn?: boolean;
+  /**
+   * Past `timeoutMs`, wait on up to this long for as long as the supervisor process runs: on a
+   * loaded host its answer is late, not lost. A supervisor that is gone or stopped by a signal is
+   * given up on at once.
+   */
+  patienceMs?: number;
 }
 
 /**
@@ -36,7 +42,7 @@ export interface SupervisorConnectOptions {
  * ready). Rejects with the supervisor's refusal (the boot failed, it is stopping), or with
  * NotRunningError when nothing runs the sandbox.
  */
-export async function connectSupervisor(vm: { id: string; name: string }, options: SupervisorConnectOptions): Promise<AgentClient> {
+export async function connectSupervisor(vm: { id: string; name: string; supervisorPid?: number | null }, options: SupervisorConnectOptions): Promise<AgentClient> {
   const files = sandboxFiles(vm.id);
   // HELLO goes out with the connection rather than after its `connect` event: one wake-up less
   // on every command. A socket that never connected says why in `refused`.
@@ -47,12 +53,44 @@ export async function connectSupervisor(vm: { id: string; name: string }, option
   socket.once("error", (error) => {
     if (!connected) refused = error;
   });
+  const patience = patient(vm, options);
   try {
-    return await AgentClient.connect(socket, { timeoutMs: options.timeoutMs });
+    return await AgentClient.connect(socket, { timeoutMs: patience?.timeoutMs ?? options.timeoutMs, ...(patience === undefined ? {} : { signal: patience.signal }) });
   } catch (error) {
     if (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED")) throw refused ?? error;
     return AgentClient.connect(await reattach(vm, refused, options.respawn ?? true), { timeoutMs: options.timeoutMs });
+  } finally {
+    patience?.stop();
   }
+}
+
+/**
+ * The HELLO's wait stretched from `timeoutMs` to `patienceMs` while the supervisor's process is
+ * seen running; aborted with the reason once it is gone or stopped.
+ */
+function patient(vm: { id: string; name: string; supervisorPid?: number | null }, options: SupervisorConnectOptions): { timeoutMs: number; signal: AbortSignal; stop(): void } | undefined {
+  const pid = vm.supervisorPid;
+  if (options.patienceMs === undefined || options.patienceMs <= options.timeoutMs || pid === null || pid === undefined) return undefined;
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const start = setTimeout(() => {
+    // Looked at, not announced: the supervisor is not this process's child.
+    timer = setInterval(() => {
+      const stat = processStat(pid);
+      if (stat !== undefined && stat.state !== "Z" && stat.state !== "T" && stat.state !== "t") return;
+      controller.abort(stat === undefined || stat.state === "Z"
+        ? new AgentUnavailableError(`Cannot reach sandbox "${vm.name}": its supervisor (pid ${pid}) exited without answering`, { hint: `\`smolvm info ${vm.name}\` shows its state` })
+        : new AgentUnavailableError(`Cannot reach sandbox "${vm.name}": its supervisor (pid ${pid}) is stopped by a signal`, { hint: `\`kill -CONT ${pid}\` lets it go on` }));
+    }, 250);
+  }, options.timeoutMs);
+  return {
+    timeoutMs: options.patienceMs,
+    signal: controller.signal,
+    stop: () => {
+      clearTimeout(start);
+      if (timer !== undefined) clearInterval(timer);
+    },
+  };
 }
 
 /** The supervisor is gone: say why nothing can be reached, or start a new one for a VM that still runs. */

@@ -63,6 +63,8 @@ export interface SandboxError {
 }
 
 export interface NewSandbox {
+  /** Chosen by the caller when it must name the sandbox's directory before the row exists. */
+  id?: string;
   config: SandboxConfig;
   backend: "qemu" | "firecracker";
   /** Which pooled resources this sandbox needs; decided by its backend and network mode. */
@@ -105,7 +107,7 @@ export class StateStore {
         });
       }
       const name = wanted ?? generateName(names);
-      const id = generateId();
+      const id = request.id ?? generateId();
       const ip = request.allocate.ip ? allocateIp(this.column<string>("ip")) : null;
       const sshPort = request.allocate.sshPort
         ? allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts()])

@@ -19,7 +19,9 @@ import { AgentUnavailableError, NotFoundError, NotRunningError, smolError, toSmo
 import { logEvent } from "../log.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
 import { launchVmm } from "../sandbox/launch.ts";
+import { readLauncher } from "../sandbox/launcher.ts";
 import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
+import { identityAlive } from "../host/pids.ts";
 import type { SandboxPatch, SandboxRecord } from "../state/sandboxes.ts";
 import { deferred } from "../util/deferred.ts";
 import { within } from "../util/poll.ts";
@@ -95,8 +97,10 @@ export class SandboxRuntime {
   async run(): Promise<void> {
     const deadline = Date.now() + this.vm.config.bootTimeoutMs;
     const vmmEnded = new AbortController();
+    this.watchLauncher();
     try {
       const vmm = (this.vmm = await this.startOrAttach());
+      if (this.ending === "destroy") vmm.kill(); // its create was abandoned meanwhile
       this.record.update({ vmmPid: vmm.pid, supervisorPid: process.pid });
       void vmm.exited.then(() => vmmEnded.abort());
       vmm.onDiskError?.((error) => this.freeze(error));
@@ -127,6 +131,27 @@ export class SandboxRuntime {
     }
     await this.vmm.exited;
     await this.ended();
+  }
+
+  /**
+   * A create whose caller dies before it has its answer is undone (launcher.ts): the caller
+   * removes its launcher record once done, so a record whose process is gone means nobody will
+   * ever use this sandbox. Watched by looking, since the caller is not this process's child.
+   */
+  private watchLauncher(): void {
+    const launcher = readLauncher(this.files);
+    if (launcher?.purpose !== "create") return;
+    const timer = setInterval(() => {
+      const now = readLauncher(this.files);
+      if (now === undefined || now.pid !== launcher.pid) return clearInterval(timer);
+      if (identityAlive(now) || this.phase === "ending") return;
+      clearInterval(timer);
+      logEvent("warn", `supervisor: the create of sandbox "${this.vm.name}" was abandoned (its process ${now.pid} exited): removing it`, { vm: this.vm.id });
+      this.end("destroy");
+      this.vmm?.kill();
+      this.record.remove();
+    }, 100);
+    timer.unref?.();
   }
 
   /** The VMM's ticket says one runs already (launched by a create, or left by a dead supervisor). */
@@ -345,7 +370,12 @@ export class SandboxRuntime {
       await this.vmm.exited;
     }
     removeTicket(this.files);
-    this.tryRecord({ status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null, supervisorPid: null });
+    if (this.ending === "destroy") {
+      rmSync(this.files.dir, { recursive: true, force: true });
+      this.record.remove();
+    } else {
+      this.tryRecord({ status: "failed", lastError: { code: error.code, message: error.message }, vmmPid: null, supervisorPid: null });
+    }
     this.ready.reject(error);
   }
 

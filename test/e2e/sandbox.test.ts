@@ -92,9 +92,13 @@ describe("exec", () => {
     expect(fromNull).toEqual({ code: 0, stdout: "out\n", stderr: "err\n" });
     const env = await runCli(["exec", "busy", "--env", "GREETING=hello world", "--cwd", "/tmp", "--", "sh", "-c", 'echo "$GREETING from $(pwd)"']);
     expect(env.stdout).toBe("hello world from /tmp\n");
+    // A timeout is status 124, as timeout(1) has it, and says what truly happened.
     const slow = await runCli(["exec", "busy", "--timeout", "1", "--", "sleep", "30"]);
-    expect(slow.code).toBe(137);
-    expect(slow.stderr).toContain("timed out");
+    expect(slow.code).toBe(124);
+    expect(slow.stderr).toBe("smolvm: command timed out after 1 s and was killed, with its whole process group\n");
+    const leftBehind = await runCli(["exec", "busy", "--timeout", "1", "--", "sh", "-c", "sleep 100 &"]);
+    expect(leftBehind.code).toBe(124);
+    expect(leftBehind.stderr).toBe("smolvm: command exited with status 0, but processes it left behind kept its output open; they were killed when its 1 s timeout passed\n");
 
     const runs = await Promise.all(
       Array.from({ length: 8 }, (_, i) => runCli(["exec", "busy", "--", "sh", "-c", `echo job-${i}; exit ${i}`])),

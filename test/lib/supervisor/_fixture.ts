@@ -10,6 +10,7 @@ import type { AgentClient } from "../../../lib/agent/client.ts";
 import type { Backend } from "../../../lib/backends/types.ts";
 import { parseSandboxConfig, type SandboxConfigInput } from "../../../lib/config.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
+import { SUPERVISE_COMMAND } from "../../../lib/sandbox/spawn.ts";
 import { connectSupervisor } from "../../../lib/sandbox/supervisor-client.ts";
 import { withStore, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
 import { runSupervisor } from "../../../lib/supervisor/main.ts";
@@ -48,7 +49,7 @@ export async function superviseHere(vm: SandboxRecord, backend: Backend): Promis
  * options of _supervise-with-agent.ts. Resolves once it listens.
  */
 export async function superviseInChild(vm: SandboxRecord, options: { hostile?: AgentBackendOptions["hostile"]; liveness?: LivenessOptions } = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, "_supervise-with-agent.ts"), vm.id, JSON.stringify(options)], {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "_supervise-with-agent.ts"), SUPERVISE_COMMAND, vm.id, JSON.stringify(options)], {
     stdio: ["ignore", "inherit", "inherit", "pipe"],
     env: { ...process.env, SMOLVM_SUPERVISOR_READY_FD: "3" },
   });
