@@ -8,9 +8,21 @@ export function registerDoctor(program: Command): void {
     .command("doctor")
     .description("check this host: acceleration, QEMU, Firecracker, networking tools, disk, caches")
     .option("--strict", "treat warnings as failures (non-zero exit)")
+    .option("--repair", "rebuild a damaged state store (moved aside, not deleted) and give back the rows of sandbox directories it lost")
     .option("--json", "print JSON")
     .action(
       action("doctor", async (out, options) => {
+        if (options.repair === true) {
+          const { repairStore } = await import("../lib/index.ts");
+          const report = await repairStore();
+          out.result(report, () => [
+            report.damage === null ? "The state store is sound." : `The state store was damaged (${report.damage}); it was moved to ${report.movedAside} and rebuilt.`,
+            ...report.restored.map((vm) => `restored sandbox ${vm.name} (${vm.id}): ${vm.status}${vm.reallocated.length > 0 ? `; new ${vm.reallocated.join(", ")} (the old one is another sandbox's now)` : ""}`),
+            ...report.skipped.map((skip) => `skipped ${skip.dir}: ${skip.reason}`),
+            report.restored.length === 0 && report.skipped.length === 0 ? `No sandbox was missing from the store (${report.unchanged} in it).` : "",
+          ].filter(Boolean).join("\n"));
+          return;
+        }
         const { checkHost } = await import("../lib/index.ts");
         const { facts, diagnosis } = await checkHost();
         const failing = diagnosis.checks.filter((c) => c.status === "fail" || (options.strict === true && c.status === "warn"));

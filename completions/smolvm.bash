@@ -163,7 +163,7 @@ _smolvm() {
     ['smolvm release']='-h --help'
     ['smolvm release build']='--out --arch --image --key --unsigned --json -h --help'
     ['smolvm release keygen']='--out --json -h --help'
-    ['smolvm doctor']='--strict --json -h --help'
+    ['smolvm doctor']='--strict --repair --json -h --help'
     ['smolvm bench']='--vms --image --runs --transfer-mib --plot -v --verbose --json -h --help'
     ['smolvm version']='--check --json -h --help'
     ['smolvm completions']='--install --json -h --help'

@@ -457,6 +457,7 @@ complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm release keygen'\''' -l 
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm release keygen'\''' -l json -d 'print JSON'
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm release keygen'\''' -s h -l help -d 'display help'
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm doctor'\''' -l strict -d 'treat warnings as failures (non-zero exit)'
+complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm doctor'\''' -l repair -d 'rebuild a damaged state store (moved aside, not deleted) and give back the rows of sandbox directories it lost'
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm doctor'\''' -l json -d 'print JSON'
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm doctor'\''' -s h -l help -d 'display help'
 complete -c smolvm -n 'test (__smolvm_path) = '\''smolvm bench'\''' -l vms -r -d 'sandboxes in the sequential and the concurrent phase (default 2)'

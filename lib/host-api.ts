@@ -17,9 +17,11 @@ import type { CachedImage } from "./published/catalog.ts";
 import type { PulledRow, PullImagesOptions } from "./published/pull.ts";
 import type { ReleaseBuildOptions, ReleaseBuildResult } from "./published/release.ts";
 import type { ResolvedArtifacts, ResolveOptions } from "./published/resolve.ts";
+import type { RepairReport } from "./sandbox/repair.ts";
 import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
 import type { UpgradeContext } from "./distribution/upgrade.ts";
 
+export type { RepairReport };
 export type { BuildImageOptions, BuildKernelOptions, CleanupOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
 export type { KernelProgress } from "./kernel/build.ts";
 export type { ImageProgress } from "./images/build.ts";
@@ -88,6 +90,14 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
  */
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   return (await import("./sandbox/cleanup.ts")).cleanup(options);
+}
+
+/**
+ * Rebuilds a damaged state store (moved aside, never deleted) and gives back the rows of sandbox
+ * directories the store lost, from the `sandbox.json` each keeps.
+ */
+export async function repairStore(): Promise<RepairReport> {
+  return (await import("./sandbox/repair.ts")).repairStore();
 }
 
 /** Whether a newer release of smolvm exists than `current`. */

@@ -7,11 +7,12 @@
  * newer smolvm upgrades an older home in place and an older smolvm refuses a newer home rather
  * than misreading it.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { SmolError } from "../errors.ts";
+import { diskFullError, SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
+import { randomHex } from "../util/random.ts";
 
 const MIGRATIONS: readonly string[] = [
   // 1: sandboxes and the resources allocated to them. Allocated values are UNIQUE so that even a
@@ -38,25 +39,99 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export type Db = DatabaseSync;
 
-/** Opens (creating if needed) the state database and brings its schema up to date. */
+/** What to run when the store is damaged: it rebuilds it from the sandboxes' own directories. */
+export const REPAIR_COMMAND = "smolvm doctor --repair";
+
+/**
+ * Opens the state database (creating it if there is none) and brings its schema up to date.
+ *
+ * The store is never silently replaced: a new one is built whole under another name and linked
+ * into place, so a `state.db` that exists was complete once, and one that is empty, cut short or
+ * not a database at all stops every command with STATE_CORRUPT naming the file and the repair.
+ */
 export function openStateDb(file: string = paths.stateDb()): Db {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) initialize(file);
   let db: DatabaseSync;
   try {
+    if (statSync(file).size === 0) throw new SmolError("STATE_CORRUPT", `Cannot use the state store "${file}": the file is empty`, { hint: repairHint(file) });
     db = new DatabaseSync(file);
   } catch (cause) {
-    throw new SmolError("STATE_CORRUPT", `Cannot open the state database "${file}": ${String(cause)}`, {
-      hint: "check the file's permissions, or move it aside to start with an empty state",
-      cause,
-    });
+    throw storeFailure(file, cause);
   }
-  // The busy timeout must be set before anything that can contend, including the WAL switch.
-  db.exec("PRAGMA busy_timeout = 30000");
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = NORMAL");
-  db.exec("PRAGMA foreign_keys = ON");
-  migrate(db, file);
+  try {
+    // The busy timeout must be set before anything that can contend, including the WAL switch.
+    db.exec("PRAGMA busy_timeout = 30000");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    // Every page is read (well under a millisecond for a store of sandbox rows): a file cut short
+    // is found here, before anything is written over it.
+    const check = db.prepare("PRAGMA quick_check(1)").get() as { quick_check?: string } | undefined;
+    if (check?.quick_check !== "ok") {
+      throw new SmolError("STATE_CORRUPT", `Cannot use the state store "${file}": it is damaged (${check?.quick_check ?? "no answer to its integrity check"})`, { hint: repairHint(file) });
+    }
+    migrate(db, file);
+  } catch (cause) {
+    db.close();
+    throw storeFailure(file, cause);
+  }
   return db;
+}
+
+/** Builds an empty store under another name and links it into place (unless another process won). */
+function initialize(file: string): void {
+  const temp = `${file}.new-${process.pid}-${randomHex(4)}`;
+  try {
+    const db = new DatabaseSync(temp);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      migrate(db, temp);
+    } finally {
+      db.close();
+    }
+    try {
+      linkSync(temp, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  } catch (cause) {
+    throw storeFailure(file, cause);
+  } finally {
+    for (const leftover of [temp, `${temp}-wal`, `${temp}-shm`]) rmSync(leftover, { force: true });
+  }
+}
+
+function repairHint(file: string): string {
+  return `\`${REPAIR_COMMAND}\` moves "${file}" aside and rebuilds the store from the sandbox directories (each keeps a sandbox.json); nothing in them is touched`;
+}
+
+/** Whether `error` came from SQLite (or the file system under it), not from the code using the store. */
+export function isStoreError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "ERR_SQLITE_ERROR" || code === "ENOSPC" || code === "EDQUOT" || code === "EIO";
+}
+
+/**
+ * A failure of the state store as smolvm's own error: damage is STATE_CORRUPT with the repair, a
+ * full disk HOST_DISK_FULL, anything else IO_ERROR; all name the file.
+ */
+export function storeFailure(file: string, error: unknown): SmolError {
+  if (error instanceof SmolError) return error;
+  const sqlite = error as { errcode?: number; errstr?: string; code?: string; message?: string };
+  const primary = typeof sqlite.errcode === "number" ? sqlite.errcode & 0xff : undefined;
+  const why = sqlite.errstr ?? sqlite.message ?? String(error);
+  if (primary === 11 || primary === 26) {
+    return new SmolError("STATE_CORRUPT", `Cannot use the state store "${file}": it is damaged (${why})`, { hint: repairHint(file), cause: error });
+  }
+  if (primary === 13 || sqlite.code === "ENOSPC") return diskFullError(file, { action: `Cannot write the state store "${file}"`, cause: error });
+  if (primary === 5) {
+    return new SmolError("IO_ERROR", `Cannot use the state store "${file}": another process holds it locked (${why})`, { hint: "try again; if it persists, look for a stuck smolvm process", cause: error });
+  }
+  return new SmolError("IO_ERROR", `Cannot use the state store "${file}": ${why}`, {
+    hint: "check the file's permissions and the file system it is on",
+    cause: error,
+  });
 }
 
 function migrate(db: Db, file: string): void {

@@ -4,11 +4,13 @@
  */
 import { z } from "../zod.ts";
 import { sandboxConfigSchema, type SandboxConfig } from "../config.ts";
-import { AlreadyExistsError, isErrorCode, NotFoundError, type ErrorCode } from "../errors.ts";
+import { AlreadyExistsError, isErrorCode, NotFoundError, SmolError, type ErrorCode } from "../errors.ts";
 import { listeningTcpPorts } from "../host/ports.ts";
 import { parseOrThrow } from "../validate.ts";
 import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
-import { openStateDb, transaction, type Db } from "./db.ts";
+import { paths } from "../paths.ts";
+import { writeMirror } from "./mirror.ts";
+import { isStoreError, openStateDb, REPAIR_COMMAND, storeFailure, transaction, type Db } from "./db.ts";
 
 export const SANDBOX_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
 export type SandboxStatus = (typeof SANDBOX_STATUSES)[number];
@@ -98,7 +100,7 @@ export class StateStore {
   /** Inserts a sandbox with a unique name and fresh allocations, all in one write transaction. */
   create(request: NewSandbox): SandboxRecord {
     const now = Date.now();
-    return transaction(this.db, () => {
+    const created = transaction(this.db, () => {
       const names = new Set(this.column<string>("name"));
       const wanted = request.config.name;
       if (wanted !== undefined && names.has(wanted)) {
@@ -122,6 +124,42 @@ export class StateStore {
         .run(id, name, JSON.stringify(config), request.backend, ip, sshPort, cid, now, now);
       return this.mustGet(id);
     });
+    writeMirror(created);
+    return created;
+  }
+
+  /**
+   * Puts back the row of a sandbox whose store was lost (doctor --repair), as its mirror had it.
+   * Its allocations are its own again unless another row holds them meanwhile: then it gets new
+   * ones, and the repair says so.
+   */
+  restore(record: SandboxRecord): { record: SandboxRecord; reallocated: string[] } {
+    const restored = transaction(this.db, () => {
+      if (this.column<string>("name").includes(record.name)) {
+        throw new AlreadyExistsError(`Cannot restore sandbox "${record.name}" (${record.id}): another sandbox has its name`);
+      }
+      const reallocated: string[] = [];
+      const keep = <T extends string | number>(value: T | null, column: "ip" | "ssh_port" | "cid", fresh: (taken: T[]) => T): T | null => {
+        if (value === null) return null;
+        const taken = this.column<T>(column);
+        if (!taken.includes(value)) return value;
+        reallocated.push(column);
+        return fresh(taken);
+      };
+      const ip = keep(record.ip, "ip", allocateIp);
+      const sshPort = keep(record.sshPort, "ssh_port", (taken) => allocateSshPort([...taken, ...listeningTcpPorts()]));
+      const cid = keep(record.cid, "cid", allocateCid);
+      this.db
+        .prepare(
+          `INSERT INTO vms (id, name, status, config, backend, channel, ip, ssh_port, cid, supervisor_pid, vmm_pid, last_error, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(record.id, record.name, record.status, JSON.stringify(record.config), record.backend, record.channel, ip, sshPort, cid,
+          record.supervisorPid, record.vmmPid, record.lastError === null ? null : JSON.stringify(record.lastError), record.createdAt, Date.now());
+      return { record: this.mustGet(record.id), reallocated };
+    });
+    writeMirror(restored.record);
+    return restored;
   }
 
   /** Finds a sandbox by id or by name. */
@@ -153,7 +191,9 @@ export class StateStore {
       .prepare(`UPDATE vms SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ?`)
       .run(...values, Date.now(), id);
     if (result.changes === 0) throw new NotFoundError(`Cannot update sandbox "${id}": it no longer exists`);
-    return this.mustGet(id);
+    const updated = this.mustGet(id);
+    writeMirror(updated);
+    return updated;
   }
 
   /**
@@ -161,11 +201,13 @@ export class StateStore {
    * another smolvm home (or any program) can take a port between allocation and QEMU's bind.
    */
   reallocateSshPort(id: string, avoid: number): SandboxRecord {
-    return transaction(this.db, () => {
+    const moved = transaction(this.db, () => {
       const port = allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts(), avoid]);
       this.db.prepare("UPDATE vms SET ssh_port = ?, updated_at = ? WHERE id = ?").run(port, Date.now(), id);
       return this.mustGet(id);
     });
+    writeMirror(moved);
+    return moved;
   }
 
   /** Removes the row, which releases its name and every allocation with it. */
@@ -188,8 +230,16 @@ export class StateStore {
 }
 
 function toRecord(row: unknown): SandboxRecord {
-  const r = parseOrThrow(rowSchema, row, "sandbox record in the state database",
-    "the state database was edited or written by another version; `smolvm cleanup` can remove the row");
+  let r: z.output<typeof rowSchema>;
+  try {
+    r = parseOrThrow(rowSchema, row, "sandbox record in the state database");
+  } catch (error) {
+    // A row no smolvm wrote: the store was edited or damaged.
+    throw new SmolError("STATE_CORRUPT", `Cannot use the state store "${paths.stateDb()}": ${(error as Error).message}`, {
+      hint: `\`${REPAIR_COMMAND}\` rebuilds the store from the sandbox directories`,
+      cause: error,
+    });
+  }
   return {
     id: r.id,
     name: r.name,
@@ -223,11 +273,16 @@ function parseLastError(text: string): SandboxError {
   return match !== null && isErrorCode(match[1]) ? { code: match[1], message: match[2]! } : { code: "INTERNAL", message: text };
 }
 
-/** Opens the state store for one short piece of work and closes it again, whatever happens. */
+/**
+ * Opens the state store for one short piece of work and closes it again, whatever happens. A
+ * failure of the store itself (damage, a full disk) comes out as smolvm's error naming the file.
+ */
 export function withStore<T>(body: (store: StateStore) => T): T {
   const store = StateStore.open();
   try {
     return body(store);
+  } catch (error) {
+    throw isStoreError(error) ? storeFailure(paths.stateDb(), error) : error;
   } finally {
     store.close();
   }

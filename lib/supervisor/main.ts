@@ -7,12 +7,14 @@
  * reason it failed. When the VMM is gone and its end recorded, it hangs up on every client and
  * exits; a stop's caller waits for exactly that hang-up.
  */
-import { closeSync, existsSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, rmSync, statSync, writeSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { backendFor } from "../backends/select.ts";
 import type { Backend } from "../backends/types.ts";
 import { AlreadyExistsError } from "../errors.ts";
 import { sandboxFiles } from "../sandbox/layout.ts";
+import { paths } from "../paths.ts";
+import { isStoreError, storeFailure } from "../state/db.ts";
 import { StateStore } from "../state/sandboxes.ts";
 import { ClientSession } from "./client-session.ts";
 import { FrameType, sendJson } from "./frames.ts";
@@ -33,9 +35,7 @@ export interface SuperviseOptions {
 }
 
 export async function runSupervisor(id: string, options: SuperviseOptions = {}): Promise<void> {
-  // One connection for the supervisor's life: opening one per update costs ~3 ms, and the
-  // update that records a stop is on the caller's clock.
-  const store = StateStore.open();
+  const store = new LongLivedStore();
   try {
     await supervise(id, store, options);
   } finally {
@@ -43,18 +43,56 @@ export async function runSupervisor(id: string, options: SuperviseOptions = {}):
   }
 }
 
-async function supervise(id: string, store: StateStore, options: SuperviseOptions): Promise<void> {
-  const vm = store.find(id);
+/**
+ * One connection for the supervisor's life (opening one per update costs ~3 ms, and the update
+ * that records a stop is on the caller's clock), opened again when the file behind it is a new
+ * one: a store rebuilt by `doctor --repair` must get this sandbox's next records, not the old file.
+ */
+class LongLivedStore {
+  private store: StateStore;
+  private inode: number;
+
+  constructor() {
+    this.store = StateStore.open();
+    this.inode = statSync(paths.stateDb()).ino;
+  }
+
+  get current(): StateStore {
+    const inode = statSync(paths.stateDb(), { throwIfNoEntry: false })?.ino;
+    if (inode !== undefined && inode !== this.inode) {
+      this.store.close();
+      this.store = StateStore.open();
+      this.inode = inode;
+    }
+    return this.store;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}
+
+async function supervise(id: string, stores: LongLivedStore, options: SuperviseOptions): Promise<void> {
+  const vm = stores.current.find(id);
   if (vm === undefined) throw missingSandbox(id);
   const files = sandboxFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
   tellSpawner(options.readyFd ?? readyFdFromEnv());
   options.onListening?.();
+  // The store's own failures (a full disk, damage) are smolvm's errors naming the file.
+  const guarded = <T>(work: () => T): T => {
+    try {
+      return work();
+    } catch (error) {
+      throw isStoreError(error) ? storeFailure(paths.stateDb(), error) : error;
+    }
+  };
   const runtime = new SandboxRuntime(vm, files, options.backend ?? backendFor(vm.backend ?? "qemu"), {
-    update: (patch) => {
+    update: (patch) => guarded(() => {
+      const store = stores.current;
       if (store.find(id) !== undefined) store.update(id, patch);
-    },
-    remove: () => void store.delete(id),
+    }),
+    remove: () => guarded(() => void stores.current.delete(id)),
   }, options.runtime);
   const clients = new Set<Socket>();
   server.on("connection", (socket) => {
