@@ -23,7 +23,8 @@ export function registerList(program: Command): void {
             shown.map((vm) => [
               vm.name,
               vm.id,
-              vm.status,
+              // Why a paused sandbox cannot go on: its VMM froze it on a full host disk.
+              vm.status === "paused" && vm.lastError?.code === "HOST_DISK_FULL" ? "paused (host disk full)" : vm.status,
               vm.image,
               String(vm.vcpus),
               `${vm.memoryMiB} MiB`,

@@ -21,6 +21,11 @@ export const SupervisorInfo = z.object({
   /** The VMM's accelerator and why it was chosen (the once-only software-emulation notice says it). */
   accel: z.enum(["kvm", "hvf", "tcg"]),
   accelReason: z.string(),
+  /**
+   * Why the guest is frozen when its VMM paused it by itself (its disk could not be written on
+   * the host): commands are refused with this error until a resume finds room.
+   */
+  frozen: z.optional(z.object({ code: z.string(), message: z.string(), hint: z.optional(z.string()) })),
 });
 export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
 

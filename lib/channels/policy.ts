@@ -11,7 +11,7 @@
  * The policy is pure over two openers (the SDK wires the real ones in lib/sandbox/connection.ts),
  * so it is tested without a VM.
  */
-import { ChannelUnavailableError, NotRunningError } from "../errors.ts";
+import { ChannelUnavailableError, NotRunningError, SmolError } from "../errors.ts";
 import type { Channel, ChannelKind, CommChannel } from "./types.ts";
 
 /** How long the agent gets to answer before auto picks SSH (and explicit vsock gives up). */
@@ -66,6 +66,11 @@ function describeSource(requested: CommChannel, source: ChannelSource): string {
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
+/** The sandbox itself cannot run commands now (it is not running, or frozen on a full host disk): no channel would do. */
+function aboutTheSandbox(error: unknown): boolean {
+  return error instanceof NotRunningError || (error instanceof SmolError && error.code === "HOST_DISK_FULL");
+}
+
 function noFallback(vm: { name: string }, source: ChannelSource, cause: unknown): ChannelUnavailableError {
   const how = source === "explicit" ? "it was asked for explicitly" : "it was chosen when the sandbox was created";
   return new ChannelUnavailableError(`Cannot reach sandbox "${vm.name}" over the agent channel (vsock): ${message(cause)}`, {
@@ -89,9 +94,9 @@ export async function resolveChannel(
     const channel = await open.agent(AGENT_PROBE_MS);
     return { channel, resolution: { kind: "agent", requested, source, reason: `${said}: the agent answered in ${Math.round(performance.now() - t0)} ms` } };
   } catch (error) {
-    // A paused or stopped sandbox is not a channel problem: SSH would not answer either.
-    if (requested === "vsock" && !(error instanceof NotRunningError)) throw noFallback(vm, source, error);
-    if (error instanceof NotRunningError) throw error;
+    // A paused, stopped or frozen sandbox is not a channel problem: SSH would not answer either.
+    if (aboutTheSandbox(error)) throw error;
+    if (requested === "vsock") throw noFallback(vm, source, error);
     agentFailure = error;
   }
   try {

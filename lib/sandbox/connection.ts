@@ -9,6 +9,7 @@ import { describeChannel, resolveChannel, type ChannelResolution } from "../chan
 import type { Channel, ChannelKind, CommChannel } from "../channels/types.ts";
 import type { SshEndpoint } from "../ssh/state.ts";
 import type { SandboxRecord } from "../state/sandboxes.ts";
+import { fromWire } from "../errors.ts";
 import { assertMay, readSandbox, refusal } from "./status.ts";
 import { connectSupervisor } from "./supervisor-client.ts";
 
@@ -24,6 +25,11 @@ const SUPERVISOR_PATIENCE_MS = 60_000;
 /** The supervisor's session, refused when its HELLO says the sandbox is paused. */
 export async function agentSession(vm: SandboxRecord, timeoutMs: number): Promise<AgentClient> {
   const client = await connectSupervisor(vm, { timeoutMs, patienceMs: SUPERVISOR_PATIENCE_MS });
+  const frozen = client.hello.supervisor?.frozen;
+  if (frozen !== undefined) {
+    await client.close();
+    throw fromWire(frozen);
+  }
   const refused = refusal({ name: vm.name, status: client.hello.supervisor?.state ?? "running" }, REACH);
   if (refused !== undefined) {
     await client.close();

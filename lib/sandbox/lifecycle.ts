@@ -9,7 +9,7 @@ import type { AgentClient } from "../agent/client.ts";
 import type { AccelInfo } from "../backends/accel.ts";
 import { chooseBackend } from "../backends/select.ts";
 import { parseSandboxConfig, type AccelChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
-import { SmolError, smolError, toSmolError } from "../errors.ts";
+import { diskFullError, freeBytes, SmolError, smolError, toSmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
@@ -53,10 +53,11 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   // leaves something `cleanup` recognises as an abandoned create (launcher.ts).
   const id = generateId();
   const files = sandboxFiles(id);
-  mkdirSync(files.dir, { recursive: true, mode: 0o700 });
-  writeLauncher(files, "create");
+  requireRoom(paths.sandboxesDir(), CREATE_ROOM_BYTES, `Cannot create sandbox${config.name === undefined ? "" : ` "${config.name}"`}`);
   let vm: SandboxRecord;
   try {
+    mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    writeLauncher(files, "create");
     vm = withStore((store) => {
       const created = store.create({ id, config, backend, allocate: { sshPort: config.network === "user" } });
       const channel = persistedChannel(config.channel);
@@ -78,6 +79,18 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
     await destroyNow(vm.id).catch((cleanupError: unknown) => logEvent("error", `cannot remove the sandbox of a failed create: ${(cleanupError as Error).message}`, { sandbox: vm.id }));
     throw error;
   }
+}
+
+/**
+ * What a new sandbox needs free on the host before it starts: its disk's metadata, its logs and
+ * records, and room for its first writes. Less, and the create stops before making anything.
+ */
+const CREATE_ROOM_BYTES = 16 * 1024 * 1024;
+
+/** HOST_DISK_FULL, before anything is made, when the file system holding `dir` has less than `bytes` free. */
+function requireRoom(dir: string, bytes: number, action: string): void {
+  const free = freeBytes(dir);
+  if (free !== undefined && free < bytes) throw diskFullError(dir, { action, neededBytes: bytes });
 }
 
 export interface StartOptions {
@@ -186,7 +199,8 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
         await session.supervisor("supervisor.stop", {}, { timeoutMs });
         recorded = (await within(session.closed, timeoutMs)) !== undefined;
       } catch (error) {
-        // The supervisor's own refusal stands; a supervisor that went quiet is ended below.
+        // The supervisor's own refusal stands (a guest frozen on a full disk); one that went
+        // quiet is ended below.
         if (error instanceof SmolError && !["TIMEOUT", "AGENT_UNAVAILABLE", "NOT_RUNNING"].includes(error.code)) {
           await session.close();
           throw error;
@@ -219,11 +233,13 @@ export interface DeleteOptions {
  * the caller; with `force`, returns once all of it is gone, or fails naming what is left.
  */
 export async function deleteSandbox(idOrName: string, options: DeleteOptions = {}): Promise<SandboxRecord> {
-  const vm = withStore((store) => {
-    const found = store.get(idOrName);
-    store.update(found.id, { status: "deleting" });
-    return found;
-  });
+  const vm = withStore((store) => store.get(idOrName));
+  try {
+    withStore((store) => store.update(vm.id, { status: "deleting" }));
+  } catch (error) {
+    // On a full disk the mark may not fit; the delete itself frees room, so it goes on.
+    if (!(error instanceof SmolError) || error.code !== "HOST_DISK_FULL") throw error;
+  }
   if (pidAlive(vm.supervisorPid)) {
     try {
       const session = await connectSupervisor(vm, { timeoutMs: 2_000, respawn: false });

@@ -6,7 +6,7 @@
  * is the single place that says "it is paused", "it is stopped" and what to do about it, for
  * a record read from the store and for the state a supervisor reports in its HELLO alike.
  */
-import { NotRunningError } from "../errors.ts";
+import { NotRunningError, SmolError } from "../errors.ts";
 import { identityAlive } from "../host/pids.ts";
 import { readLauncher } from "./launcher.ts";
 import { sandboxFiles } from "./layout.ts";
@@ -78,11 +78,18 @@ export type SandboxAction =
   | { kind: "boot"; what: string };
 
 /** Why `action` may not run on a sandbox in this state, or undefined when it may. */
-export function refusal(vm: { name: string; status: SandboxStatus; lastError?: SandboxError | null }, action: SandboxAction): NotRunningError | undefined {
+export function refusal(vm: { name: string; status: SandboxStatus; lastError?: SandboxError | null }, action: SandboxAction): SmolError | undefined {
   const allowed = action.kind === "reach" ? vm.status === "running"
     : action.kind === "control" ? isLive(vm.status)
     : vm.status === "stopped" || vm.status === "failed";
   if (allowed) return undefined;
+  // Paused by its VMM, not by anyone's request: the reason is the answer.
+  if (vm.status === "paused" && vm.lastError?.code === "HOST_DISK_FULL") {
+    return new SmolError("HOST_DISK_FULL", `Cannot ${action.what} sandbox "${vm.name}": ${vm.lastError.message.replace(/^Sandbox "[^"]*" is /, "it is ")}`, {
+      hint: `free space there, then \`smolvm resume ${vm.name}\`: the guest goes on where it was and nothing is lost`,
+      details: { lastError: vm.lastError },
+    });
+  }
   const details = vm.lastError === undefined || vm.lastError === null ? undefined : { lastError: vm.lastError };
   const hint = vm.status === "paused" ? `resume it with \`smolvm resume ${vm.name}\``
     : vm.status === "stopped" || vm.status === "failed" ? `start it with \`smolvm start ${vm.name}\``

@@ -7,10 +7,10 @@
  * newer smolvm upgrades an older home in place and an older smolvm refuses a newer home rather
  * than misreading it.
  */
-import { existsSync, linkSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { diskFullError, SmolError } from "../errors.ts";
+import { diskFullError, freeBytes, SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import { randomHex } from "../util/random.ts";
 
@@ -76,7 +76,47 @@ export function openStateDb(file: string = paths.stateDb()): Db {
     db.close();
     throw storeFailure(file, cause);
   }
+  keepReserve(file);
   return db;
+}
+
+/**
+ * Room kept for the store's own records on a full disk (`state.db.reserve`): a guest or another
+ * program filling the host's disk must not leave the store unable to say so. When a write finds
+ * the disk full, the reserve is given up and the write tried again (writing), and the reserve is
+ * made again once there is room.
+ */
+const RESERVE_BYTES = 1024 * 1024;
+/** Below this much free space the reserve is not made again (it would take what is left). */
+const RESERVE_REMAKE_FREE = 8 * RESERVE_BYTES;
+
+function reservePath(file: string): string {
+  return `${file}.reserve`;
+}
+
+function keepReserve(file: string): void {
+  const reserve = reservePath(file);
+  if (existsSync(reserve)) return;
+  try {
+    if ((freeBytes(dirname(file)) ?? 0) < RESERVE_REMAKE_FREE) return;
+    // Written, not sized: a sparse file would hold no room at all.
+    writeFileSync(`${reserve}.${process.pid}`, Buffer.alloc(RESERVE_BYTES));
+    renameSync(`${reserve}.${process.pid}`, reserve);
+  } catch {
+    rmSync(`${reserve}.${process.pid}`, { force: true });
+  }
+}
+
+/** Runs one write (a whole transaction); on a full disk, once more after giving up the reserve. */
+export function writing<T>(file: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    const full = ((error as { errcode?: number }).errcode ?? 0) & 0xff;
+    if (full !== 13 || !existsSync(reservePath(file))) throw error;
+    rmSync(reservePath(file), { force: true });
+    return work();
+  }
 }
 
 /** Builds an empty store under another name and links it into place (unless another process won). */

@@ -10,7 +10,7 @@ import { parseOrThrow } from "../validate.ts";
 import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
 import { paths } from "../paths.ts";
 import { writeMirror } from "./mirror.ts";
-import { isStoreError, openStateDb, REPAIR_COMMAND, storeFailure, transaction, type Db } from "./db.ts";
+import { isStoreError, openStateDb, REPAIR_COMMAND, storeFailure, transaction, writing, type Db } from "./db.ts";
 
 export const SANDBOX_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
 export type SandboxStatus = (typeof SANDBOX_STATUSES)[number];
@@ -87,10 +87,13 @@ const PATCH_COLUMNS: Record<keyof SandboxPatch, string> = {
 };
 
 export class StateStore {
-  private constructor(private readonly db: Db) {}
+  private constructor(
+    private readonly db: Db,
+    private readonly file: string,
+  ) {}
 
-  static open(file?: string): StateStore {
-    return new StateStore(openStateDb(file));
+  static open(file: string = paths.stateDb()): StateStore {
+    return new StateStore(openStateDb(file), file);
   }
 
   close(): void {
@@ -100,7 +103,7 @@ export class StateStore {
   /** Inserts a sandbox with a unique name and fresh allocations, all in one write transaction. */
   create(request: NewSandbox): SandboxRecord {
     const now = Date.now();
-    const created = transaction(this.db, () => {
+    const created = writing(this.file, () => transaction(this.db, () => {
       const names = new Set(this.column<string>("name"));
       const wanted = request.config.name;
       if (wanted !== undefined && names.has(wanted)) {
@@ -123,7 +126,7 @@ export class StateStore {
         )
         .run(id, name, JSON.stringify(config), request.backend, ip, sshPort, cid, now, now);
       return this.mustGet(id);
-    });
+    }));
     writeMirror(created);
     return created;
   }
@@ -134,7 +137,7 @@ export class StateStore {
    * ones, and the repair says so.
    */
   restore(record: SandboxRecord): { record: SandboxRecord; reallocated: string[] } {
-    const restored = transaction(this.db, () => {
+    const restored = writing(this.file, () => transaction(this.db, () => {
       if (this.column<string>("name").includes(record.name)) {
         throw new AlreadyExistsError(`Cannot restore sandbox "${record.name}" (${record.id}): another sandbox has its name`);
       }
@@ -157,7 +160,7 @@ export class StateStore {
         .run(record.id, record.name, record.status, JSON.stringify(record.config), record.backend, record.channel, ip, sshPort, cid,
           record.supervisorPid, record.vmmPid, record.lastError === null ? null : JSON.stringify(record.lastError), record.createdAt, Date.now());
       return { record: this.mustGet(record.id), reallocated };
-    });
+    }));
     writeMirror(restored.record);
     return restored;
   }
@@ -187,9 +190,9 @@ export class StateStore {
     const sets = entries.map(([key]) => `${PATCH_COLUMNS[key]} = ?`);
     const values = entries.map(([key, value]) =>
       key === "lastError" && value !== null ? JSON.stringify(value) : (value as string | number | null));
-    const result = this.db
+    const result = writing(this.file, () => this.db
       .prepare(`UPDATE vms SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ?`)
-      .run(...values, Date.now(), id);
+      .run(...values, Date.now(), id));
     if (result.changes === 0) throw new NotFoundError(`Cannot update sandbox "${id}": it no longer exists`);
     const updated = this.mustGet(id);
     writeMirror(updated);
@@ -201,18 +204,18 @@ export class StateStore {
    * another smolvm home (or any program) can take a port between allocation and QEMU's bind.
    */
   reallocateSshPort(id: string, avoid: number): SandboxRecord {
-    const moved = transaction(this.db, () => {
+    const moved = writing(this.file, () => transaction(this.db, () => {
       const port = allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts(), avoid]);
       this.db.prepare("UPDATE vms SET ssh_port = ?, updated_at = ? WHERE id = ?").run(port, Date.now(), id);
       return this.mustGet(id);
-    });
+    }));
     writeMirror(moved);
     return moved;
   }
 
   /** Removes the row, which releases its name and every allocation with it. */
   delete(id: string): boolean {
-    return this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0;
+    return writing(this.file, () => this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0);
   }
 
   private column<T extends string | number>(name: "name" | "ip" | "ssh_port" | "cid"): T[] {

@@ -99,3 +99,23 @@ export class AgentLiveness {
     }
   }
 }
+
+/** What the streams a verdict ends are told: the code, what is wrong, and what to do. */
+export function verdictError(verdict: Verdict, name: string): { code: string; message: string; hint: string } {
+  switch (verdict.kind) {
+    case "vmm-stopped":
+      return {
+        code: "AGENT_UNAVAILABLE",
+        message: `Sandbox "${name}" does not answer: its VM's process (pid ${verdict.pid}) is stopped by a signal, so nothing in the guest runs`,
+        hint: `\`kill -CONT ${verdict.pid}\` lets it go on; \`smolvm stop ${name}\` ends it`,
+      };
+    case "vmm-paused":
+      return { code: "NOT_RUNNING", message: `Sandbox "${name}" does not answer: its VMM paused it (${verdict.status.detail})`, hint: `\`smolvm resume ${name}\` lets it go on` };
+    case "hung":
+      return {
+        code: "AGENT_UNAVAILABLE",
+        message: `The guest agent of sandbox "${name}" has not answered for ${Math.round(verdict.silentMs / 1000)} s, a ping included, although its VM runs${verdict.busy ? " (busy)" : ""}`,
+        hint: `the guest may be overloaded or its agent stuck: \`smolvm stop ${name}\` then \`smolvm start ${name}\` restarts it`,
+      };
+  }
+}

@@ -24,16 +24,15 @@ import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
 import { identityAlive } from "../host/pids.ts";
 import type { SandboxPatch, SandboxRecord } from "../state/sandboxes.ts";
 import { deferred } from "../util/deferred.ts";
-import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
 import type { SessionContext, SupervisorOpHandler } from "./client-session.ts";
 import { frozenOnDisk, roomToResume } from "./disk-error.ts";
-import { AgentLiveness, type LivenessOptions, type Verdict } from "./liveness.ts";
+import { AgentLiveness, verdictError, type LivenessOptions, type Verdict } from "./liveness.ts";
 import { PortForwards } from "./forwards.ts";
-import { FrameType, jsonFrame, jsonPayload, type Frame } from "./frames.ts";
 import { localClient } from "./local-client.ts";
-import { Relay, type StreamOwner } from "./relay.ts";
+import { Relay } from "./relay.ts";
+import { endVmm, GuestShutdown } from "./shutdown.ts";
 import { SshSetup } from "./ssh-setup.ts";
 
 /** What the runtime needs from the state store: its own row, updated or removed. */
@@ -69,6 +68,10 @@ export class SandboxRuntime {
   private frozen: SmolError | undefined;
   /** Why the agent was cut off: it broke the protocol. */
   private cutOff: SmolError | undefined;
+  /** A stop's shutdown of the guest, once one is asked for. */
+  private shutdown: GuestShutdown | undefined;
+  /** Resolves when the guest freezes (a stop waiting for the guest to quiesce listens). */
+  private readonly frozenSignal = deferred<void>();
   private readonly ready = deferred<AgentHello>();
   /** The sessions' view of this runtime. */
   readonly context: SessionContext;
@@ -185,7 +188,6 @@ export class SandboxRuntime {
   private async hello(): Promise<AgentHello> {
     const agent = await this.ready.promise;
     if (this.cutOff !== undefined) throw this.cutOff;
-    if (this.frozen !== undefined) throw this.frozen;
     if (this.phase === "ending") {
       throw new NotRunningError(`Cannot reach sandbox "${this.vm.name}": it is ${this.ending === "destroy" ? "being deleted" : "stopping"}`, {
         hint: this.ending === "destroy" ? "create a new one with `smolvm create`" : `start it again with \`smolvm start ${this.vm.name}\``,
@@ -194,7 +196,15 @@ export class SandboxRuntime {
     const ticket = this.vmm!.ticket;
     return {
       ...agent,
-      supervisor: { pid: process.pid, sandbox: this.vm.id, state: this.paused ? "paused" : "running", accel: ticket.accel, accelReason: ticket.accelReason },
+      supervisor: {
+        pid: process.pid,
+        sandbox: this.vm.id,
+        state: this.paused || this.frozen !== undefined ? "paused" : "running",
+        accel: ticket.accel,
+        accelReason: ticket.accelReason,
+        // Said in the HELLO rather than refusing it, so a stop, a resume or a delete still reach it.
+        ...(this.frozen === undefined ? {} : { frozen: this.frozen.toJSON() }),
+      },
     };
   }
 
@@ -217,11 +227,21 @@ export class SandboxRuntime {
         this.end("stop");
         // A paused guest cannot hear the shutdown request.
         if (this.paused) await this.vmm!.resume().catch(() => {});
-        void this.shutdown();
+        const shutdown = (this.shutdown = new GuestShutdown(this.relay!));
+        const outcome = this.frozen !== undefined ? "frozen" : await shutdown.quiesce(this.vmm!, this.frozenSignal.promise);
+        if (outcome === "frozen") {
+          // The guest froze writing its last data: the stop finishes once it can write again.
+          void Promise.race([shutdown.answer, this.vmm!.exited.then(() => false)]).then((synced) => this.finishStop(synced));
+          throw smolError(this.frozen!.code, `Cannot finish stopping sandbox "${this.vm.name}" yet: ${this.frozen!.message.replace(/^Sandbox "[^"]*" is /, "it is ")}`, {
+            hint: `free space there, then \`smolvm resume ${this.vm.name}\`: the guest writes what it has left and the stop completes`,
+          });
+        }
+        void this.finishStop(outcome === "synced");
         return {};
       },
       "supervisor.destroy": async () => {
         this.end("destroy");
+        this.forwards?.closeAll();
         this.vmm!.kill();
         // The answer means the name is free: a create right after a delete must not find it
         // taken. A port the dying VMM still holds is safe to hand out again (allocation skips
@@ -259,22 +279,13 @@ export class SandboxRuntime {
 
   /** The liveness watch's verdict on a silent agent (liveness.ts): the waiting streams learn why. */
   private judge(verdict: Verdict): void {
-    const name = this.vm.name;
-    switch (verdict.kind) {
-      case "vmm-stopped":
-        return this.relay?.abandonAll("AGENT_UNAVAILABLE", `Sandbox "${name}" does not answer: its VM's process (pid ${verdict.pid}) is stopped by a signal, so nothing in the guest runs`,
-          `\`kill -CONT ${verdict.pid}\` lets it go on; \`smolvm stop ${name}\` ends it`);
-      case "vmm-paused":
-        if (this.paused || this.frozen !== undefined) return; // paused on purpose: its callers wait for the resume
-        if (frozenOnIo(verdict.status)) return this.freeze({ noSpace: !roomToResume(this.disk), reason: verdict.status.detail });
-        return this.relay?.abandonAll("NOT_RUNNING", `Sandbox "${name}" does not answer: its VMM paused it (${verdict.status.detail})`,
-          `\`smolvm resume ${name}\` lets it go on`);
-      case "hung":
-        logEvent("warn", "supervisor: the guest agent stopped answering", { vm: this.vm.id, silentMs: Math.round(verdict.silentMs), busy: verdict.busy });
-        return this.relay?.abandonAll("AGENT_UNAVAILABLE",
-          `The guest agent of sandbox "${name}" has not answered for ${Math.round(verdict.silentMs / 1000)} s, a ping included, although its VM runs${verdict.busy ? " (busy)" : ""}`,
-          `the guest may be overloaded or its agent stuck: \`smolvm stop ${name}\` then \`smolvm start ${name}\` restarts it`);
+    if (verdict.kind === "vmm-paused") {
+      if (this.paused || this.frozen !== undefined) return; // paused on purpose: its callers wait for the resume
+      if (frozenOnIo(verdict.status)) return this.freeze({ noSpace: !roomToResume(this.disk), reason: verdict.status.detail });
     }
+    if (verdict.kind === "hung") logEvent("warn", "supervisor: the guest agent stopped answering", { vm: this.vm.id, silentMs: Math.round(verdict.silentMs), busy: verdict.busy });
+    const why = verdictError(verdict, this.vm.name);
+    this.relay?.abandonAll(why.code, why.message, why.hint);
   }
 
   /**
@@ -282,10 +293,12 @@ export class SandboxRuntime {
    * waiting stream fails with it, and new sessions are refused with it until a resume finds room.
    */
   private freeze(error: DiskError): void {
-    if (this.frozen !== undefined || this.phase === "ending") return;
+    if (this.frozen !== undefined || this.ending === "destroy") return;
     const frozen = (this.frozen = frozenOnDisk(this.vm.name, this.disk, error));
     logEvent("error", `supervisor: ${frozen.message}`, { vm: this.vm.id });
-    this.relay?.abandonAll(frozen.code, frozen.message, frozen.hint);
+    this.frozenSignal.resolve();
+    // The stop's own stream goes on: the stop finishes once the guest thaws.
+    this.relay?.abandonAll(frozen.code, frozen.message, frozen.hint, this.shutdown?.owner);
     this.tryRecord({ status: "paused", lastError: { code: frozen.code, message: frozen.message } });
   }
 
@@ -332,32 +345,12 @@ export class SandboxRuntime {
   private end(how: "stop" | "destroy"): void {
     this.ending ??= how;
     this.phase = "ending";
-    this.forwards?.closeAll();
   }
 
-  /**
-   * Asks the agent to power off. It answers once every guest process is gone and `/` is synced
-   * and read-only; from then on nothing in the guest is left to save, so the VMM is told to quit
-   * at once rather than left to watch the emulated kernel's reboot path (~50-100 ms under TCG).
-   * An agent that does not say `synced` (an image built before this) is left to power off by
-   * itself: the VMM ends on its own with -no-reboot.
-   */
-  private async shutdown(): Promise<void> {
-    const vmm = this.vmm!;
-    const synced = new Promise<boolean>((resolve) => {
-      const owner: StreamOwner = {
-        deliver: (frame) => resolve(frame.type === FrameType.RESULT && isSynced(frame)),
-        fail: () => resolve(false),
-      };
-      this.relay!.open(owner, jsonFrame(FrameType.OPEN, 1, { op: "shutdown", answer: "synced" }));
-    });
-    const answered = (await within(Promise.race([synced, vmm.exited.then(() => false)]), 10_000)) === true;
-    if (answered) await vmm.stop().catch(() => vmm.kill());
-    const exited = (await within(vmm.exited, answered ? 3_000 : 10_000)) !== undefined;
-    if (!exited) {
-      await vmm.stop().catch(() => vmm.kill());
-      if ((await within(vmm.exited, 3_000)) === undefined) vmm.kill();
-    }
+  /** The VMM of a stopped guest goes; its forwards with it. */
+  private async finishStop(synced: boolean): Promise<void> {
+    this.forwards?.closeAll();
+    await endVmm(this.vmm!, synced);
   }
 
   /** The boot failed: the VM goes, the record says why, and every waiting HELLO gets the reason. */
@@ -453,13 +446,6 @@ export class SandboxRuntime {
   }
 }
 
-function isSynced(frame: Frame): boolean {
-  try {
-    return (jsonPayload(frame) as { synced?: unknown }).synced === true;
-  } catch {
-    return false;
-  }
-}
 
 /** A record that is found by id, for the error when it is not. */
 export function missingSandbox(id: string): NotFoundError {

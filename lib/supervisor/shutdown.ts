@@ -1,0 +1,64 @@
+/**
+ * A stop, as the supervisor carries it out: the agent is asked to power the guest off and
+ * answers once every guest process is gone and `/` is synced and read-only; then the VMM is
+ * ended. Apart from the runtime because the guest can freeze in the middle (its last writes hit
+ * a full host disk), and then the stop waits for it rather than lose those writes.
+ */
+import type { Vmm } from "../backends/types.ts";
+import { within } from "../util/poll.ts";
+import { FrameType, jsonFrame, jsonPayload, type Frame } from "./frames.ts";
+import type { Relay, StreamOwner } from "./relay.ts";
+
+export class GuestShutdown {
+  /** The shutdown's own stream on the relay (a freeze must not end it). */
+  readonly owner: StreamOwner;
+  /** True once the agent says the guest is synced; false when it ends the stream otherwise. */
+  readonly answer: Promise<boolean>;
+
+  constructor(relay: Relay) {
+    let settle!: (synced: boolean) => void;
+    this.answer = new Promise((resolve) => (settle = resolve));
+    this.owner = {
+      deliver: (frame) => settle(frame.type === FrameType.RESULT && isSynced(frame)),
+      fail: () => settle(false),
+    };
+    relay.open(this.owner, jsonFrame(FrameType.OPEN, 1, { op: "shutdown", answer: "synced" }));
+  }
+
+  /**
+   * Waits for the agent: `synced`; `frozen` when `frozen` resolves first (the guest stopped on a
+   * disk error: its writes wait in the VMM, which must not be ended now); `unsynced` when the agent
+   * did not say `synced` within 10 s (an image built before this, or a stuck guest).
+   */
+  async quiesce(vmm: Vmm, frozen: Promise<void>): Promise<"synced" | "unsynced" | "frozen"> {
+    const outcome = await within(Promise.race([
+      this.answer.then((synced) => (synced ? "synced" as const : "unsynced" as const)),
+      vmm.exited.then(() => "unsynced" as const),
+      frozen.then(() => "frozen" as const),
+    ]), 10_000);
+    return outcome ?? "unsynced";
+  }
+}
+
+/**
+ * Ends a stopped guest's VMM. Once the agent said `synced`, nothing in the guest is left to save,
+ * so the VMM is told to quit at once rather than left to watch the emulated kernel's reboot path
+ * (~50-100 ms under TCG); a guest that did not say so is given 10 s to power off by itself (the
+ * VMM ends on its own with -no-reboot).
+ */
+export async function endVmm(vmm: Vmm, synced: boolean): Promise<void> {
+  if (synced) await vmm.stop().catch(() => vmm.kill());
+  const exited = (await within(vmm.exited, synced ? 3_000 : 10_000)) !== undefined;
+  if (!exited) {
+    await vmm.stop().catch(() => vmm.kill());
+    if ((await within(vmm.exited, 3_000)) === undefined) vmm.kill();
+  }
+}
+
+function isSynced(frame: Frame): boolean {
+  try {
+    return (jsonPayload(frame) as { synced?: unknown }).synced === true;
+  } catch {
+    return false;
+  }
+}
