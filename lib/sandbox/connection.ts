@@ -10,6 +10,7 @@ import type { Channel, ChannelKind, CommChannel } from "../channels/types.ts";
 import type { SshEndpoint } from "../ssh/state.ts";
 import type { SandboxRecord } from "../state/sandboxes.ts";
 import { fromWire } from "../errors.ts";
+import { processStat } from "../host/pids.ts";
 import { assertMay, readSandbox, refusal } from "./status.ts";
 import { connectSupervisor } from "./supervisor-client.ts";
 
@@ -49,6 +50,13 @@ export async function openChannel(record: SandboxRecord, explicit?: CommChannel)
   return resolveChannel(vm, explicit, {
     agent: async (timeoutMs) => new AgentChannel(await agentSession(vm, timeoutMs)),
     ssh: async (waitMs) => {
+      // Its sshd is behind the VMM: a VMM stopped by a signal would accept the connection and
+      // never answer, for the whole handshake timeout.
+      const vmm = vm.vmmPid === null ? undefined : processStat(vm.vmmPid);
+      if (vmm?.state === "T" || vmm?.state === "t") {
+        const { channelUnavailable } = await import("../ssh/state.ts");
+        throw channelUnavailable(vm, `its VM's process (pid ${vm.vmmPid}) is stopped by a signal`, `\`kill -CONT ${vm.vmmPid}\` lets it go on`);
+      }
       const { SshChannel } = await import("../ssh/channel.ts");
       return SshChannel.open(vm, await sshEndpointWhenReady(vm, waitMs));
     },

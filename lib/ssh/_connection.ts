@@ -47,10 +47,15 @@ export class SshConnection {
       throw channelUnavailable(vm, `cannot connect to ${endpoint.host}:${endpoint.port}: ${error.message}`, undefined, error);
     });
     const client = new Client();
+    // ssh2 can emit more than one error as a connection fails (a handshake timeout, then the
+    // connection lost before its handshake): past the first, which fails the open, they are
+    // nobody's concern, and unheard they would be thrown at the process.
+    client.on("error", () => {});
     let mismatch = false;
     await new Promise<void>((resolve, reject) => {
       const fail = (error: Error & { level?: string }) => {
         socket.destroy();
+        client.end();
         if (mismatch) {
           reject(channelUnavailable(vm, `the host key it presented does not match the one pinned in ${knownHostsPath(vm.id)}; refusing to connect`,
             `if the sandbox's keys were changed inside it, restart it to have smolvm inject its key again: \`smolvm stop ${vm.name}\`, \`smolvm start ${vm.name}\``, error));
@@ -80,7 +85,6 @@ export class SshConnection {
         keepaliveCountMax: 3,
       });
     });
-    client.on("error", () => {}); // after ready: the close handler marks the connection dead
     return new SshConnection(vm, client, performance.now() - t0);
   }
 

@@ -34,6 +34,7 @@ export interface SessionContext {
 }
 
 export class ClientSession implements StreamOwner {
+  readonly own: boolean;
   private greeted = false;
   /** Streams answered by the supervisor itself, so an id stays unique per client. */
   private readonly localStreams = new Set<number>();
@@ -42,7 +43,9 @@ export class ClientSession implements StreamOwner {
     private readonly socket: Duplex,
     private readonly context: SessionContext,
     onClose: () => void = () => {},
+    options: { own?: boolean } = {},
   ) {
+    this.own = options.own === true;
     (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     const decoder = new FrameDecoder();
     socket.on("data", (chunk: Buffer) =>

@@ -10,6 +10,6 @@ import { ClientSession, type SessionContext } from "./client-session.ts";
 
 export function localClient(context: SessionContext): Promise<AgentClient> {
   const [near, far] = duplexPair();
-  new ClientSession(far, context);
+  new ClientSession(far, context, () => {}, { own: true });
   return AgentClient.connect(near, { timeoutMs: 10_000 });
 }

@@ -21,6 +21,11 @@ export interface StreamOwner {
   deliver(frame: Frame, streamId: number): void;
   /** The stream ended without an answer from the agent (the agent connection is gone, or it stopped answering). */
   fail(streamId: number, code: string, message: string, hint?: string): void;
+  /**
+   * The supervisor's own (port forwards, SSH set-up): they keep deadlines of their own, so a
+   * silent agent's streams are not ended for them (abandonAll).
+   */
+  readonly own?: boolean;
 }
 
 /** Events a stream may carry (an exec has one, a file read one, a forward one). */
@@ -176,7 +181,7 @@ export class Relay {
    */
   abandonAll(code: string, message: string, hint?: string, except?: StreamOwner): void {
     for (const [agentId, route] of this.routes) {
-      if (route.owner === DEAD || route.owner === except) continue;
+      if (route.owner === DEAD || route.owner === except || route.owner.own === true) continue;
       route.owner.fail(route.ownerStreamId, code, message, hint);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
       this.orphan(agentId);

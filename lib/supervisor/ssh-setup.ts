@@ -10,6 +10,7 @@
  */
 import type { AgentClient } from "../agent/client.ts";
 import type { SshStatus } from "../agent/supervisor-messages.ts";
+import { SmolError } from "../errors.ts";
 import { GUEST_HOME } from "../guest.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxRecord } from "../state/sandboxes.ts";
@@ -31,6 +32,12 @@ const MAX_SETUP_OUTPUT = 64 * 1024;
 
 /** Prints whether sshd exists and the guest's current ed25519 host public key, if any. */
 const PROBE = `if [ -x ${SSHD} ]; then echo sshd=yes; else echo sshd=no; fi; cat ${GUEST_HOST_KEY}.pub 2>/dev/null; exit 0`;
+/**
+ * The probe without the key, for a guest whose key file printed more than a key is: the file
+ * goes (it is no key, and the agent does not write through a link to a device), sshd's presence
+ * is said.
+ */
+const PROBE_SSHD = `rm -f ${GUEST_HOST_KEY}.pub; if [ -x ${SSHD} ]; then echo sshd=yes; else echo sshd=no; fi`;
 
 /**
  * smolvm's sshd drop-in. PAM costs ~0.35 s of every login under emulation (its modules are
@@ -92,8 +99,8 @@ export async function provisionSsh(vm: SandboxRecord, vmmPid: number, connect: (
     }
     client = await connect();
     step("connected");
-    const probe = await client.run(PROBE, { timeoutMs: 30_000, maxOutputBytes: MAX_SETUP_OUTPUT });
-    const [found, ...rest] = probe.stdout.split("\n");
+    const probe = await probeGuest(client, vm);
+    const [found, ...rest] = probe.split("\n");
     if (found !== "sshd=yes") {
       record({
         state: "unavailable",
@@ -136,6 +143,21 @@ export async function provisionSsh(vm: SandboxRecord, vmmPid: number, connect: (
     await client?.close();
   }
   return statusOf(outcome);
+}
+
+/**
+ * Whether sshd is there and the guest's host key as it is. A key file that prints more than
+ * MAX_SETUP_OUTPUT (something in the guest made it a link to /dev/zero) is read no further: the
+ * key counts as not ours, and is written over.
+ */
+async function probeGuest(client: AgentClient, vm: SandboxRecord): Promise<string> {
+  try {
+    return (await client.run(PROBE, { timeoutMs: 30_000, maxOutputBytes: MAX_SETUP_OUTPUT })).stdout;
+  } catch (error) {
+    if (!(error instanceof SmolError) || error.code !== "RESOURCE_EXHAUSTED") throw error;
+    logEvent("warn", `supervisor: the guest's ${GUEST_HOST_KEY}.pub printed more than ${MAX_SETUP_OUTPUT} bytes; its key is replaced`, { vm: vm.id });
+    return (await client.run(PROBE_SSHD, { timeoutMs: 30_000, maxOutputBytes: MAX_SETUP_OUTPUT })).stdout;
+  }
 }
 
 function statusOf(state: Omit<SshState, "at" | "supervisorPid">): SshStatus {
