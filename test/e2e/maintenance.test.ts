@@ -38,7 +38,7 @@ async function create(name: string): Promise<SandboxRecord> {
 }
 
 describe("cleanup", () => {
-  test("after kill -9 of QEMU and supervisor of 3 sandboxes, nothing of them is left; a live one is kept", async () => {
+  test("after kill -9 of QEMU and supervisor of 3 sandboxes, cleanup reclaims what they held but their disks; named, nothing of them is left; a live one is kept", async () => {
     const names = ["gone-1", "gone-2", "gone-3"];
     const doomed = await Promise.all(names.map(create));
     const keeper = await create("keeper");
@@ -53,12 +53,27 @@ describe("cleanup", () => {
       expect(readdirSync(paths.sandboxDir(vm.id)).some((file) => file.endsWith(".sock"))).toBe(true);
     }
 
+    // Their disks hold what their users wrote: kept, with everything else they held reclaimed.
     const dry = await runCli(["cleanup", "--dry-run", "--json"]);
     expect(dry.code).toBe(0);
-    expect(envelope(dry).data.sandboxes.sort()).toEqual(names);
+    expect(envelope(dry).data.sandboxes).toEqual([]);
+    expect(envelope(dry).data.kept.map((kept: { name: string }) => kept.name).sort()).toEqual(names);
     expect(doomed.every((vm) => record(vm.name) !== undefined && existsSync(paths.sandboxDir(vm.id)))).toBe(true);
 
-    const result = await runCli(["cleanup", "--json"]);
+    const kept = await runCli(["cleanup", "--json"]);
+    expect(kept.code).toBe(0);
+    expect(envelope(kept).data.sandboxes).toEqual([]);
+    expect(envelope(kept).data.kept.map((entry: { name: string; reason: string }) => [entry.name, entry.reason]).sort()).toEqual(
+      names.map((name) => [name, `it is failed and its directory holds its disk; \`smolvm cleanup ${name}\` removes it`]),
+    );
+    for (const vm of doomed) {
+      expect(existsSync(join(paths.sandboxDir(vm.id), "disk.qcow2"))).toBe(true);
+      expect(readdirSync(paths.sandboxDir(vm.id)).filter((file) => file.endsWith(".sock"))).toEqual([]);
+      expect(record(vm.id)?.status).toBe("failed");
+    }
+
+    // Named, they go whole.
+    const result = await runCli(["cleanup", ...names, "--json"]);
     expect(result.code).toBe(0);
     const report = envelope(result).data;
     expect(report.sandboxes.sort()).toEqual(names);

@@ -1,0 +1,159 @@
+/**
+ * No orphan, ever: `smolvm create` killed with SIGKILL at any point, then `smolvm cleanup`,
+ * leaves no QEMU, no supervisor, no listening port, no file and no row of it. The points are a
+ * sweep of delays after the create starts, and each phase boundary as it is seen from outside
+ * (its directory, its row, its VMM process, the VMM's ticket, its supervisor, its readiness): the
+ * create is frozen with SIGSTOP the moment the phase shows, then killed. Nothing in smolvm is told.
+ */
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { listeningTcpPorts } from "../../lib/host/ports.ts";
+import { paths } from "../../lib/paths.ts";
+import { sandboxFiles } from "../../lib/sandbox/layout.ts";
+import { sandboxProcesses } from "../../lib/sandbox/processes.ts";
+import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
+import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
+import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
+
+setDefaultTimeout(300_000);
+
+beforeAll(async () => {
+  await prepareArtifacts();
+}, 30 * 60_000);
+cleanupAfterAll();
+
+function rows(): SandboxRecord[] {
+  const store = StateStore.open();
+  try {
+    return store.list();
+  } finally {
+    store.close();
+  }
+}
+
+function dirs(): string[] {
+  return existsSync(paths.sandboxesDir()) ? readdirSync(paths.sandboxesDir()) : [];
+}
+
+function startCreate(): ChildProcess {
+  return spawn(process.execPath, [join(repoRoot, "main.ts"), "create", "--image", "base", "--json"], {
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: "ignore",
+  });
+}
+
+/** Kills the create; false when it had finished already (then there was nothing to abandon). */
+async function kill(create: ChildProcess): Promise<boolean> {
+  if (create.exitCode !== null || create.signalCode !== null) return false;
+  const exited = new Promise((resolve) => create.once("exit", resolve));
+  create.kill("SIGKILL");
+  await exited;
+  return create.exitCode === null;
+}
+
+/**
+ * Whether a process of this test's home listens on `port`: other homes on this host (other test
+ * runs) allocate from the same pool, and may take a port ours let go.
+ */
+function ourListener(port: number): boolean {
+  const listeners = spawnSync("ss", ["-H", "-ltnp", `sport = :${port}`], { encoding: "utf8" }).stdout;
+  return [...listeners.matchAll(/pid=(\d+)/g)].some(([, pid]) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(paths.sandboxesDir());
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Everything a sandbox seen in this test could have left: processes, listening ports, files, rows. */
+function leftovers(ids: Set<string>, ports: Set<number>): { processes: number[]; ports: number[]; dirs: string[]; rows: string[] } {
+  const listening = listeningTcpPorts();
+  return {
+    processes: [...ids].flatMap((id) => sandboxProcesses(id).map((p) => p.pid)),
+    ports: [...ports].filter((port) => listening.has(port) && ourListener(port)),
+    dirs: dirs(),
+    rows: rows().map((vm) => vm.name),
+  };
+}
+
+/** Polls what a create has made so far, remembering every id and port it showed. */
+function watcher() {
+  const ids = new Set<string>();
+  const ports = new Set<number>();
+  return {
+    ids,
+    ports,
+    look(): { dir: boolean; row: SandboxRecord | undefined } {
+      for (const id of dirs()) ids.add(id);
+      const row = rows()[0];
+      if (row !== undefined) {
+        ids.add(row.id);
+        if (row.sshPort !== null) ports.add(row.sshPort);
+      }
+      return { dir: dirs().length > 0, row };
+    },
+  };
+}
+
+async function cleanupLeavesNothing(watch: ReturnType<typeof watcher>): Promise<void> {
+  const result = await runCli(["cleanup", "--json"]);
+  expect(result.code).toBe(0);
+  expect(envelope(result).data.kept).toEqual([]);
+  expect(leftovers(watch.ids, watch.ports)).toEqual({ processes: [], ports: [], dirs: [], rows: [] });
+}
+
+describe("kill -9 of create, then cleanup", () => {
+  test("at delays from 0 to 1.2 s after it starts", async () => {
+    for (const delayMs of [0, 100, 200, 300, 450, 600, 800, 1_000, 1_200]) {
+      const watch = watcher();
+      const create = startCreate();
+      const end = Date.now() + delayMs;
+      while (Date.now() < end) {
+        watch.look();
+        await Bun.sleep(5);
+      }
+      watch.look();
+      if (!(await kill(create))) {
+        // Finished before its killer came (a fast host): a sandbox someone made, not an abandoned one.
+        expect((await runCli(["delete", "--all", "--force"])).code).toBe(0);
+        continue;
+      }
+      watch.look();
+      await cleanupLeavesNothing(watch);
+    }
+  });
+
+  const PHASES: Array<[string, (seen: { dir: boolean; row: SandboxRecord | undefined }) => boolean]> = [
+    ["its directory exists", (seen) => seen.dir],
+    ["its row exists", (seen) => seen.row !== undefined],
+    ["its VMM process exists", (seen) => seen.row !== undefined && sandboxProcesses(seen.row.id).some((p) => p.role === "vmm")],
+    ["its VMM's ticket is written", (seen) => seen.row !== undefined && existsSync(sandboxFiles(seen.row.id).vmmTicket)],
+    ["its supervisor runs", (seen) => seen.row !== undefined && sandboxProcesses(seen.row.id).some((p) => p.role === "supervisor")],
+    ["it is ready", (seen) => seen.row?.status === "running"],
+  ];
+  for (const [phase, reached] of PHASES) {
+    test(`frozen (SIGSTOP) the moment ${phase}`, async () => {
+      const watch = watcher();
+      const create = startCreate();
+      const deadline = Date.now() + 60_000;
+      while (!reached(watch.look())) {
+        if (Date.now() > deadline) throw new Error(`the create never reached "${phase}"`);
+        await Bun.sleep(2);
+      }
+      create.kill("SIGSTOP");
+      expect(await kill(create)).toBe(true);
+      if (phase === "its VMM process exists") {
+        // Until cleanup, the abandoned create says what it is (unless its supervisor undid it first).
+        const listed = envelope(await runCli(["list", "--all", "--json"])).data;
+        for (const vm of listed) {
+          expect(vm.status).toBe("failed");
+          expect(vm.lastError.message).toMatch(/^its create was interrupted: the process that ran it \(pid \d+\) exited before the sandbox was ready/);
+        }
+      }
+      await cleanupLeavesNothing(watch);
+    });
+  }
+});
