@@ -70,8 +70,8 @@ export class SandboxRuntime {
   private cutOff: SmolError | undefined;
   /** A stop's shutdown of the guest, once one is asked for. */
   private shutdown: GuestShutdown | undefined;
-  /** Resolves when the guest freezes (a stop waiting for the guest to quiesce listens). */
-  private readonly frozenSignal = deferred<void>();
+  /** Resolves when the guest freezes (a stop waiting for the guest to quiesce listens); a new one after each thaw. */
+  private frozenSignal = deferred<void>();
   private readonly ready = deferred<AgentHello>();
   /** The sessions' view of this runtime. */
   readonly context: SessionContext;
@@ -259,6 +259,7 @@ export class SandboxRuntime {
         if (this.frozen !== undefined) {
           if (this.frozen.code === "HOST_DISK_FULL" && !roomToResume(this.disk)) throw this.frozen;
           this.frozen = undefined;
+          this.frozenSignal = deferred<void>();
           this.paused = true;
         }
         if (this.paused) await this.vmm!.resume();
