@@ -8,6 +8,7 @@
  */
 import { Readable } from "node:stream";
 import { SmolError } from "../errors.ts";
+import { within } from "../util/poll.ts";
 import type { AgentRunOptions, AgentRunResult, ExecHandle } from "./types.ts";
 
 /** What `run` collects at most unless told otherwise. */
@@ -59,12 +60,19 @@ export async function collect(handle: ExecHandle, options: CollectOptions = {}):
     if (input instanceof Readable) input.pipe(stdin);
     else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
   }
-  const result = await Promise.race([handle.wait(), overflowed]);
-  await Promise.race([Promise.all([outDone, errDone]), overflowed]);
-  if (overflow !== undefined) throw overflow;
-  const pick = (parts: Buffer[]) => {
-    const bytes = Buffer.concat(parts);
-    return options.encoding === "buffer" ? bytes : bytes.toString("utf8");
-  };
-  return { ...result, stdout: pick(out), stderr: pick(err) };
+  try {
+    const result = await Promise.race([handle.wait(), overflowed]);
+    await Promise.race([Promise.all([outDone, errDone]), overflowed]);
+    return { ...result, stdout: pick(out, options.encoding), stderr: pick(err, options.encoding) };
+  } catch (error) {
+    // The command was killed for its output: the call ends once it has (or a few seconds on).
+    if (error === overflow) await within(handle.wait().catch(() => undefined), 5_000);
+    throw error;
+  }
 }
+
+function pick(parts: Buffer[], encoding: CollectOptions["encoding"]): string | Buffer {
+  const bytes = Buffer.concat(parts);
+  return encoding === "buffer" ? bytes : bytes.toString("utf8");
+}
+

@@ -36,10 +36,10 @@ export function record(id: string): SandboxRecord | undefined {
  * Runs the sandbox's supervisor in this process: resolves once it listens, with `done`, which
  * resolves when it has nothing left to supervise.
  */
-export async function superviseHere(vm: SandboxRecord, backend: Backend): Promise<{ done: Promise<void> }> {
+export async function superviseHere(vm: SandboxRecord, backend: Backend, options: { liveness?: LivenessOptions } = {}): Promise<{ done: Promise<void> }> {
   let listening!: () => void;
   const ready = new Promise<void>((resolve) => (listening = resolve));
-  const done = runSupervisor(vm.id, { backend, onListening: listening });
+  const done = runSupervisor(vm.id, { backend, onListening: listening, ...(options.liveness === undefined ? {} : { runtime: { liveness: options.liveness } }) });
   await Promise.race([ready, done]);
   return { done };
 }

@@ -102,3 +102,51 @@ async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
     await Bun.sleep(10);
   }
 }
+
+describe("the agent held to the protocol", () => {
+  function relayWith(window = 100): { relay: Relay; violations: string[]; delivered: number[]; owner: StreamOwner; agentId: () => number; agent: ReturnType<typeof fakeAgent> } {
+    const agent = fakeAgent();
+    const violations: string[] = [];
+    const relay = new Relay(agent.socket, { window, onViolation: (what) => violations.push(what) });
+    const delivered: number[] = [];
+    const owner: StreamOwner = { deliver: (frame) => delivered.push(frame.type), fail: () => {} };
+    relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "exec", argv: ["yes"] }));
+    return { relay, violations, delivered, owner, agentId: () => agent.written[0]!.streamId, agent };
+  }
+  const data = (stream: number, bytes: number, channel = 1): Frame => {
+    const raw = encodeFrame(FrameType.DATA, stream, Buffer.alloc(bytes), channel);
+    return { type: FrameType.DATA, flags: channel, streamId: stream, payload: raw.subarray(16), raw };
+  };
+
+  test("data within the window and the grants the client sent passes; a byte more is a violation, and nothing passes after", () => {
+    const { relay, violations, delivered, owner, agentId } = relayWith(100);
+    relay.fromAgent(data(agentId(), 100));
+    expect(violations).toEqual([]);
+    const grant = Buffer.alloc(4);
+    grant.writeUInt32BE(50);
+    const raw = encodeFrame(FrameType.WINDOW, 7, grant, 1);
+    relay.forward(owner, { type: FrameType.WINDOW, flags: 1, streamId: 7, payload: raw.subarray(16), raw });
+    relay.fromAgent(data(agentId(), 50));
+    expect(violations).toEqual([]);
+    relay.fromAgent(data(agentId(), 1));
+    expect(violations).toEqual([`it sent 1 bytes beyond its credit on stream ${agentId()}`]);
+    relay.fromAgent(fromAgent(FrameType.RESULT, agentId()));
+    expect(delivered).toEqual([FrameType.DATA, FrameType.DATA]);
+  });
+
+  test("frames only a host sends, data on channel 0, a stream never opened and a seventeenth event are violations", () => {
+    const cases: Array<[(id: number) => Frame, string]> = [
+      [(id) => fromAgent(FrameType.OPEN, id), "it sent a frame of type 0x3 on stream ID, which only the host sends"],
+      [(id) => data(id, 1, 0), "it sent data on channel 0 of stream ID, which only the host writes"],
+      [(id) => data(id + 1000, 1), "it sent a frame of type 0x10 on stream ID+1000 that is not open"],
+    ];
+    for (const [frame, what] of cases) {
+      const { relay, violations, agentId } = relayWith();
+      relay.fromAgent(frame(agentId()));
+      expect(violations).toEqual([what.replace("ID+1000", String(agentId() + 1000)).replace("ID", String(agentId()))]);
+    }
+    const { relay, violations, agentId } = relayWith();
+    for (let i = 0; i < 17; i++) relay.fromAgent(fromAgent(FrameType.EVENT, agentId()));
+    expect(violations).toEqual([`it sent more than 16 events on stream ${agentId()}`]);
+  });
+});

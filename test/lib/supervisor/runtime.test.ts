@@ -5,10 +5,12 @@
  * the next one.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { BackendUnavailableError, NotRunningError, TimeoutError } from "../../../lib/errors.ts";
-import { pidAlive } from "../../../lib/host/pids.ts";
+import { pidAlive, processStat } from "../../../lib/host/pids.ts";
+import { launcherFile, removeLauncher } from "../../../lib/sandbox/launcher.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
 import { liveTicket } from "../../../lib/sandbox/ticket.ts";
 import { pollUntil } from "../../../lib/util/poll.ts";
@@ -115,6 +117,60 @@ describe("the sandbox's own operations", () => {
     await session.supervisor("supervisor.resume", {});
     expect(record(vm.id)?.status).toBe("running");
     expect((await second.run(["echo", "thawed"])).stdout).toBe("thawed\n");
+    await session.supervisor("supervisor.destroy", {});
+    await supervised;
+  });
+});
+
+describe("what the supervisor watches", () => {
+  test("a create whose caller dies before it has its answer is undone: VM, files and row", async () => {
+    const vm = sandboxRow();
+    const caller = spawn("sleep", ["100"], { stdio: "ignore" });
+    const stat = processStat(caller.pid!)!;
+    writeFileSync(launcherFile(sandboxFiles(vm.id)), JSON.stringify({ pid: caller.pid, startTicks: stat.startTicks, purpose: "create" }));
+    const backend = agentBackend();
+    const { done: supervised } = await superviseHere(vm, backend);
+    const session = await client(vm);
+    expect((await session.run(["echo", "made"])).stdout).toBe("made\n");
+    caller.kill("SIGKILL");
+    await supervised;
+    expect(record(vm.id)).toBeUndefined();
+    expect(existsSync(sandboxFiles(vm.id).dir)).toBe(false);
+    await gone(backend.launched[0]!);
+  });
+
+  test("a create whose caller lives to its end is left alone", async () => {
+    const vm = sandboxRow();
+    writeFileSync(launcherFile(sandboxFiles(vm.id)), JSON.stringify({ pid: process.pid, purpose: "create" }));
+    const { done: supervised } = await superviseHere(vm, agentBackend());
+    const session = await client(vm);
+    removeLauncher(sandboxFiles(vm.id)); // the create returned
+    await Bun.sleep(300);
+    expect(record(vm.id)?.status).toBe("running");
+    await session.supervisor("supervisor.destroy", {});
+    await supervised;
+  });
+
+  test("a command waiting on a VM stopped by a signal is told so, once the agent has been quiet a while", async () => {
+    const vm = sandboxRow();
+    const backend = agentBackend();
+    const { done: supervised } = await superviseHere(vm, backend, { liveness: { quietMs: 300 } });
+    const session = await client(vm);
+    const waiting = session.run(["sleep", "30"]).catch((error: unknown) => error);
+    await Bun.sleep(100);
+    const vmmPid = backend.launched[0]!;
+    process.kill(vmmPid, "SIGSTOP");
+    try {
+      const error = await waiting;
+      expect(error).toMatchObject({
+        code: "AGENT_UNAVAILABLE",
+        message: `Sandbox "${vm.name}" does not answer: its VM's process (pid ${vmmPid}) is stopped by a signal, so nothing in the guest runs`,
+        hint: `\`kill -CONT ${vmmPid}\` lets it go on; \`smolvm stop ${vm.name}\` ends it`,
+      });
+    } finally {
+      process.kill(vmmPid, "SIGCONT");
+    }
+    expect((await session.run(["echo", "on"])).stdout).toBe("on\n");
     await session.supervisor("supervisor.destroy", {});
     await supervised;
   });
