@@ -8,7 +8,7 @@
 import type { Readable } from "node:stream";
 import type { FileStream } from "../agent/types.ts";
 import type { Channel } from "../channels/types.ts";
-import { InvalidInputError } from "../errors.ts";
+import { InvalidInputError, SmolError } from "../errors.ts";
 import { requireGuestPath } from "./guest-paths.ts";
 import type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./dirs.ts";
 
@@ -47,7 +47,15 @@ export interface ReadFileOptions {
   /** Gives up after this long (the whole read). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * `read` only: the most it reads into memory (default 256 MiB); a bigger file fails with
+   * RESOURCE_EXHAUSTED (stream it with `readStream`, or copy it with `download`).
+   */
+  maxBytes?: number;
 }
+
+/** What `read` holds in memory at most unless told otherwise. */
+const READ_MAX_BYTES = 256 * 1024 * 1024;
 
 /** What a copy did: where the file landed, how big it is and its permission bits. */
 export interface TransferResult {
@@ -85,9 +93,27 @@ export class Filesystem {
    * ```
    */
   async read(guest: string, options: ReadFileOptions = {}): Promise<Buffer> {
-    const { stream } = await this.readStream(guest, options);
+    const limit = options.maxBytes ?? READ_MAX_BYTES;
+    const tooBig = () => new SmolError("RESOURCE_EXHAUSTED", `Cannot read "${guest}" into memory: it is larger than ${limit} bytes`, {
+      hint: "stream it with readStream, or copy it with download; or raise maxBytes",
+      details: { maxBytes: limit },
+    });
+    const { size, stream } = await this.readStream(guest, options);
+    if (size > limit) {
+      stream.destroy();
+      throw tooBig();
+    }
+    // The size is the guest's word: what arrives is counted too.
     const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    let total = 0;
+    for await (const chunk of stream) {
+      total += (chunk as Buffer).length;
+      if (total > limit) {
+        stream.destroy();
+        throw tooBig();
+      }
+      chunks.push(chunk as Buffer);
+    }
     return Buffer.concat(chunks);
   }
 

@@ -26,6 +26,7 @@ import type { SandboxPatch, SandboxRecord } from "../state/sandboxes.ts";
 import { deferred } from "../util/deferred.ts";
 import { tailOf } from "../util/tail.ts";
 import { connectAgent, type AgentLink } from "./agent-link.ts";
+import { capConsoleLog } from "./console-cap.ts";
 import type { SessionContext, SupervisorOpHandler } from "./client-session.ts";
 import { frozenOnDisk, roomToResume } from "./disk-error.ts";
 import { AgentLiveness, verdictError, type LivenessOptions, type Verdict } from "./liveness.ts";
@@ -68,6 +69,8 @@ export class SandboxRuntime {
   private frozen: SmolError | undefined;
   /** Why the agent was cut off: it broke the protocol. */
   private cutOff: SmolError | undefined;
+  /** Ends the watch that keeps the console log bounded. */
+  private stopConsoleCap: (() => void) | undefined;
   /** A stop's shutdown of the guest, once one is asked for. */
   private shutdown: GuestShutdown | undefined;
   /** Resolves when the guest freezes (a stop waiting for the guest to quiesce listens); a new one after each thaw. */
@@ -104,6 +107,7 @@ export class SandboxRuntime {
     try {
       const vmm = (this.vmm = await this.startOrAttach());
       if (this.ending === "destroy") vmm.kill(); // its create was abandoned meanwhile
+      this.stopConsoleCap = capConsoleLog(this.files.consoleLog);
       this.record.update({ vmmPid: vmm.pid, supervisorPid: process.pid });
       void vmm.exited.then(() => vmmEnded.abort());
       vmm.onDiskError?.((error) => this.freeze(error));
@@ -358,6 +362,7 @@ export class SandboxRuntime {
   private async fail(thrown: unknown): Promise<void> {
     const error = toSmolError(thrown);
     this.phase = "failed";
+    this.stopConsoleCap?.();
     logEvent("error", `supervisor: ${error.message}`, { vm: this.vm.id, stack: thrown instanceof Error ? thrown.stack : undefined });
     if (this.vmm !== undefined) {
       this.vmm.kill();
@@ -402,6 +407,7 @@ export class SandboxRuntime {
   private async ended(): Promise<void> {
     this.phase = "ending";
     this.liveness?.stop();
+    this.stopConsoleCap?.();
     this.forwards?.closeAll();
     this.link?.socket.destroy();
     removeTicket(this.files);
