@@ -103,9 +103,28 @@ export class AgentClient {
       this.needDrain = false;
       for (const w of this.drainWaiters.splice(0)) w.resolve();
     });
-    socket.on("error", (err: Error) => this.fail(this.lostBecause(err.message, err)));
-    socket.on("end", () => this.fail(this.lostBecause("it closed the connection")));
-    socket.on("close", () => this.fail(this.lostBecause("the connection closed")));
+    socket.on("error", (err: Error) => this.lost(err.message, err));
+    socket.on("end", () => this.lost("it closed the connection"));
+    socket.on("close", () => this.lost("the connection closed"));
+  }
+
+  /**
+   * The connection ended. A supervisor that went without a word is usually a process that
+   * exited, whose socket closes a moment before the system says it is gone: that moment (50 ms
+   * at most) is waited for, so the reason given is the true one.
+   */
+  private lost(why: string, cause?: unknown): void {
+    const supervisor = this.hello?.supervisor;
+    if (this.failure !== undefined || this.lastWords !== undefined || supervisor === undefined || !pidAlive(supervisor.pid)) {
+      return this.fail(this.lostBecause(why, cause));
+    }
+    let waited = 0;
+    const look = () => {
+      if (this.failure !== undefined) return;
+      if (pidAlive(supervisor.pid) && (waited += 5) < 50) return void setTimeout(look, 5);
+      this.fail(this.lostBecause(why, cause));
+    };
+    setTimeout(look, 5);
   }
 
   /**

@@ -157,3 +157,33 @@ describe("kill -9 of create, then cleanup", () => {
     });
   }
 });
+
+describe("stop when its supervisor is gone", () => {
+  test("a supervisor killed with SIGKILL: stop takes a new one over and the guest still shuts down cleanly, in seconds", async () => {
+    expect((await runCli(["create", "--name", "orphaned", "--image", "base"])).code).toBe(0);
+    expect((await runCli(["exec", "orphaned", "--", "sh", "-c", "echo kept > /root/note"])).code).toBe(0);
+    const vm = rows().find((row) => row.name === "orphaned")!;
+    process.kill(vm.supervisorPid!, "SIGKILL");
+    const t0 = Date.now();
+    const stop = await runCli(["stop", "orphaned"]);
+    expect(stop.code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(sandboxProcesses(vm.id)).toEqual([]);
+    expect((await runCli(["start", "orphaned"])).code).toBe(0);
+    expect((await runCli(["exec", "orphaned", "--", "cat", "/root/note"])).stdout).toBe("kept\n");
+  });
+
+  test("a stop killed half-way, then another stop: done in seconds, nothing left running", async () => {
+    const stopping = spawn(process.execPath, [join(repoRoot, "main.ts"), "stop", "orphaned"], { stdio: "ignore" });
+    await Bun.sleep(50);
+    await kill(stopping);
+    const t0 = Date.now();
+    const again = await runCli(["stop", "orphaned"]);
+    expect(again.code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const vm = rows().find((row) => row.name === "orphaned")!;
+    expect(vm.status).toBe("stopped");
+    expect(sandboxProcesses(vm.id)).toEqual([]);
+    expect((await runCli(["delete", "--force", "orphaned"])).code).toBe(0);
+  });
+});

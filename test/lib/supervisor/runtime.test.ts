@@ -215,6 +215,20 @@ describe("a supervisor that dies", () => {
     await gone(vmmPid);
   });
 
+  test("a client whose supervisor is killed mid-command is told the supervisor went, not that the agent hung up", async () => {
+    const vm = sandboxRow();
+    const supervisor = await superviseInChild(vm);
+    const session = await client(vm);
+    const running = session.run(["sleep", "30"]).catch((error: unknown) => error);
+    await Bun.sleep(100);
+    supervisor.kill("SIGKILL");
+    const error = await running;
+    expect(error).toMatchObject({ code: "AGENT_UNAVAILABLE", message: `Lost the connection to the supervisor of sandbox ${vm.id} (pid ${supervisor.pid}): it exited` });
+    const vmmPid = record(vm.id)!.vmmPid!;
+    process.kill(vmmPid, "SIGKILL");
+    await gone(vmmPid);
+  });
+
   test("a client of a sandbox whose supervisor is gone and whose VM is gone is told it is not running", async () => {
     const vm = sandboxRow();
     const error = await client(vm).catch((e: unknown) => e);
