@@ -26,7 +26,7 @@ import { assertMay, isLive, readSandbox } from "./status.ts";
 import { spawnSupervisor } from "./spawn.ts";
 import { connectSupervisor } from "./supervisor-client.ts";
 import { removeLauncher, writeLauncher, type LaunchPurpose } from "./launcher.ts";
-import { killSandboxProcesses, sandboxProcesses } from "./processes.ts";
+import { killSandboxProcesses, sandboxProcesses, stillOurs } from "./processes.ts";
 import { liveTicket, removeTicket } from "./ticket.ts";
 
 export interface CreateProgressOptions {
@@ -185,9 +185,10 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
   const vm = readSandbox(idOrName);
   if (vm.status === "stopped" || vm.status === "failed") return vm;
   const timeoutMs = options.timeoutMs ?? 15_000;
-  const running = sandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+  // A live supervisor is asked; a VM without one gets a new one (its ticket says how to attach).
+  const supervised = stillOurs(vm.id, vm.supervisorPid) || sandboxProcesses(vm.id).some((p) => p.role === "supervisor");
   let recorded = false;
-  if (running.some((p) => p.role === "supervisor") || (running.some((p) => p.role === "vmm") && liveTicket(sandboxFiles(vm.id)) !== undefined)) {
+  if (supervised || liveTicket(sandboxFiles(vm.id)) !== undefined) {
     let session: AgentClient | undefined;
     try {
       session = await connectSupervisor(vm, { timeoutMs: 5_000 });
