@@ -7,10 +7,21 @@
 import { readFileSync } from "node:fs";
 
 const LISTEN = "0A";
+/** A UDP socket's state in /proc/net/udp once bound: "07" (unconnected). */
+const UDP_BOUND = "07";
 
 export function listeningTcpPorts(): Set<number> {
+  return localPorts(["/proc/net/tcp", "/proc/net/tcp6"], LISTEN);
+}
+
+/** UDP ports something on this host has bound. */
+export function boundUdpPorts(): Set<number> {
+  return localPorts(["/proc/net/udp", "/proc/net/udp6"], UDP_BOUND);
+}
+
+function localPorts(tables: readonly string[], state: string): Set<number> {
   const ports = new Set<number>();
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  for (const table of tables) {
     let text: string;
     try {
       text = readFileSync(table, "utf8");
@@ -20,7 +31,7 @@ export function listeningTcpPorts(): Set<number> {
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
       const local = fields[1];
-      if (local === undefined || fields[3] !== LISTEN) continue;
+      if (local === undefined || fields[3] !== state) continue;
       const port = Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
       if (Number.isFinite(port)) ports.add(port);
     }
