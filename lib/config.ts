@@ -60,7 +60,16 @@ export const sandboxConfigSchema = z.strictObject({
   /** Extra kernel command-line arguments, appended after smolvm's own. */
   bootArgs: z._default(z.string(), ""),
   diskMode: z._default(oneOf(DISK_MODES), "isolated"),
+  /** `user` (the default on Linux: the internet and nothing of the host), `tap` (root) or `none` (the default on macOS). */
   network: z._default(oneOf(NETWORK_MODES), "user"),
+  /**
+   * Where the sandbox may connect (lib/network/policy.ts): `internet` (every public address),
+   * DNS names (`example.com`, `*.example.com`), addresses and CIDR ranges. Checked in full when
+   * a sandbox is created.
+   */
+  allowHosts: z._default(z.array(z.string().check(z.maxLength(255, { error: "at most 255 characters" }))).check(z.maxLength(256, { error: "at most 256 hosts" })), ["internet"]),
+  /** Never reachable, whatever `allowHosts` says. */
+  denyHosts: z._default(z.array(z.string().check(z.maxLength(255, { error: "at most 255 characters" }))).check(z.maxLength(256, { error: "at most 256 hosts" })), []),
   backend: z._default(oneOf(BACKENDS), "auto"),
   channel: z._default(oneOf(CHANNELS), "auto"),
   /** `auto` defers to SMOLVM_ACCEL, then to what the host proves it can run. */

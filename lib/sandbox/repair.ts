@@ -41,6 +41,8 @@ const mirrorSchema = z.lazy(() => z.object({
   channel: z.nullable(z.enum(["agent", "ssh"])),
   ip: z.nullable(z.string()),
   sshPort: nullableInt,
+  /** Mirrors written before sandboxes had a DNS responder lack it; the next start allocates one. */
+  dnsPort: z._default(nullableInt, null),
   cid: nullableInt,
   supervisorPid: nullableInt,
   vmmPid: nullableInt,

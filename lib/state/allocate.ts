@@ -8,7 +8,7 @@ import { randomBytes, randomHex } from "../util/random.ts";
 
 /** TAP-mode guest addresses: 172.16.0.1 is the host side, .255 is broadcast. */
 export const IP_POOL = { prefix: "172.16.0.", first: 2, last: 254 } as const;
-/** Host ports for the SSH forward of user-mode networking. */
+/** Host ports on 127.0.0.1 a sandbox holds: its SSH forward and its DNS responder. */
 export const SSH_PORT_POOL = { first: 2200, last: 2999 } as const;
 /** vsock context ids: 0-2 are reserved (hypervisor, local, host). */
 export const CID_POOL = { first: 3, last: 0xffff_fffe } as const;
@@ -30,6 +30,11 @@ export function allocateIp(taken: Iterable<string>): string {
 
 export function allocateSshPort(taken: Iterable<number>): number {
   return lowestFree(taken, SSH_PORT_POOL.first, SSH_PORT_POOL.last, "SSH port");
+}
+
+/** The host port of a sandbox's DNS responder: from the same pool, never one an SSH forward has. */
+export function allocateDnsPort(taken: Iterable<number>): number {
+  return lowestFree(taken, SSH_PORT_POOL.first, SSH_PORT_POOL.last, "DNS responder port");
 }
 
 export function allocateCid(taken: Iterable<number>): number {

@@ -33,6 +33,9 @@ const MIGRATIONS: readonly string[] = [
      created_at     INTEGER NOT NULL,
      updated_at     INTEGER NOT NULL
    ) STRICT`,
+  // 2: the host port of the sandbox's DNS responder (user and TAP networks).
+  `ALTER TABLE vms ADD COLUMN dns_port INTEGER;
+   CREATE UNIQUE INDEX vms_dns_port ON vms (dns_port)`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,13 +1,14 @@
 /**
  * Sandbox records in the state database, and the allocation of everything a sandbox holds
- * (name, TAP address, SSH port, vsock CID) in the same transaction as the row itself.
+ * (name, TAP address, SSH port, DNS responder port, vsock CID) in the same transaction as the
+ * row itself.
  */
 import { z } from "../zod.ts";
 import { sandboxConfigSchema, type SandboxConfig } from "../config.ts";
 import { AlreadyExistsError, isErrorCode, NotFoundError, SmolError, type ErrorCode } from "../errors.ts";
-import { listeningTcpPorts } from "../host/ports.ts";
+import { boundUdpPorts, listeningTcpPorts } from "../host/ports.ts";
 import { parseOrThrow } from "../validate.ts";
-import { allocateCid, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
+import { allocateCid, allocateDnsPort, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
 import { paths } from "../paths.ts";
 import { writeMirror } from "./mirror.ts";
 import { isStoreError, openStateDb, REPAIR_COMMAND, storeFailure, transaction, writing, type Db } from "./db.ts";
@@ -31,6 +32,7 @@ const rowSchema = z.object({
   channel: z.nullable(z.enum(["agent", "ssh"])),
   ip: z.nullable(z.string()),
   ssh_port: z.nullable(z.number()),
+  dns_port: z.nullable(z.number()),
   cid: z.nullable(z.number()),
   supervisor_pid: z.nullable(z.number()),
   vmm_pid: z.nullable(z.number()),
@@ -49,6 +51,8 @@ export interface SandboxRecord {
   channel: "agent" | "ssh" | null;
   ip: string | null;
   sshPort: number | null;
+  /** The host port of the sandbox's DNS responder (user and TAP networks). */
+  dnsPort: number | null;
   cid: number | null;
   supervisorPid: number | null;
   vmmPid: number | null;
@@ -70,11 +74,12 @@ export interface NewSandbox {
   config: SandboxConfig;
   backend: "qemu" | "firecracker";
   /** Which pooled resources this sandbox needs; decided by its backend and network mode. */
-  allocate: { ip?: boolean; sshPort?: boolean; cid?: boolean };
+  allocate: { ip?: boolean; sshPort?: boolean; dnsPort?: boolean; cid?: boolean };
 }
 
+/** `config` changes only where the sandbox's owner may change it while it lives (its egress policy). */
 export type SandboxPatch = Partial<
-  Pick<SandboxRecord, "status" | "channel" | "supervisorPid" | "vmmPid" | "lastError" | "backend">
+  Pick<SandboxRecord, "status" | "channel" | "supervisorPid" | "vmmPid" | "lastError" | "backend" | "config">
 >;
 
 const PATCH_COLUMNS: Record<keyof SandboxPatch, string> = {
@@ -84,6 +89,7 @@ const PATCH_COLUMNS: Record<keyof SandboxPatch, string> = {
   vmmPid: "vmm_pid",
   lastError: "last_error",
   backend: "backend",
+  config: "config",
 };
 
 export class StateStore {
@@ -114,17 +120,16 @@ export class StateStore {
       const name = wanted ?? generateName(names);
       const id = request.id ?? generateId();
       const ip = request.allocate.ip ? allocateIp(this.column<string>("ip")) : null;
-      const sshPort = request.allocate.sshPort
-        ? allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts()])
-        : null;
+      const sshPort = request.allocate.sshPort ? allocateSshPort(this.hostPorts()) : null;
+      const dnsPort = request.allocate.dnsPort ? allocateDnsPort([...this.hostPorts(), ...boundUdpPorts(), ...(sshPort === null ? [] : [sshPort])]) : null;
       const cid = request.allocate.cid ? allocateCid(this.column<number>("cid")) : null;
       const config = { ...request.config, name };
       this.db
         .prepare(
-          `INSERT INTO vms (id, name, status, config, backend, ip, ssh_port, cid, created_at, updated_at)
-           VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO vms (id, name, status, config, backend, ip, ssh_port, dns_port, cid, created_at, updated_at)
+           VALUES (?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(id, name, JSON.stringify(config), request.backend, ip, sshPort, cid, now, now);
+        .run(id, name, JSON.stringify(config), request.backend, ip, sshPort, dnsPort, cid, now, now);
       return this.mustGet(id);
     }));
     writeMirror(created);
@@ -142,22 +147,25 @@ export class StateStore {
         throw new AlreadyExistsError(`Cannot restore sandbox "${record.name}" (${record.id}): another sandbox has its name`);
       }
       const reallocated: string[] = [];
-      const keep = <T extends string | number>(value: T | null, column: "ip" | "ssh_port" | "cid", fresh: (taken: T[]) => T): T | null => {
+      const keep = <T extends string | number>(value: T | null, column: "ip" | "ssh_port" | "dns_port" | "cid", taken: T[], fresh: (taken: T[]) => T): T | null => {
         if (value === null) return null;
-        const taken = this.column<T>(column);
         if (!taken.includes(value)) return value;
         reallocated.push(column);
         return fresh(taken);
       };
-      const ip = keep(record.ip, "ip", allocateIp);
-      const sshPort = keep(record.sshPort, "ssh_port", (taken) => allocateSshPort([...taken, ...listeningTcpPorts()]));
-      const cid = keep(record.cid, "cid", allocateCid);
+      const ip = keep(record.ip, "ip", this.column<string>("ip"), allocateIp);
+      // Both port columns draw on one range of host ports: each is checked against both.
+      const ports = [...this.column<number>("ssh_port"), ...this.column<number>("dns_port")];
+      const sshPort = keep(record.sshPort, "ssh_port", ports, () => allocateSshPort(this.hostPorts()));
+      const dnsPort = keep(record.dnsPort, "dns_port", [...ports, ...(sshPort === null ? [] : [sshPort])], (taken) =>
+        allocateDnsPort([...taken, ...this.hostPorts(), ...boundUdpPorts()]));
+      const cid = keep(record.cid, "cid", this.column<number>("cid"), allocateCid);
       this.db
         .prepare(
-          `INSERT INTO vms (id, name, status, config, backend, channel, ip, ssh_port, cid, supervisor_pid, vmm_pid, last_error, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO vms (id, name, status, config, backend, channel, ip, ssh_port, dns_port, cid, supervisor_pid, vmm_pid, last_error, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(record.id, record.name, record.status, JSON.stringify(record.config), record.backend, record.channel, ip, sshPort, cid,
+        .run(record.id, record.name, record.status, JSON.stringify(record.config), record.backend, record.channel, ip, sshPort, dnsPort, cid,
           record.supervisorPid, record.vmmPid, record.lastError === null ? null : JSON.stringify(record.lastError), record.createdAt, Date.now());
       return { record: this.mustGet(record.id), reallocated };
     }));
@@ -189,7 +197,7 @@ export class StateStore {
     const entries = Object.entries(patch) as [keyof SandboxPatch, unknown][];
     const sets = entries.map(([key]) => `${PATCH_COLUMNS[key]} = ?`);
     const values = entries.map(([key, value]) =>
-      key === "lastError" && value !== null ? JSON.stringify(value) : (value as string | number | null));
+      (key === "lastError" || key === "config") && value !== null ? JSON.stringify(value) : (value as string | number | null));
     const result = writing(this.file, () => this.db
       .prepare(`UPDATE vms SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ?`)
       .run(...values, Date.now(), id));
@@ -205,7 +213,7 @@ export class StateStore {
    */
   reallocateSshPort(id: string, avoid: number): SandboxRecord {
     const moved = writing(this.file, () => transaction(this.db, () => {
-      const port = allocateSshPort([...this.column<number>("ssh_port"), ...listeningTcpPorts(), avoid]);
+      const port = allocateSshPort([...this.hostPorts(), avoid]);
       this.db.prepare("UPDATE vms SET ssh_port = ?, updated_at = ? WHERE id = ?").run(port, Date.now(), id);
       return this.mustGet(id);
     }));
@@ -213,12 +221,39 @@ export class StateStore {
     return moved;
   }
 
+  /**
+   * Allocates what the sandbox's network mode needs and its row lacks: rows written before the
+   * mode needed it (an older smolvm) get it at their next start.
+   */
+  completeNetworkAllocations(id: string): SandboxRecord {
+    const vm = this.get(id);
+    const mode = vm.config.network;
+    const missing = (mode === "tap" && vm.ip === null) || (mode !== "tap" && vm.sshPort === null) || (mode !== "none" && vm.dnsPort === null);
+    if (!missing) return vm;
+    const completed = writing(this.file, () => transaction(this.db, () => {
+      const set = (column: "ip" | "ssh_port" | "dns_port", value: string | number) =>
+        this.db.prepare(`UPDATE vms SET ${column} = ?, updated_at = ? WHERE id = ?`).run(value, Date.now(), id);
+      const now = this.mustGet(id);
+      if (mode === "tap" && now.ip === null) set("ip", allocateIp(this.column<string>("ip")));
+      if (mode !== "tap" && now.sshPort === null) set("ssh_port", allocateSshPort(this.hostPorts()));
+      if (mode !== "none" && now.dnsPort === null) set("dns_port", allocateDnsPort([...this.hostPorts(), ...boundUdpPorts()]));
+      return this.mustGet(id);
+    }));
+    writeMirror(completed);
+    return completed;
+  }
+
   /** Removes the row, which releases its name and every allocation with it. */
   delete(id: string): boolean {
     return writing(this.file, () => this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0);
   }
 
-  private column<T extends string | number>(name: "name" | "ip" | "ssh_port" | "cid"): T[] {
+  /** Host ports the pool must not hand out: every sandbox's SSH and DNS ports, and whatever listens. */
+  private hostPorts(): number[] {
+    return [...this.column<number>("ssh_port"), ...this.column<number>("dns_port"), ...listeningTcpPorts()];
+  }
+
+  private column<T extends string | number>(name: "name" | "ip" | "ssh_port" | "dns_port" | "cid"): T[] {
     return this.db
       .prepare(`SELECT ${name} AS v FROM vms WHERE ${name} IS NOT NULL`)
       .all()
@@ -252,6 +287,7 @@ function toRecord(row: unknown): SandboxRecord {
     channel: r.channel,
     ip: r.ip,
     sshPort: r.ssh_port,
+    dnsPort: r.dns_port,
     cid: r.cid,
     supervisorPid: r.supervisor_pid,
     vmmPid: r.vmm_pid,

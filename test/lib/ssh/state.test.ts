@@ -12,7 +12,7 @@ function vm(patch: Partial<SandboxRecord> = {}): SandboxRecord {
   mkdirSync(paths.sandboxDir(id), { recursive: true });
   return {
     id, name: "box", status: "running", config: parseSandboxConfig({}), backend: "qemu", channel: null, ip: null,
-    sshPort: 2201, cid: null, supervisorPid: process.pid, vmmPid: 4242, lastError: null, createdAt: 0, updatedAt: 0,
+    sshPort: 2201, dnsPort: null, cid: null, supervisorPid: process.pid, vmmPid: 4242, lastError: null, createdAt: 0, updatedAt: 0,
     ...patch,
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
@@ -133,4 +134,91 @@ test("an SSH port something else on the host listens on is skipped", async () =>
     server.close();
     store.close();
   }
+});
+
+describe("network allocations", () => {
+  test("a DNS port never shares a number with an SSH port, its own sandbox's included", () => {
+    const store = freshStore();
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const vm = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: { sshPort: true, dnsPort: true } });
+        ports.push(vm.sshPort!, vm.dnsPort!);
+      }
+      expect(new Set(ports).size).toBe(10);
+    } finally {
+      store.close();
+    }
+  });
+
+  test("a row from before a mode needed something gets it on its next start, and only that", () => {
+    const store = freshStore();
+    try {
+      const user = store.create({ config: parseSandboxConfig({ network: "user" }), backend: "qemu", allocate: { sshPort: true } });
+      const tap = store.create({ config: parseSandboxConfig({ network: "tap" }), backend: "qemu", allocate: {} });
+      const none = store.create({ config: parseSandboxConfig({ network: "none" }), backend: "qemu", allocate: {} });
+      const u = store.completeNetworkAllocations(user.id);
+      expect(u).toMatchObject({ sshPort: user.sshPort, ip: null });
+      expect(u.dnsPort).not.toBeNull();
+      const t = store.completeNetworkAllocations(tap.id);
+      expect(t).toMatchObject({ ip: "172.16.0.2", sshPort: null });
+      expect(t.dnsPort).not.toBeNull();
+      const n = store.completeNetworkAllocations(none.id);
+      expect(n).toMatchObject({ ip: null, dnsPort: null });
+      expect(n.sshPort).not.toBeNull();
+      expect(store.completeNetworkAllocations(user.id)).toEqual(u);
+    } finally {
+      store.close();
+    }
+  });
+
+  test("a restored row keeps its DNS port unless another row holds it, and says so", () => {
+    const store = freshStore();
+    try {
+      const vm = store.create({ config: parseSandboxConfig({ name: "kept" }), backend: "qemu", allocate: { sshPort: true, dnsPort: true } });
+      store.delete(vm.id);
+      expect(store.restore(vm)).toMatchObject({ record: { dnsPort: vm.dnsPort }, reallocated: [] });
+      store.delete(vm.id);
+      const other = store.create({ config: parseSandboxConfig({ name: "taker" }), backend: "qemu", allocate: { sshPort: true } });
+      store.delete(other.id);
+      // Another row now has the old DNS port as its SSH port: both pools share the host's ports.
+      const taker = store.restore({ ...other, sshPort: vm.dnsPort });
+      const restored = store.restore(vm);
+      expect(restored.reallocated).toContain("dns_port");
+      expect(restored.record.dnsPort).not.toBe(taker.record.sshPort);
+    } finally {
+      store.close();
+    }
+  });
+
+  test("an egress policy change is kept in the row's config", () => {
+    const store = freshStore();
+    try {
+      const vm = store.create({ config: parseSandboxConfig({}), backend: "qemu", allocate: {} });
+      expect(vm.config).toMatchObject({ allowHosts: ["internet"], denyHosts: [] });
+      const changed = store.update(vm.id, { config: { ...vm.config, allowHosts: ["api.example.com"], denyHosts: ["internet"] } });
+      expect(store.get(vm.id).config).toEqual(changed.config);
+      expect(changed.config).toMatchObject({ allowHosts: ["api.example.com"], denyHosts: ["internet"] });
+    } finally {
+      store.close();
+    }
+  });
+
+  test("a state database of schema 1 is migrated in place: its rows keep everything and gain a DNS port column", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "smolvm-state-")), "state.db");
+    const old = new DatabaseSync(file);
+    old.exec(`CREATE TABLE vms (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, status TEXT NOT NULL, config TEXT NOT NULL,
+      backend TEXT, channel TEXT, ip TEXT UNIQUE, ssh_port INTEGER UNIQUE, cid INTEGER UNIQUE, supervisor_pid INTEGER,
+      vmm_pid INTEGER, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT`);
+    old.exec("PRAGMA user_version = 1");
+    old.prepare("INSERT INTO vms (id, name, status, config, ssh_port, created_at, updated_at) VALUES ('abcabcabcabc', 'old', 'stopped', ?, 2200, 1, 1)")
+      .run(JSON.stringify({ name: "old", network: "user" }));
+    old.close();
+    const store = StateStore.open(file);
+    try {
+      expect(store.get("old")).toMatchObject({ sshPort: 2200, dnsPort: null, config: { allowHosts: ["internet"], denyHosts: [] } });
+    } finally {
+      store.close();
+    }
+  });
 });

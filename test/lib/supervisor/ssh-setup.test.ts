@@ -16,7 +16,7 @@ function vm(patch: Partial<SandboxRecord> = {}): SandboxRecord {
   mkdirSync(paths.sandboxDir(id), { recursive: true });
   return {
     id, name: "box", status: "running", config: parseSandboxConfig({ network: "none" }), backend: "qemu", channel: null, ip: null,
-    sshPort: null, cid: null, supervisorPid: process.pid, vmmPid: 4242, lastError: null, createdAt: 0, updatedAt: 0, ...patch,
+    sshPort: null, dnsPort: null, cid: null, supervisorPid: process.pid, vmmPid: 4242, lastError: null, createdAt: 0, updatedAt: 0, ...patch,
   };
 }
 
