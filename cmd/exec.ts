@@ -22,7 +22,7 @@ export function registerExec(program: Command): void {
         const { SmolVM } = await import("../lib/index.ts");
         const progress = progressReporter(false);
         const vm = await SmolVM.create({ ...sandboxConfigFrom(options), ...commChannelFrom(options), onProgress: progress.onProgress }).finally(progress.done);
-        await progress.notice(vm.accel);
+        await progress.notice(vm.accel, vm.notices);
         try {
           process.exitCode = await streamCommand(vm, command, {
             ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout * 1000 }),

@@ -19,6 +19,7 @@ export function registerMaintenance(program: Command): void {
           const lines = report.sandboxes.map((name) => `${verb} sandbox ${name}`);
           lines.push(...report.strayDirs.map((dir) => `${verb} stray directory ${dir}`));
           lines.push(...report.strayProcesses.map((pid) => `${report.dryRun ? "would kill" : "killed"} stray process ${pid}`));
+          lines.push(...report.networks.map((what) => `${verb} ${what}`));
           lines.push(...report.kept.map((kept) => `kept ${kept.name}: ${kept.reason}`));
           return lines.length > 0 ? lines.join("\n") : "Nothing to clean up.";
         });

@@ -1,6 +1,6 @@
 /** Option parsers and option groups shared by several commands. */
 import { InvalidArgumentError, Option, type Command } from "@commander-js/extra-typings";
-import { ACCELS, CHANNELS, DISK_MODES, type AccelChoice, type ChannelChoice, type DiskMode } from "../lib/choices.ts";
+import { ACCELS, CHANNELS, DISK_MODES, NETWORK_MODES, type AccelChoice, type ChannelChoice, type DiskMode, type NetworkMode } from "../lib/choices.ts";
 
 export function integer(name: string): (value: string) => number {
   return (value: string) => {
@@ -27,7 +27,14 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .option("--kernel <path>", "boot this kernel instead of the cached build")
     .option("--rootfs <path>", "boot this ext4 root filesystem instead of an image")
     .option("--boot-args <args>", "extra kernel command-line arguments")
+    .addOption(new Option("--network <mode>", "user: the internet and nothing of the host (the default on Linux, no root); tap: a TAP interface (root); none (the default on macOS)").choices(NETWORK_MODES))
+    .option("--allow-host <host>", "let the sandbox reach only these (repeatable): a DNS name, *.domain, an address, a CIDR range, or \"internet\"", collect)
     .addOption(accelOption());
+}
+
+/** A repeatable option's values, in order. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }
 
 /** `--accel`: hardware acceleration, or software emulation, for the boot. */
@@ -45,6 +52,8 @@ export interface SandboxOptionValues {
   kernel?: string;
   rootfs?: string;
   bootArgs?: string;
+  network?: NetworkMode;
+  allowHost?: string[];
   accel?: AccelChoice;
 }
 
@@ -58,6 +67,8 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.kernel !== undefined) config.kernelPath = options.kernel;
   if (options.rootfs !== undefined) config.rootfsPath = options.rootfs;
   if (options.bootArgs !== undefined) config.bootArgs = options.bootArgs;
+  if (options.network !== undefined) config.network = options.network;
+  if (options.allowHost !== undefined) config.allowHosts = options.allowHost;
   if (options.accel !== undefined) config.accel = options.accel;
   return config;
 }

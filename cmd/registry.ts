@@ -18,6 +18,7 @@ export const COMMAND_GROUPS: readonly { names: readonly string[]; load: () => Pr
   { names: ["file"], load: async () => (await import("./file.ts")).registerFile },
   { names: ["env"], load: async () => (await import("./env.ts")).registerEnv },
   { names: ["port"], load: async () => (await import("./port.ts")).registerPort },
+  { names: ["network"], load: async () => (await import("./network.ts")).registerNetwork },
   { names: ["ssh"], load: async () => (await import("./ssh.ts")).registerSsh },
   { names: ["list", "ls"], load: async () => (await import("./list.ts")).registerList },
   { names: ["cleanup", "prune"], load: async () => (await import("./maintenance.ts")).registerMaintenance },

@@ -21,7 +21,7 @@ export function registerSandbox(program: Command): void {
           ...(options.name === undefined ? {} : { name: options.name }),
           onProgress: progress.onProgress,
         }).finally(progress.done);
-        await progress.notice(vm.accel);
+        await progress.notice(vm.accel, vm.notices);
         const info = await vm.info();
         vm.close();
         out.result({ ...info, createMs: Date.now() - started }, () => `${info.name}`);
@@ -106,7 +106,9 @@ export function registerSandbox(program: Command): void {
           const rows: [string, string][] = [
             ["name", info.name], ["id", info.id], ["status", info.status], ["image", info.image],
             ["backend", info.backend ?? "-"], ["cpus", String(info.vcpus)], ["memory", `${info.memoryMiB} MiB`],
-            ["disk", info.diskMode], ["network", info.network], ["ssh port", info.sshPort === null ? "-" : `127.0.0.1:${info.sshPort}`],
+            ["disk", info.diskMode], ["network", info.guestIp === null ? info.network : `${info.network} (guest ${info.guestIp})`],
+            ["egress", info.network === "none" ? "-" : `${info.allowHosts.join(", ") || "nothing"}${info.denyHosts.length === 0 ? "" : `; never: ${info.denyHosts.join(", ")}`}`],
+            ["ssh", info.network === "tap" && info.guestIp !== null ? `${info.guestIp}:22` : info.sshPort === null ? "-" : `127.0.0.1:${info.sshPort}`],
             ["channel", `${info.channel ?? "none"} (${info.channelReason})`],
             ["ssh key", info.sshKeyPath], ["known_hosts", info.sshKnownHostsPath],
             ["supervisor", info.supervisorPid === null ? "-" : `pid ${info.supervisorPid}`],

@@ -20,12 +20,13 @@ export {
 export type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./sandbox/dirs.ts";
 export { EnvVars, parseEnvAssignments } from "./sandbox/env.ts";
 export { parsePortSpec, Ports, type ExposeOptions, type PortForward, type PortForwardInfo } from "./sandbox/ports.ts";
+export { Network, type NetworkPolicy, type NetworkPolicyChange, type SandboxNetworkInfo } from "./sandbox/network.ts";
 export type { DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 export type { LogsOptions } from "./sandbox/logs.ts";
 export type { PrepareProgress } from "./sandbox/artifacts.ts";
 export type { CommChannel } from "./channels/types.ts";
 export type { AccelInfo } from "./backends/accel.ts";
-export { emulationNoticeOnce } from "./sandbox/notice.ts";
+export { emulationNoticeOnce, noticeOncePerHome } from "./sandbox/notice.ts";
 
 // Every sandbox.
 export { listSandboxes, sandboxNames, type SandboxSummary } from "./sandbox/status.ts";

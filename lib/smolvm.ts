@@ -3,7 +3,7 @@
  *
  * Its operations are grouped by noun, as users of sandbox SDKs expect: `vm.commands` (run,
  * exec), `vm.files` (write, read, readStream, upload, download), `vm.env` (set, unset, list),
- * `vm.ports` (expose, close, list). The handle itself carries the sandbox's own verbs: info,
+ * `vm.ports` (expose, close, list), `vm.network` (update). The handle itself carries the sandbox's own verbs: info,
  * pause, resume, stop, start, delete, close.
  *
  * ```ts
@@ -21,6 +21,7 @@ import { Commands } from "./sandbox/commands.ts";
 import { EnvVars } from "./sandbox/env.ts";
 import { Filesystem } from "./sandbox/files.ts";
 import { sandboxFiles } from "./sandbox/layout.ts";
+import { Network, networkInfoOf, type SandboxNetworkInfo } from "./sandbox/network.ts";
 import { Ports } from "./sandbox/ports.ts";
 import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
 import type { SandboxRecord } from "./state/sandboxes.ts";
@@ -44,11 +45,11 @@ export interface AttachOptions {
 }
 
 /** A sandbox in detail: what `list` shows, plus its processes, resources and files. */
-export interface SandboxInfo extends SandboxSummary {
+export interface SandboxInfo extends SandboxSummary, SandboxNetworkInfo {
   supervisorPid: number | null;
   vmmPid: number | null;
   diskMode: string;
-  network: string;
+  /** The host port of the SSH forward on 127.0.0.1 (user networking, or through the agent without a network); TAP: SSH reaches `guestIp`. */
   sshPort: number | null;
   kernelPath: string | undefined;
   rootfsPath: string | undefined;
@@ -87,9 +88,12 @@ export class SmolVM {
   readonly env: EnvVars;
   /** Host ports on 127.0.0.1 forwarded into the sandbox: `expose`, `close`, `list`. */
   readonly ports: Ports;
+  /** Where the sandbox may connect: `update` allows and denies hosts, at once while it runs. */
+  readonly network: Network;
 
   private channel: Channel | undefined;
   private accelInfo: AccelInfo | undefined;
+  private createNotices: readonly string[] = [];
 
   private constructor(
     private record: SandboxRecord,
@@ -106,6 +110,7 @@ export class SmolVM {
       supervisor: (op, request, what) => this.supervisor(op, request, what),
       isLive: () => isLive((this.record = readSandbox(this.record.id)).status),
     });
+    this.network = new Network({ id: () => this.record.id, supervisor: (op, request, what) => this.supervisor(op, request, what) });
     if (ready?.hello.supervisor !== undefined) this.accelInfo = { accel: ready.hello.supervisor.accel, reason: ready.hello.supervisor.accelReason };
   }
 
@@ -128,6 +133,14 @@ export class SmolVM {
   }
 
   /**
+   * What the caller should be told about how `create` made the sandbox, beyond the accelerator:
+   * on macOS, that it has no network (the default there; `smolvm doctor` says why).
+   */
+  get notices(): readonly string[] {
+    return this.createNotices;
+  }
+
+  /**
    * Creates a sandbox and waits until it answers commands. Builds the kernel and image on
    * first use (with `onProgress`). Its `env` is set before create returns.
    *
@@ -139,7 +152,9 @@ export class SmolVM {
     const { onProgress, commChannel, ...input } = options;
     const { createSandbox } = await import("./sandbox/lifecycle.ts");
     const booted = await createSandbox(commChannel === undefined ? input : { ...input, channel: commChannel }, onProgress === undefined ? {} : { onProgress });
-    return new SmolVM(booted.record, commChannel, booted.session);
+    const vm = new SmolVM(booted.record, commChannel, booted.session);
+    vm.createNotices = booted.notices;
+    return vm;
   }
 
   /**
@@ -175,7 +190,7 @@ export class SmolVM {
       supervisorPid: vm.supervisorPid,
       vmmPid: vm.vmmPid,
       diskMode: vm.config.diskMode,
-      network: vm.config.network,
+      ...await networkInfoOf(vm),
       sshPort: vm.sshPort,
       kernelPath: vm.config.kernelPath,
       rootfsPath: vm.config.rootfsPath,

@@ -52,6 +52,9 @@ export type SshStatus = z.infer<typeof SshStatus>;
 
 const empty = z.lazy(() => z.object({}));
 
+/** At most 256 hosts a list, each at most 255 characters (a DNS name's limit, with room for `*.`). */
+const hosts = z.lazy(() => z.array(z.string().check(z.maxLength(255))).check(z.maxLength(256)));
+
 /** Every `supervisor.*` operation: its request (the OPEN body) and its result. */
 export const SUPERVISOR_OPS = {
   "supervisor.status": {
@@ -80,6 +83,11 @@ export const SUPERVISOR_OPS = {
   "supervisor.ssh": {
     request: z.lazy(() => z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) })),
     result: SshStatus,
+  },
+  /** Changes the egress policy of the running sandbox (firewall and DNS at once); answers the policy now in force. */
+  "supervisor.network": {
+    request: z.lazy(() => z.object({ op: z.literal("supervisor.network"), allow: z.optional(hosts), deny: z.optional(hosts) })),
+    result: z.lazy(() => z.object({ allowHosts: z.array(z.string()), denyHosts: z.array(z.string()) })),
   },
 } as const;
 

@@ -70,6 +70,12 @@ export interface LaunchSpec {
   cmdline: string;
   disk: PreparedDisk;
   network: LaunchNetwork;
+  /**
+   * A command the VMM is started through, which execs it in the end, so the VMM keeps its pid
+   * (the user network's wrapper: a namespace of its own, its rules loaded first). A backend that
+   * cannot start through one refuses the spec.
+   */
+  launchPrefix?: readonly string[];
   /** Where the guest agent's channel listens (QEMU: the virtio-serial chardev; Firecracker: the vsock UDS). */
   agentSocketPath: string;
   /** The VMM's control API socket (QEMU: QMP; Firecracker: its REST API). */

@@ -9,9 +9,10 @@
  *   processes included: its disk is a fresh copy nobody used;
  * - an interrupted delete is finished;
  * - any other sandbox whose processes are gone (it crashed, failed, or its boot was abandoned) has
- *   its leftovers reclaimed (stray processes, sockets, its VMM ticket), and is removed whole only
+ *   its leftovers reclaimed (stray processes, its network's namespace, TAP interface and firewall
+ *   rules, sockets, its VMM ticket), and is removed whole only
  *   if its directory holds no disk; one that does is kept (and reported) until asked for by name;
- * - a directory without a row: its processes are ended; it is removed unless it holds a disk
+ * - a directory without a row: its processes and network are ended; it is removed unless it holds a disk
  *   (`smolvm doctor --repair` gives it its row back).
  *
  * With names (a sandbox's name or id, or a directory's id), those are removed whole, whatever
@@ -29,6 +30,7 @@ import { destroyNow } from "./lifecycle.ts";
 import { killSandboxProcesses, sandboxProcesses } from "./processes.ts";
 import { isLive, reconcile } from "./status.ts";
 import { removeTicket } from "./ticket.ts";
+import { networkLeftovers, reclaimNetwork } from "../network/index.ts";
 
 export interface CleanupReport {
   /** Sandboxes removed whole, by name. */
@@ -39,6 +41,8 @@ export interface CleanupReport {
   strayDirs: string[];
   /** Processes ended because nothing that runs them was left (a VMM whose sandbox is gone). */
   strayProcesses: number[];
+  /** What sandboxes that no longer run had left of their networks (pasta, TAP interfaces, firewall rules), removed. */
+  networks: string[];
   dryRun: boolean;
 }
 
@@ -55,7 +59,7 @@ function holdsDisk(id: string): boolean {
 
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
-  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], dryRun };
+  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], networks: [], dryRun };
   if (options.names !== undefined && options.names.length > 0) return cleanupNamed(options.names, report);
   const vms = withStore((store) => store.list().map((vm) => reconcile(store, vm)));
   for (const vm of vms) await cleanupOne(vm, report);
@@ -70,19 +74,23 @@ async function cleanupOne(vm: SandboxRecord, report: CleanupReport): Promise<voi
   const files = sandboxFiles(vm.id);
   const running = sandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
   const wholly = abandoned(files)?.purpose === "create" || vm.status === "deleting";
+  const network = { id: vm.id, dir: files.dir, mode: vm.config.network };
   if (wholly) {
     report.sandboxes.push(vm.name);
     report.strayProcesses.push(...running.map((p) => p.pid));
+    report.networks.push(...await networkLeftovers(network));
     if (!report.dryRun) await destroyNow(vm.id);
     return;
   }
   if (vm.status === "stopped" || (running.length > 0 && (isLive(vm.status) || vm.status === "creating"))) return;
   // Nothing runs it any more: what it held goes; its disk only when asked for by name.
   report.strayProcesses.push(...running.map((p) => p.pid));
+  report.networks.push(...await networkLeftovers(network));
   if (holdsDisk(vm.id)) {
     report.kept.push({ name: vm.name, id: vm.id, reason: `it is ${vm.status} and its directory holds its disk; \`smolvm cleanup ${vm.name}\` removes it` });
     if (!report.dryRun) {
       await killSandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+      await reclaimNetwork(network);
       removeTicket(files);
       for (const socket of [files.agentSocket, files.controlSocket, files.supervisorSocket]) rmSync(socket, { force: true });
     }
@@ -97,7 +105,12 @@ async function cleanupStray(id: string, report: CleanupReport): Promise<void> {
   const dir = paths.sandboxDir(id);
   const running = sandboxProcesses(id);
   report.strayProcesses.push(...running.map((p) => p.pid));
-  if (!report.dryRun) await killSandboxProcesses(id);
+  // Its mode is unknown without a row: every mode's objects are looked for.
+  report.networks.push(...await networkLeftovers({ id, dir }));
+  if (!report.dryRun) {
+    await killSandboxProcesses(id);
+    await reclaimNetwork({ id, dir });
+  }
   if (holdsDisk(id) && abandoned(sandboxFiles(id))?.purpose !== "create") {
     report.kept.push({ name: id, id, reason: `its directory "${dir}" has no row in the state store but holds a disk; \`smolvm doctor --repair\` restores its row, \`smolvm cleanup ${id}\` removes it` });
     return;
@@ -119,6 +132,7 @@ async function cleanupNamed(names: string[], report: CleanupReport): Promise<Cle
   });
   for (const target of targets) {
     report.strayProcesses.push(...sandboxProcesses(target.id).map((p) => p.pid));
+    report.networks.push(...await networkLeftovers({ id: target.id, dir: sandboxFiles(target.id).dir }));
     report.sandboxes.push(target.name);
     if (!report.dryRun) await destroyNow(target.id);
   }

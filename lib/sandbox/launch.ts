@@ -1,7 +1,7 @@
 /**
  * How a sandbox's VMM is launched from its record: the disk, the kernel command line, the
- * network and the accelerator; the backend starts it, and its ticket (lib/backends/types.ts) is
- * written into the sandbox's directory for the owner that takes it over.
+ * network (prepared by lib/network) and the accelerator; the backend starts it, and its ticket
+ * (lib/backends/types.ts) is written into the sandbox's directory for the owner that takes it over.
  *
  * Create and start run this in the caller's process and hand the VMM to the supervisor with the
  * ticket, so the guest boots while the supervisor process starts (a few hundred milliseconds of
@@ -10,49 +10,44 @@
 import { rmSync } from "node:fs";
 import { accelFor, hostTscKhz } from "../backends/accel.ts";
 import { backendFor } from "../backends/select.ts";
-import type { Backend, LaunchNetwork, Vmm } from "../backends/types.ts";
-import type { SandboxConfig } from "../config.ts";
-import { InvalidInputError } from "../errors.ts";
+import type { Backend, Vmm } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { kernelCmdline } from "../kernel/cmdline.ts";
+import { smolError, toSmolError } from "../errors.ts";
+import { logEvent } from "../log.ts";
+import { parsePolicy, prepareNetwork, reclaimNetwork, type SandboxNetwork } from "../network/index.ts";
 import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
-import type { SandboxFiles } from "./layout.ts";
+import { sandboxFiles, type SandboxFiles } from "./layout.ts";
 import { writeTicket } from "./ticket.ts";
 
-/** The guest's address on QEMU's user-mode network (slirp's fixed defaults). */
-const USER_NET = { ip: "10.0.2.15/24", gw: "10.0.2.2", dns: "10.0.2.3" };
+/** The record's part the network works from. */
+export function sandboxNetworkOf(vm: SandboxRecord): SandboxNetwork {
+  return {
+    id: vm.id,
+    mode: vm.config.network,
+    dir: sandboxFiles(vm.id).dir,
+    policy: parsePolicy(vm.config),
+    ip: vm.ip,
+    sshPort: vm.sshPort,
+    dnsPort: vm.dnsPort,
+  };
+}
 
 /**
- * Refuses a config this build cannot run, before anything is allocated for it. Network modes
- * are enabled here as they land (`tap` with the networking work).
+ * The sandbox's record with what its network mode needs allocated: rows of an older smolvm may
+ * lack a DNS port. Only the allocations are taken from the store: `vm` may carry a one-boot
+ * override (the accelerator) the row does not.
  */
-export function checkRunnable(config: Pick<SandboxConfig, "network" | "name">): void {
-  if (config.network === "tap") {
-    throw new InvalidInputError(`Cannot create sandbox${config.name === undefined ? "" : ` "${config.name}"`} with network "tap": TAP networking is not available in this build yet`, {
-      hint: 'leave the network out for the default ("user"), or use "none" for no network',
-    });
-  }
-}
-
-/** The guest network the VMM wires, and what the guest is told about it on its command line. */
-export function launchNetwork(vm: SandboxRecord): { network: LaunchNetwork; cmdline: string[] } {
-  switch (vm.config.network) {
-    case "none":
-      return { network: { mode: "none" }, cmdline: [] };
-    case "user":
-      return {
-        network: { mode: "user", hostForwards: vm.sshPort === null ? [] : [{ hostPort: vm.sshPort, guestPort: 22 }] },
-        cmdline: [`smolvm.ip=${USER_NET.ip}`, `smolvm.gw=${USER_NET.gw}`, `smolvm.dns=${USER_NET.dns}`],
-      };
-    case "tap":
-      checkRunnable(vm.config);
-      throw new Error("unreachable");
-  }
+export function withNetworkAllocations(vm: SandboxRecord): SandboxRecord {
+  const row = withStore((store) => store.completeNetworkAllocations(vm.id));
+  return { ...vm, ip: row.ip, sshPort: row.sshPort, dnsPort: row.dnsPort };
 }
 
 /**
- * Launches the VMM for `vm`, records its pid and writes its ticket. Moves to another SSH port
- * when another smolvm home took ours between allocation and QEMU's bind.
+ * Launches the VMM for `vm`, records its pid and writes its ticket. The sandbox's network is
+ * prepared first (lib/network: a namespace's rules, or a TAP interface and its rules) and the VMM
+ * wired to it; its supervisor connects the rest once the VMM runs. A launch that fails removes
+ * what the network's preparation made.
  */
 export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend: Backend = backendFor(vm.backend ?? "qemu")): Promise<Vmm> {
   const arch = hostGuestArch();
@@ -60,6 +55,7 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
   // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
   // The KVM proof is one boot per host boot, cached.
   const accel = await accelFor({ guestArch: arch, requested: vm.config.accel, kernelPath: vm.config.kernelPath! });
+  vm = withNetworkAllocations(vm);
   const disk = await backend.prepareDisk({
     imagePath: vm.config.rootfsPath!,
     vmDir: files.dir,
@@ -68,37 +64,39 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
   });
   const tscKhz = accel.accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
   rmSync(files.consoleLog, { force: true });
-  for (let attempt = 1; ; attempt++) {
-    const { network, cmdline } = launchNetwork(vm);
-    try {
-      const vmm = await backend.launch({
-        arch,
-        accel: accel.accel,
-        accelReason: accel.reason,
-        vcpus: vm.config.vcpus,
-        memoryMiB: vm.config.memoryMiB,
-        kernelPath: vm.config.kernelPath!,
-        cmdline: [
-          kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...cmdline] }),
-          vm.config.bootArgs,
-        ].filter(Boolean).join(" "),
-        disk,
-        network,
-        agentSocketPath: files.agentSocket,
-        controlSocketPath: files.controlSocket,
-        serialLogPath: files.consoleLog,
-        vmmLogPath: files.vmmLog,
-        // Recorded the moment it exists, before its control API answers (or the launcher dies).
-        onProcess: (pid) => withStore((store) => store.update(vm.id, { vmmPid: pid })),
-      });
-      writeTicket(files, vmm.ticket);
-      withStore((store) => store.update(vm.id, { vmmPid: vmm.pid }));
-      return vmm;
-    } catch (error) {
-      if (attempt >= 5 || vm.sshPort === null || !/host forwarding rule/.test((error as Error).message)) throw error;
-      const taken = vm.sshPort;
-      vm = withStore((store) => store.reallocateSshPort(vm.id, taken));
-    }
+  const network = await prepareNetwork(sandboxNetworkOf(vm)).catch((error: unknown) => {
+    // Marked, so the boot's failure keeps the network's own hint (what to remove, what to install).
+    const failure = toSmolError(error);
+    throw smolError(failure.code, failure.message, { ...(failure.hint === undefined ? {} : { hint: failure.hint }), details: { ...failure.details, stage: "network" }, cause: error });
+  });
+  try {
+    const vmm = await backend.launch({
+      arch,
+      accel: accel.accel,
+      accelReason: accel.reason,
+      vcpus: vm.config.vcpus,
+      memoryMiB: vm.config.memoryMiB,
+      kernelPath: vm.config.kernelPath!,
+      cmdline: [
+        kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network.kernelArgs] }),
+        vm.config.bootArgs,
+      ].filter(Boolean).join(" "),
+      disk,
+      network: network.netdev,
+      ...(network.launchPrefix.length === 0 ? {} : { launchPrefix: network.launchPrefix }),
+      agentSocketPath: files.agentSocket,
+      controlSocketPath: files.controlSocket,
+      serialLogPath: files.consoleLog,
+      vmmLogPath: files.vmmLog,
+      // Recorded the moment it exists, before its control API answers (or the launcher dies).
+      onProcess: (pid) => withStore((store) => store.update(vm.id, { vmmPid: pid })),
+    });
+    writeTicket(files, vmm.ticket);
+    withStore((store) => store.update(vm.id, { vmmPid: vmm.pid }));
+    return vmm;
+  } catch (error) {
+    await reclaimNetwork({ id: vm.id, dir: files.dir, mode: vm.config.network }).catch((cleanupError: Error) =>
+      logEvent("error", `cannot remove the network of sandbox "${vm.name}" after its failed launch: ${cleanupError.message}`, { sandbox: vm.id }));
+    throw error;
   }
 }
-

@@ -20,7 +20,7 @@ import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
 import { sshEndpointWhenReady } from "./connection.ts";
-import { checkRunnable, launchVmm } from "./launch.ts";
+import { launchVmm } from "./launch.ts";
 import { sandboxFiles } from "./layout.ts";
 import { assertMay, isLive, readSandbox } from "./status.ts";
 import { spawnSupervisor } from "./spawn.ts";
@@ -28,6 +28,7 @@ import { connectSupervisor } from "./supervisor-client.ts";
 import { removeLauncher, writeLauncher, type LaunchPurpose } from "./launcher.ts";
 import { killSandboxProcesses, sandboxProcesses, stillOurs } from "./processes.ts";
 import { liveTicket, removeTicket } from "./ticket.ts";
+import { checkNetwork, chooseNetwork, parsePolicy, policyLists, reclaimNetwork } from "../network/index.ts";
 
 export interface CreateProgressOptions {
   onProgress?: (progress: PrepareProgress) => void;
@@ -40,15 +41,21 @@ export interface Booted {
   session: AgentClient;
   /** The accelerator its VM runs with, and why. */
   accel: AccelInfo;
+  /** What the caller should be told about how the sandbox was made (on macOS: that it has no network). */
+  notices: string[];
 }
 
 /** Creates a sandbox and returns once its agent answers (and its managed env is set). */
 export async function createSandbox(input: SandboxConfigInput = {}, options: CreateProgressOptions = {}): Promise<Booted> {
   const requested = parseSandboxConfig(input);
-  checkRunnable(requested);
+  // The network this platform gives, its policy and what the host can do: refused before anything is made.
+  const network = chooseNetwork(input.network);
+  const policy = policyLists(parsePolicy(requested));
+  checkNetwork(network.mode);
   const backend = chooseBackend(requested.backend);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
-  const config: SandboxConfig = { ...requested, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const config: SandboxConfig = { ...requested, ...policy, network: network.mode, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const mode = config.network;
   // The directory and its launcher record come first: a create killed at any point after this
   // leaves something `cleanup` recognises as an abandoned create (launcher.ts).
   const id = generateId();
@@ -59,7 +66,8 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     writeLauncher(files, "create");
     vm = withStore((store) => {
-      const created = store.create({ id, config, backend, allocate: { sshPort: config.network === "user" } });
+      // TAP: SSH reaches the guest's own address; none: the supervisor carries the SSH port through the agent.
+      const created = store.create({ id, config, backend, allocate: { sshPort: mode !== "tap", ip: mode === "tap", dnsPort: mode !== "none" } });
       const channel = persistedChannel(config.channel);
       return channel === null ? created : store.update(created.id, { channel });
     });
@@ -70,6 +78,7 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
     const booted = await bootSandbox(vm, "create");
+    if (network.notice !== undefined) booted.notices.push(network.notice);
     // Before create returns, so the first command of anyone sees them.
     if (Object.keys(config.env).length > 0) await booted.session.env.set(config.env);
     // The sandbox is the caller's now: from here a dying caller leaves it be.
@@ -103,6 +112,7 @@ export async function startSandbox(idOrName: string, options: StartOptions = {})
   const vm = readSandbox(idOrName);
   if (isLive(vm.status)) return { record: vm };
   assertMay(vm, { kind: "boot", what: "start" });
+  checkNetwork(vm.config.network);
   const files = sandboxFiles(vm.id);
   mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   writeLauncher(files, "start");
@@ -145,7 +155,7 @@ async function bootSandbox(vm: SandboxRecord, purpose: LaunchPurpose): Promise<B
     throw error;
   }
   const supervisor = session.hello.supervisor!;
-  return { record, session, accel: { accel: supervisor.accel, reason: supervisor.accelReason } };
+  return { record, session, accel: { accel: supervisor.accel, reason: supervisor.accelReason }, notices: [] };
 }
 
 function launchFailure(vm: SandboxRecord, thrown: unknown): SmolError {
@@ -155,8 +165,9 @@ function launchFailure(vm: SandboxRecord, thrown: unknown): SmolError {
   // output goes to smolvm's own log first.
   logEvent("error", `sandbox "${vm.name}" failed to boot`, { sandbox: vm.id, error: error.message, ...(error.details ?? {}) });
   return smolError(error.code, `Sandbox "${vm.name}" failed to boot: ${error.message}`, {
-    // Not the VMM's own hint: it names files in the sandbox's directory, which a failed create removes.
-    hint: `the VMM's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
+    // Not the VMM's own hint: it names files in the sandbox's directory, which a failed create
+    // removes. The network's own (what to remove or install) stands.
+    hint: error.details?.stage === "network" && error.hint !== undefined ? error.hint : `the VMM's full output is in ${paths.logFile()}; check the kernel and image it boots (\`smolvm kernel list\`, \`smolvm image list\`, or your --kernel/--rootfs) and the host (\`smolvm doctor\`)`,
     cause: thrown,
   });
 }
@@ -168,7 +179,7 @@ function bootFailure(vm: SandboxRecord, thrown: unknown): SmolError {
   const why = refused ? error.message : `its supervisor exited during boot (${error.message})`;
   const tail = refused ? "" : tailOf(sandboxFiles(vm.id).supervisorLog, 5);
   return smolError(refused ? error.code : "BACKEND_UNAVAILABLE", `Sandbox "${vm.name}" failed to boot: ${why}${tail ? `\n${tail}` : ""}`, {
-    hint: "run with SMOLVM_VERBOSE_BOOT=1 to keep the kernel's boot messages in the console log; `smolvm doctor` checks the host",
+    hint: refused && error.hint !== undefined ? error.hint : "run with SMOLVM_VERBOSE_BOOT=1 to keep the kernel's boot messages in the console log; `smolvm doctor` checks the host",
     cause: thrown,
   });
 }
@@ -211,7 +222,11 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
     }
   }
   // A guest that ignored the shutdown, or a supervisor that died or hung: end them.
-  if (!recorded) await killSandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+  if (!recorded) {
+    await killSandboxProcesses(vm.id, [vm.vmmPid, vm.supervisorPid]);
+    // Its supervisor would have removed the network; ended from here, so is its network.
+    await reclaimNetwork({ id: vm.id, dir: sandboxFiles(vm.id).dir, mode: vm.config.network });
+  }
   removeTicket(sandboxFiles(vm.id));
   return withStore((store) => {
     const now = store.find(vm.id);
@@ -258,13 +273,16 @@ export async function deleteSandbox(idOrName: string, options: DeleteOptions = {
 }
 
 /**
- * Ends every process of the sandbox (found, not only recorded), removes its directory and its
- * row; resolves once all of it is gone, or rejects naming what is left.
+ * Ends every process of the sandbox (found, not only recorded), removes its network (namespace,
+ * TAP interface, rules), its directory and its row; resolves once all of it is gone, or rejects
+ * naming what is left. The row goes last, so its allocations (address, ports) are never handed
+ * out while something still holds them.
  */
 export async function destroyNow(id: string): Promise<void> {
   const vm = withStore((store) => store.find(id));
   await killSandboxProcesses(id, vm === undefined ? [] : [vm.vmmPid, vm.supervisorPid]);
   const dir = sandboxFiles(id).dir;
+  await reclaimNetwork({ id, dir, ...(vm === undefined ? {} : { mode: vm.config.network }) });
   rmSync(dir, { recursive: true, force: true });
   if (existsSync(dir)) throw new SmolError("IO_ERROR", `Cannot remove sandbox ${id}: its directory "${dir}" is still there`, { hint: `remove it by hand: rm -rf "${dir}"` });
   withStore((store) => store.delete(id));

@@ -1,9 +1,10 @@
 /**
- * The software-emulation notice: said once per smolvm home (a marker file remembers it), so a
- * user learns why boots take seconds without reading it on every command. It names the reason
- * the accelerator was chosen (QEMU's own error line when KVM failed), as the supervisor reported
- * it when the sandbox became ready (`vm.accel`).
+ * Notices said once per smolvm home (a marker file remembers each), so a user learns what they
+ * need without reading it on every command. The software-emulation notice says why boots take
+ * seconds: it names the reason the accelerator was chosen (QEMU's own error line when KVM
+ * failed), as the supervisor reported it when the sandbox became ready (`vm.accel`).
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AccelInfo } from "../backends/accel.ts";
@@ -28,11 +29,27 @@ export function emulationNoticeOnce(accel: AccelInfo | undefined): string | unde
   if (accel === undefined || existsSync(marker)) return undefined;
   const notice = accelNoticeOnce(accel);
   if (notice === undefined) return undefined;
+  remember(marker);
+  return `${notice} (\`smolvm doctor\` explains; said once)`;
+}
+
+/**
+ * `text` the first time it is asked for in this smolvm home, undefined after (a sandbox's notice,
+ * `vm.notices`, such as macOS's sandboxes having no network). The marker is named from the text,
+ * so a changed notice is said again.
+ */
+export function noticeOncePerHome(text: string): string | undefined {
+  const marker = join(smolvmHome(), `.notice-${createHash("sha256").update(text).digest("hex").slice(0, 12)}`);
+  if (existsSync(marker)) return undefined;
+  remember(marker);
+  return `${text} (said once)`;
+}
+
+function remember(marker: string): void {
   try {
     mkdirSync(smolvmHome(), { recursive: true });
     writeFileSync(marker, `${new Date().toISOString()}\n`);
   } catch {
     // Unwritable home: the notice simply comes again next time.
   }
-  return `${notice} (\`smolvm doctor\` explains; said once)`;
 }

@@ -3,19 +3,20 @@
  * recorded: a record can be missing (its launcher was killed before it wrote the pid), stale, or
  * name a pid the system has since given to someone else. A sandbox's VMM is the process whose
  * arguments name its agent or control socket (both live in the sandbox's directory and nowhere
- * else); its supervisor is `smolvm __supervise ID`. Killing goes by these, and a kill is done
- * only when they are gone.
+ * else); its supervisor is `smolvm __supervise ID`; its network's pasta (user mode) names its pid
+ * file in the same directory. Killing goes by these, and a kill is done only when they are gone.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
+import { pastaPidPath } from "../network/state.ts";
 import { pollUntil } from "../util/poll.ts";
 import { sandboxFiles } from "./layout.ts";
 import { SUPERVISE_COMMAND } from "./spawn.ts";
 
 export interface SandboxProcess {
   pid: number;
-  role: "vmm" | "supervisor";
+  role: "vmm" | "supervisor" | "network";
 }
 
 /** Whether this host lists processes in /proc (Linux); elsewhere the recorded pids are all there is. */
@@ -39,7 +40,8 @@ function roleOf(id: string, pid: number): SandboxProcess["role"] | undefined {
   if (argv.some((arg, i) => arg === SUPERVISE_COMMAND && argv[i + 1] === id)) return "supervisor";
   // QEMU names them inside option values (`path=...,server=on`), other VMMs as arguments.
   const files = sandboxFiles(id);
-  return argv.some((arg) => arg.includes(files.agentSocket) || arg.includes(files.controlSocket)) ? "vmm" : undefined;
+  if (argv.some((arg) => arg.includes(files.agentSocket) || arg.includes(files.controlSocket))) return "vmm";
+  return argv.includes(pastaPidPath(files.dir)) ? "network" : undefined;
 }
 
 /** The processes of sandbox `id` running now (Linux: found in /proc; elsewhere: the recorded pids that live). */
@@ -64,7 +66,9 @@ export function sandboxProcesses(id: string, recorded: Array<number | null | und
  */
 export function stillOurs(id: string, pid: number | null | undefined): boolean {
   if (!pidAlive(pid)) return false;
-  return !hasProc() || roleOf(id, pid!) !== undefined;
+  if (!hasProc()) return true;
+  const role = roleOf(id, pid!);
+  return role === "vmm" || role === "supervisor";
 }
 
 /**

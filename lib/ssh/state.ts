@@ -57,8 +57,13 @@ export function readSshState(vmId: string): SshState | undefined {
   }
 }
 
-/** The endpoint of a sandbox's sshd on the host (user networking: the 127.0.0.1 forward). */
+/**
+ * The endpoint of a sandbox's sshd from the host: the guest's own address with TAP networking
+ * (only the host can open connections to it), else the forward on 127.0.0.1 (pasta's with user
+ * networking, the supervisor's through the agent without a network).
+ */
 export function sshEndpoint(vm: SandboxRecord): SshEndpoint | undefined {
+  if (vm.config.network === "tap" && vm.ip !== null) return { host: vm.ip, port: 22 };
   return vm.sshPort === null ? undefined : { host: "127.0.0.1", port: vm.sshPort };
 }
 
@@ -95,7 +100,7 @@ export function recordedSshStatus(vm: SandboxRecord): SshStatus {
 export function sshEndpointFor(vm: SandboxRecord, status: SshStatus): SshEndpoint | undefined {
   const endpoint = sshEndpoint(vm);
   if (endpoint === undefined) {
-    throw channelUnavailable(vm, "it has no SSH endpoint (its network mode is \"none\")", "create it with user networking, or use the agent channel (--comm-channel vsock or auto)");
+    throw channelUnavailable(vm, "it has no SSH port (it was made by an earlier smolvm without a network)", "start it again (`smolvm stop`, then `smolvm start`) to give it one, or use the agent channel (--comm-channel vsock or auto)");
   }
   if (status.state === "ready") return endpoint;
   if (status.state === "pending") return undefined;

@@ -93,6 +93,7 @@ async function supervise(id: string, stores: LongLivedStore, options: SuperviseO
       if (store.find(id) !== undefined) store.update(id, patch);
     }),
     remove: () => guarded(() => void stores.current.delete(id)),
+    reallocateSshPort: (taken) => guarded(() => stores.current.reallocateSshPort(id, taken).sshPort!),
   }, options.runtime);
   const clients = new Set<Socket>();
   server.on("connection", (socket) => {

@@ -1,7 +1,8 @@
 /**
  * A sandbox's runtime, owned end to end by its supervisor: the VMM (attached with the ticket
  * its launcher left, or launched here), the agent link and the relay every client's streams go
- * through, the port forwards and the SSH set-up (in-process clients of that relay), and the
+ * through, the port forwards and the SSH set-up (in-process clients of that relay), its network
+ * (network.ts: connected once the VMM runs, served while it runs, removed once it ended), and the
  * record of what happened to it in the state store.
  *
  * Readiness and failure reach clients through their HELLO (client-session.ts): `hello()`
@@ -18,7 +19,7 @@ import type { Backend, DiskError, Vmm, VmmStatus } from "../backends/types.ts";
 import { AgentUnavailableError, NotFoundError, NotRunningError, smolError, toSmolError, type SmolError, type WireError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
-import { launchVmm } from "../sandbox/launch.ts";
+import { launchVmm, withNetworkAllocations } from "../sandbox/launch.ts";
 import { readLauncher } from "../sandbox/launcher.ts";
 import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
 import { identityAlive } from "../host/pids.ts";
@@ -32,6 +33,7 @@ import { frozenOnDisk, roomToResume } from "./disk-error.ts";
 import { AgentLiveness, verdictError, type LivenessOptions, type Verdict } from "./liveness.ts";
 import { PortForwards } from "./forwards.ts";
 import { localClient } from "./local-client.ts";
+import { endNetwork, SupervisedNetwork } from "./network.ts";
 import { Relay } from "./relay.ts";
 import { endVmm, GuestShutdown } from "./shutdown.ts";
 import { SshSetup } from "./ssh-setup.ts";
@@ -41,6 +43,8 @@ export interface RuntimeRecord {
   /** Updates the row unless it is gone (deleted while we worked). */
   update(patch: SandboxPatch): void;
   remove(): void;
+  /** Gives the sandbox a new SSH port when its own was found taken by another program; returns it. */
+  reallocateSshPort(taken: number): number;
 }
 
 type Phase = "booting" | "ready" | "failed" | "ending";
@@ -63,6 +67,8 @@ export class SandboxRuntime {
   private relay: Relay | undefined;
   private forwards: PortForwards | undefined;
   private ssh: SshSetup | undefined;
+  private network: SupervisedNetwork | undefined;
+  private networkEnded: Promise<void> | undefined;
   private ending: "stop" | "destroy" | undefined;
   private liveness: AgentLiveness | undefined;
   /** Why the guest is frozen: its disk could not be written on the host (disk-error.ts). */
@@ -80,7 +86,7 @@ export class SandboxRuntime {
   readonly context: SessionContext;
 
   constructor(
-    private readonly vm: SandboxRecord,
+    private vm: SandboxRecord,
     private readonly files: SandboxFiles,
     private readonly backend: Backend,
     private readonly record: RuntimeRecord,
@@ -119,6 +125,9 @@ export class SandboxRuntime {
       }
       // A VM paused when its old supervisor died is thawed just long enough to greet its agent.
       const wasPaused = status.state === "paused";
+      // Connected before the agent is greeted: a HELLO answered means the network is up too.
+      this.network = await SupervisedNetwork.start(this.vm, this.files, vmm.pid, { reallocateSshPort: (taken) => this.record.reallocateSshPort(taken) });
+      this.vm = this.network.record;
       if (wasPaused) await vmm.resume();
       this.link = await connectAgent(vmm, deadline, vmmEnded.signal).catch((error: unknown) => {
         throw this.bootError(error, vmmEnded.signal.aborted);
@@ -165,6 +174,7 @@ export class SandboxRuntime {
   private async startOrAttach(): Promise<Vmm> {
     const ticket = liveTicket(this.files);
     if (ticket !== undefined) return this.backend.attach(ticket);
+    this.vm = withNetworkAllocations(this.vm);
     return launchVmm(this.vm, this.files, this.backend);
   }
 
@@ -186,6 +196,7 @@ export class SandboxRuntime {
     const connect = (): Promise<AgentClient> => localClient(this.context);
     this.forwards = new PortForwards(connect, this.files.forwards, this.vm);
     this.ssh = new SshSetup(this.vm, this.vmm!.pid, connect, () => relay.idleMs());
+    void this.network?.carrySsh(connect);
   }
 
   /** The HELLO answer: the agent's own, plus this supervisor's part (its state, the accelerator). */
@@ -246,7 +257,13 @@ export class SandboxRuntime {
       "supervisor.destroy": async () => {
         this.end("destroy");
         this.forwards?.closeAll();
+        this.network?.stopSsh();
         this.vmm!.kill();
+        // A TAP sandbox's address goes back to the pool with the row: its interface goes first.
+        if (this.vm.config.network === "tap") {
+          await this.vmm!.exited;
+          await this.endNetwork();
+        }
         // The answer means the name is free: a create right after a delete must not find it
         // taken. A port the dying VMM still holds is safe to hand out again (allocation skips
         // ports something listens on); the files go once the VMM has exited, behind the caller.
@@ -279,6 +296,13 @@ export class SandboxRuntime {
       "supervisor.ports": async () => ({ ports: this.forwards!.list() }),
       "supervisor.ssh": async (request): Promise<SshStatus> =>
         this.ssh!.status(request.wait === true, typeof request.timeoutMs === "number" ? request.timeoutMs : undefined),
+      "supervisor.network": async (request) => {
+        if (this.phase === "ending") throw new NotRunningError(`Cannot change the network of "${this.vm.name}": the sandbox is stopping`);
+        const policy = await this.network!.update({ allow: request.allow as string[] | undefined ?? [], deny: request.deny as string[] | undefined ?? [] });
+        this.vm = { ...this.vm, config: { ...this.vm.config, ...policy } };
+        this.tryRecord({ config: this.vm.config });
+        return policy;
+      },
     };
   }
 
@@ -355,6 +379,7 @@ export class SandboxRuntime {
   /** The VMM of a stopped guest goes; its forwards with it. */
   private async finishStop(synced: boolean): Promise<void> {
     this.forwards?.closeAll();
+    this.network?.stopSsh();
     await endVmm(this.vmm!, synced);
   }
 
@@ -368,6 +393,7 @@ export class SandboxRuntime {
       this.vmm.kill();
       await this.vmm.exited;
     }
+    await this.endNetwork();
     removeTicket(this.files);
     if (this.ending === "destroy") {
       rmSync(this.files.dir, { recursive: true, force: true });
@@ -410,6 +436,7 @@ export class SandboxRuntime {
     this.stopConsoleCap?.();
     this.forwards?.closeAll();
     this.link?.socket.destroy();
+    await this.endNetwork();
     removeTicket(this.files);
     for (const socket of [this.files.agentSocket, this.files.controlSocket]) rmSync(socket, { force: true });
     if (this.ending === "destroy") {
@@ -430,6 +457,11 @@ export class SandboxRuntime {
         lastError: { code: "NOT_RUNNING", message: `the VM exited unexpectedly${tail ? `; last console lines:\n${tail}` : ""}` },
       });
     }
+  }
+
+  /** Removes the network from the host, once, after the VMM ended (also when it was never connected). */
+  private endNetwork(): Promise<void> {
+    return (this.networkEnded ??= this.network?.end() ?? endNetwork(this.vm, this.files));
   }
 
   /**

@@ -94,7 +94,7 @@ export async function provisionSsh(vm: SandboxRecord, vmmPid: number, connect: (
   try {
     writeSshState(vm.id, { state: "pending", vmmPid });
     if (endpoint === undefined) {
-      record({ state: "unavailable", reason: "it has no SSH endpoint (its network mode is \"none\")", vmmPid });
+      record({ state: "unavailable", reason: "it has no SSH port (it was made by an earlier smolvm without a network; start it again to give it one)", vmmPid });
       return statusOf(outcome);
     }
     client = await connect();

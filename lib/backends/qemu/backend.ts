@@ -103,6 +103,7 @@ export class QemuBackend implements Backend {
     const qemu = await launchQemu(qemuSpecFor(spec, chosen.accel, restoreFrom), {
       ...(spec.vmmLogPath === undefined ? {} : { logFile: spec.vmmLogPath }),
       ...(spec.onProcess === undefined ? {} : { onProcess: spec.onProcess }),
+      ...(spec.launchPrefix === undefined ? {} : { prefix: spec.launchPrefix }),
     });
 
     const timeoutMs = options.timeoutMs ?? 10_000;

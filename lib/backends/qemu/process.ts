@@ -23,10 +23,11 @@ export interface QemuProcess {
  */
 export async function launchQemu(
   spec: QemuSpec,
-  options: { logFile?: string; binary?: string; onProcess?: (pid: number) => void } = {},
+  options: { logFile?: string; binary?: string; prefix?: readonly string[]; onProcess?: (pid: number) => void } = {},
 ): Promise<QemuProcess> {
-  const binary = options.binary ?? qemuBinary(spec.arch);
-  const args = qemuArgs(spec);
+  const qemu = options.binary ?? qemuBinary(spec.arch);
+  // A prefix (the user network's namespace wrapper) execs QEMU in the end: the pid stays QEMU's.
+  const [binary, ...args] = [...(options.prefix ?? []), qemu, ...qemuArgs(spec)] as [string, ...string[]];
   let logFd: number | undefined;
   if (options.logFile !== undefined) {
     await mkdir(dirname(resolve(options.logFile)), { recursive: true });

@@ -24,9 +24,9 @@ const never = async () => {
   throw new Error("the set-up must not reach the agent here");
 };
 
-test("a sandbox without a network has no SSH: unavailable, recorded for this boot, without asking the agent", async () => {
+test("a sandbox without an SSH port (an earlier smolvm's, without a network) has no SSH: unavailable, recorded for this boot, without asking the agent", async () => {
   const box = vm();
-  expect(await provisionSsh(box, 4242, never)).toMatchObject({ state: "unavailable", reason: expect.stringContaining("network mode is \"none\"") });
+  expect(await provisionSsh(box, 4242, never)).toMatchObject({ state: "unavailable", reason: expect.stringContaining("no SSH port") });
   expect(readSshState(box.id)).toMatchObject({ state: "unavailable", vmmPid: 4242, supervisorPid: process.pid });
 });
 
