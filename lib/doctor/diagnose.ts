@@ -105,6 +105,12 @@ export function diagnose(facts: HostFacts): Diagnosis {
   if (facts.ssh.path !== undefined) add("ssh", "ok", `OpenSSH ${facts.ssh.version ?? ""}`.trim());
   else add("ssh", "warn", "OpenSSH client not found: `smolvm ssh` is unavailable (the SDK's SSH channel still works)", installHint(facts, DEBIAN_PACKAGES.ssh, "openssh"));
 
+  if (linux) networkCheck(facts.network, add);
+  if (mac) {
+    add("network", "warn", "sandboxes on macOS have no network (--network none, the default here): the user and TAP networks keep a guest from the host with Linux namespaces and nftables",
+      "commands, files, port forwards and SSH still work through the agent; run on Linux for a sandbox with a network");
+  }
+
   if (facts.freeDiskBytes === undefined) add("disk", "warn", `cannot tell the free space under ${facts.home}`);
   else {
     const free = `${(facts.freeDiskBytes / GiB).toFixed(1)} GiB free under ${facts.home}`;
@@ -134,6 +140,23 @@ export function diagnose(facts: HostFacts): Diagnosis {
           ? "Sandboxes will run on QEMU in software emulation (no hardware acceleration), about 10x slower than with KVM."
           : `Sandboxes will run on QEMU with ${accel.toUpperCase()}.`;
   return { checks, backend, accel, channel, headline, ok: !checks.some((c) => c.status === "fail") };
+}
+
+/** The default network (user mode) must work; TAP mode is said to be there or not. */
+function networkCheck(network: HostFacts["network"], add: (id: string, status: CheckStatus, summary: string, hint?: string) => void): void {
+  const tap = network.netAdmin ? "TAP mode available (CAP_NET_ADMIN)" : "TAP mode needs root or CAP_NET_ADMIN";
+  if (network.missing.length > 0) {
+    const packages = [...new Set(network.missing.map((program) => ({ pasta: DEBIAN_PACKAGES.pasta, unshare: "util-linux", nsenter: "util-linux", nft: DEBIAN_PACKAGES.nft, ip: DEBIAN_PACKAGES.ip })[program] ?? program))];
+    add("network", "fail", `the sandbox network needs ${network.missing.join(", ")}: sandboxes can only be created with --network none`, aptInstallHint(...packages));
+  } else if (!network.userNamespaces) {
+    add("network", "fail", "this user may not create user namespaces: the default network cannot isolate sandboxes from the host",
+      "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or user.max_user_namespaces > 0), or use --network none");
+  } else if (!network.tun) {
+    add("network", "fail", "/dev/net/tun is not usable by this user: pasta cannot connect sandboxes to the outside",
+      "make it read-write for users (mode 0666, Debian's default), or use --network none");
+  } else {
+    add("network", "ok", `sandboxes reach the internet and nothing of the host (user namespaces, nftables, pasta); ${tap}`);
+  }
 }
 
 /** The channel a new sandbox of the default image would get, from what was probed. */

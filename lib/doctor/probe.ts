@@ -2,7 +2,7 @@
  * Gathers facts about the host for `smolvm doctor`. Probing is the only impure part: the verdict
  * in `doctor.ts` is a pure function of these facts, so every combination is unit-testable.
  */
-import { existsSync, readdirSync, statfsSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { paths, smolvmHome } from "../paths.ts";
 import { runHost, which } from "../host/process.ts";
@@ -48,6 +48,17 @@ export interface HostFacts {
   /** mkfs.ext4 and whether it knows `-d` (e2fsprogs 1.43+), which image builds rely on. */
   mkfsExt4: ToolFact & { populatesFromDir: boolean };
   ssh: ToolFact;
+  /** What the sandbox networks need (Linux; lib/network). */
+  network: {
+    /** Programs the default (user) network needs that are not installed. */
+    missing: string[];
+    /** Whether this user may make user and network namespaces (`unshare -Urn true` ran). */
+    userNamespaces: boolean;
+    /** Whether this user can open /dev/net/tun read-write (pasta and TAP mode need it). */
+    tun: boolean;
+    /** CAP_NET_ADMIN in this process's effective set (TAP mode). */
+    netAdmin: boolean;
+  };
   home: string;
   freeDiskBytes: number | undefined;
   kernelsCached: number;
@@ -92,11 +103,30 @@ export async function probeHost(): Promise<HostFacts> {
     defaultImage,
     mkfsExt4: { ...mkfs, populatesFromDir: mkfs.version !== undefined && versionAtLeast(mkfs.version, [1, 43]) },
     ssh,
+    network: await probeNetwork(),
     home: smolvmHome(),
     freeDiskBytes: freeBytesUnder(smolvmHome()),
     kernelsCached: countEntries(paths.kernelsDir()),
     imagesCached: countEntries(paths.imagesDir()),
   };
+}
+
+async function probeNetwork(): Promise<HostFacts["network"]> {
+  if (process.platform !== "linux") return { missing: [], userNamespaces: false, tun: false, netAdmin: false };
+  const missing = ["pasta", "unshare", "nsenter", "nft", "ip"].filter((program) => which(program) === undefined);
+  const unshare = which("unshare");
+  const userNamespaces = unshare !== undefined && (await runHost(unshare, ["-Urn", "true"], { timeoutMs: 5000 }).catch(() => undefined))?.code === 0;
+  let tun = false;
+  try {
+    accessSync("/dev/net/tun", constants.R_OK | constants.W_OK);
+    tun = true;
+  } catch { /* not usable */ }
+  let netAdmin = false;
+  try {
+    const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+    netAdmin = capEff !== undefined && ((BigInt(`0x${capEff}`) >> 12n) & 1n) === 1n;
+  } catch { /* no /proc */ }
+  return { missing, userNamespaces, tun, netAdmin };
 }
 
 async function tool(program: string, args: string[], pattern: RegExp): Promise<ToolFact> {

@@ -10,10 +10,17 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `input` is written to the CLI's stdin (a pipe); `devNullStdin` gives it /dev/null instead. */
-export function runCli(args: string[], options: { env?: Record<string, string>; input?: string; devNullStdin?: boolean; timeoutMs?: number } = {}): Promise<CliResult> {
+/**
+ * `input` is written to the CLI's stdin (a pipe); `devNullStdin` gives it /dev/null instead;
+ * `prefix` runs it through another command (`ip netns exec NS`, `setpriv ...`).
+ */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; input?: string; devNullStdin?: boolean; timeoutMs?: number; prefix?: readonly string[] } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, "main.ts"), ...args], {
+    const argv = [...(options.prefix ?? []), process.execPath, join(repoRoot, "main.ts"), ...args];
+    const child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, NO_COLOR: "1", ...options.env },
       stdio: [options.devNullStdin === true ? "ignore" : "pipe", "pipe", "pipe"],
     });

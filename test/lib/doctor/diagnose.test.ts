@@ -19,6 +19,7 @@ function facts(overrides: Partial<HostFacts> = {}): HostFacts {
     defaultImage: { name: "debian", built: true, sshd: true },
     mkfsExt4: { ...tool("1.47.0"), populatesFromDir: true },
     ssh: tool("9.2p1"),
+    network: { missing: [], userNamespaces: true, tun: true, netAdmin: false },
     home: "/home/u/.smolvm",
     freeDiskBytes: 50 * GiB,
     kernelsCached: 1,
@@ -83,11 +84,6 @@ describe("doctor verdict", () => {
       .toBe("none (this QEMU lacks virtio-serial); no SSH fallback (the debian image has no sshd)");
   });
 
-  test("no line claims TAP networking, which this build does not have", () => {
-    const d = diagnose(facts());
-    expect(d.checks.some((c) => /\bTAP\b/.test(c.summary))).toBe(false);
-  });
-
   test("missing QEMU fails with an install hint and no backend", () => {
     const d = diagnose(facts({ qemuSystem: { ...missing, binary: "qemu-system-x86_64" } }));
     expect(d.ok).toBe(false);
@@ -128,4 +124,30 @@ test("versionAtLeast compares numerically", () => {
   expect(versionAtLeast("1.42.9", [1, 43])).toBe(false);
   expect(versionAtLeast("2.0", [1, 43])).toBe(true);
   expect(versionAtLeast("garbage", [1, 43])).toBe(false);
+});
+
+describe("the network check", () => {
+  const network = (overrides: Partial<HostFacts["network"]>) => diagnose(facts({ network: { missing: [], userNamespaces: true, tun: true, netAdmin: false, ...overrides } }));
+  const check = (d: ReturnType<typeof diagnose>) => d.checks.find((c) => c.id === "network")!;
+
+  test("ready: says what isolates sandboxes and whether TAP mode is there", () => {
+    expect(check(network({}))).toMatchObject({ status: "ok" });
+    expect(check(network({})).summary).toContain("TAP mode needs root or CAP_NET_ADMIN");
+    expect(check(network({ netAdmin: true })).summary).toContain("TAP mode available");
+  });
+
+  test("fails with what to install, or what to allow, when the default network cannot work", () => {
+    const missing = check(network({ missing: ["pasta", "nft"] }));
+    expect(missing.status).toBe("fail");
+    expect(missing.hint).toContain("passt");
+    expect(missing.hint).toContain("nftables");
+    expect(check(network({ userNamespaces: false })).summary).toContain("user namespaces");
+    expect(check(network({ tun: false })).summary).toContain("/dev/net/tun");
+  });
+
+  test("on macOS, says sandboxes need --network none", () => {
+    const mac = check(diagnose(facts({ platform: "darwin", network: { missing: ["pasta"], userNamespaces: false, tun: false, netAdmin: false } })));
+    expect(mac.status).toBe("warn");
+    expect(mac.summary).toContain("--network none");
+  });
 });

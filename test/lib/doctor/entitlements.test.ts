@@ -57,6 +57,7 @@ function macFacts(qemuHypervisorEntitlement: boolean | undefined): HostFacts {
     defaultImage: { name: "debian", built: true, sshd: true },
     mkfsExt4: { ...tool("1.47.0"), populatesFromDir: true },
     ssh: tool("9.7p1"),
+    network: { missing: [], userNamespaces: false, tun: false, netAdmin: false },
     home: "/Users/u/.smolvm",
     freeDiskBytes: 50 * GiB,
     kernelsCached: 1,
