@@ -49,6 +49,12 @@ export const HEALTHY: Record<string, number> = {
   "floor.runtime": 50,
   "floor.curl": 400,
   "floor.zstd": 600,
+  "net.download.user": 40,
+  "net.download.tap": 45,
+  "floor.net.download": 60,
+  "net.create.user": 1050,
+  "net.create.tap": 1100,
+  "net.create.none": 1000,
 };
 
 export function phasesFrom(medians: Record<string, number | string>): PhaseResult[] {

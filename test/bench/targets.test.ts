@@ -40,6 +40,8 @@ describe("targets", () => {
       "download-vs-channel": true,
       "image-pull": true,
       "create-published": true,
+      "net-download-user": true,
+      "net-download-tap": true,
     });
   });
 

@@ -4,16 +4,18 @@
  * lab's "internet" and the test can put services on every door into the "host" without touching
  * the real host's routes or rules. Covers each mode's promise, the allow list and its run-time
  * changes, the SSH channel and port forwards in every mode, bad input that must create nothing,
- * and cleanup after a kill -9 that must leave no pasta, TAP, rule, namespace or address behind.
+ * a store rebuilt by `doctor --repair` that keeps what the networks hold, and cleanup after a
+ * kill -9 that must leave no pasta, TAP, rule, namespace or address behind.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { objectNamesOf } from "../../lib/network/nft.ts";
 import { paths } from "../../lib/paths.ts";
-import { StateStore } from "../../lib/state/vms.ts";
-import { parseVmConfig } from "../../lib/config.ts";
-import { envelope, runCli, type CliResult } from "../helpers/cli.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
+import { parseSandboxConfig } from "../../lib/config.ts";
+import { envelope, repoRoot, runCli, type CliResult } from "../helpers/cli.ts";
 import { createLab, LAB, labUnavailable, type Lab } from "../helpers/net-lab.ts";
 import { prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 import { ensureImage } from "../../lib/images/build.ts";
@@ -56,10 +58,10 @@ function leftovers(id: string): string[] {
   if (inHost(["ip", "link", "show", `sm-${id}`]).status === 0) found.push(`interface sm-${id}`);
   const table = inHost(["nft", "list", "table", "inet", "smolvm"]).stdout;
   found.push(...objectNamesOf(id).filter((name) => table.includes(name)).map((name) => `nft ${name}`));
-  if (existsSync(paths.vmDir(id))) found.push(`directory ${paths.vmDir(id)}`);
+  if (existsSync(paths.sandboxDir(id))) found.push(`directory ${paths.sandboxDir(id)}`);
   const store = StateStore.open();
   try {
-    if (store.findVm(id) !== undefined) found.push("state row (and its allocations)");
+    if (store.find(id) !== undefined) found.push("state row (and its allocations)");
   } finally {
     store.close();
   }
@@ -74,7 +76,7 @@ describe.skipIf(why !== undefined)("sandbox networks from the CLI", () => {
   }, 30 * 60_000);
   afterAll(async () => {
     await smolvm(["delete", "--all", "--force"], 30_000).catch(() => {});
-    await waitUntil(() => !existsSync(paths.vmsDir()) || readdirSync(paths.vmsDir()).length === 0, 20_000, "the sandboxes to be deleted").catch(() => {});
+    await waitUntil(() => !existsSync(paths.sandboxesDir()) || readdirSync(paths.sandboxesDir()).length === 0, 20_000, "the sandboxes to be deleted").catch(() => {});
     lab?.close();
   }, 60_000);
 
@@ -98,17 +100,17 @@ describe.skipIf(why !== undefined)("sandbox networks from the CLI", () => {
     const fillers: string[] = [];
     try {
       for (let i = 0; i < 253; i++) {
-        fillers.push(store.createVm({ config: parseVmConfig({ name: `filler-${i}`, network: "tap" }), backend: "qemu", allocate: { ip: true } }).id);
+        fillers.push(store.create({ config: parseSandboxConfig({ name: `filler-${i}`, network: "tap" }), backend: "qemu", allocate: { ip: true } }).id);
       }
       const exhausted = await smolvm(["create", "--image", "base", "--network", "tap", "--json"]);
       expect(envelope(exhausted).error).toMatchObject({ code: "RESOURCE_EXHAUSTED" });
       expect(envelope(exhausted).error.message).toContain("IP address");
     } finally {
-      for (const id of fillers) store.deleteVm(id);
+      for (const id of fillers) store.delete(id);
       store.close();
     }
     expect((await ok(["list", "--all"])).length ?? 0).toBe(0);
-    expect(existsSync(paths.vmsDir()) ? readdirSync(paths.vmsDir()) : []).toEqual([]);
+    expect(existsSync(paths.sandboxesDir()) ? readdirSync(paths.sandboxesDir()) : []).toEqual([]);
     expect(inHost(["sh", "-c", "ip -o link | grep -c ' sm-' || true"]).stdout.trim()).toBe("0");
   });
 
@@ -193,18 +195,55 @@ describe.skipIf(why !== undefined)("sandbox networks from the CLI", () => {
     await ok(["delete", "net-none"]);
   });
 
+  test("doctor --repair rebuilds a lost store with what the networks hold: address, ports, policy", async () => {
+    const before = await Promise.all(["net-user", "net-tap"].map((name) => ok(["info", name])));
+    writeFileSync(paths.stateDb(), "");
+    const repair = await ok(["doctor", "--repair"]);
+    expect(repair.restored.map((vm: { name: string; status: string }) => [vm.name, vm.status]).sort()).toEqual([["net-tap", "running"], ["net-user", "running"]]);
+    for (const vm of before) {
+      const after = await ok(["info", vm.name]);
+      expect(after).toMatchObject({ guestIp: vm.guestIp, sshPort: vm.sshPort, allowHosts: vm.allowHosts, denyHosts: vm.denyHosts });
+      expect((await guest(vm.name, ["curl", "-s", "-m", "5", "http://internet.test/"])).stdout).toBe("internet\n");
+    }
+  });
+
   test("after kill -9 of supervisors and VMMs, cleanup leaves no pasta, TAP, rule, namespace or address", async () => {
     const sandboxes = await Promise.all(["net-user", "net-tap"].map((name) => ok(["info", name])));
     for (const vm of sandboxes) {
       expect(leftovers(vm.id).length).toBeGreaterThan(0);
       for (const pid of [vm.supervisorPid, vm.vmmPid]) process.kill(pid, "SIGKILL");
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitUntil(() => sandboxes.every((vm) => spawnSync("kill", ["-0", String(vm.vmmPid)]).status !== 0), 5_000, "the VMMs to be gone");
     // pasta outlives the VMM it served; the TAP interface and rules outlive everything.
     expect(spawnSync("pgrep", ["-f", `${sandboxes[0].id}/pasta.pid`]).status).toBe(0);
     expect(inHost(["ip", "link", "show", `sm-${sandboxes[1].id}`]).status).toBe(0);
+    const dry = await ok(["cleanup", "--dry-run"]);
+    expect(dry.networks.join("\n")).toContain(`TAP interface "sm-${sandboxes[1].id}"`);
+    expect(leftovers(sandboxes[1].id)).toContain(`interface sm-${sandboxes[1].id}`);
+    // Crashed sandboxes keep their disks until named, but nothing of their networks.
     const cleaned = await ok(["cleanup"]);
-    expect(cleaned.sandboxes.sort()).toEqual(["net-tap", "net-user"]);
+    expect(cleaned.kept.map((vm: { name: string }) => vm.name).sort()).toEqual(["net-tap", "net-user"]);
+    expect(cleaned.networks.join("\n")).toContain(`TAP interface "sm-${sandboxes[1].id}"`);
+    expect(cleaned.networks.join("\n")).toContain("firewall rules");
+    expect(cleaned.networks.join("\n")).toContain("pasta (pid");
+    for (const vm of sandboxes) expect(leftovers(vm.id).filter((what) => !what.startsWith("directory") && !what.startsWith("state row"))).toEqual([]);
+    const named = await ok(["cleanup", "net-user", "net-tap"]);
+    expect(named.sandboxes.sort()).toEqual(["net-tap", "net-user"]);
     for (const vm of sandboxes) expect(leftovers(vm.id)).toEqual([]);
+  });
+
+  test("a create killed once its TAP interface exists leaves none after cleanup", async () => {
+    const child = spawn("ip", ["netns", "exec", lab.host, process.execPath, join(repoRoot, "main.ts"), "create", "--name", "net-killed", "--image", "base", "--network", "tap"], {
+      env: { ...process.env, NO_COLOR: "1" }, stdio: "ignore",
+    });
+    let id = "";
+    await waitUntil(() => {
+      const dirs = existsSync(paths.sandboxesDir()) ? readdirSync(paths.sandboxesDir()) : [];
+      id = dirs.find((dir) => inHost(["ip", "link", "show", `sm-${dir}`]).status === 0) ?? "";
+      return id !== "";
+    }, 60_000, "the create to make its TAP interface");
+    child.kill("SIGKILL");
+    await waitUntil(async () => (await ok(["cleanup"])).sandboxes.includes("net-killed") || leftovers(id).length === 0, 30_000, "cleanup to remove the interrupted create");
+    await waitUntil(() => leftovers(id).length === 0, 10_000, `nothing of sandbox ${id} to be left (left: ${leftovers(id).join(", ")})`);
   });
 });
