@@ -21,9 +21,10 @@ import type { LaunchSpec, Vmm } from "../lib/backends/types.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import type { GuestArch } from "../lib/kernel/arch.ts";
 import { kernelCmdline } from "../lib/kernel/cmdline.ts";
+import { guestKernelArgs, guestNetworkOf } from "../lib/network/index.ts";
 
-/** The guest address settings the supervisor passes on a user-mode network. */
-const USER_NET = ["smolvm.ip=10.0.2.15/24", "smolvm.gw=10.0.2.2", "smolvm.dns=10.0.2.3"];
+/** The guest address settings a sandbox on the default (user) network gets. */
+const USER_NET = guestKernelArgs(guestNetworkOf({ mode: "user", ip: null })!);
 
 export interface FloorVm {
   arch: GuestArch;

@@ -12,7 +12,7 @@ import { summarize, type Stats } from "./stats.ts";
 export type Unit = "ms" | "MB/s" | "MiB";
 /** `phase`: something smolvm does; `floor`: the least the same machine can do, measured alike. */
 export type PhaseKind = "phase" | "floor";
-export type Path = "sdk" | "agent" | "ssh" | "sftp" | "scp" | "cli" | "qemu" | "guest" | "virtio-serial" | "host";
+export type Path = "sdk" | "agent" | "ssh" | "sftp" | "scp" | "cli" | "qemu" | "guest" | "virtio-serial" | "host" | "network";
 
 export interface PhaseDef {
   id: string;
@@ -60,6 +60,11 @@ export const PHASES: readonly PhaseDef[] = [
   def("memory.supervisor", "host memory per sandbox: supervisor RSS", "MiB", "phase", "host"),
   def("memory.qemu.private", "host memory per sandbox: QEMU private (not shared with other processes)", "MiB", "phase", "host"),
   def("memory.supervisor.private", "host memory per sandbox: supervisor private (not shared with other processes)", "MiB", "phase", "host"),
+  def("net.download.user", "download from the test network's internet, guest on the user network (curl)", "MB/s", "phase", "network"),
+  def("net.download.tap", "download from the test network's internet, guest on a TAP interface (curl)", "MB/s", "phase", "network"),
+  def("net.create.user", "create with --network user, in the test network", "ms", "phase", "network"),
+  def("net.create.tap", "create with --network tap, in the test network", "ms", "phase", "network"),
+  def("net.create.none", "create with --network none, in the test network", "ms", "phase", "network"),
   def("floor.qemu", "floor: QEMU start + QMP quit", "ms", "floor", "qemu"),
   def("floor.boot", "floor: boot to an init that prints a line", "ms", "floor", "qemu"),
   def("floor.ping", "floor: agent ping round trip", "ms", "floor", "agent"),
@@ -70,6 +75,7 @@ export const PHASES: readonly PhaseDef[] = [
   def("floor.runtime", "floor: an empty program on the same runtime, in the same form", "ms", "floor", "cli"),
   def("floor.curl", "floor: curl downloading the same files from the same mirror", "ms", "floor", "host"),
   def("floor.zstd", "floor: the zstd program unpacking the same files", "ms", "floor", "host"),
+  def("floor.net.download", "floor: the same download from the host's own namespace (curl)", "MB/s", "floor", "host"),
 ];
 
 export const PHASE_IDS: readonly string[] = PHASES.map((p) => p.id);

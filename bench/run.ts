@@ -227,6 +227,14 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
 
+    // ---- network modes, in a test network of the run's own (root only)
+    log("network modes");
+    const { measureNetwork } = await import("./net.ts");
+    await measureNetwork(c, {
+      image: o.image, runs: Math.max(3, Math.min(o.floorRuns, 10)), downloadMiB: Math.max(16, o.transferMiB), scratchDir: scratch, tag, step,
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+
     c.note("create", "SDK create() of the first sandbox and of each sequential one");
     c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates (the pairs)`);
     const phases = c.phases();

@@ -41,6 +41,10 @@ export const RATIOS: readonly RatioDef[] = [
   { id: "download-agent/scp", label: "download: agent / scp", numerator: "download.agent", denominator: ["download.scp"] },
   { id: "image-pull/curl+zstd", label: "image pull / (curl + zstd -d)", numerator: "image.pull", denominator: ["floor.curl", "floor.zstd"] },
   { id: "create-published/create-local", label: "create: published images / local builds", numerator: "create.published", denominator: ["create.local"] },
+  { id: "net-download-user/host", label: "download: guest on the user network / host", numerator: "net.download.user", denominator: ["floor.net.download"] },
+  { id: "net-download-tap/host", label: "download: guest on TAP / host", numerator: "net.download.tap", denominator: ["floor.net.download"] },
+  { id: "net-create-user/none", label: "create: user network / no network", numerator: "net.create.user", denominator: ["net.create.none"] },
+  { id: "net-create-tap/none", label: "create: TAP network / no network", numerator: "net.create.tap", denominator: ["net.create.none"] },
 ];
 
 /** p50(numerator) / sum of p50(denominators); null when any of them has no samples or the sum is 0. */
@@ -162,6 +166,20 @@ export const TARGETS: readonly TargetDef[] = [
     unit: "x", comparison: "<=", limit: 1.1,
     inputs: ["create.published", "create.local"],
     ratio: "create-published/create-local",
+  },
+  {
+    id: "net-download-user",
+    label: "guest download on the user network >= 50% of the host's",
+    unit: "x", comparison: ">=", limit: 0.5,
+    inputs: ["net.download.user", "floor.net.download"],
+    ratio: "net-download-user/host",
+  },
+  {
+    id: "net-download-tap",
+    label: "guest download on TAP >= 50% of the host's",
+    unit: "x", comparison: ">=", limit: 0.5,
+    inputs: ["net.download.tap", "floor.net.download"],
+    ratio: "net-download-tap/host",
   },
 ];
 
