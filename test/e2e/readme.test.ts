@@ -41,7 +41,7 @@ function expectedOutput(example: string): string[] {
 const examples = sdkExamples();
 
 /** The main example first, then one per noun group, in the README's order. */
-const NAMES = ["main", "vm.commands", "vm.files", "vm.env", "vm.ports"];
+const NAMES = ["main", "vm.commands", "vm.files", "vm.env", "vm.ports", "vm.network"];
 
 test("the README has the main SDK example and one per noun, each using its noun", () => {
   expect(examples.length).toBe(NAMES.length);
