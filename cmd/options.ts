@@ -1,6 +1,6 @@
 /** Option parsers and option groups shared by several commands. */
 import { InvalidArgumentError, Option, type Command } from "@commander-js/extra-typings";
-import { ACCELS, CHANNELS, DISK_MODES, NETWORK_MODES, type AccelChoice, type ChannelChoice, type DiskMode, type NetworkMode } from "../lib/choices.ts";
+import { ACCELS, BACKENDS, CHANNELS, DISK_MODES, NETWORK_MODES, type AccelChoice, type BackendChoice, type ChannelChoice, type DiskMode, type NetworkMode } from "../lib/choices.ts";
 
 export function integer(name: string): (value: string) => number {
   return (value: string) => {
@@ -29,12 +29,20 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .option("--boot-args <args>", "extra kernel command-line arguments")
     .addOption(new Option("--network <mode>", "user: the internet and nothing of the host (the default on Linux, no root); tap: a TAP interface (root); none (the default on macOS)").choices(NETWORK_MODES))
     .option("--allow-host <host>", "let the sandbox reach only these (repeatable): a DNS name, *.domain, an address, a CIDR range, or \"internet\"", collect)
+    .addOption(backendOption())
     .addOption(accelOption());
 }
 
 /** A repeatable option's values, in order. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** `--backend`: the VMM that runs the sandbox. */
+export function backendOption() {
+  return new Option("--backend <backend>",
+    "the VMM: qemu, firecracker (Linux with KVM), or auto; default SMOLVM_BACKEND, else auto (Firecracker where it can run the sandbox, else QEMU)")
+    .choices(BACKENDS);
 }
 
 /** `--accel`: hardware acceleration, or software emulation, for the boot. */
@@ -55,6 +63,7 @@ export interface SandboxOptionValues {
   network?: NetworkMode;
   allowHost?: string[];
   accel?: AccelChoice;
+  backend?: BackendChoice;
 }
 
 export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
@@ -70,6 +79,7 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.network !== undefined) config.network = options.network;
   if (options.allowHost !== undefined) config.allowHosts = options.allowHost;
   if (options.accel !== undefined) config.accel = options.accel;
+  if (options.backend !== undefined) config.backend = options.backend;
   return config;
 }
 

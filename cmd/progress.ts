@@ -4,8 +4,8 @@ import { printErr } from "./stdio.ts";
 
 /**
  * A create/run progress callback: a redrawn line on a terminal, nothing in pipes or JSON; and
- * the once-only notices (software emulation, a sandbox's own such as macOS's missing network)
- * once the sandbox says how it runs.
+ * the once-only notices (QEMU chosen over Firecracker, software emulation, a sandbox's own such as
+ * macOS's missing network) once the sandbox says how it runs.
  */
 export function progressReporter(json: boolean): {
   onProgress: (p: PrepareProgress) => void;

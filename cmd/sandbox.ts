@@ -1,7 +1,7 @@
 /** Sandbox lifecycle: create, start, stop, delete, info, logs. */
 import { Argument, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
-import { accelOption, commChannelFrom, commChannelOption, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
+import { accelOption, backendOption, commChannelFrom, commChannelOption, integer, sandboxConfigFrom, withSandboxOptions } from "./options.ts";
 import { table } from "./output.ts";
 import { progressReporter } from "./progress.ts";
 
@@ -33,12 +33,16 @@ export function registerSandbox(program: Command): void {
     .description("boot a stopped sandbox")
     .addArgument(new Argument("<sandbox>", "name or id"))
     .addOption(accelOption())
+    .addOption(backendOption())
     .option("--json", "print JSON")
     .action(
       action("start", async (out, name, options) => {
         const { SmolVM } = await import("../lib/index.ts");
         const vm = await SmolVM.fromId(name);
-        await vm.start(options.accel === undefined ? {} : { accel: options.accel });
+        await vm.start({
+          ...(options.accel === undefined ? {} : { accel: options.accel }),
+          ...(options.backend === undefined ? {} : { backend: options.backend }),
+        });
         vm.close();
         if (options.json !== true) await progressReporter(false).notice(vm.accel);
         const info = await vm.info();

@@ -21,7 +21,7 @@ export type { DirTransferResult, DownloadDirOptions, UploadDirOptions } from "./
 export { EnvVars, parseEnvAssignments } from "./sandbox/env.ts";
 export { parsePortSpec, Ports, type ExposeOptions, type PortForward, type PortForwardInfo } from "./sandbox/ports.ts";
 export { Network, type NetworkPolicy, type NetworkPolicyChange, type SandboxNetworkInfo } from "./sandbox/network.ts";
-export type { DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
+export type { BackendInfo, DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 export type { LogsOptions } from "./sandbox/logs.ts";
 export type { PrepareProgress } from "./sandbox/artifacts.ts";
 export type { CommChannel } from "./channels/types.ts";

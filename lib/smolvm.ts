@@ -25,7 +25,7 @@ import { Network, networkInfoOf, type SandboxNetworkInfo } from "./sandbox/netwo
 import { Ports } from "./sandbox/ports.ts";
 import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
 import type { SandboxRecord } from "./state/sandboxes.ts";
-import type { DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
+import type { BackendInfo, DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 import type { LogsOptions } from "./sandbox/logs.ts";
 
 export interface CreateSandboxOptions extends SandboxConfigInput {
@@ -94,6 +94,7 @@ export class SmolVM {
   private channel: Channel | undefined;
   private accelInfo: AccelInfo | undefined;
   private createNotices: readonly string[] = [];
+  private backendInfo: BackendInfo | undefined;
 
   private constructor(
     private record: SandboxRecord,
@@ -134,10 +135,19 @@ export class SmolVM {
 
   /**
    * What the caller should be told about how `create` made the sandbox, beyond the accelerator:
-   * on macOS, that it has no network (the default there; `smolvm doctor` says why).
+   * on macOS, that it has no network (the default there; `smolvm doctor` says why); on Linux,
+   * that the default put it on QEMU rather than Firecracker, and why.
    */
   get notices(): readonly string[] {
     return this.createNotices;
+  }
+
+  /**
+   * The backend this handle's create chose for the sandbox and why (`fellBack`: the platform
+   * default passed over Firecracker, for the reason given). The record's `backend` says it for any handle.
+   */
+  get backend(): BackendInfo | undefined {
+    return this.backendInfo;
   }
 
   /**
@@ -154,6 +164,7 @@ export class SmolVM {
     const booted = await createSandbox(commChannel === undefined ? input : { ...input, channel: commChannel }, onProgress === undefined ? {} : { onProgress });
     const vm = new SmolVM(booted.record, commChannel, booted.session);
     vm.createNotices = booted.notices;
+    vm.backendInfo = booted.backend;
     return vm;
   }
 

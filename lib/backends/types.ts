@@ -59,6 +59,13 @@ export type LaunchNetwork =
 
 export interface LaunchSpec {
   arch: GuestArch;
+  /**
+   * The VM's name on this host: the sandbox id (letters, digits, dashes). Firecracker's `--id`;
+   * default the name of the control socket's directory.
+   */
+  id?: string;
+  /** The guest's vsock context id (the state store allocates it); Firecracker's vsock device needs one. Default 3. */
+  guestCid?: number;
   /** Default: the backend's choice for this host (see `probe`). */
   accel?: Accel;
   /** Why `accel` was chosen, carried into the ticket (the once-only emulation notice says it). */
@@ -138,6 +145,12 @@ export interface AgentTransport {
   resync: boolean;
 }
 
+export interface SaveStateOptions {
+  timeoutMs?: number;
+  /** Default `full`. */
+  type?: "full" | "diff";
+}
+
 /** A running VMM owned by this process. */
 export interface Vmm {
   readonly pid: number;
@@ -157,8 +170,13 @@ export interface Vmm {
   stop(): Promise<void>;
   /** SIGKILL, for a VMM that does not answer. */
   kill(): void;
-  /** Writes the paused machine's state (not its disk) into `dir`, for `Backend.restore`. */
-  saveState(dir: string, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Writes the paused machine's state (not its disk) into `dir`, for `Backend.restore`. A `diff`
+   * save writes only the guest memory changed since this VMM's last save or restore, merged over
+   * a copy of that state's memory, so `dir` is complete on its own (Firecracker); a backend
+   * without dirty-page tracking (QEMU) writes a full state either way.
+   */
+  saveState(dir: string, options?: SaveStateOptions): Promise<void>;
   /** Host port forwards on the VMM's user-mode network, where the VMM has them (QEMU). */
   readonly hostForwards?: {
     add(forward: HostForward): Promise<void>;

@@ -30,6 +30,11 @@ export interface KernelCmdlineOptions {
   init?: string;
   /** Root block device; default `/dev/vda`, the first virtio-blk disk. */
   root?: string;
+  /**
+   * The VMM the guest runs under; default qemu. It names the serial console on aarch64, where
+   * QEMU's virt machine has a PL011 (ttyAMA0) and Firecracker a 16550 (ttyS0).
+   */
+  vmm?: "qemu" | "firecracker";
   /** Appended verbatim, e.g. the agent's network settings. */
   extra?: readonly string[];
 }
@@ -39,7 +44,7 @@ export function kernelCmdlineArgs(options: KernelCmdlineOptions): string[] {
   const verbose = options.verbose ?? process.env.SMOLVM_VERBOSE_BOOT === "1";
   const args: string[] = [];
   if (options.arch === "x86_64") args.push("console=ttyS0", "reboot=t");
-  else args.push("console=ttyAMA0");
+  else args.push(options.vmm === "firecracker" ? "console=ttyS0" : "console=ttyAMA0");
   args.push(
     "panic=-1",
     `root=${options.root ?? "/dev/vda"}`,

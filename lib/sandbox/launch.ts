@@ -8,12 +8,13 @@
  * its own); a supervisor that finds no live VMM to attach to runs it itself.
  */
 import { rmSync } from "node:fs";
-import { accelFor, hostTscKhz } from "../backends/accel.ts";
+import { type AccelInfo, accelFor, hostTscKhz } from "../backends/accel.ts";
+import { FIRECRACKER_ACCEL_REASON } from "../backends/firecracker/backend.ts";
 import { backendFor } from "../backends/select.ts";
 import type { Backend, Vmm } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { kernelCmdline } from "../kernel/cmdline.ts";
-import { smolError, toSmolError } from "../errors.ts";
+import { InvalidInputError, smolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { parsePolicy, prepareNetwork, reclaimNetwork, type SandboxNetwork } from "../network/index.ts";
 import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
@@ -53,8 +54,11 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
   const arch = hostGuestArch();
   // Not the backend's full probe: its `qemu -version` costs 110-140 ms on every boot under
   // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
-  // The KVM proof is one boot per host boot, cached.
-  const accel = await accelFor({ guestArch: arch, requested: vm.config.accel, kernelPath: vm.config.kernelPath! });
+  // The KVM proof is one boot per host boot, cached. Firecracker has KVM or nothing: without
+  // it, its launch says so in its own words.
+  const accel: AccelInfo = backend.name === "firecracker"
+    ? firecrackerAccel(vm)
+    : await accelFor({ guestArch: arch, requested: vm.config.accel, kernelPath: vm.config.kernelPath! });
   vm = withNetworkAllocations(vm);
   const disk = await backend.prepareDisk({
     imagePath: vm.config.rootfsPath!,
@@ -72,13 +76,15 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
   try {
     const vmm = await backend.launch({
       arch,
+      id: vm.id,
+      ...(vm.cid === null ? {} : { guestCid: vm.cid }),
       accel: accel.accel,
       accelReason: accel.reason,
       vcpus: vm.config.vcpus,
       memoryMiB: vm.config.memoryMiB,
       kernelPath: vm.config.kernelPath!,
       cmdline: [
-        kernelCmdline({ arch, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network.kernelArgs] }),
+        kernelCmdline({ arch, vmm: backend.name, ...(tscKhz === undefined ? {} : { tscKhz }), extra: [`smolvm.hostname=${vm.name}`, ...network.kernelArgs] }),
         vm.config.bootArgs,
       ].filter(Boolean).join(" "),
       disk,
@@ -99,4 +105,15 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
       logEvent("error", `cannot remove the network of sandbox "${vm.name}" after its failed launch: ${cleanupError.message}`, { sandbox: vm.id }));
     throw error;
   }
+}
+
+/** Firecracker runs on KVM only: a sandbox that asks for another accelerator is refused by name. */
+function firecrackerAccel(vm: SandboxRecord): AccelInfo {
+  const requested = vm.config.accel !== "auto" ? vm.config.accel : process.env.SMOLVM_ACCEL;
+  if (requested !== undefined && requested !== "" && requested !== "auto" && requested !== "kvm") {
+    throw new InvalidInputError(`Cannot boot sandbox "${vm.name}" with accel "${requested}" on the firecracker backend: Firecracker runs guests on KVM only`, {
+      hint: "leave the accelerator to auto (or kvm), or create the sandbox with --backend qemu",
+    });
+  }
+  return { accel: "kvm", reason: FIRECRACKER_ACCEL_REASON };
 }

@@ -3,12 +3,15 @@
  * removing the directory (after its processes are gone) reclaims all of it.
  */
 import { join } from "node:path";
+import { FIRECRACKER_FILES } from "../backends/firecracker/launch-spec.ts";
 import { paths } from "../paths.ts";
 
 export interface SandboxFiles {
   dir: string;
-  /** The isolated-mode copy-on-write disk over the image. */
+  /** The isolated-mode copy-on-write disk over the image (QEMU). */
   overlay: string;
+  /** The isolated-mode disk of a Firecracker sandbox: its own sparse copy of the image. */
+  rawDisk: string;
   /** The agent channel (QEMU's virtio-serial chardev); only the supervisor connects. */
   agentSocket: string;
   /** QMP (or Firecracker's API); only the supervisor connects. */
@@ -32,6 +35,7 @@ export function sandboxFiles(id: string): SandboxFiles {
   return {
     dir,
     overlay: join(dir, "disk.qcow2"),
+    rawDisk: join(dir, FIRECRACKER_FILES.disk),
     agentSocket: join(dir, "agent.sock"),
     controlSocket: join(dir, "qmp.sock"),
     supervisorSocket: join(dir, "supervisor.sock"),

@@ -7,9 +7,11 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import type { AgentClient } from "../agent/client.ts";
 import type { AccelInfo } from "../backends/accel.ts";
-import { chooseBackend } from "../backends/select.ts";
-import { parseSandboxConfig, type AccelChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
-import { diskFullError, freeBytes, SmolError, smolError, toSmolError } from "../errors.ts";
+import { chooseBackend, precheckBackend } from "../backends/select.ts";
+import type { BackendName } from "../backends/types.ts";
+import { parseSandboxConfig, type AccelChoice, type BackendChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
+import { diskFullError, freeBytes, InvalidInputError, SmolError, smolError, toSmolError } from "../errors.ts";
+import { hostGuestArch } from "../kernel/arch.ts";
 import { pidAlive } from "../host/pids.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
@@ -43,18 +45,30 @@ export interface Booted {
   accel: AccelInfo;
   /** What the caller should be told about how the sandbox was made (on macOS: that it has no network). */
   notices: string[];
+  /** The backend chosen for it, and why (a create only). */
+  backend?: BackendInfo;
+}
+
+/** Which backend runs a sandbox, and why; `fellBack` when the default passed over Firecracker. */
+export interface BackendInfo {
+  name: BackendName;
+  reason: string;
+  fellBack: boolean;
 }
 
 /** Creates a sandbox and returns once its agent answers (and its managed env is set). */
 export async function createSandbox(input: SandboxConfigInput = {}, options: CreateProgressOptions = {}): Promise<Booted> {
   const requested = parseSandboxConfig(input);
-  // The network this platform gives, its policy and what the host can do: refused before anything is made.
-  const network = chooseNetwork(input.network);
+  // The network this platform gives, its policy and what the host can do: refused before anything
+  // is made. Left to the default on Linux, the network is the chosen backend's to pick (QEMU's
+  // default is user mode, which Firecracker does not have).
+  const platformNetwork = chooseNetwork(input.network);
+  const asked = input.network ?? (platformNetwork.notice === undefined ? undefined : platformNetwork.mode);
   const policy = policyLists(parsePolicy(requested));
-  checkNetwork(network.mode);
-  const backend = chooseBackend(requested.backend);
+  checkNetwork(precheckBackend({ choice: requested.backend, network: asked }).network);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
-  const config: SandboxConfig = { ...requested, ...policy, network: network.mode, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const chosen = await chooseBackend({ choice: requested.backend, network: asked, arch: hostGuestArch(), kernelPath: artifacts.kernelPath });
+  const config: SandboxConfig = { ...requested, ...policy, network: chosen.network, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
   const mode = config.network;
   // The directory and its launcher record come first: a create killed at any point after this
   // leaves something `cleanup` recognises as an abandoned create (launcher.ts).
@@ -66,8 +80,14 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     writeLauncher(files, "create");
     vm = withStore((store) => {
-      // TAP: SSH reaches the guest's own address; none: the supervisor carries the SSH port through the agent.
-      const created = store.create({ id, config, backend, allocate: { sshPort: mode !== "tap", ip: mode === "tap", dnsPort: mode !== "none" } });
+      const created = store.create({
+        id,
+        config,
+        backend: chosen.name,
+        // TAP: SSH reaches the guest's own address; none: the supervisor carries the SSH port
+        // through the agent. Firecracker's vsock device needs a context id.
+        allocate: { sshPort: mode !== "tap", ip: mode === "tap", dnsPort: mode !== "none", cid: chosen.name === "firecracker" },
+      });
       const channel = persistedChannel(config.channel);
       return channel === null ? created : store.update(created.id, { channel });
     });
@@ -78,12 +98,13 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
     const booted = await bootSandbox(vm, "create");
-    if (network.notice !== undefined) booted.notices.push(network.notice);
+    if (platformNetwork.notice !== undefined) booted.notices.push(platformNetwork.notice);
+    if (chosen.fellBack) booted.notices.push(`running on QEMU rather than Firecracker: ${chosen.reason}`);
     // Before create returns, so the first command of anyone sees them.
     if (Object.keys(config.env).length > 0) await booted.session.env.set(config.env);
     // The sandbox is the caller's now: from here a dying caller leaves it be.
     removeLauncher(files);
-    return booted;
+    return { ...booted, backend: { name: chosen.name, reason: chosen.reason, fellBack: chosen.fellBack } };
   } catch (error) {
     await destroyNow(vm.id).catch((cleanupError: unknown) => logEvent("error", `cannot remove the sandbox of a failed create: ${(cleanupError as Error).message}`, { sandbox: vm.id }));
     throw error;
@@ -105,11 +126,22 @@ function requireRoom(dir: string, bytes: number, action: string): void {
 export interface StartOptions {
   /** The accelerator for this boot only; default the sandbox's own choice. */
   accel?: AccelChoice;
+  /**
+   * The backend the caller expects; a sandbox keeps the one it was created on (its disk is in
+   * that backend's format), so another one is refused. Default `auto`: the sandbox's own.
+   */
+  backend?: BackendChoice;
 }
 
 /** Boots a stopped (or failed) sandbox again; a running one is left as it is. */
 export async function startSandbox(idOrName: string, options: StartOptions = {}): Promise<Booted | { record: SandboxRecord }> {
   const vm = readSandbox(idOrName);
+  const recorded = vm.backend ?? "qemu";
+  if (options.backend !== undefined && options.backend !== "auto" && options.backend !== recorded) {
+    throw new InvalidInputError(`Cannot start sandbox "${vm.name}" on the ${options.backend} backend: it was created on ${recorded}, and its disk is in ${recorded}'s format`, {
+      hint: `start it without --backend (it runs on ${recorded}), or create a new sandbox with --backend ${options.backend}`,
+    });
+  }
   if (isLive(vm.status)) return { record: vm };
   assertMay(vm, { kind: "boot", what: "start" });
   checkNetwork(vm.config.network);

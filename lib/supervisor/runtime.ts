@@ -465,12 +465,13 @@ export class SandboxRuntime {
   }
 
   /**
-   * QEMU runs its disk with cache=unsafe (no host fsync per guest flush): the disk is made
-   * durable once the VM has stopped, after the caller has its answer.
+   * QEMU runs its disk with cache=unsafe, Firecracker with cache_type Unsafe (no host fsync per
+   * guest flush): the disk is made durable once the VM has stopped, after the caller has its answer.
    */
   async syncDisk(): Promise<void> {
     if (this.ending === "destroy") return;
-    const path = this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : this.files.overlay;
+    const own = this.backend.name === "firecracker" ? this.files.rawDisk : this.files.overlay;
+    const path = this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : own;
     try {
       const handle = await open(path, "r+");
       try {
