@@ -16,6 +16,10 @@ export interface FakeBinaryOptions {
   agentSocket?: string;
   /** Print this to stderr and exit 1 at once. */
   exitEarly?: string;
+  /** The native agent binary to run as the guest once the VM starts (see fake-firecracker-main.ts). */
+  guestAgent?: string;
+  /** Requests answered with a 400 and this fault message. */
+  faults?: Array<{ method: string; path: string; message: string }>;
 }
 
 function quote(word: string): string {
@@ -30,6 +34,8 @@ export function writeFakeFirecracker(dir: string, options: FakeBinaryOptions = {
     ...(options.report === undefined ? [] : [`FAKE_FC_REPORT=${quote(options.report)}`]),
     ...(options.agentSocket === undefined ? [] : [`FAKE_FC_AGENT_SOCKET=${quote(options.agentSocket)}`]),
     ...(options.exitEarly === undefined ? [] : [`FAKE_FC_EXIT_EARLY=${quote(options.exitEarly)}`]),
+    ...(options.guestAgent === undefined ? [] : [`FAKE_FC_GUEST_AGENT=${quote(options.guestAgent)}`]),
+    ...(options.faults === undefined ? [] : [`FAKE_FC_FAULTS=${quote(JSON.stringify(options.faults))}`]),
   ];
   writeFileSync(path, `#!/bin/sh\nexport ${env.join(" ")}\nexec ${quote(process.execPath)} ${quote(MAIN)} "$@"\n`);
   chmodSync(path, 0o755);

@@ -6,11 +6,21 @@
  *
  * Behaviour comes from the environment the wrapper script sets (see writeFakeFirecracker):
  *   FAKE_FC_MODE=firecracker|jailer, FAKE_FC_REPORT=<file>, FAKE_FC_AGENT_SOCKET=<unix socket>,
- *   FAKE_FC_EXIT_EARLY=<message> (print it to stderr and exit 1 before serving).
+ *   FAKE_FC_EXIT_EARLY=<message> (print it to stderr and exit 1 before serving),
+ *   FAKE_FC_GUEST_AGENT=<native agent binary>: the "guest" (see guest below),
+ *   FAKE_FC_FAULTS=<JSON list of {method, path, message}>: answer those requests with a 400.
+ *
+ * With a guest agent the stand-in behaves as Firecracker does around its guest: InstanceStart (or
+ * a snapshot load) boots the guest, here the native agent in test mode listening on a socket that
+ * vsock port 1024 relays to; pausing stops it (SIGSTOP) and resuming continues it; the guest
+ * powering off (the agent's shutdown ends it) ends the stand-in, and SIGTERM or SIGKILL of the
+ * stand-in ends the guest (a watcher shell kills it when its VMM is gone, as a guest dies with
+ * its VMM).
  */
-import { renameSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
-import { FakeFirecracker } from "./firecracker-fake.ts";
+import { type ChildProcess, spawn } from "node:child_process";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { FakeFirecracker, type InjectedFault, type InstanceState } from "./firecracker-fake.ts";
 
 const args = process.argv.slice(2);
 const mode = process.env.FAKE_FC_MODE ?? "firecracker";
@@ -45,12 +55,42 @@ if (mode === "jailer") {
 }
 
 const report = process.env.FAKE_FC_REPORT;
-const agent = process.env.FAKE_FC_AGENT_SOCKET;
+const guestAgent = process.env.FAKE_FC_GUEST_AGENT;
+const guestSocket = join(dirname(socketPath), "fake-guest.sock");
+const agent = process.env.FAKE_FC_AGENT_SOCKET ?? (guestAgent === undefined ? undefined : guestSocket);
+
+/** The "guest": the watcher shell, and the agent's pid it printed. */
+let guest: { watcher: ChildProcess; agentPid: Promise<number> } | undefined;
+
+function bootGuest(): void {
+  if (guestAgent === undefined || guest !== undefined) return;
+  rmSync(guestSocket, { force: true });
+  const script = `"$1" --listen "unix:$2" & agent=$!; echo "$agent"
+while kill -0 "$3" 2>/dev/null && kill -0 "$agent" 2>/dev/null; do sleep 0.05; done
+kill -9 "$agent" 2>/dev/null; wait "$agent" 2>/dev/null; exit 0`;
+  const watcher = spawn("/bin/sh", ["-c", script, "guest", guestAgent, guestSocket, String(process.pid)], { stdio: ["ignore", "pipe", "inherit"] });
+  const agentPid = new Promise<number>((resolve) => watcher.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  // The guest powered off (or was killed): Firecracker exits as its guest does.
+  watcher.once("exit", () => void fake.close().then(() => process.exit(0)));
+  guest = { watcher, agentPid };
+}
+
+async function onState(state: InstanceState): Promise<void> {
+  if (state === "Not started") return;
+  bootGuest();
+  if (guest === undefined) return;
+  const pid = await guest.agentPid;
+  try {
+    process.kill(pid, state === "Paused" ? "SIGSTOP" : "SIGCONT");
+  } catch { /* the guest is gone; the watcher ends us */ }
+}
+
 const fake = await FakeFirecracker.start({
   socketPath,
   id,
   ...(root === undefined ? {} : { root }),
   ...(agent === undefined ? {} : { vsockPorts: { 1024: agent } }),
+  onState,
   onRun: () => console.log("fake guest: running"),
   onRequest: (self) => {
     if (report === undefined) return;
@@ -64,7 +104,15 @@ const fake = await FakeFirecracker.start({
     renameSync(`${report}.tmp`, report);
   },
 });
+for (const fault of JSON.parse(process.env.FAKE_FC_FAULTS ?? "[]") as InjectedFault[]) fake.injectFault(fault);
 console.error(`fake firecracker: serving ${socketPath}`);
-const stop = () => void fake.close().then(() => process.exit(0));
+const stop = () => {
+  void guest?.agentPid.then((pid) => {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  });
+  void fake.close().then(() => process.exit(0));
+};
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

@@ -29,7 +29,7 @@ export function firecrackerSpec(): SwaggerSpec {
   return cachedSpec;
 }
 
-type InstanceState = "Not started" | "Running" | "Paused";
+export type InstanceState = "Not started" | "Running" | "Paused";
 type Body = Record<string, unknown>;
 
 export interface RecordedRequest {
@@ -46,6 +46,8 @@ export interface FakeFirecrackerOptions {
   vsockPorts?: Record<number, string>;
   /** Called on InstanceStart and on a snapshot load that resumes (the guest "runs"). */
   onRun?: () => void;
+  /** Called whenever the instance's state changes (start, pause, resume, load), after the change. */
+  onState?: (state: InstanceState) => void | Promise<void>;
   /** Called after every request, e.g. to report to a test in another process. */
   onRequest?: (fake: FakeFirecracker) => void;
   /** Resolve the paths in request bodies under this directory, as a jailed Firecracker does. */
@@ -247,6 +249,7 @@ export class FakeFirecracker {
       case "patch /vm":
         if (this.state === "Not started") return "The requested operation is not supported before starting the microVM.";
         this.state = body!.state === "Paused" ? "Paused" : "Running";
+        await this.options.onState?.(this.state);
         return undefined;
       case "put /snapshot/create":
         return this.#createSnapshot(body!);
@@ -280,6 +283,7 @@ export class FakeFirecracker {
     if (this.vsock && this.options.vsockPorts && !this.vsockShim) {
       this.vsockShim = await startVsockShim({ udsPath: this.hostPath(this.vsock.uds_path), ports: this.options.vsockPorts });
     }
+    await this.options.onState?.(state);
     if (state === "Running") this.options.onRun?.();
   }
 
