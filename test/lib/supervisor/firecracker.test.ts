@@ -1,0 +1,153 @@
+/**
+ * A sandbox on the Firecracker backend end to end, through the SDK and the CLI, with the stand-in
+ * firecracker binary as the VMM (real Firecracker cannot run on hosts without working KVM): the
+ * launch in the caller's process, the supervisor that attaches with the ticket, the agent over
+ * hybrid vsock, pause and resume through the API, stop by the agent's shutdown, start, delete.
+ *
+ * Faked: the VMM and its guest (the stand-in serves the spec-checking API and boots the native
+ * agent as its guest), and the verdict that KVM can run a guest here, which the create's probe
+ * asks for (it is replaced in this process only; everything else runs for real).
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { FirecrackerBackend, firecrackerBackend } from "../../../lib/backends/firecracker/backend.ts";
+import { SmolVM } from "../../../lib/index.ts";
+import { paths } from "../../../lib/paths.ts";
+import { pidAlive } from "../../../lib/host/pids.ts";
+import { buildNativeAgent, processesMatching, waitUntil } from "../../helpers/agent.ts";
+import { envelope, runCli } from "../../helpers/cli.ts";
+import { writeFakeFirecracker } from "../../helpers/fake-firecracker-bin.ts";
+
+setDefaultTimeout(60_000);
+
+let scratch: string;
+let binDir: string;
+let nativeAgent: string;
+const savedPath = process.env.PATH;
+
+interface Report {
+  violations: string[];
+  responseViolations: string[];
+}
+
+beforeAll(async () => {
+  nativeAgent = await buildNativeAgent();
+  scratch = mkdtempSync(join(tmpdir(), "smolvm-fc-sup-"));
+  binDir = join(scratch, "bin");
+  writeFileSync(join(scratch, "vmlinux"), "kernel");
+  writeFileSync(join(scratch, "rootfs.ext4"), Buffer.alloc(256 * 1024));
+  standIn();
+  // The stand-in comes first on PATH, for this process and the supervisors and CLIs it starts.
+  process.env.PATH = `${binDir}${delimiter}${savedPath}`;
+  // KVM cannot run a guest on this host; the create's probe is told it can, and nothing else is.
+  const probing = new FirecrackerBackend({ kvm: () => () => ({ usable: true }) });
+  Object.assign(firecrackerBackend, { probe: probing.probe.bind(probing) });
+}, 300_000);
+
+afterAll(() => {
+  process.env.PATH = savedPath;
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** (Re)writes the stand-in firecracker, optionally answering some requests with a 400. */
+function standIn(faults?: Array<{ method: string; path: string; message: string }>): void {
+  rmSync(binDir, { recursive: true, force: true });
+  mkdirSync(binDir, { recursive: true });
+  writeFakeFirecracker(binDir, { guestAgent: nativeAgent, report: join(scratch, "report.json"), ...(faults === undefined ? {} : { faults }) });
+}
+
+function spec(): Report {
+  return JSON.parse(readFileSync(join(scratch, "report.json"), "utf8")) as Report;
+}
+
+const FIRECRACKER = () => ({ backend: "firecracker" as const, kernelPath: join(scratch, "vmlinux"), rootfsPath: join(scratch, "rootfs.ext4"), bootTimeoutMs: 20_000 });
+
+describe("a Firecracker sandbox on the stand-in VMM", () => {
+  test("create, exec, env, files, pause/resume, stop/start, delete: every request kept to the spec, nothing left", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-standin", env: { GREETING: "hello" } });
+    const id = vm.id;
+    try {
+      expect(vm.backend).toEqual({ name: "firecracker", reason: "asked for by the sandbox config", fellBack: false });
+      expect(vm.accel).toEqual({ accel: "kvm", reason: "Firecracker runs guests on KVM only" });
+      const info = await vm.info();
+      expect(info.backend).toBe("firecracker");
+      expect(info.network).toBe("none");
+      expect(info.status).toBe("running");
+      expect(existsSync(join(paths.sandboxDir(id), "disk.ext4"))).toBe(true);
+
+      expect((await vm.commands.run(["sh", "-c", 'echo "$GREETING"; exit 4'])).stdout).toBe("hello\n");
+      const note = join(scratch, "note");
+      await vm.files.write(note, "kept\n");
+      expect((await vm.files.read(note)).toString()).toBe("kept\n");
+
+      await vm.pause();
+      expect((await vm.info()).status).toBe("paused");
+      await vm.resume();
+      expect((await vm.commands.run(["echo", "resumed"])).stdout).toBe("resumed\n");
+
+      const vmmPid = (await vm.info()).vmmPid!;
+      await vm.stop();
+      expect((await vm.info()).status).toBe("stopped");
+      expect(pidAlive(vmmPid)).toBe(false);
+      await vm.start();
+      expect((await vm.info()).status).toBe("running");
+      expect((await vm.commands.run(["cat", note])).stdout).toBe("kept\n");
+
+      // The CLI reaches it the same way.
+      const cliExec = await runCli(["exec", "fc-standin", "--", "echo", "from the cli"]);
+      expect(cliExec.stdout).toBe("from the cli\n");
+      const cliInfo = envelope(await runCli(["info", "fc-standin", "--json"]));
+      expect(cliInfo.data.backend).toBe("firecracker");
+    } finally {
+      await vm.delete();
+    }
+    await waitUntil(() => !existsSync(paths.sandboxDir(id)) && processesMatching(id).length === 0, 5_000);
+    expect(existsSync(paths.sandboxDir(id))).toBe(false);
+    expect(processesMatching(id)).toEqual([]);
+    expect(spec().violations).toEqual([]);
+    expect(spec().responseViolations).toEqual([]);
+  });
+
+  test("Firecracker's 400 reaches the user of the CLI verbatim, and the sandbox is recorded failed with it", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-fault" });
+    try {
+      await vm.stop();
+      const message = 'Invalid kernel image: "vmlinux" is not an ELF file (os error 8) -- \'quoted\' "double"';
+      standIn([{ method: "PUT", path: "/boot-source", message }]);
+      const start = await runCli(["start", "fc-fault"]);
+      expect(start.code).not.toBe(0);
+      expect(start.stderr).toContain(`Firecracker refused PUT /boot-source (400): ${message}`);
+      const json = envelope(await runCli(["info", "fc-fault", "--json"]));
+      expect(json.data.status).toBe("failed");
+      expect(json.data.lastError.message).toContain(message);
+      expect(processesMatching(vm.id)).toEqual([]);
+    } finally {
+      standIn();
+      await vm.delete();
+    }
+  });
+
+  test("start --backend qemu on a Firecracker sandbox is refused naming both backends", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-switch" });
+    try {
+      await vm.stop();
+      const result = await runCli(["start", "fc-switch", "--backend", "qemu"]);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('Cannot start sandbox "fc-switch" on the qemu backend: it was created on firecracker');
+    } finally {
+      await vm.delete();
+    }
+  });
+
+  test("create --backend firecracker where no firecracker is installed is refused before anything is made", async () => {
+    const result = await runCli(["create", "--backend", "firecracker", "--name", "fc-none", "--kernel", join(scratch, "vmlinux"), "--rootfs", join(scratch, "rootfs.ext4")], {
+      env: { PATH: savedPath ?? "/usr/bin:/bin" },
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('Cannot use the firecracker backend (asked for by the sandbox config): "firecracker" is not on PATH');
+    expect(result.stderr).toContain("smolvm setup --firecracker");
+    expect(envelope(await runCli(["list", "--json"])).data).toEqual([]);
+  });
+});
