@@ -90,12 +90,7 @@ export function diagnose(facts: HostFacts): Diagnosis {
   if (facts.qemuImg.path !== undefined) add("qemu-img", "ok", `qemu-img ${facts.qemuImg.version ?? "(version unknown)"}`);
   else add("qemu-img", "fail", "qemu-img not found: isolated disks (copy-on-write overlays) cannot be made", installHint(facts, DEBIAN_PACKAGES.qemuImg, "qemu"));
 
-  if (linux) {
-    // Reported as found, whatever KVM says: whether it could run is a separate question.
-    add("firecracker", "ok", facts.firecracker.path !== undefined
-      ? `firecracker ${facts.firecracker.version ?? "(version unknown)"} installed; this build of smolvm runs sandboxes on QEMU`
-      : "firecracker not installed; this build of smolvm runs sandboxes on QEMU");
-  }
+  if (linux) firecrackerCheck(facts, add);
 
   const mkfs = facts.mkfsExt4;
   if (mkfs.path === undefined) add("mkfs.ext4", "fail", "mkfs.ext4 not found: images cannot be built", installHint(facts, DEBIAN_PACKAGES.mkfsExt4, "e2fsprogs"));
@@ -126,8 +121,8 @@ export function diagnose(facts: HostFacts): Diagnosis {
     facts.imagesCached > 0 ? `${facts.imagesCached} image(s) cached` : "no image built yet",
     facts.imagesCached > 0 ? undefined : "`smolvm setup` builds the default image; `smolvm run` also does on first use");
 
-  // The Firecracker backend is not in this build yet: a usable firecracker is reported, but
-  // sandboxes run on QEMU.
+  // What a sandbox created with no options gets: its default network (user mode) is QEMU's, so
+  // Firecracker, when it can run, is for sandboxes that ask for it (the firecracker check says).
   const backend: Diagnosis["backend"] = qemu.path !== undefined ? "qemu" : "none";
   if (backend === "none") accel = "none";
   const channel = channelFor(facts);
@@ -156,6 +151,36 @@ function networkCheck(network: HostFacts["network"], add: (id: string, status: C
       "make it read-write for users (mode 0666, Debian's default), or use --network none");
   } else {
     add("network", "ok", `sandboxes reach the internet and nothing of the host (user namespaces, nftables, pasta); ${tap}`);
+  }
+}
+
+/**
+ * The firecracker binary, its version, and whether it can run a guest here (Linux, x86_64 or
+ * aarch64, and KVM proven to run one), or why not.
+ */
+function firecrackerCheck(facts: HostFacts, add: (id: string, status: CheckStatus, summary: string, hint?: string) => void): void {
+  const fc = facts.firecracker;
+  if (fc.path === undefined) {
+    add("firecracker", "ok", "firecracker not installed (optional): sandboxes run on QEMU; `smolvm setup --firecracker` installs it");
+    return;
+  }
+  if (fc.version === undefined) {
+    add("firecracker", "warn", `${fc.path} did not report a version: the Firecracker backend cannot use it`,
+      "reinstall it with `smolvm setup --firecracker`, or remove it");
+    return;
+  }
+  const found = `firecracker ${fc.version} (${fc.path})`;
+  const why = facts.arch !== "x64" && facts.arch !== "arm64"
+    ? `Firecracker supports x86_64 and aarch64 hosts, not ${facts.arch}`
+    : !facts.kvm.present ? "there is no /dev/kvm"
+      : facts.kvm.openProblem !== undefined ? facts.kvm.openProblem
+        : facts.kvm.verdict === undefined ? "KVM is not proven to run a guest yet"
+          : facts.kvm.verdict.usable ? undefined : `KVM cannot run a guest: ${facts.kvm.verdict.reason}`;
+  if (why === undefined) {
+    add("firecracker", "ok", `${found} can run sandboxes here (--backend firecracker, or the default for sandboxes with network "none")`);
+  } else {
+    add("firecracker", "warn", `${found} cannot run here: ${why}`,
+      "Firecracker needs KVM that runs guests (see the kvm check); sandboxes run on QEMU meanwhile");
   }
 }
 

@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSyn
 import { dirname } from "node:path";
 import { paths, smolvmHome } from "../paths.ts";
 import { runHost, which } from "../host/process.ts";
+import { findVmmProgram } from "../backends/firecracker/locate.ts";
 import { cachedKvmVerdict, kvmDeviceProblem, provenKvm } from "../backends/kvm-probe.ts";
 import { DEFAULT_IMAGE } from "../config.ts";
 import { listImages } from "../images/store.ts";
@@ -75,7 +76,7 @@ export async function probeHost(): Promise<HostFacts> {
   const [qemuSystem, qemuImg, firecracker, mkfs, ssh, hvf] = await Promise.all([
     tool(qemuBinary, ["-version"], /version (\S+)/),
     tool("qemu-img", ["--version"], /version (\S+)/),
-    tool("firecracker", ["--version"], /Firecracker v?(\S+)/i),
+    tool("firecracker", ["--version"], /Firecracker v?(\S+)/i, findVmmProgram),
     tool("mkfs.ext4", ["-V"], /mke2fs (\S+)/),
     tool("ssh", ["-V"], /OpenSSH_(\S+?)[, ]/),
     process.platform === "darwin" ? hvfSupported() : Promise.resolve(false),
@@ -129,8 +130,8 @@ async function probeNetwork(): Promise<HostFacts["network"]> {
   return { missing, userNamespaces, tun, netAdmin };
 }
 
-async function tool(program: string, args: string[], pattern: RegExp): Promise<ToolFact> {
-  const path = which(program);
+async function tool(program: string, args: string[], pattern: RegExp, find: (program: string) => string | undefined = which): Promise<ToolFact> {
+  const path = find(program);
   if (path === undefined) return { path, version: undefined };
   try {
     const result = await runHost(path, args, { timeoutMs: 5000 });

@@ -37,7 +37,7 @@ describe("doctor verdict", () => {
     expect(d.accel).toBe("kvm");
     expect(d.ok).toBe(true);
     expect(status(d, "firecracker")).toBe("ok");
-    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe("firecracker not installed; this build of smolvm runs sandboxes on QEMU");
+    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toContain("firecracker not installed (optional): sandboxes run on QEMU");
   });
 
   test("no KVM says plainly that QEMU runs in software emulation", () => {
@@ -64,12 +64,28 @@ describe("doctor verdict", () => {
     expect(d.checks.find((c) => c.id === "kvm")?.hint).toContain("kvm group");
   });
 
-  test("firecracker is reported when installed, whatever KVM says, and sandboxes still run on QEMU", () => {
-    for (const kvm of [{ present: false }, { present: true, verdict: { usable: true as const } }]) {
-      const d = diagnose(facts({ kvm, firecracker: tool("1.10.1") }));
-      expect(d.backend).toBe("qemu");
-      expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe("firecracker 1.10.1 installed; this build of smolvm runs sandboxes on QEMU");
-    }
+  test("firecracker: its version, and that it can run here where KVM ran a guest", () => {
+    const d = diagnose(facts({ firecracker: tool("1.17.0") }));
+    expect(status(d, "firecracker")).toBe("ok");
+    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe('firecracker 1.17.0 (/usr/bin/x) can run sandboxes here (--backend firecracker, or the default for sandboxes with network "none")');
+    // A sandbox created with no options gets user-mode networking, which is QEMU's.
+    expect(d.backend).toBe("qemu");
+  });
+
+  test("firecracker that cannot run here says why, from the KVM facts", () => {
+    const why = (kvm: HostFacts["kvm"]) => {
+      const check = diagnose(facts({ kvm, firecracker: tool("1.17.0") })).checks.find((c) => c.id === "firecracker")!;
+      expect(check.status).toBe("warn");
+      expect(check.hint).toContain("KVM");
+      return check.summary;
+    };
+    expect(why({ present: false })).toBe("firecracker 1.17.0 (/usr/bin/x) cannot run here: there is no /dev/kvm");
+    expect(why({ present: true, openProblem: "/dev/kvm is not accessible" })).toEndWith("cannot run here: /dev/kvm is not accessible");
+    expect(why({ present: true })).toEndWith("cannot run here: KVM is not proven to run a guest yet");
+    expect(why({ present: true, verdict: { usable: false, reason: "failed to set MSR 0x10a" } })).toEndWith("cannot run here: KVM cannot run a guest: failed to set MSR 0x10a");
+    const silent = diagnose(facts({ firecracker: { path: "/opt/firecracker", version: undefined } })).checks.find((c) => c.id === "firecracker")!;
+    expect(silent.status).toBe("warn");
+    expect(silent.summary).toBe("/opt/firecracker did not report a version: the Firecracker backend cannot use it");
   });
 
   test("SMOLVM_ACCEL is reported and decides the accelerator; a bad value fails", () => {
