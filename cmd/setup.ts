@@ -10,9 +10,21 @@ export function registerSetup(program: Command): void {
     .option("--skip-packages", "do not install host packages")
     .option("--packages-only", "only install host packages (no kernel or image build)")
     .option("--with-test-tools", "also the packages smolvm's own test suite uses")
+    .option("--firecracker", "only install the pinned Firecracker release (SHA-256 checked) into smolvm's bin directory")
     .option("--json", "print JSON")
     .action(
       action("setup", async (out, options) => {
+        if (options.firecracker === true) {
+          const { installFirecracker } = await import("../lib/index.ts");
+          const progress = new Progress(options.json === true);
+          const installed = await installFirecracker({ onProgress: (p) => progress.update(p.message, p.fraction) }).finally(() => progress.done());
+          out.result(installed, () => [
+            `firecracker v${installed.version}: ${installed.firecracker}${installed.alreadyInstalled ? " (already installed)" : ` (archive SHA-256 ${installed.archiveSha256})`}`,
+            `jailer v${installed.version}: ${installed.jailer}`,
+            "Check it can run here with `smolvm doctor`",
+          ].join("\n"));
+          return;
+        }
         const { installHostPackages } = await import("../lib/index.ts");
         out.note("Checking host packages...");
         const packages = options.skipPackages === true

@@ -20,6 +20,7 @@ import type { ResolvedArtifacts, ResolveOptions } from "./published/resolve.ts";
 import type { RepairReport } from "./sandbox/repair.ts";
 import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
 import type { UpgradeContext } from "./distribution/upgrade.ts";
+import type { FirecrackerInstall, InstallFirecrackerOptions } from "./backends/firecracker/install.ts";
 
 export type { RepairReport };
 export type { BuildImageOptions, BuildKernelOptions, CleanupOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
@@ -33,6 +34,7 @@ export { GUEST_ARCHES, hostGuestArch, parseGuestArch, type GuestArch } from "./k
 export { DownloadError, type DownloadFailure } from "./published/http.ts";
 export type { CheckForUpdateOptions, UpdateCheck, UpdateStatus } from "./distribution/update-check.ts";
 export type { UpgradeContext } from "./distribution/upgrade.ts";
+export type { FirecrackerInstall, FirecrackerRelease, InstallFirecrackerOptions } from "./backends/firecracker/install.ts";
 
 /** Builds the guest kernel into the cache (minutes; cached by config hash). */
 export async function buildKernel(options: BuildKernelOptions = {}): Promise<KernelInfo> {
@@ -65,6 +67,14 @@ export async function listImages(): Promise<ImageInfo[]> {
 /** Removes an image's cached builds; resolves to the directories removed. */
 export async function removeImage(name: string): Promise<string[]> {
   return (await import("./images/store.ts")).removeImage(name);
+}
+
+/**
+ * Installs the pinned Firecracker release (`firecracker` and `jailer`, SHA-256 checked) into
+ * smolvm's bin directory; where it cannot be downloaded, the error's hint is the manual install.
+ */
+export async function installFirecracker(options: InstallFirecrackerOptions = {}): Promise<FirecrackerInstall> {
+  return (await import("./backends/firecracker/install.ts")).installFirecracker(options);
 }
 
 /** Installs the host packages smolvm needs (apt on Debian and Ubuntu). */
