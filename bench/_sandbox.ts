@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { pidAlive } from "../lib/host/pids.ts";
 import { paths } from "../lib/paths.ts";
-import { SmolVM } from "../lib/smolvm.ts";
+import { type CreateSandboxOptions, SmolVM } from "../lib/smolvm.ts";
 import { StateStore } from "../lib/state/sandboxes.ts";
 import { privateMiB, processStartEpochMs, rssMiB } from "./_proc.ts";
 import { findReadyEvent, type CreateTiming } from "./profile.ts";
@@ -20,10 +20,16 @@ export interface CreatedSandbox {
 }
 
 /** Creates a sandbox, runs `true` in it, and records when each hop happened. */
-export async function createAndFirstCommand(options: { image: string; name: string; track: (vm: SmolVM) => void }): Promise<CreatedSandbox> {
+export async function createAndFirstCommand(options: {
+  image: string;
+  name: string;
+  track: (vm: SmolVM) => void;
+  /** More create options (the backend and its network). */
+  sandbox?: Partial<CreateSandboxOptions>;
+}): Promise<CreatedSandbox> {
   const calledAt = Date.now();
   const t0 = performance.now();
-  const vm = await SmolVM.create({ image: options.image, name: options.name });
+  const vm = await SmolVM.create({ ...options.sandbox, image: options.image, name: options.name });
   const created = performance.now();
   const returnedAt = Date.now();
   options.track(vm);

@@ -168,7 +168,11 @@ export const benchReportSchema = z.object({
   schema: z.literal(1),
   startedAt: z.string(),
   durationMs: z.number(),
-  options: z.object({ vms: z.number(), runs: z.number(), image: z.string(), transferMiB: z.number(), floorRuns: z.number() }),
+  options: z.object({
+    vms: z.number(), runs: z.number(), image: z.string(), transferMiB: z.number(), floorRuns: z.number(),
+    /** Absent in reports of earlier versions, which ran on QEMU. */
+    backend: z.optional(z.enum(["qemu", "firecracker"])),
+  }),
   machine: machineSchema,
   phases: z.array(phaseResultSchema),
   ratios: z.array(ratioSchema),

@@ -12,7 +12,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { firecrackerBackend } from "../lib/backends/firecracker/backend.ts";
 import { qemuBackend } from "../lib/backends/qemu/backend.ts";
+import { precheckBackend } from "../lib/backends/select.ts";
+import type { CreateSandboxOptions } from "../lib/smolvm.ts";
 import { DEFAULT_IMAGE, parseSandboxConfig } from "../lib/config.ts";
 import { BackendUnavailableError, CommandFailedError, InvalidInputError } from "../lib/errors.ts";
 import { ensureFloorImage, ensureImage, FLOOR_READY_PREFIX } from "../lib/images/index.ts";
@@ -38,6 +41,12 @@ export interface BenchOptions {
   image: string;
   /** Size of each file transfer (and of the raw channel floor's stream). */
   transferMiB: number;
+  /**
+   * The backend the sandboxes run on. The floors are QEMU boots of the same kernel and image on
+   * the same accelerator either way. Firecracker sandboxes have no network (no SSH phases), and
+   * the preset phase, whose sandboxes need one, is not run on it.
+   */
+  backend: "qemu" | "firecracker";
   /** Samples of each boot-sized floor. */
   floorRuns: number;
   signal?: AbortSignal;
@@ -53,6 +62,7 @@ export const BENCH_DEFAULTS: Omit<BenchOptions, "signal" | "onProgress" | "log">
   image: DEFAULT_IMAGE,
   transferMiB: 16,
   floorRuns: 5,
+  backend: "qemu",
 };
 
 const BOOT_TIMEOUT_MS = 60_000;
@@ -68,6 +78,9 @@ function checkOptions(o: BenchOptions): void {
 export async function runBench(input: Partial<BenchOptions> = {}): Promise<BenchReport> {
   const o: BenchOptions = { ...BENCH_DEFAULTS, ...input };
   checkOptions(o);
+  // Refused before minutes of kernel and image builds where it plainly cannot run.
+  if (o.backend === "firecracker") precheckBackend({ choice: "firecracker", network: "none" });
+  const sandbox: Partial<CreateSandboxOptions> = o.backend === "firecracker" ? { backend: "firecracker", network: "none" } : {};
   const log = o.log ?? (() => {});
   const step = (text: string, fraction?: number) => o.onProgress?.(text, fraction);
   const started = Date.now();
@@ -90,6 +103,14 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const floorImage = await ensureFloorImage({ arch });
     const probe = await qemuBackend.probe(arch, kernelPath);
     if (!probe.ok) throw new BackendUnavailableError(`Cannot run the benchmark: ${probe.reason}`, { hint: probe.hint ?? "run `smolvm doctor`" });
+    if (o.backend === "firecracker") {
+      const fc = await firecrackerBackend.probe(arch, kernelPath);
+      if (!fc.ok) {
+        throw new BackendUnavailableError(`Cannot run the benchmark on the firecracker backend: ${fc.reason}`, {
+          hint: `${fc.hint ?? "run `smolvm doctor`"}; without --backend the benchmark runs on QEMU`,
+        });
+      }
+    }
     const config = parseSandboxConfig({ image: o.image });
     const floorVm: FloorVm = { arch, accel: probe.accel, vcpus: config.vcpus, memoryMiB: config.memoryMiB, kernelPath };
     const machine = await describeMachine({ arch, kernelPath, imagePath: image.path, image: o.image });
@@ -118,7 +139,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     /** A floor boot, then a create; the two are a pair for the create / boot ratios. */
     const pairedCreate = async (name: string): Promise<CreatedSandbox> => {
       const floorMs = await floorBoot1();
-      const made = await createAndFirstCommand({ image: o.image, name, track });
+      const made = await createAndFirstCommand({ image: o.image, name, track, sandbox });
       if (floorMs !== undefined) {
         c.pair("create/boot-floor", made.createMs, floorMs);
         c.pair("create-to-first-command/boot-floor", made.toFirstCommandMs, floorMs);
@@ -158,7 +179,9 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     const main = await pairedCreate(`bench-${tag}-main`);
     recordCreate(c, main, timings);
     await recordMemory(c, main.vm);
-    floorFlags = compareFlags(main.vm, bootSpecArgv, await main.vm.info());
+    floorFlags = o.backend === "firecracker"
+      ? { match: null, differences: ["not compared: the sandboxes run on Firecracker, the floors on QEMU"] }
+      : compareFlags(main.vm, bootSpecArgv, await main.vm.info());
 
     const on = running(o, scratch, step);
     const ssh = await firstSshCommand(main.vm, c, { ...on, calledAt: main.timing.calledAt, returnedAt: main.timing.returnedAt });
@@ -177,7 +200,8 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     }
     await measureDirUpload(c, main.vm, { scratch, step, floor: (tar) => floorSpec(floorVm, join(scratch, `dir-floor-${randomBytes(3).toString("hex")}`), image.path, dirFloorInit(tar.length)) });
     await lifeEnd(c, main.vm, live, step, true);
-    await measurePresetStart(c, { tag, live, step, floorBoot: floorBoot1 });
+    if (o.backend === "firecracker") c.unavailable(["preset.start.cached"], "unavailable: preset sandboxes need a network, which Firecracker sandboxes do not have yet");
+    else await measurePresetStart(c, { tag, live, step, floorBoot: floorBoot1 });
 
     // ---- N sandboxes, one after another, then all at once
     const sandboxes = `${o.vms} sandbox${o.vms === 1 ? "" : "es"}`;
@@ -201,7 +225,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     step(`${sandboxes} at once`);
     const wallStart = performance.now();
     const concurrent = await Promise.all(
-      Array.from({ length: o.vms }, (_, i) => createAndFirstCommand({ image: o.image, name: `bench-${tag}-c${i + 1}`, track })),
+      Array.from({ length: o.vms }, (_, i) => createAndFirstCommand({ image: o.image, name: `bench-${tag}-c${i + 1}`, track, sandbox })),
     );
     c.extra("sandboxes.concurrent", "sandboxes", o.vms);
     c.extra("sandboxes.concurrent", "wallMs", performance.now() - wallStart);
@@ -235,14 +259,14 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
 
-    c.note("create", "SDK create() of the first sandbox and of each sequential one");
+    c.note("create", `SDK create() of the first sandbox and of each sequential one, on ${o.backend === "firecracker" ? "Firecracker (the floors: QEMU)" : "QEMU"}`);
     c.note("floor.boot", `${o.floorRuns} at the start, then one right before each of those creates (the pairs)`);
     const phases = c.phases();
     const report: BenchReport = {
       schema: 1,
       startedAt,
       durationMs: Date.now() - started,
-      options: { vms: o.vms, runs: o.runs, image: o.image, transferMiB: o.transferMiB, floorRuns: o.floorRuns },
+      options: { vms: o.vms, runs: o.runs, image: o.image, transferMiB: o.transferMiB, floorRuns: o.floorRuns, backend: o.backend },
       machine: { ...machine, loadAverage: { start: loadStart, end: loadAverage() } },
       phases,
       ratios: computeRatios(phases, c.pairs()),

@@ -1,5 +1,5 @@
 /** `smolvm bench`: phase timings against floors and the SSH channel, measured in one run. */
-import type { Command } from "@commander-js/extra-typings";
+import { Option, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
 import { integer } from "./options.ts";
 import { paint, Progress, table } from "./output.ts";
@@ -12,6 +12,7 @@ export function registerBench(program: Command): void {
     .option("--image <name>", "image to benchmark (default: the sandbox default, debian)")
     .option("--runs <n>", "samples per warm-command and ping phase (default 200)", integer("--runs"))
     .option("--transfer-mib <n>", "size of each file transfer (default 16)", integer("--transfer-mib"))
+    .addOption(new Option("--backend <backend>", "the sandboxes' backend: qemu (default) or firecracker (refused where it cannot run); the floors are QEMU's").choices(["qemu", "firecracker"] as const))
     .option("--plot <file>", "also write the latency distributions as an SVG")
     .option("-v, --verbose", "print each phase's median as it is measured")
     .option("--json", "print JSON with every sample and the machine description")
@@ -34,6 +35,7 @@ export function registerBench(program: Command): void {
             ...(options.runs === undefined ? {} : { runs: options.runs }),
             ...(options.image === undefined ? {} : { image: options.image }),
             ...(options.transferMib === undefined ? {} : { transferMiB: options.transferMib }),
+            ...(options.backend === undefined ? {} : { backend: options.backend }),
             signal: abort.signal,
             onProgress: (step, fraction) => progress.update(step, fraction),
             ...(verbose ? { log: (line: string) => { progress.done(); process.stderr.write(`${line}\n`); } } : {}),
