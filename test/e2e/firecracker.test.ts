@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { qemuProgram } from "../../lib/backends/accel.ts";
+import { findVmmProgram } from "../../lib/backends/firecracker/locate.ts";
 import { canRunHere, defaultKvmCheck } from "../../lib/backends/firecracker/process.ts";
 import { provenKvm } from "../../lib/backends/kvm-probe.ts";
 import { which } from "../../lib/host/process.ts";
@@ -19,6 +20,7 @@ import { ensureKernel } from "../../lib/kernel/build.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
 import { SmolVM } from "../../lib/index.ts";
 import { paths } from "../../lib/paths.ts";
+import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 
 setDefaultTimeout(120_000);
@@ -26,6 +28,7 @@ setDefaultTimeout(120_000);
 // KVM is proven by booting our kernel under it (with QEMU, as smolvm does everywhere), and only
 // once the firecracker binary has been found: a host without one builds nothing.
 const verdict = await canRunHere({
+  which: findVmmProgram,
   kvm: async () => {
     const arch = hostGuestArch();
     const qemu = which(qemuProgram(arch));
@@ -118,5 +121,24 @@ suite("Firecracker sandboxes", () => {
     } finally {
       await vm.delete();
     }
+  });
+
+  test("the default on Linux picks Firecracker for a sandbox with network none", async () => {
+    const fc = await SmolVM.create({ image: "base", network: "none", name: "fc-default" });
+    try {
+      expect(fc.backend).toEqual({ name: "firecracker", reason: expect.stringContaining("runs on KVM here"), fellBack: false });
+      expect((await fc.commands.run(["echo", "default"])).stdout).toBe("default\n");
+    } finally {
+      await fc.delete();
+    }
+  });
+
+  test("the CLI: create --backend firecracker, exec, info, delete", async () => {
+    const created = envelope(await runCli(["create", "--backend", "firecracker", "--image", "base", "--name", "fc-cli", "--json"], { timeoutMs: 120_000 }));
+    expect(created.ok).toBe(true);
+    expect(created.data.backend).toBe("firecracker");
+    const exec = await runCli(["exec", "fc-cli", "--", "uname", "-s"]);
+    expect(exec.stdout).toBe("Linux\n");
+    expect((await runCli(["delete", "fc-cli"])).code).toBe(0);
   });
 });

@@ -39,7 +39,7 @@ export interface CanRunOptions {
   which?: (program: string) => string | undefined;
 }
 
-const INSTALL_HINT = "install the binary of a Firecracker release (firecracker-v<version>-<arch>) as `firecracker` on PATH";
+const INSTALL_HINT = "install it with `smolvm setup --firecracker` (into smolvm's bin directory), or put a Firecracker release's binary on PATH as `firecracker`";
 
 /** Whether Firecracker can run a guest here, and if not, why not. */
 export async function canRunHere(options: CanRunOptions = {}): Promise<FirecrackerProbe> {

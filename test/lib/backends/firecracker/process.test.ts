@@ -52,7 +52,7 @@ describe("canRunHere", () => {
     expect(await canRunHere({ platform: "darwin" })).toMatchObject({ ok: false, reason: "Firecracker runs on Linux only, not on darwin" });
     expect(await canRunHere({ platform: "linux", arch: undefined })).toMatchObject({ ok: false });
     expect(await canRunHere({ platform: "linux", arch: "x86_64", which: () => undefined, kvm: kvmOk }))
-      .toEqual({ ok: false, reason: '"firecracker" is not on PATH', hint: expect.stringContaining("binary of a Firecracker release") });
+      .toEqual({ ok: false, reason: '"firecracker" is not on PATH', hint: expect.stringContaining("smolvm setup --firecracker") });
     const broken = script("firecracker", "exit 3");
     expect(await canRunHere({ platform: "linux", arch: "x86_64", binary: broken, kvm: kvmOk }))
       .toMatchObject({ ok: false, reason: expect.stringContaining("did not report a version") });
