@@ -50,6 +50,9 @@ export async function chooseBackend(request: BackendRequest): Promise<BackendCho
   if (choice === "qemu") return qemu(`asked for by ${source}`);
   const explicit = choice === "firecracker";
   if (platform !== "linux") return qemu(`the default on ${platform}`);
+  if (!explicit && findVmmProgram(FIRECRACKER_PROGRAM) === undefined) {
+    return qemu("Firecracker is not installed (`smolvm setup --firecracker` installs it)", true);
+  }
   // The default picks Firecracker only where it gives the sandbox the network it would get
   // anyway: one left to the default gets user-mode networking, which Firecracker lacks.
   const network = explicit ? firecrackerNetwork(request.network) : request.network === "user" ? undefined : request.network;

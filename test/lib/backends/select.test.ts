@@ -83,6 +83,18 @@ describe("the backend a new sandbox gets", () => {
     expect(chosen).toEqual({ name: "qemu", network: "none", reason: "Firecracker cannot run here: KVM cannot run a guest here: test says no", fellBack: true });
   });
 
+  test("where firecracker is not installed, the default is QEMU, saying so", async () => {
+    rmSync(smolvmBinDir(), { recursive: true, force: true });
+    const saved = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    try {
+      const chosen = await chooseBackend(request({ network: "none" }));
+      expect(chosen).toEqual({ name: "qemu", network: "none", reason: "Firecracker is not installed (`smolvm setup --firecracker` installs it)", fellBack: true });
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
   test("an explicit firecracker with no network given runs without one", async () => {
     const chosen = await chooseBackend(request({ choice: "firecracker" }));
     expect(chosen).toEqual({ name: "firecracker", network: "none", reason: "asked for by the sandbox config", fellBack: false });

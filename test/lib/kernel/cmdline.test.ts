@@ -63,3 +63,9 @@ describe("host TSC frequency", () => {
     expect(khz).toBeLessThan(10_000_000);
   });
 });
+
+test("on aarch64 the console is QEMU virt's PL011, or Firecracker's 16550", () => {
+  expect(kernelCmdlineArgs({ arch: "aarch64" })).toContain("console=ttyAMA0");
+  expect(kernelCmdlineArgs({ arch: "aarch64", vmm: "firecracker" })).toContain("console=ttyS0");
+  expect(kernelCmdlineArgs({ arch: "x86_64", vmm: "firecracker" }).slice(0, 2)).toEqual(["console=ttyS0", "reboot=t"]);
+});
