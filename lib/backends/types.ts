@@ -190,6 +190,12 @@ export interface Vmm {
    * has room again. Returns the unsubscribe. Absent where the VMM does not say.
    */
   onDiskError?(listener: (error: DiskError) => void): () => void;
+  /**
+   * Files besides the console log that the VMM appends to for as long as it runs, at a rate the
+   * guest can drive (Firecracker's log and metrics); the supervisor bounds them as it does the
+   * console log. Absent where there are none (QEMU's stderr is its launch errors only).
+   */
+  readonly logFiles?: readonly string[];
 }
 
 export interface Backend {

@@ -13,7 +13,7 @@ import { GUEST_HOME } from "../guest.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { SmolVM } from "../smolvm.ts";
 import { listUpload } from "../sandbox/dirs.ts";
-import { sandboxFiles } from "../sandbox/layout.ts";
+import { ownDisk, sandboxFiles } from "../sandbox/layout.ts";
 import type { TreeListing } from "../tar/tree.ts";
 import { findPreset, type Preset, type PresetId } from "./catalog.ts";
 import { collectCredentials } from "./credentials.ts";
@@ -120,7 +120,7 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   });
   try {
     // The credentials below live in this disk: only its owner may read it (its directory is 0700 too).
-    await chmod(sandboxFiles(vm.id).overlay, 0o600).catch(() => {});
+    await chmod(ownDisk(sandboxFiles(vm.id), vm.backend?.name ?? null), 0o600).catch(() => {});
     await vm.commands.run(["sh", "-c", GROW_ROOT]);
     if (choice.installAtBoot) {
       await installInSandbox(vm, preset, {

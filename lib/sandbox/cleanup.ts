@@ -52,9 +52,13 @@ export interface CleanupOptions {
   names?: string[];
 }
 
-/** Whether a sandbox's directory holds a disk of its own (its isolated-mode overlay). */
+/**
+ * Whether a sandbox's directory holds a disk of its own (an isolated-mode overlay, or the raw copy
+ * a Firecracker sandbox has instead). Either is looked for: a directory without a row has no backend.
+ */
 function holdsDisk(id: string): boolean {
-  return existsSync(sandboxFiles(id).overlay);
+  const files = sandboxFiles(id);
+  return existsSync(files.overlay) || existsSync(files.rawDisk);
 }
 
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {

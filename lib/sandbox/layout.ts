@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { FIRECRACKER_FILES } from "../backends/firecracker/launch-spec.ts";
+import type { BackendName } from "../backends/types.ts";
 import { paths } from "../paths.ts";
 
 export interface SandboxFiles {
@@ -45,4 +46,12 @@ export function sandboxFiles(id: string): SandboxFiles {
     forwards: join(dir, "forwards.json"),
     vmmTicket: join(dir, "vmm.json"),
   };
+}
+
+/**
+ * The disk an isolated sandbox owns in its directory: QEMU's overlay, or Firecracker's own raw
+ * copy of the image (it has no qcow2). A row without a backend predates Firecracker: QEMU.
+ */
+export function ownDisk(files: SandboxFiles, backend: BackendName | null): string {
+  return backend === "firecracker" ? files.rawDisk : files.overlay;
 }

@@ -2,8 +2,10 @@
  * The guest's console log (`vms/<id>/console.log`) is written by the VMM as fast as the guest
  * prints, and a guest can print forever: left alone it would fill the host's disk. While the
  * supervisor runs, a log past CONSOLE_MAX_BYTES is cut to its last CONSOLE_KEEP_BYTES with a line
- * saying so. The VMM appends (QEMU's `append=on`), so its next line lands after the cut. What
- * the guest prints between the read and the cut is lost; the log is a convenience, the disk is not.
+ * saying so. The VMM appends (QEMU's `append=on`, Firecracker's stdout opened for appending), so
+ * its next line lands after the cut. What the guest prints between the read and the cut is lost;
+ * the log is a convenience, the disk is not. The VMM's other logs the guest can drive
+ * (`Vmm.logFiles`: Firecracker's log and metrics) are held to the same bound.
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 
@@ -28,7 +30,7 @@ export function trimConsoleLog(file: string, maxBytes = CONSOLE_MAX_BYTES): bool
     if (size <= maxBytes) return false;
     const keep = Buffer.alloc(Math.min(CONSOLE_KEEP_BYTES, size));
     const read = readSync(fd, keep, 0, keep.length, size - keep.length);
-    const note = Buffer.from(`[smolvm: the console log passed ${maxBytes} bytes; ${size - read} bytes before this line were dropped]\n`);
+    const note = Buffer.from(`[smolvm: this log passed ${maxBytes} bytes; ${size - read} bytes before this line were dropped]\n`);
     ftruncateSync(fd, 0);
     writeSync(fd, note, 0, note.length, 0);
     writeSync(fd, keep, 0, read, note.length);

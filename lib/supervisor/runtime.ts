@@ -18,7 +18,7 @@ import { PROTOCOL_VIOLATION_HINT } from "../agent/_errors.ts";
 import type { Backend, DiskError, Vmm, VmmStatus } from "../backends/types.ts";
 import { AgentUnavailableError, NotFoundError, NotRunningError, smolError, toSmolError, type SmolError, type WireError } from "../errors.ts";
 import { logEvent } from "../log.ts";
-import type { SandboxFiles } from "../sandbox/layout.ts";
+import { ownDisk, type SandboxFiles } from "../sandbox/layout.ts";
 import { launchVmm, withNetworkAllocations } from "../sandbox/launch.ts";
 import { readLauncher } from "../sandbox/launcher.ts";
 import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
@@ -113,7 +113,8 @@ export class SandboxRuntime {
     try {
       const vmm = (this.vmm = await this.startOrAttach());
       if (this.ending === "destroy") vmm.kill(); // its create was abandoned meanwhile
-      this.stopConsoleCap = capConsoleLog(this.files.consoleLog);
+      const caps = [this.files.consoleLog, ...(vmm.logFiles ?? [])].map((file) => capConsoleLog(file));
+      this.stopConsoleCap = () => caps.forEach((stop) => stop());
       this.record.update({ vmmPid: vmm.pid, supervisorPid: process.pid });
       void vmm.exited.then(() => vmmEnded.abort());
       vmm.onDiskError?.((error) => this.freeze(error));
@@ -180,7 +181,7 @@ export class SandboxRuntime {
 
   /** The file the guest's disk lives in on the host. */
   private get disk(): string {
-    return this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : this.files.overlay;
+    return this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : ownDisk(this.files, this.backend.name);
   }
 
   private serve(link: AgentLink): void {
@@ -470,8 +471,7 @@ export class SandboxRuntime {
    */
   async syncDisk(): Promise<void> {
     if (this.ending === "destroy") return;
-    const own = this.backend.name === "firecracker" ? this.files.rawDisk : this.files.overlay;
-    const path = this.vm.config.diskMode === "shared" ? this.vm.config.rootfsPath! : own;
+    const path = this.disk;
     try {
       const handle = await open(path, "r+");
       try {

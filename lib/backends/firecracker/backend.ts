@@ -79,6 +79,12 @@ export class FirecrackerVmm implements Vmm {
     return this.ticket.pid;
   }
 
+  /** Firecracker's log and metrics sit beside its API socket (in the jail too: launch-spec.ts, jailer.ts). */
+  get logFiles(): readonly string[] {
+    const dir = dirname(this.ticket.controlSocketPath);
+    return [join(dir, FIRECRACKER_FILES.log), join(dir, FIRECRACKER_FILES.metrics)];
+  }
+
   async openAgent(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<AgentTransport> {
     const aborted = options.signal === undefined
       ? undefined

@@ -26,11 +26,12 @@ beforeEach(() => {
   process.env.SMOLVM_HOME = mkdtempSync(join(tmpdir(), "smolvm-cleanup-"));
 });
 
-function sandbox(name: string, patch: SandboxPatch, options: { disk?: boolean; diskMode?: "isolated" | "shared" } = {}): SandboxRecord {
+function sandbox(name: string, patch: SandboxPatch, options: { disk?: boolean; diskMode?: "isolated" | "shared"; backend?: "qemu" | "firecracker" } = {}): SandboxRecord {
   return withStore((store) => {
-    const vm = store.create({ config: parseSandboxConfig({ name, image: "base", diskMode: options.diskMode ?? "isolated" }), backend: "qemu", allocate: {} });
+    const backend = options.backend ?? "qemu";
+    const vm = store.create({ config: parseSandboxConfig({ name, image: "base", diskMode: options.diskMode ?? "isolated" }), backend, allocate: { cid: backend === "firecracker" } });
     mkdirSync(sandboxFiles(vm.id).dir, { recursive: true });
-    if (options.disk !== false) writeFileSync(sandboxFiles(vm.id).overlay, "a disk");
+    if (options.disk !== false) writeFileSync(backend === "firecracker" ? sandboxFiles(vm.id).rawDisk : sandboxFiles(vm.id).overlay, "a disk");
     writeFileSync(sandboxFiles(vm.id).agentSocket, "");
     return store.update(vm.id, patch);
   });
@@ -41,6 +42,18 @@ function standInVmm(id: string): number {
   // One process (no shell forking a child) that runs until killed, the socket among its arguments.
   writeFileSync(sandboxFiles(id).agentSocket, "");
   const child = spawn("tail", ["-f", "/dev/null", sandboxFiles(id).agentSocket], { stdio: "ignore", detached: true });
+  standIns.push(child);
+  return child.pid!;
+}
+
+/**
+ * A process that counts as the sandbox's Firecracker: as Firecracker's own, its arguments name
+ * the API socket (`--api-sock <control socket>`), not the agent's.
+ */
+function standInFirecracker(id: string): number {
+  // tail follows /dev/null and only complains about the names after `--`; it runs until killed.
+  writeFileSync(sandboxFiles(id).controlSocket, "");
+  const child = spawn("tail", ["-f", "/dev/null", "--", "--api-sock", sandboxFiles(id).controlSocket], { stdio: "ignore", detached: true });
   standIns.push(child);
   return child.pid!;
 }
@@ -111,6 +124,25 @@ describe("cleanup", () => {
     expect(existsSync(sandboxFiles("0000000000bb").overlay)).toBe(true);
     expect((await cleanup({ names: ["0000000000bb"] })).sandboxes).toEqual(["0000000000bb"]);
     expect(existsSync(sandboxFiles("0000000000bb").dir)).toBe(false);
+  });
+
+  test("a Firecracker sandbox: its VMM is found by its API socket and ended; its raw disk is kept like an overlay until named", async () => {
+    const vm = sandbox("fc-crashed", { status: "running", supervisorPid: 999_999, vmmPid: 999_998 }, { backend: "firecracker" });
+    const vmm = standInFirecracker(vm.id);
+    // Its supervisor is gone and the row's pids name nobody: nothing runs the sandbox but this VMM.
+    withStore((store) => store.update(vm.id, { status: "failed" }));
+    const report = await cleanup();
+    expect(report.strayProcesses).toEqual([vmm]);
+    expect(pidAlive(vmm)).toBe(false);
+    expect(report.kept).toEqual([{ name: "fc-crashed", id: vm.id, reason: "it is failed and its directory holds its disk; `smolvm cleanup fc-crashed` removes it" }]);
+    expect(existsSync(sandboxFiles(vm.id).rawDisk)).toBe(true);
+
+    // Without its row, the directory's raw disk keeps it too.
+    withStore((store) => store.delete(vm.id));
+    expect((await cleanup()).kept).toEqual([{ name: vm.id, id: vm.id, reason: expect.stringContaining("holds a disk") }]);
+    expect(existsSync(sandboxFiles(vm.id).rawDisk)).toBe(true);
+    expect((await cleanup({ names: [vm.id] })).sandboxes).toEqual([vm.id]);
+    expect(existsSync(sandboxFiles(vm.id).dir)).toBe(false);
   });
 
   test("a name that is nothing is NOT_FOUND, and nothing is removed", async () => {

@@ -9,13 +9,15 @@
  * asks for (it is replaced in this process only; everything else runs for real).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { FirecrackerBackend, firecrackerBackend } from "../../../lib/backends/firecracker/backend.ts";
 import { SmolVM } from "../../../lib/index.ts";
 import { paths } from "../../../lib/paths.ts";
 import { pidAlive } from "../../../lib/host/pids.ts";
+import { withStore } from "../../../lib/state/sandboxes.ts";
+import { CONSOLE_MAX_BYTES } from "../../../lib/supervisor/console-cap.ts";
 import { buildNativeAgent, processesMatching, waitUntil } from "../../helpers/agent.ts";
 import { envelope, runCli } from "../../helpers/cli.ts";
 import { writeFakeFirecracker } from "../../helpers/fake-firecracker-bin.ts";
@@ -125,6 +127,43 @@ describe("a Firecracker sandbox on the stand-in VMM", () => {
       expect(processesMatching(vm.id)).toEqual([]);
     } finally {
       standIn();
+      await vm.delete();
+    }
+  });
+
+  test("a Firecracker whose supervisor was killed is found by what it is: delete --force ends it and its guest, nothing left", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-orphan" });
+    const info = await vm.info();
+    const vmmPid = info.vmmPid!;
+    const supervisorPid = info.supervisorPid!;
+    process.kill(supervisorPid, "SIGKILL");
+    await waitUntil(() => !pidAlive(supervisorPid), 5_000);
+    expect(pidAlive(vmmPid)).toBe(true);
+    // The row's pids are cleared, as after a damaged store rebuilt without them: only what runs says which VMM is the sandbox's.
+    withStore((store) => store.update(vm.id, { vmmPid: null, supervisorPid: null }));
+    const deleted = await runCli(["delete", "fc-orphan", "--force"]);
+    expect(deleted.code).toBe(0);
+    expect(pidAlive(vmmPid)).toBe(false);
+    expect(existsSync(paths.sandboxDir(vm.id))).toBe(false);
+    // The stand-in's guest (the native agent) dies with its VMM, as a guest does.
+    await waitUntil(() => processesMatching(vm.id).length === 0, 5_000);
+    expect(processesMatching(vm.id)).toEqual([]);
+    expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
+  });
+
+  test("Firecracker's log and metrics are bounded by the supervisor as the console log is", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-logs" });
+    try {
+      const dir = paths.sandboxDir(vm.id);
+      const logs = [join(dir, "firecracker.log"), join(dir, "firecracker.metrics")];
+      // What a guest that makes Firecracker complain for long enough leaves behind.
+      for (const file of logs) appendFileSync(file, Buffer.alloc(CONSOLE_MAX_BYTES + 1024 * 1024, "x"));
+      await waitUntil(() => logs.every((file) => statSync(file).size < CONSOLE_MAX_BYTES), 10_000);
+      for (const file of logs) {
+        expect(statSync(file).size).toBeLessThan(2 * 1024 * 1024);
+        expect(readFileSync(file, "utf8")).toStartWith("[smolvm: this log passed");
+      }
+    } finally {
       await vm.delete();
     }
   });
