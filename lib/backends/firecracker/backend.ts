@@ -253,6 +253,7 @@ export class FirecrackerBackend implements Backend {
       serialLogPath: spec.serialLogPath,
       ...(spec.vmmLogPath === undefined ? {} : { vmmLogPath: spec.vmmLogPath }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(spec.onProcess === undefined ? {} : { onProcess: spec.onProcess }),
     };
   }
 

@@ -32,6 +32,8 @@ export interface FirecrackerLaunchOptions {
   vmmLogPath?: string;
   /** Deadline for the API socket to answer. Default 10 s. */
   timeoutMs?: number;
+  /** Called with the spawned pid the moment the process exists, before anything can fail (LaunchSpec.onProcess). */
+  onProcess?: (pid: number) => void;
 }
 
 export interface RunningFirecracker {
@@ -65,6 +67,7 @@ export async function launchPlan(plan: FirecrackerLaunchPlan, options: Firecrack
       ...(options.serialLogPath === undefined ? {} : { serialLogPath: options.serialLogPath }),
       ...(options.vmmLogPath === undefined ? {} : { vmmLogPath: options.vmmLogPath }),
     });
+    options.onProcess?.(vmm.pid);
     const api = new FirecrackerApi(plan.apiSocketPath, { logPath: plan.logPath });
     await waitForApi(api, { timeoutMs: options.timeoutMs ?? 10_000, exited: vmm.exited });
     await api.sendAll(plan.calls);

@@ -121,8 +121,13 @@ describe("FirecrackerBackend", () => {
 
   test("launch, the agent over vsock, describe, pause and resume, stop after the guest's shutdown", async () => {
     const fc = backend();
-    const vmm = await fc.launch(await launchSpec(fc));
+    // The pid is handed over as soon as the process exists, before its API answers (a launcher
+    // killed mid-launch leaves a VMM its record names).
+    const seenPids: Array<{ pid: number; apiUp: boolean }> = [];
+    const spec = await launchSpec(fc);
+    const vmm = await fc.launch({ ...spec, onProcess: (pid) => seenPids.push({ pid, apiUp: existsSync(join(dir, "report.json")) }) });
     started.push(vmm);
+    expect(seenPids).toEqual([{ pid: vmm.pid, apiUp: false }]);
     expect(vmm.ticket).toEqual({
       pid: vmm.pid, controlSocketPath: join(vmDir, "qmp.sock"), agentSocketPath: join(vmDir, "agent.sock"),
       accel: "kvm", accelReason: "Firecracker runs guests on KVM only",
