@@ -30,6 +30,7 @@ export function withSandboxOptions<Args extends unknown[], Opts extends {}>(comm
     .addOption(new Option("--network <mode>", "user: the internet and nothing of the host (the default on Linux, no root); tap: a TAP interface (root); none (the default on macOS)").choices(NETWORK_MODES))
     .option("--allow-host <host>", "let the sandbox reach only these (repeatable): a DNS name, *.domain, an address, a CIDR range, or \"internet\"", collect)
     .addOption(backendOption())
+    .option("--jailer", "run Firecracker under its jailer (a chroot and a user of the sandbox's own; root only; implies --backend firecracker); default SMOLVM_JAILER=1")
     .addOption(accelOption());
 }
 
@@ -64,6 +65,7 @@ export interface SandboxOptionValues {
   allowHost?: string[];
   accel?: AccelChoice;
   backend?: BackendChoice;
+  jailer?: boolean;
 }
 
 export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, unknown> {
@@ -80,6 +82,7 @@ export function sandboxConfigFrom(options: SandboxOptionValues): Record<string, 
   if (options.allowHost !== undefined) config.allowHosts = options.allowHost;
   if (options.accel !== undefined) config.accel = options.accel;
   if (options.backend !== undefined) config.backend = options.backend;
+  if (options.jailer === true) config.jailer = true;
   return config;
 }
 

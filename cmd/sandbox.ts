@@ -109,7 +109,7 @@ export function registerSandbox(program: Command): void {
         out.result(info, () => {
           const rows: [string, string][] = [
             ["name", info.name], ["id", info.id], ["status", info.status], ["image", info.image],
-            ["backend", info.backend ?? "-"], ["cpus", String(info.vcpus)], ["memory", `${info.memoryMiB} MiB`],
+            ["backend", `${info.backend ?? "-"}${info.jailer ? " (jailed)" : ""}`], ["cpus", String(info.vcpus)], ["memory", `${info.memoryMiB} MiB`],
             ["disk", info.diskMode], ["network", info.guestIp === null ? info.network : `${info.network} (guest ${info.guestIp})`],
             ["egress", info.network === "none" ? "-" : `${info.allowHosts.join(", ") || "nothing"}${info.denyHosts.length === 0 ? "" : `; never: ${info.denyHosts.join(", ")}`}`],
             ["ssh", info.network === "tap" && info.guestIp !== null ? `${info.guestIp}:22` : info.sshPort === null ? "-" : `127.0.0.1:${info.sshPort}`],

@@ -71,6 +71,11 @@ export const sandboxConfigSchema = z.strictObject({
   /** Never reachable, whatever `allowHosts` says. */
   denyHosts: z._default(z.array(z.string().check(z.maxLength(255, { error: "at most 255 characters" }))).check(z.maxLength(256, { error: "at most 256 hosts" })), []),
   backend: z._default(oneOf(BACKENDS), "auto"),
+  /**
+   * Run Firecracker under its jailer (chroot, a user of its own, a mount namespace of its own).
+   * Root only, Firecracker only; absent: SMOLVM_JAILER, else no. A create records the answer.
+   */
+  jailer: z.optional(z.boolean({ error: "true or false" })),
   channel: z._default(oneOf(CHANNELS), "auto"),
   /** `auto` defers to SMOLVM_ACCEL, then to what the host proves it can run. */
   accel: z._default(oneOf(ACCELS), "auto"),

@@ -49,6 +49,8 @@ export interface SandboxInfo extends SandboxSummary, SandboxNetworkInfo {
   supervisorPid: number | null;
   vmmPid: number | null;
   diskMode: string;
+  /** Whether its Firecracker runs under the jailer. */
+  jailer: boolean;
   /** The host port of the SSH forward on 127.0.0.1 (user networking, or through the agent without a network); TAP: SSH reaches `guestIp`. */
   sshPort: number | null;
   kernelPath: string | undefined;
@@ -202,6 +204,7 @@ export class SmolVM {
       vmmPid: vm.vmmPid,
       diskMode: vm.config.diskMode,
       ...await networkInfoOf(vm),
+      jailer: vm.config.jailer === true,
       sshPort: vm.sshPort,
       kernelPath: vm.config.kernelPath,
       rootfsPath: vm.config.rootfsPath,

@@ -4,17 +4,19 @@
  * a guest here (kvm-probe.ts), and the sandbox's network is one Firecracker has (`none`, or `tap`
  * once TAP networking is available): a sandbox that leaves its network to the default gets
  * user-mode networking, which only QEMU has. Otherwise QEMU, with the reason. On macOS, QEMU.
- * An explicit `firecracker` with no network given runs without one.
+ * An explicit `firecracker` with no network given runs without one. Asking for Firecracker's
+ * jailer (`resolveJailer`) asks for Firecracker, and is refused on QEMU.
  *
  * A sandbox's backend is decided once, at create, and kept in its record: `backendFor` maps the
  * recorded name to the implementation.
  */
-import { BACKENDS, type BackendChoice, type NetworkMode } from "../config.ts";
+import { BACKENDS, type BackendChoice, type DiskMode, type NetworkMode } from "../config.ts";
 import { BackendUnavailableError, InvalidInputError } from "../errors.ts";
 import type { GuestArch } from "./accel.ts";
 import { firecrackerBackend } from "./firecracker/backend.ts";
 import { findVmmProgram, smolvmBinDir } from "./firecracker/locate.ts";
 import { FIRECRACKER_PROGRAM } from "./firecracker/process.ts";
+import { checkJailUsable } from "./firecracker/sandbox-jail.ts";
 import { qemuBackend } from "./qemu/backend.ts";
 import type { Backend, BackendName } from "./types.ts";
 
@@ -30,6 +32,12 @@ export interface BackendRequest {
   platform?: NodeJS.Platform;
   /** The Firecracker implementation to probe (tests pass their own). */
   firecracker?: Backend;
+  /** Run Firecracker under its jailer (resolved: `resolveJailer`); asks for Firecracker when the backend is auto. */
+  jailer?: boolean;
+  /** Default `isolated`; a jailed sandbox must be. */
+  diskMode?: DiskMode;
+  /** The effective user id (the jailer needs root); default this process's. */
+  euid?: number;
 }
 
 export interface BackendChoiceResult {
@@ -71,10 +79,10 @@ export async function chooseBackend(request: BackendRequest): Promise<BackendCho
 
 /**
  * What can be refused before anything is prepared (a kernel build takes minutes): a bad
- * SMOLVM_BACKEND, and an explicit Firecracker off Linux, with user-mode networking, or without
- * its binary. Whether KVM runs a guest is for `chooseBackend`, which boots a test guest once.
+ * SMOLVM_BACKEND, an explicit Firecracker off Linux, with user-mode networking, or without its
+ * binary, and a jailer that cannot be had (not root, no binary, a shared disk). Whether KVM runs a guest is for `chooseBackend`, which boots a test guest once.
  */
-export function precheckBackend(request: Pick<BackendRequest, "choice" | "network" | "env" | "platform">): {
+export function precheckBackend(request: Pick<BackendRequest, "choice" | "network" | "env" | "platform" | "jailer" | "diskMode" | "euid">): {
   choice: BackendChoice;
   source: string;
   platform: NodeJS.Platform;
@@ -99,6 +107,15 @@ export function precheckBackend(request: Pick<BackendRequest, "choice" | "networ
     choice = fromEnv as BackendChoice;
     source = "SMOLVM_BACKEND";
   }
+  if (request.jailer === true) {
+    if (choice === "qemu") {
+      throw new InvalidInputError(`Cannot run a sandbox under Firecracker's jailer on the qemu backend (asked for by ${source}): the jailer confines Firecracker only`, {
+        hint: "leave the backend to auto or firecracker, or create the sandbox without the jailer (no --jailer, SMOLVM_JAILER unset)",
+      });
+    }
+    // The jailer is Firecracker's: asking for it asks for Firecracker.
+    if (choice === "auto") [choice, source] = ["firecracker", "the jailer option"];
+  }
   if (choice !== "firecracker") return { choice, source, platform, network: request.network ?? "user" };
   if (platform !== "linux") {
     throw new BackendUnavailableError(`Cannot use the firecracker backend (asked for by ${source}): Firecracker runs on Linux only, not on ${platform}`, {
@@ -115,7 +132,19 @@ export function precheckBackend(request: Pick<BackendRequest, "choice" | "networ
       hint: "install it with `smolvm setup --firecracker`, or use the QEMU backend (--backend qemu)",
     });
   }
+  if (request.jailer === true) checkJailUsable({ diskMode: request.diskMode ?? "isolated", ...(request.euid === undefined ? {} : { euid: request.euid }) }, source);
   return { choice, source, platform, network: firecrackerNetwork(request.network)! };
+}
+
+/** Whether a new sandbox runs under Firecracker's jailer: the explicit choice, else SMOLVM_JAILER (1 or 0), else no. */
+export function resolveJailer(asked: boolean | undefined, env: Record<string, string | undefined> = process.env): boolean {
+  if (asked !== undefined) return asked;
+  const value = env.SMOLVM_JAILER;
+  if (value === undefined || value === "" || value === "0") return false;
+  if (value === "1") return true;
+  throw new InvalidInputError(`Cannot choose whether to use Firecracker's jailer: SMOLVM_JAILER is "${value}"`, {
+    hint: "set it to 1 (run Firecracker under its jailer) or 0, or unset it",
+  });
 }
 
 /**

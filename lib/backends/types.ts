@@ -95,6 +95,11 @@ export interface LaunchSpec {
   /** Keep the vCPUs stopped until `resume()`. */
   startPaused?: boolean;
   /**
+   * Confine the VMM with its jailer (Firecracker's: a chroot, a user of its own, a mount
+   * namespace). Only Firecracker has one; `launchVmm` refuses it for other backends.
+   */
+  jailed?: boolean;
+  /**
    * Called with the VMM's pid the moment its process exists, before the launch can fail or be
    * interrupted on its way to a working control API: whoever launches records it there and
    * then, so a launcher killed mid-launch never leaves a VMM nobody can find.
@@ -133,6 +138,17 @@ export interface VmmTicket {
   agentSocketPath: string;
   accel: Accel;
   accelReason: string;
+  /**
+   * A jailed VMM: the host path of the directory it sees as `/` (paths in its API are inside it)
+   * and the user and group it runs as (what it writes must be theirs).
+   */
+  jail?: VmmJail;
+}
+
+export interface VmmJail {
+  chroot: string;
+  uid: number;
+  gid: number;
 }
 
 /** A byte stream to the guest agent, and whether the host side must resync before its HELLO. */

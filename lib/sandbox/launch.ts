@@ -59,6 +59,11 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
   const accel: AccelInfo = backend.name === "firecracker"
     ? firecrackerAccel(vm)
     : await accelFor({ guestArch: arch, requested: vm.config.accel, kernelPath: vm.config.kernelPath! });
+  if (vm.config.jailer === true && backend.name !== "firecracker") {
+    throw new InvalidInputError(`Cannot boot sandbox "${vm.name}" under a jailer on the ${backend.name} backend: only Firecracker has one`, {
+      hint: "create the sandbox on the firecracker backend, or without the jailer",
+    });
+  }
   vm = withNetworkAllocations(vm);
   const disk = await backend.prepareDisk({
     imagePath: vm.config.rootfsPath!,
@@ -94,6 +99,7 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
       controlSocketPath: files.controlSocket,
       serialLogPath: files.consoleLog,
       vmmLogPath: files.vmmLog,
+      ...(vm.config.jailer === true ? { jailed: true } : {}),
       // Recorded the moment it exists, before its control API answers (or the launcher dies).
       onProcess: (pid) => withStore((store) => store.update(vm.id, { vmmPid: pid })),
     });

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import type { AgentClient } from "../agent/client.ts";
 import type { AccelInfo } from "../backends/accel.ts";
-import { chooseBackend, precheckBackend } from "../backends/select.ts";
+import { chooseBackend, precheckBackend, resolveJailer } from "../backends/select.ts";
 import type { BackendName } from "../backends/types.ts";
 import { parseSandboxConfig, type AccelChoice, type BackendChoice, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
 import { diskFullError, freeBytes, InvalidInputError, SmolError, smolError, toSmolError } from "../errors.ts";
@@ -65,10 +65,12 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   const platformNetwork = chooseNetwork(input.network);
   const asked = input.network ?? (platformNetwork.notice === undefined ? undefined : platformNetwork.mode);
   const policy = policyLists(parsePolicy(requested));
-  checkNetwork(precheckBackend({ choice: requested.backend, network: asked }).network);
+  const jailer = resolveJailer(requested.jailer);
+  const backendRequest = { choice: requested.backend, network: asked, jailer, diskMode: requested.diskMode };
+  checkNetwork(precheckBackend(backendRequest).network);
   const artifacts = await prepareArtifacts(requested, options.onProgress);
-  const chosen = await chooseBackend({ choice: requested.backend, network: asked, arch: hostGuestArch(), kernelPath: artifacts.kernelPath });
-  const config: SandboxConfig = { ...requested, ...policy, network: chosen.network, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  const chosen = await chooseBackend({ ...backendRequest, arch: hostGuestArch(), kernelPath: artifacts.kernelPath });
+  const config: SandboxConfig = { ...requested, ...policy, network: chosen.network, jailer, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
   const mode = config.network;
   // The directory and its launcher record come first: a create killed at any point after this
   // leaves something `cleanup` recognises as an abandoned create (launcher.ts).

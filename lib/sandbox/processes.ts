@@ -3,8 +3,10 @@
  * recorded: a record can be missing (its launcher was killed before it wrote the pid), stale, or
  * name a pid the system has since given to someone else. A sandbox's VMM is the process whose
  * arguments name its agent or control socket (both live in the sandbox's directory and nowhere
- * else); its supervisor is `smolvm __supervise ID`; its network's pasta (user mode) names its pid
- * file in the same directory. Killing goes by these, and a kill is done only when they are gone.
+ * else), or a Firecracker (or its jailer) whose `--id` is the sandbox's id: a jailed Firecracker
+ * names its sockets only as paths inside its jail. Its supervisor is `smolvm __supervise ID`;
+ * its network's pasta (user mode) names its pid file in the same directory. Killing goes by
+ * these, and a kill is done only when they are gone.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { SmolError } from "../errors.ts";
@@ -41,6 +43,8 @@ function roleOf(id: string, pid: number): SandboxProcess["role"] | undefined {
   // QEMU names them inside option values (`path=...,server=on`), other VMMs as arguments.
   const files = sandboxFiles(id);
   if (argv.some((arg) => arg.includes(files.agentSocket) || arg.includes(files.controlSocket))) return "vmm";
+  // Firecracker, jailed or not, and the jailer before it becomes Firecracker: `--id ID ... --api-sock`.
+  if (argv.includes("--api-sock") && argv.some((arg, i) => arg === "--id" && argv[i + 1] === id)) return "vmm";
   return argv.includes(pastaPidPath(files.dir)) ? "network" : undefined;
 }
 

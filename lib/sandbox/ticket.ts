@@ -15,6 +15,7 @@ const ticketSchema = z.lazy(() => z.object({
   agentSocketPath: z.string(),
   accel: z.enum(["kvm", "hvf", "tcg"]),
   accelReason: z.string(),
+  jail: z.optional(z.object({ chroot: z.string(), uid: z.int(), gid: z.int() })),
 }));
 
 /** Written whole and renamed into place, so a reader never sees half a ticket. */

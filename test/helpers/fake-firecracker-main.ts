@@ -1,11 +1,11 @@
 /**
- * A stand-in `firecracker` (or `jailer`) executable for tests of process handling: it takes the
- * real binary's flags, serves the spec-checking fake API on `--api-sock` (inside the jail it would
- * build, in jailer mode), relays vsock connections to a test agent once the VM "runs", and reports
+ * A stand-in `firecracker` executable for tests of process handling: it takes the real binary's
+ * flags, serves the spec-checking fake API on `--api-sock` (inside the jail when the stand-in
+ * jailer exec'd it), relays vsock connections to a test agent once the VM "runs", and reports
  * what it received to a JSON file after every request.
  *
  * Behaviour comes from the environment the wrapper script sets (see writeFakeFirecracker):
- *   FAKE_FC_MODE=firecracker|jailer, FAKE_FC_REPORT=<file>, FAKE_FC_AGENT_SOCKET=<unix socket>,
+ *   FAKE_FC_ROOT=<jail root> (set by the stand-in jailer), FAKE_FC_REPORT=<file>, FAKE_FC_AGENT_SOCKET=<unix socket>,
  *   FAKE_FC_EXIT_EARLY=<message> (print it to stderr and exit 1 before serving),
  *   FAKE_FC_GUEST_AGENT=<native agent binary>: the "guest" (see guest below),
  *   FAKE_FC_FAULTS=<JSON list of {method, path, message}>: answer those requests with a 400.
@@ -19,15 +19,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { FakeFirecracker, type InjectedFault, type InstanceState } from "./firecracker-fake.ts";
 
 const args = process.argv.slice(2);
-const mode = process.env.FAKE_FC_MODE ?? "firecracker";
 
-function flag(name: string, list: readonly string[] = args): string | undefined {
-  const i = list.indexOf(name);
-  return i >= 0 ? list[i + 1] : undefined;
+function flag(name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
 }
 
 if (args.includes("--version")) {
@@ -39,20 +38,12 @@ if (process.env.FAKE_FC_EXIT_EARLY) {
   process.exit(1);
 }
 
-let socketPath: string;
-let id: string;
-let root: string | undefined;
-if (mode === "jailer") {
-  const separator = args.indexOf("--");
-  const own = separator >= 0 ? args.slice(0, separator) : args;
-  const forwarded = separator >= 0 ? args.slice(separator + 1) : [];
-  id = flag("--id", own)!;
-  root = join(flag("--chroot-base-dir", own)!, basename(flag("--exec-file", own)!), id, "root");
-  socketPath = join(root, flag("--api-sock", forwarded) ?? "/run/firecracker.socket");
-} else {
-  socketPath = flag("--api-sock")!;
-  id = flag("--id") ?? "anonymous-instance";
-}
+// Exec'd by the stand-in jailer (fake-firecracker-bin.ts) inside the jail it built: every path
+// Firecracker is given is inside this root.
+const root = process.env.FAKE_FC_ROOT;
+const apiSocket = flag("--api-sock") ?? "/run/firecracker.socket";
+const socketPath = root === undefined ? apiSocket : join(root, apiSocket);
+const id = flag("--id") ?? "anonymous-instance";
 
 const report = process.env.FAKE_FC_REPORT;
 const guestAgent = process.env.FAKE_FC_GUEST_AGENT;

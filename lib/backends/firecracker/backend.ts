@@ -15,7 +15,7 @@
  *   which ends Firecracker); `stop()` is then SIGTERM, which Firecracker does not handle, so it
  *   ends at once, with every guest write already in the host's page cache.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { chown, mkdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { BackendUnavailableError, InvalidInputError, NotRunningError } from "../../errors.ts";
 import { pidAlive } from "../../host/pids.ts";
@@ -24,13 +24,15 @@ import { pollUntil } from "../../util/poll.ts";
 import { hostArch, qemuProgram, type GuestArch } from "../accel.ts";
 import { provenKvm } from "../kvm-probe.ts";
 import type {
-  AgentTransport, Backend, BackendProbe, DiskRequest, LaunchSpec, PreparedDisk, SaveStateOptions, Vmm, VmmExit, VmmStatus, VmmTicket,
+  AgentTransport, Backend, BackendProbe, DiskRequest, LaunchSpec, PreparedDisk, SaveStateOptions, Vmm, VmmExit, VmmJail, VmmStatus, VmmTicket,
 } from "../types.ts";
 import { FirecrackerApi } from "./api.ts";
 import { prepareFirecrackerDisk } from "./disk.ts";
 import { FIRECRACKER_FILES, firecrackerVmSpec, snapshotFilesIn } from "./launch-spec.ts";
+import { JAIL_PATHS } from "./jailer.ts";
 import { findVmmProgram } from "./locate.ts";
-import { AGENT_VSOCK_PORT, type FirecrackerVmSpec } from "./plan.ts";
+import { AGENT_VSOCK_PORT, type FirecrackerVmSpec, type SnapshotFiles } from "./plan.ts";
+import { sandboxJail } from "./sandbox-jail.ts";
 import { canRunHere, defaultKvmCheck, FIRECRACKER_PROGRAM, type KvmCheck } from "./process.ts";
 import { attachFirecracker, bootFirecracker, cleanupFirecracker, type FirecrackerLaunchOptions, restoreFirecracker, type RunningFirecracker } from "./vmm.ts";
 import { waitForVsock } from "./vsock.ts";
@@ -41,6 +43,8 @@ export const FIRECRACKER_ACCEL_REASON = "Firecracker runs guests on KVM only";
 export interface FirecrackerBackendOptions {
   /** The firecracker binary; default `firecracker` on PATH, else in smolvm's bin directory. */
   binary?: string;
+  /** The jailer binary, for a spec that asks for it (`jailed`); default found as `binary` is. */
+  jailerBinary?: string;
   /**
    * Record dirty guest pages from boot, so a `diff` save is possible at any time. Default true:
    * the cost is a write-protect fault on a page's first write after each save.
@@ -136,35 +140,52 @@ export class FirecrackerVmm implements Vmm {
   /**
    * A full save writes all guest memory. A diff save copies the memory of the last saved or
    * restored state into `dir` first (sparse, a reflink where the filesystem has them), and
-   * Firecracker writes the pages dirtied since then over it: `dir` holds a complete state.
+   * Firecracker writes the pages dirtied since then over it: `dir` holds a complete state. A
+   * jailed Firecracker can write only inside its jail: the state is written there, as the jail's
+   * user, and moved out to `dir`.
    */
   async saveState(dir: string, options: SaveStateOptions = {}): Promise<void> {
     const type = options.type ?? "full";
-    const files = snapshotFilesIn(dir);
-    await mkdir(dir, { recursive: true });
-    if (type === "diff") {
-      if (this.base === undefined) {
-        throw new InvalidInputError("Cannot save a diff state of the Firecracker VM: it has no earlier saved or restored state to build on", {
-          hint: "save a full state first; later saves can be diffs against it",
-        });
-      }
-      const baseMemory = snapshotFilesIn(this.base).memPath;
-      if (baseMemory !== files.memPath) {
-        await runHostChecked("cp", ["--reflink=auto", "--sparse=always", "--", baseMemory, files.memPath], {
-          action: `Cannot copy the saved memory in "${this.base}" to build a diff state on`,
-          timeoutMs: 120_000,
-        });
-      }
+    if (type === "diff" && this.base === undefined) {
+      throw new InvalidInputError("Cannot save a diff state of the Firecracker VM: it has no earlier saved or restored state to build on", {
+        hint: "save a full state first; later saves can be diffs against it",
+      });
     }
+    const files = snapshotFilesIn(dir);
+    const jail = this.ticket.jail;
+    const written = jail === undefined ? files : inJail(jail, { statePath: JAIL_PATHS.snapshotState, memPath: JAIL_PATHS.snapshotMemory });
+    await mkdir(dir, { recursive: true });
+    if (jail !== undefined) {
+      await mkdir(dirname(written.statePath), { recursive: true });
+      await chown(dirname(written.statePath), jail.uid, jail.gid);
+    }
+    const clear = async () => {
+      for (const file of new Set([files.statePath, files.memPath, written.statePath, written.memPath])) await rm(file, { force: true });
+    };
     try {
+      if (type === "diff") {
+        const baseMemory = snapshotFilesIn(this.base!).memPath;
+        if (baseMemory !== written.memPath) {
+          await runHostChecked("cp", ["--reflink=auto", "--sparse=always", "--", baseMemory, written.memPath], {
+            action: `Cannot copy the saved memory in "${this.base}" to build a diff state on`,
+            timeoutMs: 120_000,
+          });
+        }
+        if (jail !== undefined) await chown(written.memPath, jail.uid, jail.gid);
+      }
       await this.api.createSnapshot(
-        { snapshot_path: files.statePath, mem_file_path: files.memPath, snapshot_type: type === "diff" ? "Diff" : "Full" },
+        jail === undefined
+          ? { snapshot_path: files.statePath, mem_file_path: files.memPath, snapshot_type: type === "diff" ? "Diff" : "Full" }
+          : { snapshot_path: JAIL_PATHS.snapshotState, mem_file_path: JAIL_PATHS.snapshotMemory, snapshot_type: type === "diff" ? "Diff" : "Full" },
         options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
       );
+      if (jail !== undefined) {
+        await moveOut(written.statePath, files.statePath);
+        await moveOut(written.memPath, files.memPath);
+      }
     } catch (error) {
-      // Half a state is no state: nothing in `dir` may pass for a saved VM.
-      await rm(files.statePath, { force: true });
-      await rm(files.memPath, { force: true });
+      // Half a state is no state: nothing in `dir` (or the jail) may pass for a saved VM.
+      await clear();
       throw error;
     }
     this.base = dir;
@@ -172,6 +193,22 @@ export class FirecrackerVmm implements Vmm {
 
   async release(): Promise<void> {
     // Every API request is its own connection: nothing is held between calls.
+  }
+}
+
+/** The host's paths for files a jailed Firecracker sees at `files` (absolute inside its jail). */
+function inJail(jail: VmmJail, files: SnapshotFiles): SnapshotFiles {
+  return { statePath: join(jail.chroot, files.statePath), memPath: join(jail.chroot, files.memPath) };
+}
+
+/** Moves a file out of the jail; a copy where `to` is on another filesystem. */
+async function moveOut(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
+    await runHostChecked("cp", ["--reflink=auto", "--sparse=always", "--", from, to], { action: `Cannot move the saved state "${from}" to "${to}"`, timeoutMs: 120_000 });
+    await rm(from, { force: true });
   }
 }
 
@@ -222,6 +259,8 @@ export class FirecrackerBackend implements Backend {
     });
     return new FirecrackerVmm(ticket, api, exitOfPid(ticket.pid).then(async (exit) => {
       for (const socket of [ticket.controlSocketPath, ticket.agentSocketPath]) await rm(socket, { force: true });
+      // The jail's instance directory (jailer.ts): what the jailer made goes with its Firecracker.
+      if (ticket.jail !== undefined) await rm(dirname(ticket.jail.chroot), { recursive: true, force: true });
       return exit;
     }));
   }
@@ -248,8 +287,19 @@ export class FirecrackerBackend implements Backend {
   }
 
   private launchOptions(spec: LaunchSpec, options: { timeoutMs?: number }): FirecrackerLaunchOptions {
+    const binary = this.binary();
     return {
-      binary: this.binary(),
+      binary,
+      ...(spec.jailed === true
+        ? {
+          jailer: sandboxJail({
+            vmDir: dirname(spec.controlSocketPath),
+            guestCid: spec.guestCid ?? 3,
+            firecrackerBinary: binary,
+            ...(this.options.jailerBinary === undefined ? {} : { jailerBinary: this.options.jailerBinary }),
+          }),
+        }
+        : {}),
       serialLogPath: spec.serialLogPath,
       ...(spec.vmmLogPath === undefined ? {} : { vmmLogPath: spec.vmmLogPath }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
@@ -264,6 +314,7 @@ export class FirecrackerBackend implements Backend {
       agentSocketPath: running.plan.vsockSocketPath,
       accel: "kvm",
       accelReason: spec.accelReason ?? FIRECRACKER_ACCEL_REASON,
+      ...(running.plan.jail === undefined ? {} : { jail: { chroot: running.plan.jail.chrootDir, uid: running.plan.jail.uid, gid: running.plan.jail.gid } }),
     };
     const exited = running.exited.then(async (exit) => {
       await cleanupFirecracker(running.plan);

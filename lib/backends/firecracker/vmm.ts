@@ -101,6 +101,8 @@ async function prepareFiles(plan: FirecrackerLaunchPlan): Promise<void> {
   for (const socket of plan.socketsToClear) await rm(socket, { force: true });
   if (plan.jail) {
     const { chrootDir, uid, gid } = plan.jail;
+    // A jail left by an earlier run: the jailer refuses to make its device nodes over old ones.
+    await rm(plan.jail.instanceDir, { recursive: true, force: true });
     await mkdir(chrootDir, { recursive: true });
     for (const item of plan.stage) {
       await mkdir(dirname(item.jailedHostPath), { recursive: true });

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
@@ -143,6 +143,24 @@ describe("cleanup", () => {
     expect(existsSync(sandboxFiles(vm.id).rawDisk)).toBe(true);
     expect((await cleanup({ names: [vm.id] })).sandboxes).toEqual([vm.id]);
     expect(existsSync(sandboxFiles(vm.id).dir)).toBe(false);
+  });
+
+  test("a jailed Firecracker, whose arguments name no path of the sandbox's, is found by its --id", async () => {
+    const id = "0000000000cc";
+    mkdirSync(join(paths.sandboxesDir(), id), { recursive: true });
+    // What the jailer execs: Firecracker with the jail's id and paths inside the jail only.
+    const child = spawn("tail", ["-f", "/dev/null", "--", "--id", id, "--start-time-us", "0", "--api-sock", "/api.sock"], { stdio: "ignore", detached: true });
+    standIns.push(child);
+    // Another sandbox's, and a process that names the id without being a Firecracker, are not its.
+    const other = spawn("tail", ["-f", "/dev/null", "--", "--id", "0000000000dd", "--api-sock", "/api.sock"], { stdio: "ignore", detached: true });
+    const namesIt = spawn("tail", ["-f", "/dev/null", "--", "--id", id], { stdio: "ignore", detached: true });
+    standIns.push(other, namesIt);
+    // Until each has exec'd tail, its arguments are the forking process's.
+    await waitUntil(() => [child, other, namesIt].every((p) => readFileSync(`/proc/${p.pid}/cmdline`, "utf8").startsWith("tail\0")), 2_000);
+    const report = await cleanup();
+    expect(report.strayProcesses).toEqual([child.pid!]);
+    expect(pidAlive(child.pid!)).toBe(false);
+    expect(pidAlive(other.pid!) && pidAlive(namesIt.pid!)).toBe(true);
   });
 
   test("a name that is nothing is NOT_FOUND, and nothing is removed", async () => {

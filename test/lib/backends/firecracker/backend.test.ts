@@ -13,6 +13,7 @@ import { AgentClient } from "../../../../lib/agent/client.ts";
 import { FirecrackerApiError } from "../../../../lib/backends/firecracker/api.ts";
 import { FirecrackerBackend } from "../../../../lib/backends/firecracker/backend.ts";
 import { snapshotFilesIn } from "../../../../lib/backends/firecracker/launch-spec.ts";
+import { JAIL_ID_BASE } from "../../../../lib/backends/firecracker/sandbox-jail.ts";
 import type { LaunchSpec, Vmm } from "../../../../lib/backends/types.ts";
 import { InvalidInputError } from "../../../../lib/errors.ts";
 import { pidAlive } from "../../../../lib/host/pids.ts";
@@ -217,6 +218,58 @@ describe("FirecrackerBackend", () => {
     expect(error.faultMessage).toBe(message);
     expect(error.message).toEndWith(`Firecracker refused PUT /drives/rootfs (400): ${message}`);
     expect(existsSync(join(vmDir, "qmp.sock")) || existsSync(join(vmDir, "agent.sock"))).toBe(false);
+  });
+
+  test("jailed: the jail in the sandbox's directory, a user of its own, saves moved out of the jail, restore staged into it, the jail gone with the VMM", async () => {
+    const binary = writeFakeFirecracker(dir, { report: join(dir, "report.json"), guestAgent: nativeAgent });
+    const jailerBinary = writeFakeFirecracker(dir, { mode: "jailer", report: join(dir, "report.json"), guestAgent: nativeAgent });
+    const fc = new FirecrackerBackend({ binary, jailerBinary, kvm: () => () => ({ usable: true }) });
+    const spec = { ...(await launchSpec(fc)), jailed: true };
+    const instance = join(vmDir, "jail", "firecracker", "0123456789ab");
+    const chroot = join(instance, "root");
+    const jailUser = JAIL_ID_BASE + 7;
+    const vmm = await fc.launch(spec);
+    started.push(vmm);
+    expect(vmm.ticket).toMatchObject({
+      controlSocketPath: join(chroot, "api.sock"), agentSocketPath: join(chroot, "vsock.sock"), jail: { chroot, uid: jailUser, gid: jailUser },
+    });
+    expect(vmm.logFiles).toEqual([join(chroot, "firecracker.log"), join(chroot, "firecracker.metrics")]);
+    const byPath = new Map(report().requests.map((r) => [`${r.method} ${r.path}`, r.body]));
+    expect(byPath.get("PUT /vsock")).toEqual({ guest_cid: 7, uds_path: "/vsock.sock" });
+    expect(byPath.get("PUT /drives/rootfs")).toMatchObject({ path_on_host: "/rootfs.ext4" });
+    // The sandbox's own disk, handed to the jail's user; the jail made for that user too.
+    expect(statSync(join(chroot, "rootfs.ext4")).ino).toBe(statSync(join(vmDir, "disk.ext4")).ino);
+    expect(statSync(join(vmDir, "disk.ext4")).uid).toBe(jailUser);
+    expect(statSync(chroot).uid).toBe(jailUser);
+    expect(await run(vmm, "echo jailed")).toBe("jailed\n");
+
+    await vmm.pause();
+    await vmm.saveState(join(vmDir, "full"));
+    await vmm.resume();
+    await vmm.pause();
+    await vmm.saveState(join(vmDir, "diff"), { type: "diff" });
+    const creates = report().requests.filter((r) => r.path === "/snapshot/create");
+    expect(creates.map((r) => [r.body.snapshot_path, r.body.mem_file_path, r.body.snapshot_type, r.status])).toEqual([
+      ["/snapshot/vmstate", "/snapshot/memory", "Full", 204], ["/snapshot/vmstate", "/snapshot/memory", "Diff", 204],
+    ]);
+    for (const save of ["full", "diff"]) {
+      const files = snapshotFilesIn(join(vmDir, save));
+      expect(existsSync(files.statePath) && existsSync(files.memPath)).toBe(true);
+    }
+    expect(existsSync(join(chroot, "snapshot", "vmstate")) || existsSync(join(chroot, "snapshot", "memory"))).toBe(false);
+    vmm.kill();
+    await vmm.exited;
+    expect(existsSync(instance)).toBe(false);
+    expect(existsSync(join(vmDir, "disk.ext4"))).toBe(true);
+
+    const restored = await fc.restore(spec, join(vmDir, "diff"));
+    started.push(restored);
+    expect(report().requests.at(-1)).toMatchObject({
+      path: "/snapshot/load", status: 204,
+      body: { snapshot_path: "/snapshot/vmstate", mem_backend: { backend_path: "/snapshot/memory" }, vsock_override: { uds_path: "/vsock.sock" } },
+    });
+    await restored.resume();
+    expect(await run(restored, "echo restored")).toBe("restored\n");
   });
 
   test("a launch that asks for what Firecracker lacks is refused by name before anything starts", async () => {

@@ -149,14 +149,18 @@ describe("under the jailer", () => {
     const jailerBinary = writeFakeFirecracker(dir, { mode: "jailer", report: join(dir, "report.json"), agentSocket: agent.socketPath });
     const uid = process.getuid!();
     const gid = process.getgid!();
-    const jailer = { jailerBinary, firecrackerBinary: "/usr/local/bin/firecracker", uid, gid, chrootBaseDir: join(dir, "jail") };
-    const vmm = await bootFirecracker(vmSpec(), { binary: "/usr/local/bin/firecracker", jailer });
+    // The jailer copies the binary it is given into the jail: it must exist.
+    const firecrackerBinary = writeFakeFirecracker(dir);
+    const jailer = { jailerBinary, firecrackerBinary, uid, gid, chrootBaseDir: join(dir, "jail") };
+    const vmm = await bootFirecracker(vmSpec(), { binary: firecrackerBinary, jailer });
     running.push(vmm);
     const chroot = join(dir, "jail", "firecracker", "0123456789ab", "root");
     expect(vmm.plan.apiSocketPath).toBe(join(chroot, "api.sock"));
     const seen = report();
     expect(seen.violations).toEqual([]);
-    expect(seen.argv.slice(0, 2)).toEqual(["--id", "0123456789ab"]);
+    // What the jailer exec'd: Firecracker with the jail's id and the arguments after `--`.
+    expect(seen.argv).toEqual(["--id", "0123456789ab", "--start-time-us", "0", "--start-time-cpu-us", "0", "--parent-cpu-time-us", "0", "--api-sock", "/api.sock"]);
+    expect(existsSync(join(chroot, "firecracker")) && existsSync(join(chroot, "dev", "kvm"))).toBe(true);
     const bodies = Object.fromEntries(seen.requests.map((r) => [r.path, r.body]));
     expect(bodies["/boot-source"]).toMatchObject({ kernel_image_path: "/vmlinux" });
     expect(bodies["/drives/rootfs"]).toMatchObject({ path_on_host: "/rootfs.ext4" });
