@@ -70,13 +70,23 @@ export class FirecrackerVmm implements Vmm {
   /** The directory of this VMM's last saved or restored state: what a diff save builds on. */
   private base: string | undefined;
 
+  /** Set once `release()` handed the VMM over: what it leaves behind is then its new owner's to remove. */
+  private handedOver = false;
+  readonly exited: Promise<VmmExit>;
+
   constructor(
     readonly ticket: VmmTicket,
     private readonly api: FirecrackerApi,
-    readonly exited: Promise<VmmExit>,
+    exited: Promise<VmmExit>,
     base?: string,
+    /** What this process removes once the VMM has exited, while it owns it. */
+    cleanup?: () => Promise<void>,
   ) {
     this.base = base;
+    this.exited = cleanup === undefined ? exited : exited.then(async (exit) => {
+      if (!this.handedOver) await cleanup();
+      return exit;
+    });
   }
 
   get pid(): number {
@@ -192,7 +202,10 @@ export class FirecrackerVmm implements Vmm {
   }
 
   async release(): Promise<void> {
-    // Every API request is its own connection: nothing is held between calls.
+    // Every API request is its own connection: nothing is held between calls. The new owner
+    // (a supervisor that attaches) removes the sockets and the jail once Firecracker ends; two
+    // processes removing the same directory race each other.
+    this.handedOver = true;
   }
 }
 
@@ -316,11 +329,7 @@ export class FirecrackerBackend implements Backend {
       accelReason: spec.accelReason ?? FIRECRACKER_ACCEL_REASON,
       ...(running.plan.jail === undefined ? {} : { jail: { chroot: running.plan.jail.chrootDir, uid: running.plan.jail.uid, gid: running.plan.jail.gid } }),
     };
-    const exited = running.exited.then(async (exit) => {
-      await cleanupFirecracker(running.plan);
-      return exit;
-    });
-    return new FirecrackerVmm(ticket, running.api, exited, base);
+    return new FirecrackerVmm(ticket, running.api, running.exited, base, () => cleanupFirecracker(running.plan));
   }
 }
 

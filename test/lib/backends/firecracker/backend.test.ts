@@ -209,6 +209,18 @@ describe("FirecrackerBackend", () => {
     attached.kill();
     await attached.exited;
     expect(pidAlive(launched.pid)).toBe(false);
+    expect(existsSync(join(vmDir, "qmp.sock")) || existsSync(join(vmDir, "agent.sock"))).toBe(false);
+  });
+
+  test("once released, the launching process leaves what Firecracker leaves behind to the VMM's new owner", async () => {
+    const fc = backend();
+    const launched = await fc.launch(await launchSpec(fc));
+    started.push(launched);
+    await launched.release();
+    // Its new owner (a supervisor) would remove these; two processes removing one directory race.
+    process.kill(launched.pid, "SIGKILL");
+    await launched.exited;
+    expect(existsSync(join(vmDir, "qmp.sock"))).toBe(true);
   });
 
   test("a refusal the spec defines reaches the caller with Firecracker's fault message verbatim, leaving nothing behind", async () => {
