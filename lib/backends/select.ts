@@ -1,8 +1,8 @@
 /**
  * Which backend runs a sandbox: the explicit choice, then `SMOLVM_BACKEND`, then the platform
  * default. On Linux the default is Firecracker when its binary is installed, KVM is proven to run
- * a guest here (kvm-probe.ts), and the sandbox's network is one Firecracker has (`none`, or `tap`
- * once TAP networking is available): a sandbox that leaves its network to the default gets
+ * a guest here (kvm-probe.ts), and the sandbox's network is one Firecracker has (`none` or
+ * `tap`): a sandbox that leaves its network to the default gets
  * user-mode networking, which only QEMU has. Otherwise QEMU, with the reason. On macOS, QEMU.
  * An explicit `firecracker` with no network given runs without one. Asking for Firecracker's
  * jailer (`resolveJailer`) asks for Firecracker, and is refused on QEMU.
@@ -124,7 +124,7 @@ export function precheckBackend(request: Pick<BackendRequest, "choice" | "networ
   }
   if (firecrackerNetwork(request.network) === undefined) {
     throw new InvalidInputError(`Cannot create a sandbox with network "user" on the firecracker backend (asked for by ${source}): Firecracker has no user-mode networking`, {
-      hint: 'give it network "none" (or "tap" where TAP networking is available), or use the QEMU backend (--backend qemu)',
+      hint: "give it --network tap (root or CAP_NET_ADMIN) or --network none, or use the QEMU backend (--backend qemu)",
     });
   }
   if (findVmmProgram(FIRECRACKER_PROGRAM) === undefined) {

@@ -177,7 +177,7 @@ function firecrackerCheck(facts: HostFacts, add: (id: string, status: CheckStatu
         : facts.kvm.verdict === undefined ? "KVM is not proven to run a guest yet"
           : facts.kvm.verdict.usable ? undefined : `KVM cannot run a guest: ${facts.kvm.verdict.reason}`;
   if (why === undefined) {
-    add("firecracker", "ok", `${found} can run sandboxes here (--backend firecracker, or the default for sandboxes with network "none")`);
+    add("firecracker", "ok", `${found} can run sandboxes here (--backend firecracker, or the default for sandboxes with --network none or tap)`);
   } else {
     add("firecracker", "warn", `${found} cannot run here: ${why}`,
       "Firecracker needs KVM that runs guests (see the kvm check); sandboxes run on QEMU meanwhile");

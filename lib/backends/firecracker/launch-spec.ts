@@ -56,6 +56,13 @@ export function firecrackerVmSpec(spec: LaunchSpec, extras: FirecrackerExtras): 
       hint: "give the sandbox a TAP network (needs root or CAP_NET_ADMIN) or none",
     });
   }
+  // A launch prefix is user mode's way into its namespace; Firecracker is started by its own
+  // process code (and the jailer), never through another command.
+  if (spec.launchPrefix !== undefined && spec.launchPrefix.length > 0) {
+    throw new InvalidInputError(`Cannot use the Firecracker backend through a launch command (${spec.launchPrefix[0]}): Firecracker is started on its own`, {
+      hint: "give the sandbox a TAP network (needs root or CAP_NET_ADMIN) or none",
+    });
+  }
   return {
     id: extras.id,
     vcpus: spec.vcpus,

@@ -67,7 +67,7 @@ describe("doctor verdict", () => {
   test("firecracker: its version, and that it can run here where KVM ran a guest", () => {
     const d = diagnose(facts({ firecracker: tool("1.17.0") }));
     expect(status(d, "firecracker")).toBe("ok");
-    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe('firecracker 1.17.0 (/usr/bin/x) can run sandboxes here (--backend firecracker, or the default for sandboxes with network "none")');
+    expect(d.checks.find((c) => c.id === "firecracker")?.summary).toBe('firecracker 1.17.0 (/usr/bin/x) can run sandboxes here (--backend firecracker, or the default for sandboxes with --network none or tap)');
     // A sandbox created with no options gets user-mode networking, which is QEMU's.
     expect(d.backend).toBe("qemu");
   });

@@ -48,6 +48,9 @@ describe("firecrackerVmSpec", () => {
     } catch (error) {
       expect((error as InvalidInputError).hint).toContain("TAP network");
     }
+    // User mode's way into its namespace is not Firecracker's: refused, not ignored.
+    expect(() => firecrackerVmSpec({ ...launch, network: { mode: "none" }, launchPrefix: ["nsenter", "--net"] }, extras))
+      .toThrow("Cannot use the Firecracker backend through a launch command (nsenter)");
   });
 
   test("a snapshot directory holds the state and memory files", () => {
