@@ -180,7 +180,8 @@ describe.each(["codex", "pi"])("%s from its image", (agent) => {
 describe("install at boot and faults", () => {
   test("codex installed at boot on the default image answers --version", async () => {
     const start = await runCli(["codex", "start", "--name", "codex-boot", "--no-attach", "--no-workdir", "--install-at-boot", "--json"], { env: cliEnv(), timeoutMs: 600_000 });
-    expect(start.code).toBe(0);
+    // An install that fails says why (a download, the registry, a timeout): keep it in the report.
+    if (start.code !== 0) throw new Error(`codex start --install-at-boot exited ${start.code}: ${start.stdout}${start.stderr}`);
     expect(envelope(start).data).toMatchObject({ image: "debian", installedAtBoot: true, workspace: null });
     const version = await runCli(["exec", "codex-boot", "--", "codex", "--version"], { timeoutMs: 120_000 });
     expect(version.stdout).toMatch(/codex-cli \d+\.\d+\.\d+/);
