@@ -149,6 +149,7 @@ void op_forward(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_ping(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_set_time(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_reseed(session_t *s, uint32_t id, const jdoc_t *doc);
+void op_identity(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_sync(session_t *s, uint32_t id, const jdoc_t *doc);
 void op_shutdown(session_t *s, uint32_t id, const jdoc_t *doc);
 
@@ -163,7 +164,15 @@ const char *envstore_name(size_t i);
 const char *envstore_value(size_t i);
 
 /* sysops.c */
+#define RESEED_MAX 4096
 void agent_hello_time(int64_t time_ms);
+/* Sets CLOCK_REALTIME; 0 or -1 with errno. */
+int agent_set_clock(int64_t time_ms);
+/* Decodes base64 (either alphabet, padding optional) into out; the byte count, or -1. */
+int b64decode(const char *in, uint8_t *out, size_t cap);
+/* Mixes n (1..RESEED_MAX) bytes into the kernel's pool; as PID 1 also credits them and rekeys
+ * the CRNG at once. 0, or -1 with errno. */
+int rng_reseed(const uint8_t *seed, int n, int *credited, int *reseeded);
 /* Ends every other process, syncs and remounts / read-only (PID 1); in test mode only ends streams. */
 void agent_quiesce(void);
 /* Reboots (or powers off) the VM, in test mode exits; returns only if the kernel refused. */
@@ -177,6 +186,12 @@ void init_after_first_hello(void);
 int init_child_exited(pid_t pid, int status);
 /* Finds /dev/<port> for org.smolvm.agent; 0 on success. */
 int init_find_agent_port(char *dev, size_t n);
+/* Sets the hostname and its 127.0.1.1 line in /etc/hosts; 0 or -1 with errno. */
+int init_set_hostname(const char *name);
+/* Configures eth0 (ADDR/PREFIX), the default route and /etc/resolv.conf; with `restart`, eth0
+ * is taken down first, which drops its routes and neighbours (what a restored guest learned on
+ * the network it was saved on). Any argument may be NULL. */
+void init_configure_network(const char *ip, const char *gw, const char *dns, int restart);
 
 /* ---- inbound byte queue (util.c) ---- */
 typedef struct inchunk inchunk_t;

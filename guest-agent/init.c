@@ -114,19 +114,26 @@ static void add_default_route(int sock, const char *gw) {
     if (ioctl(sock, SIOCADDRT, &rt) != 0 && errno != EEXIST) logmsg("cannot add route via %s: %s", gw, strerror(errno));
 }
 
-static void setup_network(const char *cmdline) {
-    char ip[64], gw[64], dns[64];
+static void if_down(int sock, const char *ifname) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) return;
+    ifr.ifr_flags &= ~IFF_UP;
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) logmsg("cannot take %s down: %s", ifname, strerror(errno));
+}
+
+void init_configure_network(const char *ip, const char *gw, const char *dns, int restart) {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) {
         logmsg("cannot configure the network: %s", strerror(errno));
         return;
     }
-    if_config(sock, "lo", "127.0.0.1/8");
-    int has_ip = cmdline_get(cmdline, "smolvm.ip", ip, sizeof(ip)) == 0;
-    if (has_ip) if_config(sock, "eth0", ip);
-    if (has_ip && cmdline_get(cmdline, "smolvm.gw", gw, sizeof(gw)) == 0) add_default_route(sock, gw);
+    if (ip && restart) if_down(sock, "eth0");
+    if (ip) if_config(sock, "eth0", ip);
+    if (ip && gw) add_default_route(sock, gw);
     close(sock);
-    if (cmdline_get(cmdline, "smolvm.dns", dns, sizeof(dns)) == 0) {
+    if (dns) {
         char text[96];
         int n = snprintf(text, sizeof(text), "nameserver %s\n", dns);
         /* /etc/resolv.conf may be a dangling symlink (systemd-resolved images): replace it. */
@@ -136,18 +143,49 @@ static void setup_network(const char *cmdline) {
     }
 }
 
+static void setup_network(const char *cmdline) {
+    char ip[64], gw[64], dns[64];
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock >= 0) {
+        if_config(sock, "lo", "127.0.0.1/8");
+        close(sock);
+    }
+    int has_ip = cmdline_get(cmdline, "smolvm.ip", ip, sizeof(ip)) == 0;
+    int has_gw = has_ip && cmdline_get(cmdline, "smolvm.gw", gw, sizeof(gw)) == 0;
+    int has_dns = cmdline_get(cmdline, "smolvm.dns", dns, sizeof(dns)) == 0;
+    init_configure_network(has_ip ? ip : NULL, has_gw ? gw : NULL, has_dns ? dns : NULL, 0);
+}
+
+int init_set_hostname(const char *name) {
+    if (sethostname(name, strlen(name)) != 0) return -1;
+    /* /etc/hosts keeps every line but the one smolvm owns: 127.0.1.1 and the hostname. */
+    char hosts[8192], out[8192 + 80];
+    size_t n = read_small("/etc/hosts", hosts, sizeof(hosts)), o = 0;
+    if (n == 0) n = (size_t)snprintf(hosts, sizeof(hosts), "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    int found = 0;
+    for (char *line = hosts, *end; *line; line = end) {
+        end = strchr(line, '\n');
+        end = end ? end + 1 : line + strlen(line);
+        size_t len = (size_t)(end - line);
+        if (strncmp(line, "127.0.1.1", 9) == 0 && (line[9] == ' ' || line[9] == '\t')) {
+            char want[96];
+            int wl = snprintf(want, sizeof(want), "127.0.1.1\t%s\n", name);
+            if ((size_t)wl == len && memcmp(line, want, len) == 0) found = 1;
+            continue;
+        }
+        memcpy(out + o, line, len);
+        o += len;
+        if (len > 0 && line[len - 1] != '\n') out[o++] = '\n';
+    }
+    if (found) return 0;
+    o += (size_t)snprintf(out + o, sizeof(out) - o, "127.0.1.1\t%s\n", name);
+    return write_file_atomic("/etc/hosts", out, o, 0644);
+}
+
 static void setup_hostname(const char *cmdline) {
     char name[65];
     if (cmdline_get(cmdline, "smolvm.hostname", name, sizeof(name)) != 0) return;
-    if (sethostname(name, strlen(name)) != 0) logmsg("cannot set hostname: %s", strerror(errno));
-    char hosts[8192];
-    size_t n = read_small("/etc/hosts", hosts, sizeof(hosts));
-    if (strstr(hosts, name)) return;
-    if (n == 0) n = (size_t)snprintf(hosts, sizeof(hosts), "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
-    if (n + strlen(name) + 16 < sizeof(hosts)) {
-        n += (size_t)snprintf(hosts + n, sizeof(hosts) - n, "127.0.1.1\t%s\n", name);
-        if (write_file_atomic("/etc/hosts", hosts, n, 0644) != 0) logmsg("cannot write /etc/hosts: %s", strerror(errno));
-    }
+    if (init_set_hostname(name) != 0) logmsg("cannot set hostname: %s", strerror(errno));
 }
 
 void init_setup(void) {

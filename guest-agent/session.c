@@ -229,6 +229,7 @@ static const struct {
     {"ping", op_ping, 0},
     {"setTime", op_set_time, 0},
     {"reseed", op_reseed, 0},
+    {"identity", op_identity, 0},
     {"sync", op_sync, 0},
     {"shutdown", op_shutdown, 0},
 };
@@ -265,8 +266,8 @@ static void on_hello(session_t *s, const frame_t *f) {
     jw_raw(&w, g_cfg.pid1 ? ",\"pid1\":true" : ",\"pid1\":false");
     jw_key(&w, "bootTimeMs");
     jw_int(&w, boot_ms());
-    jw_raw(&w, ",\"capabilities\":[\"exec\",\"pty\",\"files\",\"env\",\"forward\",\"time\",\"reseed\",\"sync\","
-               "\"shutdown\"],\"limits\":{\"maxFrame\":65536,\"initialWindow\":262144,\"maxStreams\":1024}}");
+    jw_raw(&w, ",\"capabilities\":[\"exec\",\"pty\",\"files\",\"env\",\"forward\",\"time\",\"reseed\",\"identity\","
+               "\"sync\",\"shutdown\"],\"limits\":{\"maxFrame\":65536,\"initialWindow\":262144,\"maxStreams\":1024}}");
     if (!w.oom) send_frame(s, FT_HELLO, 0, 0, w.buf, w.len);
     jw_free(&w);
 

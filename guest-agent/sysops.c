@@ -15,9 +15,11 @@
 
 #include "agent.h"
 
-#define RESEED_MAX 4096
 #ifndef RNDADDENTROPY
 #define RNDADDENTROPY _IOW('R', 0x03, int[2])
+#endif
+#ifndef RNDRESEEDCRNG
+#define RNDRESEEDCRNG _IO('R', 0x07)
 #endif
 
 void op_ping(session_t *s, uint32_t id, const jdoc_t *doc) {
@@ -35,6 +37,8 @@ static int set_clock(int64_t ms) {
 void agent_hello_time(int64_t time_ms) {
     if (g_cfg.pid1 && set_clock(time_ms) != 0) logmsg("cannot set the clock: %s", strerror(errno));
 }
+
+int agent_set_clock(int64_t time_ms) { return set_clock(time_ms); }
 
 void op_set_time(session_t *s, uint32_t id, const jdoc_t *doc) {
     int64_t ms;
@@ -62,8 +66,7 @@ static int b64val(char c) {
     return -1;
 }
 
-/* Decodes base64 (padding optional) into out; returns the byte count or -1. */
-static int b64decode(const char *in, uint8_t *out, size_t cap) {
+int b64decode(const char *in, uint8_t *out, size_t cap) {
     size_t n = 0;
     unsigned acc = 0;
     int bits = 0;
@@ -81,38 +84,56 @@ static int b64decode(const char *in, uint8_t *out, size_t cap) {
     return (int)n;
 }
 
-void op_reseed(session_t *s, uint32_t id, const jdoc_t *doc) {
-    const char *data = NULL;
+int rng_reseed(const uint8_t *seed, int n, int *credited, int *reseeded) {
     struct {
         int entropy_count;
         int buf_size;
         uint8_t buf[RESEED_MAX];
     } pool;
-    int n;
-    if (json_opt_str(doc, 0, "data", &data) != 1 || (n = b64decode(data, pool.buf, sizeof(pool.buf))) <= 0) {
+    *credited = *reseeded = 0;
+    if (n <= 0 || n > RESEED_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (g_cfg.pid1) {
+        /* Mixes the bytes in and credits them; then the CRNG is rekeyed from the pool now, not at
+         * its next scheduled reseed (up to a minute away), so no read after this returns bytes of
+         * the state a snapshot saved. */
+        pool.entropy_count = n * 8;
+        pool.buf_size = n;
+        memcpy(pool.buf, seed, (size_t)n);
+        *credited = ioctl(fd, RNDADDENTROPY, &pool) == 0;
+        *reseeded = *credited && ioctl(fd, RNDRESEEDCRNG) == 0;
+        explicit_bzero(pool.buf, sizeof(pool.buf));
+    }
+    /* Without the ioctls (test mode, or refused) the bytes are still mixed in, uncredited. */
+    if (!*credited && write_all(fd, seed, (size_t)n) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+void op_reseed(session_t *s, uint32_t id, const jdoc_t *doc) {
+    const char *data = NULL;
+    uint8_t seed[RESEED_MAX];
+    int n, credited, reseeded;
+    if (json_opt_str(doc, 0, "data", &data) != 1 || (n = b64decode(data, seed, sizeof(seed))) <= 0) {
         reply_error(s, id, "BAD_REQUEST", "reseed needs data: 1 to %d bytes in base64", RESEED_MAX);
         return;
     }
-    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        reply_errno(s, id, errno, "cannot open /dev/urandom");
+    if (rng_reseed(seed, n, &credited, &reseeded) != 0) {
+        reply_errno(s, id, errno, "cannot write /dev/urandom");
         return;
     }
-    int credited = 0;
-    if (write_all(fd, pool.buf, (size_t)n) != 0) {
-        int e = errno;
-        close(fd);
-        reply_errno(s, id, e, "cannot write /dev/urandom");
-        return;
-    }
-    if (g_cfg.pid1) {
-        pool.entropy_count = n * 8;
-        pool.buf_size = n;
-        credited = ioctl(fd, RNDADDENTROPY, &pool) == 0;
-    }
-    close(fd);
-    char json[64];
-    snprintf(json, sizeof(json), "{\"bytes\":%d,\"credited\":%s}", n, credited ? "true" : "false");
+    char json[80];
+    snprintf(json, sizeof(json), "{\"bytes\":%d,\"credited\":%s,\"reseeded\":%s}", n, credited ? "true" : "false",
+             reseeded ? "true" : "false");
     reply_result(s, id, json);
 }
 

@@ -27,6 +27,7 @@ import {
   AgentRequest,
   EmptyResult,
   EnvResult,
+  IdentityResult,
   PingResult,
   ReseedResult,
   SetTimeResult,
@@ -39,6 +40,7 @@ import { SUPERVISOR_OPS, type SupervisorOp, type SupervisorRequest, type Supervi
 import type {
   AgentConnectOptions,
   AgentEnv,
+  AgentIdentity,
   AgentPing,
   AgentRunOptions,
   AgentRunResult,
@@ -244,8 +246,17 @@ export class AgentClient {
   }
 
   /** Mixes host randomness into the guest's RNG (after a snapshot restore). */
-  async reseed(bytes: Uint8Array = randomBytes(64), options: CallOptions = {}): Promise<{ bytes: number; credited: boolean }> {
+  async reseed(bytes: Uint8Array = randomBytes(64), options: CallOptions = {}): Promise<{ bytes: number; credited: boolean; reseeded?: boolean }> {
     return this.call({ op: "reseed", data: Buffer.from(bytes).toString("base64") }, ReseedResult, options);
+  }
+
+  /**
+   * Makes a restored guest a machine of its own: the clock, the RNG (rekeyed from `seed`), the
+   * hostname, the boot id and eth0 (taken down and configured again when `ip` is given).
+   */
+  async identity(request: AgentIdentity, options: CallOptions = {}): Promise<{ applied: boolean; bootId?: string; reseeded?: boolean }> {
+    const { seed = randomBytes(64), timeMs = Date.now(), ...rest } = request;
+    return this.call({ op: "identity", timeMs: Math.round(timeMs), seed: Buffer.from(seed).toString("base64"), ...rest }, IdentityResult, options);
   }
 
   async sync(options: CallOptions = {}): Promise<void> {

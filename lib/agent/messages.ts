@@ -132,6 +132,16 @@ export const ForwardRequest = z.lazy(() => z.object({
 export const PingRequest = z.lazy(() => z.object({ op: z.literal("ping") }));
 export const SetTimeRequest = z.lazy(() => z.object({ op: z.literal("setTime"), timeMs: posInt }));
 export const ReseedRequest = z.lazy(() => z.object({ op: z.literal("reseed"), data: z.base64() }));
+/** After a snapshot restore: the clock, the RNG, the hostname, the boot id and eth0 of a new machine. */
+export const IdentityRequest = z.lazy(() => z.object({
+  op: z.literal("identity"),
+  timeMs: posInt,
+  seed: z.base64(),
+  hostname: z.optional(z.string().check(z.regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/))),
+  ip: z.optional(z.string().check(z.regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/))),
+  gw: z.optional(z.ipv4()),
+  dns: z.optional(z.ipv4()),
+}));
 export const SyncRequest = z.lazy(() => z.object({ op: z.literal("sync") }));
 export const ShutdownRequest = z.lazy(() => z.object({
   op: z.literal("shutdown"),
@@ -151,6 +161,7 @@ const REQUESTS = {
   ping: PingRequest,
   setTime: SetTimeRequest,
   reseed: ReseedRequest,
+  identity: IdentityRequest,
   sync: SyncRequest,
   shutdown: ShutdownRequest,
 } as const;
@@ -196,6 +207,8 @@ export const SizeResult = z.lazy(() => z.object({ size: nonNegInt }));
 export const EnvResult = z.lazy(() => z.object({ vars: z.record(z.string(), z.string()) }));
 export const PingResult = z.lazy(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));
 export const SetTimeResult = z.lazy(() => z.object({ applied: z.boolean() }));
-export const ReseedResult = z.lazy(() => z.object({ bytes: nonNegInt, credited: z.boolean() }));
+export const ReseedResult = z.lazy(() => z.object({ bytes: nonNegInt, credited: z.boolean(), reseeded: z.optional(z.boolean()) }));
+/** `applied` is false in a test-mode agent; `bootId` is empty when the agent could not set one. */
+export const IdentityResult = z.lazy(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string()), reseeded: z.optional(z.boolean()) }));
 export const EmptyResult = z.lazy(() => z.object({}));
 export const ShutdownResult = z.lazy(() => z.object({ synced: z.optional(z.boolean()) }));

@@ -128,6 +128,19 @@ export interface AgentPing {
   bootTimeMs: number;
 }
 
+/** What a restored guest is told to become (AgentClient.identity). */
+export interface AgentIdentity {
+  /** Default: now. */
+  timeMs?: number;
+  /** Host randomness for the guest's RNG, 16 to 4096 bytes; default 64 fresh bytes. */
+  seed?: Uint8Array;
+  hostname?: string;
+  /** eth0's address as ADDR/PREFIX; with it eth0 is taken down and configured again. */
+  ip?: string;
+  gw?: string;
+  dns?: string;
+}
+
 export interface AgentEnv {
   /** Sets managed variables; resolves to the whole managed set afterwards. */
   set(vars: Record<string, string>, options?: CallOptions): Promise<Record<string, string>>;
