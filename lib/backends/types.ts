@@ -28,6 +28,11 @@ export interface DiskRequest {
   mode: DiskMode;
   /** Virtual size of an isolated disk; default the image's size. */
   sizeMiB?: number;
+  /**
+   * A snapshot's disk layer (what `packDisk` stored) to start the new isolated disk from, instead
+   * of an empty one; the sandbox gets its own copy, so the snapshot may be removed later.
+   */
+  layer?: string;
 }
 
 export interface PreparedDisk {
@@ -114,6 +119,14 @@ export interface DiskError {
   reason: string;
 }
 
+/** The VMM build a snapshot was made with: a restore needs the same one. */
+export interface VmmBuild {
+  /** What the VMM says it is (QEMU: the first line of `-version`). */
+  version: string;
+  /** Cheap to compute (the binary's path, size and mtime): equal means the same binary, not asked again. */
+  fingerprint: string;
+}
+
 export interface VmmExit {
   code: number | null;
   signal: string | null;
@@ -187,10 +200,13 @@ export interface Vmm {
   /** SIGKILL, for a VMM that does not answer. */
   kill(): void;
   /**
-   * Writes the paused machine's state (not its disk) into `dir`, for `Backend.restore`. A `diff`
-   * save writes only the guest memory changed since this VMM's last save or restore, merged over
-   * a copy of that state's memory, so `dir` is complete on its own (Firecracker); a backend
-   * without dirty-page tracking (QEMU) writes a full state either way.
+   * Writes the paused machine's state (not its disk) into `dir`, for `Backend.restore`: one file
+   * or several; guest memory kept apart from the device state goes in a file named `memory` (a
+   * snapshot stores each file compressed and records it as `memory` or `state` by that name). A
+   * `diff` save writes only the guest memory changed since this VMM's last save or restore, merged
+   * over a copy of that state's memory, so `dir` is complete on its own (Firecracker); a backend
+   * without dirty-page tracking (QEMU) writes a full state either way. A resume() while it still
+   * writes ends it, leaving the file incomplete.
    */
   saveState(dir: string, options?: SaveStateOptions): Promise<void>;
   /** Host port forwards on the VMM's user-mode network, where the VMM has them (QEMU). */
@@ -223,9 +239,23 @@ export interface Backend {
   launch(spec: LaunchSpec, options?: { timeoutMs?: number }): Promise<Vmm>;
   /**
    * Starts the VMM from state `saveState` wrote into `dir` (same devices as `spec`) and resolves
-   * once the state is in: the VM is paused, and `resume()` runs it from where it was saved.
+   * once the state is in: the VM is paused, and `resume()` runs it from where it was saved. A
+   * file may be there zstd-compressed as `NAME.zst` instead (a stored snapshot); the backend reads
+   * it as it can (QEMU streams it through zstd), never writing into `dir`.
    */
   restore(spec: LaunchSpec, dir: string, options?: { timeoutMs?: number }): Promise<Vmm>;
   /** Takes over a VMM another process launched (its `ticket`). */
   attach(ticket: VmmTicket, options?: { timeoutMs?: number }): Promise<Vmm>;
+  /** The VMM build a guest of `arch` runs with here; `known` itself when its fingerprint still holds. */
+  build(arch: GuestArch, known?: VmmBuild): Promise<VmmBuild>;
+  /**
+   * For a snapshot, while the VM is stopped (after saveState): copies what the guest wrote over
+   * its image (an isolated disk) into `dir`. Keep it quick: the VM waits.
+   */
+  captureDisk(disk: PreparedDisk, dir: string): Promise<void>;
+  /**
+   * Turns captureDisk's copy in `dir` into the stored disk layer over `imagePath` (compressed,
+   * the copy removed), with the VM running again; resolves to the layer's file name in `dir`.
+   */
+  packDisk(dir: string, imagePath: string): Promise<string>;
 }

@@ -9,7 +9,7 @@
  * `noAgent` runs a process that never answers (a guest whose agent never comes up).
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { AgentTransport, Backend, LaunchSpec, Vmm, VmmExit, VmmStatus, VmmTicket } from "../../lib/backends/types.ts";
@@ -73,8 +73,10 @@ class AgentVmm implements Vmm {
     }
   }
 
-  async saveState(): Promise<void> {
-    throw new BackendUnavailableError("the test-agent backend keeps no machine state");
+  /** The test "VM" has no machine state to save: it records that it was asked, and when. */
+  async saveState(dir: string): Promise<void> {
+    if ((await this.describe()).state !== "paused") throw new BackendUnavailableError("saveState needs a paused VM");
+    writeFileSync(join(dir, "vmstate"), `agent pid ${this.pid} saved at ${Date.now()}\n`);
   }
 
   async release(): Promise<void> {}
@@ -123,6 +125,12 @@ export function agentBackend(options: AgentBackendOptions = {}): Backend & { lau
     async attach(ticket: VmmTicket): Promise<Vmm> {
       if (!pidAlive(ticket.pid)) throw new NotRunningError(`pid ${ticket.pid} is gone`);
       return new AgentVmm(ticket, exitOf(ticket.pid));
+    },
+    build: async () => ({ version: "test-agent", fingerprint: "test-agent" }),
+    captureDisk: async (disk, dir) => copyFileSync(disk.path, join(dir, "disk.capture")),
+    packDisk: async (dir) => {
+      renameSync(join(dir, "disk.capture"), join(dir, "disk.layer"));
+      return "disk.layer";
     },
   };
 }

@@ -202,6 +202,11 @@ export function incomingFromFile(file: string): string {
   return `exec:cat ${shellQuote(file)}`;
 }
 
+/** The `-incoming` URI that restores from a zstd-compressed state file. */
+export function incomingFromCompressedFile(file: string): string {
+  return `exec:zstd -dcq ${shellQuote(file)}`;
+}
+
 /** The `migrate` URI that writes the migration stream to a file. */
 export function migrateToFileUri(file: string): string {
   return `exec:cat > ${shellQuote(file)}`;

@@ -5,7 +5,7 @@
 import { constants as fsConstants, existsSync } from "node:fs";
 import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
-import { BackendUnavailableError, NotFoundError } from "../../errors.ts";
+import { BackendUnavailableError, InvalidInputError, NotFoundError } from "../../errors.ts";
 import { runHostChecked, which } from "../../host/process.ts";
 import { paths } from "../../paths.ts";
 import type { DiskRequest, PreparedDisk } from "../types.ts";
@@ -72,10 +72,55 @@ export async function prepareQemuDisk(request: DiskRequest): Promise<PreparedDis
   const overlay = join(resolve(request.vmDir), OVERLAY_FILE);
   if (existsSync(overlay)) return { path: overlay, format: "qcow2", readOnly: false, created: false };
   const image = resolve(request.imagePath);
+  if (request.layer !== undefined) {
+    // A snapshot's layer is a qcow2 over the same image already: the sandbox's copy is its disk.
+    await mkdir(dirname(overlay), { recursive: true });
+    await copyFile(request.layer, overlay, fsConstants.COPYFILE_EXCL);
+    return { path: overlay, format: "qcow2", readOnly: false, created: true };
+  }
   const cached = image.startsWith(`${resolve(paths.imagesDir())}${sep}`);
   await createOverlay(image, overlay, {
     ...(request.sizeMiB === undefined ? {} : { sizeMiB: request.sizeMiB }),
     ...(cached ? { templateDir: dirname(image) } : {}),
   });
   return { path: overlay, format: "qcow2", readOnly: false, created: true };
+}
+
+/** captureDisk's copy of a stopped sandbox's overlay, inside the snapshot's directory. */
+export const CAPTURE_FILE = "disk.capture.qcow2";
+/** The stored layer: a qcow2 over the image, its clusters zstd-compressed. */
+export const LAYER_FILE = "disk.qcow2";
+
+/**
+ * Copies a stopped sandbox's overlay for a snapshot. An overlay holds only the guest's own
+ * writes (a few MB for a fresh sandbox: the copy takes milliseconds), and the shared image is
+ * not copied at all, so it is refused here.
+ */
+export async function captureQemuDisk(disk: PreparedDisk, dir: string): Promise<void> {
+  if (disk.format !== "qcow2" || disk.readOnly) {
+    throw new InvalidInputError(`Cannot capture the disk "${disk.path}": only an isolated (qcow2 overlay) disk can be snapshotted`, {
+      hint: "create the sandbox with the default --disk-mode isolated",
+    });
+  }
+  await copyFile(disk.path, join(dir, CAPTURE_FILE), fsConstants.COPYFILE_EXCL);
+}
+
+/**
+ * Rewrites the captured overlay as the stored layer: only its own clusters (what the guest
+ * wrote; reads of the rest fall through to `imagePath`), each compressed with zstd. A qcow2 reads
+ * compressed clusters directly, so a sandbox made from the snapshot boots on a plain copy of it.
+ */
+export async function packQemuDisk(dir: string, imagePath: string): Promise<string> {
+  const qemuImg = which("qemu-img");
+  if (!qemuImg) {
+    throw new BackendUnavailableError("Cannot store the snapshot's disk: \"qemu-img\" is not installed", {
+      hint: "run `smolvm setup`, or install the qemu-utils package",
+    });
+  }
+  const capture = join(dir, CAPTURE_FILE);
+  await runHostChecked(qemuImg, [
+    "convert", "-q", "-c", "-O", "qcow2", "-o", "compression_type=zstd", "-F", "raw", "-B", resolve(imagePath), capture, join(dir, LAYER_FILE),
+  ], { action: "Cannot store the snapshot's disk", timeoutMs: 10 * 60_000 });
+  await rm(capture, { force: true });
+  return LAYER_FILE;
 }

@@ -71,6 +71,8 @@ interface Pending {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** A migration bandwidth no local disk reaches (QEMU's default is 128 MiB/s). */
+const UNTHROTTLED_BYTES_PER_SECOND = 64 * 1024 ** 3;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 export class QmpClient {
@@ -219,6 +221,21 @@ export class QmpClient {
     await this.execute("cont");
   }
 
+  /**
+   * Ends an outgoing migration that is still running (a snapshot whose owner went away), so a
+   * `cont` runs the VM for good; a migration left running would stop it again when it completes.
+   */
+  async cancelMigration(options: { timeoutMs?: number } = {}): Promise<void> {
+    const active = (status: string) => !["none", "completed", "failed", "cancelled"].includes(status);
+    if (!active((await this.execute<MigrationInfo>("query-migrate")).status ?? "none")) return;
+    await this.execute("migrate_cancel");
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    while (active((await this.execute<MigrationInfo>("query-migrate")).status ?? "none")) {
+      if (Date.now() > deadline) throw new TimeoutError("QEMU did not end the running migration");
+      await sleep(5);
+    }
+  }
+
   async systemReset(): Promise<void> {
     await this.execute("system_reset");
   }
@@ -270,6 +287,10 @@ export class QmpClient {
   async migrateToFile(file: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<MigrationInfo> {
     const timeoutMs = options.timeoutMs ?? 120_000;
     const deadline = Date.now() + timeoutMs;
+    // QEMU throttles a migration to 128 MiB/s by default, meant for a network between hosts; to
+    // a local file it only stretches the pause (measured: 210 ms for a 30 MB state, 50-65 ms
+    // without the limit).
+    await this.execute("migrate-set-parameters", { "max-bandwidth": UNTHROTTLED_BYTES_PER_SECOND });
     await this.execute("migrate", { uri: migrateToFileUri(file) });
     while (true) {
       const info = await this.execute<MigrationInfo>("query-migrate");

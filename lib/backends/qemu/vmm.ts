@@ -80,8 +80,9 @@ export class QemuVmm implements Vmm {
     return this.qmp.stop();
   }
 
-  resume(): Promise<void> {
-    return this.qmp.cont();
+  async resume(): Promise<void> {
+    await this.qmp.cancelMigration();
+    await this.qmp.cont();
   }
 
   stop(): Promise<void> {
