@@ -79,6 +79,20 @@ export const SUPERVISOR_OPS = {
   },
   "supervisor.close": { request: z.lazy(() => z.object({ op: z.literal("supervisor.close"), hostPort: port })), result: PortForwardInfo },
   "supervisor.ports": { request: z.lazy(() => z.object({ op: z.literal("supervisor.ports") })), result: z.lazy(() => z.object({ ports: z.array(PortForwardInfo) })) },
+  /**
+   * Pauses the VM (unless it is paused), writes its state and a copy of its disk into `dir` (an
+   * empty directory under the smolvm home's snapshots or warm templates), and runs it again;
+   * the caller stores them (lib/snapshots/). One at a time per sandbox.
+   */
+  "supervisor.snapshot": {
+    request: z.lazy(() => z.object({ op: z.literal("supervisor.snapshot"), dir: z.string().check(z.startsWith("/")) })),
+    result: z.lazy(() => z.object({
+      accel: z.enum(["kvm", "hvf", "tcg"]),
+      /** How long the guest was stopped for it (0 for a sandbox that was paused already). */
+      pausedMs: z.number(),
+      wasPaused: z.boolean(),
+    })),
+  },
   /** The SSH set-up of this boot; with `wait`, answered once it has finished (or `timeoutMs` passed). */
   "supervisor.ssh": {
     request: z.lazy(() => z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) })),

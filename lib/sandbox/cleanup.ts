@@ -43,6 +43,8 @@ export interface CleanupReport {
   strayProcesses: number[];
   /** What sandboxes that no longer run had left of their networks (pasta, TAP interfaces, firewall rules), removed. */
   networks: string[];
+  /** Directories of snapshot saves whose process is gone (lib/snapshots/store.ts, filled by lib/host-api.ts). */
+  snapshotStaging: string[];
   dryRun: boolean;
 }
 
@@ -63,7 +65,7 @@ function holdsDisk(id: string): boolean {
 
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
-  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], networks: [], dryRun };
+  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], networks: [], snapshotStaging: [], dryRun };
   if (options.names !== undefined && options.names.length > 0) return cleanupNamed(options.names, report);
   const vms = withStore((store) => store.list().map((vm) => reconcile(store, vm)));
   for (const vm of vms) await cleanupOne(vm, report);

@@ -7,11 +7,11 @@
  * ticket, so the guest boots while the supervisor process starts (a few hundred milliseconds of
  * its own); a supervisor that finds no live VMM to attach to runs it itself.
  */
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { type AccelInfo, accelFor, hostTscKhz } from "../backends/accel.ts";
 import { FIRECRACKER_ACCEL_REASON } from "../backends/firecracker/backend.ts";
 import { backendFor } from "../backends/select.ts";
-import type { Backend, Vmm } from "../backends/types.ts";
+import type { Backend, LaunchSpec, Vmm } from "../backends/types.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { kernelCmdline } from "../kernel/cmdline.ts";
 import { InvalidInputError, smolError, toSmolError } from "../errors.ts";
@@ -51,6 +51,32 @@ export function withNetworkAllocations(vm: SandboxRecord): SandboxRecord {
  * what the network's preparation made.
  */
 export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend: Backend = backendFor(vm.backend ?? "qemu")): Promise<Vmm> {
+  return startVmm(vm, files, backend, undefined, (spec) => backend.launch(spec));
+}
+
+/**
+ * Starts the VMM for `vm` from a snapshot: its disk from the snapshot's layer, its machine from
+ * the state in `from.dir`, its network its own (prepared as for a launch). Resolves with the VM
+ * paused and the restore marker written, so the supervisor that takes it over gives the guest its
+ * own identity before it runs anything else.
+ */
+export async function restoreVmm(
+  vm: SandboxRecord,
+  files: SandboxFiles,
+  from: { dir: string; layer: string },
+  backend: Backend = backendFor(vm.backend ?? "qemu"),
+): Promise<Vmm> {
+  writeFileSync(files.restoreMarker, `${JSON.stringify({ from: from.dir, at: Date.now() })}\n`, { mode: 0o600 });
+  return startVmm(vm, files, backend, from.layer, (spec) => backend.restore(spec, from.dir));
+}
+
+async function startVmm(
+  vm: SandboxRecord,
+  files: SandboxFiles,
+  backend: Backend,
+  layer: string | undefined,
+  start: (spec: LaunchSpec) => Promise<Vmm>,
+): Promise<Vmm> {
   const arch = hostGuestArch();
   // Not the backend's full probe: its `qemu -version` costs 110-140 ms on every boot under
   // TCG, and a missing or broken QEMU is reported by the launch itself, with QEMU's own words.
@@ -70,6 +96,7 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
     vmDir: files.dir,
     mode: vm.config.diskMode,
     ...(vm.config.diskSizeMiB === undefined ? {} : { sizeMiB: vm.config.diskSizeMiB }),
+    ...(layer === undefined ? {} : { layer }),
   });
   const tscKhz = accel.accel === "tcg" && arch === "x86_64" ? hostTscKhz() : undefined;
   rmSync(files.consoleLog, { force: true });
@@ -79,7 +106,7 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
     throw smolError(failure.code, failure.message, { ...(failure.hint === undefined ? {} : { hint: failure.hint }), details: { ...failure.details, stage: "network" }, cause: error });
   });
   try {
-    const vmm = await backend.launch({
+    const vmm = await start({
       arch,
       id: vm.id,
       ...(vm.cid === null ? {} : { guestCid: vm.cid }),

@@ -29,6 +29,13 @@ export interface SandboxFiles {
   forwards: string;
   /** The running VMM's ticket (lib/backends/types.ts): how its next owner attaches to it. */
   vmmTicket: string;
+  /**
+   * Present from a restore until the guest has its own identity (clock, RNG, hostname, boot id,
+   * network): the supervisor that takes the VM over gives it one before it answers anyone.
+   */
+  restoreMarker: string;
+  /** Present while the VM is paused for a snapshot: a supervisor that takes over runs it again. */
+  snapshotMarker: string;
 }
 
 export function sandboxFiles(id: string): SandboxFiles {
@@ -45,6 +52,8 @@ export function sandboxFiles(id: string): SandboxFiles {
     supervisorLog: join(dir, "supervisor.log"),
     forwards: join(dir, "forwards.json"),
     vmmTicket: join(dir, "vmm.json"),
+    restoreMarker: join(dir, "restored.json"),
+    snapshotMarker: join(dir, "snapshotting.json"),
   };
 }
 

@@ -20,9 +20,9 @@ import { generateId } from "../state/allocate.ts";
 import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
 import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
-import { prepareArtifacts, type PrepareProgress } from "./artifacts.ts";
+import { prepareArtifacts, type Artifacts, type PrepareProgress } from "./artifacts.ts";
 import { sshEndpointWhenReady } from "./connection.ts";
-import { launchVmm } from "./launch.ts";
+import { launchVmm, restoreVmm } from "./launch.ts";
 import { sandboxFiles } from "./layout.ts";
 import { assertMay, isLive, readSandbox } from "./status.ts";
 import { spawnSupervisor } from "./spawn.ts";
@@ -34,6 +34,10 @@ import { checkNetwork, chooseNetwork, parsePolicy, policyLists, reclaimNetwork }
 
 export interface CreateProgressOptions {
   onProgress?: (progress: PrepareProgress) => void;
+  /** The kernel and image, when the caller resolved them already. */
+  artifacts?: Artifacts;
+  /** Runs once the sandbox answers, before its env is set (a warm template is taken here). */
+  afterBoot?: (booted: Booted) => Promise<void>;
 }
 
 /** A sandbox that just became ready, and the session its readiness was learned on. */
@@ -58,6 +62,18 @@ export interface BackendInfo {
 
 /** Creates a sandbox and returns once its agent answers (and its managed env is set). */
 export async function createSandbox(input: SandboxConfigInput = {}, options: CreateProgressOptions = {}): Promise<Booted> {
+  return createNew({ ...options, ...(await resolveCreate(input, options)) });
+}
+
+/** A create's configuration, resolved: its network and backend chosen and checked on this host, its kernel and image prepared. */
+export interface ResolvedCreate {
+  config: SandboxConfig;
+  backend: BackendInfo;
+  /** What the caller is to be told about it (Booted.notices). */
+  notices: string[];
+}
+
+export async function resolveCreate(input: SandboxConfigInput, options: Pick<CreateProgressOptions, "onProgress" | "artifacts"> = {}): Promise<ResolvedCreate> {
   const requested = parseSandboxConfig(input);
   // The network this platform gives, its policy and what the host can do: refused before anything
   // is made. Left to the default on Linux, the network is the chosen backend's to pick (QEMU's
@@ -68,15 +84,44 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   const jailer = resolveJailer(requested.jailer);
   const backendRequest = { choice: requested.backend, network: asked, jailer, diskMode: requested.diskMode };
   checkNetwork(precheckBackend(backendRequest).network);
-  const artifacts = await prepareArtifacts(requested, options.onProgress);
+  const artifacts = options.artifacts ?? await prepareArtifacts(requested, options.onProgress);
   const chosen = await chooseBackend({ ...backendRequest, arch: hostGuestArch(), kernelPath: artifacts.kernelPath });
   const config: SandboxConfig = { ...requested, ...policy, network: chosen.network, jailer, kernelPath: artifacts.kernelPath, rootfsPath: artifacts.rootfsPath };
+  return {
+    config,
+    backend: { name: chosen.name, reason: chosen.reason, fellBack: chosen.fellBack },
+    notices: [
+      ...(platformNetwork.notice === undefined ? [] : [platformNetwork.notice]),
+      ...(chosen.fellBack ? [`running on QEMU rather than Firecracker: ${chosen.reason}`] : []),
+    ],
+  };
+}
+
+/** Where a restored sandbox comes from: a snapshot's directory (its state) and its disk layer. */
+export interface RestoreSource {
+  dir: string;
+  layer: string;
+  /** The layer's size: the new sandbox's disk starts as a copy of it. */
+  layerBytes: number;
+}
+
+export interface NewSandboxOptions extends CreateProgressOptions, ResolvedCreate {
+  /** Restore it from a snapshot rather than boot it. */
+  restore?: RestoreSource;
+}
+
+/**
+ * Makes a sandbox of a resolved configuration, booted or restored, and returns once its agent
+ * answers (and its managed env is set); a failure leaves nothing of it.
+ */
+export async function createNew(options: NewSandboxOptions): Promise<Booted> {
+  const { config, backend, restore } = options;
   const mode = config.network;
   // The directory and its launcher record come first: a create killed at any point after this
   // leaves something `cleanup` recognises as an abandoned create (launcher.ts).
   const id = generateId();
   const files = sandboxFiles(id);
-  requireRoom(paths.sandboxesDir(), CREATE_ROOM_BYTES, `Cannot create sandbox${config.name === undefined ? "" : ` "${config.name}"`}`);
+  requireRoom(paths.sandboxesDir(), CREATE_ROOM_BYTES + (restore?.layerBytes ?? 0), `Cannot create sandbox${config.name === undefined ? "" : ` "${config.name}"`}`);
   let vm: SandboxRecord;
   try {
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
@@ -85,10 +130,10 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
       const created = store.create({
         id,
         config,
-        backend: chosen.name,
+        backend: backend.name,
         // TAP: SSH reaches the guest's own address; none: the supervisor carries the SSH port
         // through the agent. Firecracker's vsock device needs a context id.
-        allocate: { sshPort: mode !== "tap", ip: mode === "tap", dnsPort: mode !== "none", cid: chosen.name === "firecracker" },
+        allocate: { sshPort: mode !== "tap", ip: mode === "tap", dnsPort: mode !== "none", cid: backend.name === "firecracker" },
       });
       const channel = persistedChannel(config.channel);
       return channel === null ? created : store.update(created.id, { channel });
@@ -99,14 +144,14 @@ export async function createSandbox(input: SandboxConfigInput = {}, options: Cre
   }
   try {
     options.onProgress?.({ phase: "boot", message: `booting ${vm.name}` });
-    const booted = await bootSandbox(vm, "create");
-    if (platformNetwork.notice !== undefined) booted.notices.push(platformNetwork.notice);
-    if (chosen.fellBack) booted.notices.push(`running on QEMU rather than Firecracker: ${chosen.reason}`);
+    const booted = await bootSandbox(vm, "create", restore);
+    booted.notices.push(...options.notices);
+    await options.afterBoot?.(booted);
     // Before create returns, so the first command of anyone sees them.
     if (Object.keys(config.env).length > 0) await booted.session.env.set(config.env);
     // The sandbox is the caller's now: from here a dying caller leaves it be.
     removeLauncher(files);
-    return { ...booted, backend: { name: chosen.name, reason: chosen.reason, fellBack: chosen.fellBack } };
+    return { ...booted, backend };
   } catch (error) {
     await destroyNow(vm.id).catch((cleanupError: unknown) => logEvent("error", `cannot remove the sandbox of a failed create: ${(cleanupError as Error).message}`, { sandbox: vm.id }));
     throw error;
@@ -157,24 +202,39 @@ export async function startSandbox(idOrName: string, options: StartOptions = {})
   }
 }
 
-async function bootSandbox(vm: SandboxRecord, purpose: LaunchPurpose): Promise<Booted> {
+/**
+ * Boots `vm` (or, with `restore`, restores it from a snapshot) and resolves once its supervisor
+ * answered. The caller removes the sandbox when this fails.
+ */
+async function bootSandbox(vm: SandboxRecord, purpose: LaunchPurpose, restore?: RestoreSource): Promise<Booted> {
   const files = sandboxFiles(vm.id);
+  let supervisorStarted: Promise<number> | undefined;
   if (liveTicket(files) === undefined) {
     // A fresh boot starts without forwards; a list left by a crashed run is not this VM's.
     rmSync(files.forwards, { force: true });
+    if (restore === undefined) rmSync(files.restoreMarker, { force: true });
     if (purpose === "start") withStore((store) => store.update(vm.id, { status: "creating", lastError: null }));
     try {
-      // Launched here and handed to the supervisor with its ticket: the guest boots while the
-      // supervisor process starts, which takes a few hundred milliseconds of its own.
-      const vmm = await launchVmm(vm, files);
-      await vmm.release();
+      if (restore === undefined) {
+        // Launched here and handed to the supervisor with its ticket: the guest boots while the
+        // supervisor process starts, which takes a few hundred milliseconds of its own.
+        await (await launchVmm(vm, files)).release();
+      } else {
+        // A restore takes about as long as a supervisor's start: both at once. The supervisor
+        // waits for the ticket (the restore marker tells it one is coming); if this fails, the
+        // caller's removal of the sandbox ends it with the rest.
+        const restoring = restoreVmm(vm, files, restore);
+        supervisorStarted = spawnSupervisor(vm.id);
+        supervisorStarted.catch(() => {});
+        await (await restoring).release();
+      }
     } catch (thrown) {
       throw launchFailure(vm, thrown);
     }
   }
   let session: AgentClient;
   try {
-    await spawnSupervisor(vm.id);
+    await (supervisorStarted ?? spawnSupervisor(vm.id));
     // The supervisor enforces the boot timeout itself; the margin covers one that hangs.
     session = await connectSupervisor(vm, { timeoutMs: vm.config.bootTimeoutMs + 10_000, respawn: false });
   } catch (thrown) {

@@ -9,7 +9,6 @@
  * resolves once the agent answered, and rejects with the boot's failure, which the session sends
  * as an ERROR. Nobody polls the store for either.
  */
-import { open } from "node:fs/promises";
 import { rmSync } from "node:fs";
 import type { AgentClient } from "../agent/client.ts";
 import type { AgentHello } from "../agent/messages.ts";
@@ -21,6 +20,7 @@ import { logEvent } from "../log.ts";
 import { ownDisk, type SandboxFiles } from "../sandbox/layout.ts";
 import { launchVmm, withNetworkAllocations } from "../sandbox/launch.ts";
 import { readLauncher } from "../sandbox/launcher.ts";
+import { killSandboxProcesses } from "../sandbox/processes.ts";
 import { liveTicket, removeTicket } from "../sandbox/ticket.ts";
 import { identityAlive } from "../host/pids.ts";
 import type { SandboxPatch, SandboxRecord } from "../state/sandboxes.ts";
@@ -32,10 +32,12 @@ import type { SessionContext, SupervisorOpHandler } from "./client-session.ts";
 import { frozenOnDisk, roomToResume } from "./disk-error.ts";
 import { AgentLiveness, verdictError, type LivenessOptions, type Verdict } from "./liveness.ts";
 import { PortForwards } from "./forwards.ts";
+import { renewIdentity } from "./identity.ts";
 import { localClient } from "./local-client.ts";
 import { endNetwork, SupervisedNetwork } from "./network.ts";
 import { Relay } from "./relay.ts";
-import { endVmm, GuestShutdown } from "./shutdown.ts";
+import { endVmm, GuestShutdown, syncDiskFile } from "./shutdown.ts";
+import { restoredTicket, SnapshotGate, takeOverState, takeSnapshot, thaw } from "./snapshot.ts";
 import { SshSetup } from "./ssh-setup.ts";
 
 /** What the runtime needs from the state store: its own row, updated or removed. */
@@ -81,6 +83,7 @@ export class SandboxRuntime {
   private shutdown: GuestShutdown | undefined;
   /** Resolves when the guest freezes (a stop waiting for the guest to quiesce listens); a new one after each thaw. */
   private frozenSignal = deferred<void>();
+  private readonly snapshots = new SnapshotGate();
   private readonly ready = deferred<AgentHello>();
   /** The sessions' view of this runtime. */
   readonly context: SessionContext;
@@ -111,7 +114,7 @@ export class SandboxRuntime {
     const vmmEnded = new AbortController();
     this.watchLauncher();
     try {
-      const vmm = (this.vmm = await this.startOrAttach());
+      const vmm = (this.vmm = await this.startOrAttach(deadline));
       if (this.ending === "destroy") vmm.kill(); // its create was abandoned meanwhile
       const caps = [this.files.consoleLog, ...(vmm.logFiles ?? [])].map((file) => capConsoleLog(file));
       this.stopConsoleCap = () => caps.forEach((stop) => stop());
@@ -124,18 +127,22 @@ export class SandboxRuntime {
         if (!roomToResume(this.disk)) return await this.leaveFrozen(vmm);
         await vmm.resume();
       }
-      // A VM paused when its old supervisor died is thawed just long enough to greet its agent.
-      const wasPaused = status.state === "paused";
+      // A VM paused when its old supervisor died is thawed just long enough to greet its agent;
+      // one stopped for a snapshot, or restored, runs (snapshot.ts).
+      const pausedNow = status.state === "paused";
+      const { restored, wasPaused } = takeOverState(this.files, pausedNow);
       // Connected before the agent is greeted: a HELLO answered means the network is up too.
       this.network = await SupervisedNetwork.start(this.vm, this.files, vmm.pid, { reallocateSshPort: (taken) => this.record.reallocateSshPort(taken) });
       this.vm = this.network.record;
-      if (wasPaused) await vmm.resume();
+      await thaw(vmm, this.files, pausedNow);
       this.link = await connectAgent(vmm, deadline, vmmEnded.signal).catch((error: unknown) => {
         throw this.bootError(error, vmmEnded.signal.aborted);
       });
+      this.serve(this.link);
+      // Before anyone is answered: no client may see the snapshot's clock, RNG or name.
+      if (restored) await renewIdentity(this.relay!, this.link.hello, this.vm, this.files);
       if (wasPaused) await vmm.pause();
       this.paused = wasPaused;
-      this.serve(this.link);
       this.record.update({ status: wasPaused ? "paused" : "running", lastError: null });
       this.phase = "ready";
       logEvent("info", "sandbox ready", { vm: this.vm.id, bootTimeMs: this.link.hello.bootTimeMs });
@@ -172,8 +179,10 @@ export class SandboxRuntime {
   }
 
   /** The VMM's ticket says one runs already (launched by a create, or left by a dead supervisor). */
-  private async startOrAttach(): Promise<Vmm> {
-    const ticket = liveTicket(this.files);
+  private async startOrAttach(deadline: number): Promise<Vmm> {
+    // A restore under way in its creator's process; one whose creator died is undone (watchLauncher).
+    const ticket = liveTicket(this.files) ?? await restoredTicket(this.files, deadline, () => this.ending === "destroy");
+    if (ticket === "abandoned") throw new NotRunningError(`Cannot supervise sandbox "${this.vm.name}": its restore was abandoned`);
     if (ticket !== undefined) return this.backend.attach(ticket);
     this.vm = withNetworkAllocations(this.vm);
     return launchVmm(this.vm, this.files, this.backend);
@@ -234,6 +243,7 @@ export class SandboxRuntime {
         vmm: await this.vmm!.describe(),
       }),
       "supervisor.stop": async () => {
+        await this.snapshots.idle();
         // Its last writes wait in the VMM: ending it now would lose them.
         if (this.frozen !== undefined) {
           throw smolError(this.frozen.code, `Cannot stop sandbox "${this.vm.name}" now: ${this.frozen.message.replace(/^Sandbox "[^"]*" is /, "it is ")}`, {
@@ -272,12 +282,14 @@ export class SandboxRuntime {
         return {};
       },
       "supervisor.pause": async () => {
+        await this.snapshots.idle();
         if (!this.paused) await this.vmm!.pause();
         this.paused = true;
         this.record.update({ status: "paused" });
         return {};
       },
       "supervisor.resume": async () => {
+        await this.snapshots.idle();
         if (this.frozen !== undefined) {
           if (this.frozen.code === "HOST_DISK_FULL" && !roomToResume(this.disk)) throw this.frozen;
           this.frozen = undefined;
@@ -295,6 +307,11 @@ export class SandboxRuntime {
       },
       "supervisor.close": async (request) => this.forwards!.close(request.hostPort as number),
       "supervisor.ports": async () => ({ ports: this.forwards!.list() }),
+      "supervisor.snapshot": async (request) => {
+        if (this.phase !== "ready") throw new NotRunningError(`Cannot snapshot sandbox "${this.vm.name}": it is ${this.phase === "ending" ? "stopping" : "not ready"}`);
+        if (this.frozen !== undefined) throw smolError(this.frozen.code, `Cannot snapshot sandbox "${this.vm.name}" now: ${this.frozen.message.replace(/^Sandbox "[^"]*" is /, "it is ")}`, { hint: this.frozen.hint ?? "" });
+        return this.snapshots.take(() => takeSnapshot({ vm: this.vm, files: this.files, vmm: this.vmm!, backend: this.backend, dir: request.dir as string, paused: this.paused }));
+      },
       "supervisor.ssh": async (request): Promise<SshStatus> =>
         this.ssh!.status(request.wait === true, typeof request.timeoutMs === "number" ? request.timeoutMs : undefined),
       "supervisor.network": async (request) => {
@@ -310,7 +327,7 @@ export class SandboxRuntime {
   /** The liveness watch's verdict on a silent agent (liveness.ts): the waiting streams learn why. */
   private judge(verdict: Verdict): void {
     if (verdict.kind === "vmm-paused") {
-      if (this.paused || this.frozen !== undefined) return; // paused on purpose: its callers wait for the resume
+      if (this.paused || this.frozen !== undefined || this.snapshots.active) return; // paused on purpose (or for a snapshot): its callers wait
       if (frozenOnIo(verdict.status)) return this.freeze({ noSpace: !roomToResume(this.disk), reason: verdict.status.detail });
     }
     if (verdict.kind === "hung") logEvent("warn", "supervisor: the guest agent stopped answering", { vm: this.vm.id, silentMs: Math.round(verdict.silentMs), busy: verdict.busy });
@@ -393,6 +410,9 @@ export class SandboxRuntime {
     if (this.vmm !== undefined) {
       this.vmm.kill();
       await this.vmm.exited;
+    } else if (this.ending === "destroy") {
+      // A restore abandoned before its VM was handed over: that VM is found by what it is.
+      await killSandboxProcesses(this.vm.id).catch((error: unknown) => logEvent("error", `supervisor: ${(error as Error).message}`, { vm: this.vm.id }));
     }
     await this.endNetwork();
     removeTicket(this.files);
@@ -465,24 +485,9 @@ export class SandboxRuntime {
     return (this.networkEnded ??= this.network?.end() ?? endNetwork(this.vm, this.files));
   }
 
-  /**
-   * QEMU runs its disk with cache=unsafe, Firecracker with cache_type Unsafe (no host fsync per
-   * guest flush): the disk is made durable once the VM has stopped, after the caller has its answer.
-   */
+  /** The disk made durable once the VM has stopped, after the caller has its answer (shutdown.ts). */
   async syncDisk(): Promise<void> {
-    if (this.ending === "destroy") return;
-    const path = this.disk;
-    try {
-      const handle = await open(path, "r+");
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } catch (error) {
-      // A disk deleted meanwhile has nothing left to keep.
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") logEvent("warn", `supervisor: cannot fsync the disk ${path}: ${(error as Error).message}`);
-    }
+    if (this.ending !== "destroy") await syncDiskFile(this.disk);
   }
 }
 

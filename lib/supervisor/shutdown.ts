@@ -2,9 +2,12 @@
  * A stop, as the supervisor carries it out: the agent is asked to power the guest off and
  * answers once every guest process is gone and `/` is synced and read-only; then the VMM is
  * ended. Apart from the runtime because the guest can freeze in the middle (its last writes hit
- * a full host disk), and then the stop waits for it rather than lose those writes.
+ * a full host disk), and then the stop waits for it rather than lose those writes. Once stopped,
+ * the disk is made durable.
  */
+import { open } from "node:fs/promises";
 import type { Vmm } from "../backends/types.ts";
+import { logEvent } from "../log.ts";
 import { within } from "../util/poll.ts";
 import { FrameType, jsonFrame, jsonPayload, type Frame } from "./frames.ts";
 import type { Relay, StreamOwner } from "./relay.ts";
@@ -46,6 +49,24 @@ export class GuestShutdown {
  * (~50-100 ms under TCG); a guest that did not say so is given 10 s to power off by itself (the
  * VMM ends on its own with -no-reboot).
  */
+/**
+ * Makes a disk durable once its VM has stopped: QEMU runs it with cache=unsafe, Firecracker with
+ * cache_type Unsafe (no host fsync per guest flush). A disk deleted meanwhile has nothing left to
+ * keep.
+ */
+export async function syncDiskFile(path: string): Promise<void> {
+  try {
+    const handle = await open(path, "r+");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") logEvent("warn", `supervisor: cannot fsync the disk ${path}: ${(error as Error).message}`);
+  }
+}
+
 export async function endVmm(vmm: Vmm, synced: boolean): Promise<void> {
   if (synced) await vmm.stop().catch(() => vmm.kill());
   const exited = (await within(vmm.exited, synced ? 3_000 : 10_000)) !== undefined;
