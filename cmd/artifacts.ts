@@ -1,6 +1,7 @@
 /** Guest kernels and root images: `smolvm kernel ...`, `smolvm image ...`. */
 import { Argument, Option, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
+import { integer } from "./options.ts";
 import { Progress, table } from "./output.ts";
 
 const ARCH_OPTION = () => new Option("--arch <arch>", "guest architecture (default: this host's)").choices(["x86_64", "aarch64"] as const);
@@ -105,6 +106,31 @@ export function registerArtifacts(program: Command): void {
               i.name, i.arch, i.origin.kind === "local" ? "local build" : `published ${i.origin.version}`, i.sizeMiB === undefined ? "-" : `${i.sizeMiB} MiB`, i.path,
             ])),
         );
+      }),
+    );
+  image
+    .command("warm")
+    .description("make an image's warm template: a booted sandbox's snapshot that creates of the same shape restore instead of booting")
+    .addArgument(new Argument("<name>", "image name"))
+    .option("--cpus <n>", "virtual CPUs of the sandboxes it is for", integer("--cpus"))
+    .option("--memory <mib>", "memory in MiB of the sandboxes it is for", integer("--memory"))
+    .option("--remove", "remove the image's warm template instead")
+    .option("--json", "print JSON")
+    .action(
+      action("image warm", async (out, name, options) => {
+        const { removeWarmTemplate, warmImage } = await import("../lib/index.ts");
+        if (options.remove === true) {
+          const removed = await removeWarmTemplate(name);
+          out.result({ image: name, removed }, () => removed ? `removed the warm template of ${name}` : `${name} has no warm template`);
+          return;
+        }
+        const progress = new Progress(options.json === true);
+        const info = await warmImage(name, {
+          ...(options.cpus === undefined ? {} : { vcpus: options.cpus }),
+          ...(options.memory === undefined ? {} : { memoryMiB: options.memory }),
+          onProgress: (p) => progress.update(p.message, p.fraction),
+        }).finally(() => progress.done());
+        out.result(info, () => `warm template of ${name}: ${info.vcpus} CPU, ${info.memoryMiB} MiB, ${(info.bytes / 2 ** 20).toFixed(1)} MiB stored`);
       }),
     );
   image

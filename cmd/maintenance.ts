@@ -5,7 +5,7 @@ import { action } from "./action.ts";
 export function registerMaintenance(program: Command): void {
   program
     .command("cleanup")
-    .description("reclaim what sandboxes that no longer run still hold (never a live one, never a disk unless the sandbox is named); with names, remove those sandboxes whole, whatever their state")
+    .description("reclaim what sandboxes that no longer run still hold (never a live one, never a disk unless the sandbox is named), and unfinished snapshot saves (never a snapshot); with names, remove those sandboxes whole, whatever their state")
     .addArgument(new Argument("[sandboxes...]", "names or ids (also of a directory without a row) to remove whole, disk included"))
     .option("--all", "every such sandbox (the default; accepted for scripts written for other sandbox tools)")
     .option("--dry-run", "only report what would be removed")
@@ -20,6 +20,7 @@ export function registerMaintenance(program: Command): void {
           lines.push(...report.strayDirs.map((dir) => `${verb} stray directory ${dir}`));
           lines.push(...report.strayProcesses.map((pid) => `${report.dryRun ? "would kill" : "killed"} stray process ${pid}`));
           lines.push(...report.networks.map((what) => `${verb} ${what}`));
+          lines.push(...report.snapshotStaging.map((dir) => `${verb} unfinished snapshot ${dir}`));
           lines.push(...report.kept.map((kept) => `kept ${kept.name}: ${kept.reason}`));
           return lines.length > 0 ? lines.join("\n") : "Nothing to clean up.";
         });

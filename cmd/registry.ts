@@ -15,6 +15,7 @@ export const COMMAND_GROUPS: readonly { names: readonly string[]; load: () => Pr
   { names: ["run", "exec", "shell"], load: async () => (await import("./exec.ts")).registerExec },
   { names: ["create", "start", "stop", "delete", "rm", "info", "logs"], load: async () => (await import("./sandbox.ts")).registerSandbox },
   { names: ["pause", "resume"], load: async () => (await import("./pause.ts")).registerPause },
+  { names: ["snapshot", "fork"], load: async () => (await import("./snapshot.ts")).registerSnapshot },
   { names: ["file"], load: async () => (await import("./file.ts")).registerFile },
   { names: ["env"], load: async () => (await import("./env.ts")).registerEnv },
   { names: ["port"], load: async () => (await import("./port.ts")).registerPort },

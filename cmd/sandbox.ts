@@ -8,6 +8,9 @@ import { progressReporter } from "./progress.ts";
 export function registerSandbox(program: Command): void {
   withSandboxOptions(program.command("create").description("create a sandbox and wait until it is ready"))
     .option("--name <name>", "a unique name (lowercase letters, digits, dashes); generated when absent")
+    .option("--from-snapshot <snapshot>", "restore this snapshot instead of booting (it decides image, memory, CPUs, disk)")
+    .option("--warm", "restore the image's warm template when it fits, making it on first use (default SMOLVM_WARM)")
+    .option("--no-warm", "always boot, even when a warm template fits")
     .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
@@ -19,12 +22,14 @@ export function registerSandbox(program: Command): void {
           ...sandboxConfigFrom(options),
           ...commChannelFrom(options),
           ...(options.name === undefined ? {} : { name: options.name }),
+          ...(options.fromSnapshot === undefined ? {} : { fromSnapshot: options.fromSnapshot }),
+          ...(options.warm === undefined ? {} : { warm: options.warm }),
           onProgress: progress.onProgress,
         }).finally(progress.done);
         await progress.notice(vm.accel, vm.notices);
         const info = await vm.info();
         vm.close();
-        out.result({ ...info, createMs: Date.now() - started }, () => `${info.name}`);
+        out.result({ ...info, createdFrom: vm.createdFrom, createMs: Date.now() - started }, () => `${info.name}`);
       }),
     );
 

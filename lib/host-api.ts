@@ -21,6 +21,8 @@ import type { RepairReport } from "./sandbox/repair.ts";
 import type { CheckForUpdateOptions, UpdateCheck } from "./distribution/update-check.ts";
 import type { UpgradeContext } from "./distribution/upgrade.ts";
 import type { FirecrackerInstall, InstallFirecrackerOptions } from "./backends/firecracker/install.ts";
+import type { SnapshotInfo } from "./snapshots/store.ts";
+import type { WarmImageOptions } from "./snapshots/warm.ts";
 
 export type { RepairReport };
 export type { BuildImageOptions, BuildKernelOptions, CleanupOptions, CleanupReport, Diagnosis, HostFacts, ImageInfo, InstallOptions, KernelInfo, PackageStep, PruneReport };
@@ -35,6 +37,7 @@ export { DownloadError, type DownloadFailure } from "./published/http.ts";
 export type { CheckForUpdateOptions, UpdateCheck, UpdateStatus } from "./distribution/update-check.ts";
 export type { UpgradeContext } from "./distribution/upgrade.ts";
 export type { FirecrackerInstall, FirecrackerRelease, InstallFirecrackerOptions } from "./backends/firecracker/install.ts";
+export type { WarmImageOptions } from "./snapshots/warm.ts";
 
 /** Builds the guest kernel into the cache (minutes; cached by config hash). */
 export async function buildKernel(options: BuildKernelOptions = {}): Promise<KernelInfo> {
@@ -64,9 +67,40 @@ export async function listImages(): Promise<ImageInfo[]> {
   return (await import("./images/store.ts")).listImages();
 }
 
-/** Removes an image's cached builds; resolves to the directories removed. */
+/** Removes an image's cached builds (and its warm template); resolves to the directories removed. */
 export async function removeImage(name: string): Promise<string[]> {
-  return (await import("./images/store.ts")).removeImage(name);
+  const removed = await (await import("./images/store.ts")).removeImage(name);
+  await removeWarmTemplate(name);
+  return removed;
+}
+
+/** Every snapshot (`vm.snapshot()`), oldest first, with its stored size. */
+export async function listSnapshots(): Promise<SnapshotInfo[]> {
+  const { listStored, summarizeSnapshot } = await import("./snapshots/store.ts");
+  return listStored().map(summarizeSnapshot);
+}
+
+/** Removes a snapshot; sandboxes made from it keep working (each has its own disk). */
+export async function removeSnapshot(name: string): Promise<SnapshotInfo> {
+  return (await import("./snapshots/store.ts")).removeSnapshot(name);
+}
+
+/**
+ * Makes the warm template of an image: a freshly booted sandbox's snapshot, which a plain create
+ * of the same shape then restores instead of booting (SmolVM.create's `warm`).
+ */
+export async function warmImage(name: string, options: WarmImageOptions = {}): Promise<SnapshotInfo> {
+  return (await import("./snapshots/warm.ts")).warmImage(name, options);
+}
+
+/** The warm templates, one per image at most. */
+export async function listWarmTemplates(): Promise<SnapshotInfo[]> {
+  return (await import("./snapshots/warm.ts")).listTemplates();
+}
+
+/** Removes an image's warm template; resolves to whether it had one. */
+export async function removeWarmTemplate(image: string): Promise<boolean> {
+  return (await import("./snapshots/warm.ts")).removeTemplate(image);
 }
 
 /**
@@ -89,17 +123,22 @@ export async function checkHost(): Promise<{ facts: HostFacts; diagnosis: Diagno
   return { facts, diagnosis: diagnose(facts) };
 }
 
-/** Removes cached kernels and images that no sandbox and no current recipe uses. */
+/** Removes cached kernels and images that no sandbox, snapshot, warm template or current recipe uses. */
 export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
   return (await import("./prune.ts")).prune(options);
 }
 
 /**
  * Reclaims what sandboxes that no longer run still hold (never a live one, never a disk unless
- * its sandbox is named in `names`, which removes those whole).
+ * its sandbox is named in `names`, which removes those whole), and what snapshot saves that were
+ * killed or ran out of space left behind (never a snapshot).
  */
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
-  return (await import("./sandbox/cleanup.ts")).cleanup(options);
+  const [{ cleanup: sandboxes }, { strayStaging }] = await Promise.all([import("./sandbox/cleanup.ts"), import("./snapshots/store.ts")]);
+  const report = await sandboxes(options);
+  // Named sandboxes are all a named cleanup touches.
+  const named = options.names !== undefined && options.names.length > 0;
+  return { ...report, snapshotStaging: named ? [] : strayStaging({ dryRun: options.dryRun === true }) };
 }
 
 /**

@@ -10,7 +10,11 @@ export * from "./version.ts";
 export { logEvent } from "./log.ts";
 
 // One sandbox, and its operations by noun.
-export { SmolVM, type AttachOptions, type ChannelReport, type CreateSandboxOptions, type SandboxInfo, type SshCommand } from "./smolvm.ts";
+export {
+  SmolVM, type AttachOptions, type ChannelReport, type CreateSandboxOptions, type ForkOptions, type SandboxInfo, type SnapshotOptions, type SshCommand,
+} from "./smolvm.ts";
+export type { SnapshotInfo } from "./snapshots/store.ts";
+export type { CreatedFrom } from "./snapshots/warm.ts";
 export { Commands, type ExecOptions, type RunOptions, type RunResult } from "./sandbox/commands.ts";
 export type { ExecHandle, ExecResult, FileStream, PtyOptions } from "./agent/types.ts";
 export {

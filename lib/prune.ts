@@ -1,7 +1,7 @@
 /**
- * `smolvm prune`: removes cached kernels and images that neither a sandbox nor a current
- * recipe uses, published images of other smolvm versions (or no longer in this version's
- * manifest), and reports the bytes freed.
+ * `smolvm prune`: removes cached kernels and images that neither a sandbox, a snapshot, a warm
+ * template nor a current recipe uses, published images of other smolvm versions (or no longer in
+ * this version's manifest) that none of those uses, and reports the bytes freed.
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -24,7 +24,11 @@ export async function prune(options: { dryRun?: boolean } = {}): Promise<PruneRe
   const { listKernels } = await import("./kernel/cache.ts");
   const { listImages } = await import("./images/store.ts");
   const { currentRecipeHash } = await import("./images/build.ts");
-  const inUse = withStore((store) => store.list()).flatMap((vm) => [vm.config.kernelPath, vm.config.rootfsPath]);
+  const { listStored } = await import("./snapshots/store.ts");
+  const { paths } = await import("./paths.ts");
+  // Snapshots and warm templates restore only with the kernel and image they were made with.
+  const saved = [...listStored(), ...listStored(paths.warmDir())].flatMap((s) => [s.manifest.kernel.path, s.manifest.image.path]);
+  const inUse = [...withStore((store) => store.list()).flatMap((vm) => [vm.config.kernelPath, vm.config.rootfsPath]), ...saved];
   const used = (dir: string) => inUse.some((path) => path !== undefined && path.startsWith(`${dir}/`));
 
   const doomed: PruneReport["removed"] = [];
