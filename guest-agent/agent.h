@@ -188,10 +188,14 @@ int init_child_exited(pid_t pid, int status);
 int init_find_agent_port(char *dev, size_t n);
 /* Sets the hostname and its 127.0.1.1 line in /etc/hosts; 0 or -1 with errno. */
 int init_set_hostname(const char *name);
-/* Configures eth0 (ADDR/PREFIX), the default route and /etc/resolv.conf; with `restart`, eth0
- * is taken down first, which drops its routes and neighbours (what a restored guest learned on
- * the network it was saved on). Any argument may be NULL. */
+/* Configures eth0 (ADDR/PREFIX), the default route and /etc/resolv.conf. With `restart` (a
+ * restored guest) what it learned on the network it was saved on goes: eth0 is taken down and
+ * configured again when its address changes, else the gateway's neighbour entry is dropped.
+ * Any argument may be NULL. */
 void init_configure_network(const char *ip, const char *gw, const char *dns, int restart);
+/* Puts a file of the agent's own over the kernel's read-only boot id, so a restore can renew it
+ * (identity.c); done after the first HELLO, off the readiness path. */
+void identity_prepare(void);
 
 /* ---- inbound byte queue (util.c) ---- */
 typedef struct inchunk inchunk_t;
@@ -222,5 +226,8 @@ int mkdir_parents(const char *dir);
 int write_all(int fd, const void *buf, size_t n);
 /* Writes data to path atomically (temp file in the same directory, fsync, rename). */
 int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode);
+/* The same without the fsync, for files the agent writes again on every boot (/etc/hosts,
+ * /etc/resolv.conf): under emulation each fsync is a journal commit of ~10 ms. */
+int write_file_volatile(const char *path, const char *data, size_t n, mode_t mode);
 
 #endif

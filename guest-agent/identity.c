@@ -24,6 +24,19 @@
 #define BOOT_ID_FILE "/run/smolvm/boot_id"
 #define UUID_LEN 36
 
+static int set_boot_id(const char *uuid);
+
+void identity_prepare(void) {
+    char id[UUID_LEN + 2] = {0};
+    int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, id, UUID_LEN + 1);
+    close(fd);
+    if (n != UUID_LEN + 1) return;
+    id[UUID_LEN] = 0;
+    if (set_boot_id(id) != 0) logmsg("cannot prepare the boot id for restores: %s", strerror(errno));
+}
+
 /* A version-4 UUID from the (just reseeded) kernel RNG; 0 or -1 with errno. */
 static int make_uuid(char out[UUID_LEN + 1]) {
     uint8_t b[16];
@@ -50,13 +63,10 @@ static int set_boot_id(const char *uuid) {
         errno = e;
         return -1;
     }
-    char seen[UUID_LEN + 2] = {0};
-    fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, seen, UUID_LEN + 1) < 0) seen[0] = 0;
-        close(fd);
-    }
-    if (strcmp(seen, line) == 0) return 0;
+    /* Mounted already (an earlier restore, or identity_prepare) when the path is our file. */
+    struct stat ours, seen;
+    if (stat(BOOT_ID_FILE, &ours) == 0 && stat(BOOT_ID_PATH, &seen) == 0 && ours.st_dev == seen.st_dev && ours.st_ino == seen.st_ino)
+        return 0;
     return mount(BOOT_ID_FILE, BOOT_ID_PATH, NULL, MS_BIND, NULL);
 }
 

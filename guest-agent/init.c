@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -123,22 +124,53 @@ static void if_down(int sock, const char *ifname) {
     if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) logmsg("cannot take %s down: %s", ifname, strerror(errno));
 }
 
+/* Whether ifname has the IPv4 address of `cidr` (ADDR/PREFIX) now. */
+static int has_address(int sock, const char *ifname, const char *cidr) {
+    char ip[64];
+    snprintf(ip, sizeof(ip), "%s", cidr);
+    char *slash = strchr(ip, '/');
+    if (slash) *slash = 0;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+    struct sockaddr_in want;
+    if (ioctl(sock, SIOCGIFADDR, &ifr) != 0 || set_addr((struct sockaddr *)&want, ip) != 0) return 0;
+    return ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr == want.sin_addr.s_addr;
+}
+
+static void forget_neighbour(int sock, const char *ifname, const char *ip) {
+    struct arpreq req;
+    memset(&req, 0, sizeof(req));
+    if (set_addr(&req.arp_pa, ip) != 0) return;
+    snprintf(req.arp_dev, sizeof(req.arp_dev), "%s", ifname);
+    if (ioctl(sock, SIOCDARP, &req) != 0 && errno != ENXIO) logmsg("cannot forget the neighbour %s: %s", ip, strerror(errno));
+}
+
 void init_configure_network(const char *ip, const char *gw, const char *dns, int restart) {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) {
         logmsg("cannot configure the network: %s", strerror(errno));
         return;
     }
-    if (ip && restart) if_down(sock, "eth0");
-    if (ip) if_config(sock, "eth0", ip);
+    int same = ip && restart && has_address(sock, "eth0", ip);
+    if (same) {
+        if (gw) forget_neighbour(sock, "eth0", gw);
+    } else {
+        if (ip && restart) if_down(sock, "eth0");
+        if (ip) if_config(sock, "eth0", ip);
+    }
     if (ip && gw) add_default_route(sock, gw);
     close(sock);
     if (dns) {
-        char text[96];
+        char text[96], now[128];
         int n = snprintf(text, sizeof(text), "nameserver %s\n", dns);
+        struct stat st;
+        if (lstat("/etc/resolv.conf", &st) == 0 && S_ISREG(st.st_mode) && read_small("/etc/resolv.conf", now, sizeof(now)) == (size_t)n &&
+            memcmp(now, text, (size_t)n) == 0)
+            return;
         /* /etc/resolv.conf may be a dangling symlink (systemd-resolved images): replace it. */
         unlink("/etc/resolv.conf");
-        if (write_file_atomic("/etc/resolv.conf", text, (size_t)n, 0644) != 0)
+        if (write_file_volatile("/etc/resolv.conf", text, (size_t)n, 0644) != 0)
             logmsg("cannot write /etc/resolv.conf: %s", strerror(errno));
     }
 }
@@ -179,7 +211,7 @@ int init_set_hostname(const char *name) {
     }
     if (found) return 0;
     o += (size_t)snprintf(out + o, sizeof(out) - o, "127.0.1.1\t%s\n", name);
-    return write_file_atomic("/etc/hosts", out, o, 0644);
+    return write_file_volatile("/etc/hosts", out, o, 0644);
 }
 
 static void setup_hostname(const char *cmdline) {
@@ -277,6 +309,7 @@ void init_after_first_hello(void) {
     static int warmed;
     if (!warmed) {
         warmed = 1;
+        identity_prepare();
         char *warm[] = {"/bin/sh", "-c", "true", NULL};
         if (access(warm[0], X_OK) == 0 && spawn_detached(warm) < 0) logmsg("cannot warm up: %s", strerror(errno));
     }

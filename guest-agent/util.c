@@ -142,7 +142,7 @@ int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode) {
+static int write_file_replacing(const char *path, const char *data, size_t n, mode_t mode, int durable) {
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.smolvm-XXXXXX", path) >= (int)sizeof(tmp)) {
         errno = ENAMETOOLONG;
@@ -150,7 +150,7 @@ int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode)
     }
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) return -1;
-    if (write_all(fd, data, n) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+    if (write_all(fd, data, n) != 0 || fchmod(fd, mode) != 0 || (durable && fsync(fd) != 0)) {
         int e = errno;
         close(fd);
         unlink(tmp);
@@ -165,6 +165,14 @@ int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode)
         return -1;
     }
     return 0;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode) {
+    return write_file_replacing(path, data, n, mode, 1);
+}
+
+int write_file_volatile(const char *path, const char *data, size_t n, mode_t mode) {
+    return write_file_replacing(path, data, n, mode, 0);
 }
 
 struct inchunk {

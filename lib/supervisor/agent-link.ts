@@ -21,15 +21,27 @@ export interface AgentLink {
 
 /**
  * Connects to the agent and completes the HELLO exchange, which the agent answers once the guest
- * is up. Rejects with a TimeoutError at `deadline`, or an AgentUnavailableError when `abort`
+ * is up. `beforeGreet` runs once the channel is open (a paused VM is resumed there: a guest that
+ * wakes with the host already connected on its virtio port never sees it go, and wastes no poll
+ * finding it back). Rejects with a TimeoutError at `deadline`, or an AgentUnavailableError when `abort`
  * fires (the VM ended first).
  */
-export async function connectAgent(vmm: Vmm, deadline: number, abort: AbortSignal): Promise<AgentLink> {
+export async function connectAgent(
+  vmm: Vmm,
+  deadline: number,
+  abort: AbortSignal,
+  options: { beforeGreet?: () => Promise<void> } = {},
+): Promise<AgentLink> {
   // A channel that cannot be opened yet (Firecracker's vsock before the guest listens) is tried
   // again until the deadline; QEMU's is there as soon as QEMU is.
   let lastError: unknown;
-  const transport = await pollUntil(() => vmm.openAgent({ timeoutMs: Math.max(1, deadline - Date.now()), signal: abort }).catch((error: unknown) => {
+  // `beforeGreet` runs once the channel is open, or once it failed to open (a vsock needs a
+  // running guest to accept).
+  let ran: Promise<void> | undefined;
+  const runOnce = () => (ran ??= options.beforeGreet?.() ?? Promise.resolve());
+  const transport = await pollUntil(() => vmm.openAgent({ timeoutMs: Math.max(1, deadline - Date.now()), signal: abort }).catch(async (error: unknown) => {
     lastError = error;
+    await runOnce();
     return undefined;
   }), {
     timeoutMs: Math.max(1, deadline - Date.now()),
@@ -45,6 +57,7 @@ export async function connectAgent(vmm: Vmm, deadline: number, abort: AbortSigna
   let handler: ((frame: Frame) => void) | undefined;
   let errorHandler: ((error: unknown) => void) | undefined;
   try {
+    await runOnce();
     const hello = await greet(transport.socket, {
       client: `smolvm-supervisor/${versionInfo().version}`,
       resync: transport.resync,

@@ -134,8 +134,7 @@ export class SandboxRuntime {
       // Connected before the agent is greeted: a HELLO answered means the network is up too.
       this.network = await SupervisedNetwork.start(this.vm, this.files, vmm.pid, { reallocateSshPort: (taken) => this.record.reallocateSshPort(taken) });
       this.vm = this.network.record;
-      await thaw(vmm, this.files, pausedNow);
-      this.link = await connectAgent(vmm, deadline, vmmEnded.signal).catch((error: unknown) => {
+      this.link = await connectAgent(vmm, deadline, vmmEnded.signal, { beforeGreet: () => thaw(vmm, this.files, pausedNow) }).catch((error: unknown) => {
         throw this.bootError(error, vmmEnded.signal.aborted);
       });
       this.serve(this.link);

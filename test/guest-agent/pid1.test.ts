@@ -115,9 +115,35 @@ describe.skipIf(missing !== undefined)("the agent as PID 1 in a microVM", () => 
       expect((await client.run("ip route")).stdout).toContain("default via 10.0.2.2");
       expect((await client.run("cat /etc/resolv.conf")).stdout).toContain("nameserver 10.0.2.3");
       expect(await client.setTime(Date.now())).toEqual({ applied: true });
-      expect((await client.reseed()).credited).toBe(true);
+      expect(await client.reseed()).toEqual({ bytes: 64, credited: true, reseeded: true });
       const guestNow = Number((await client.run("date +%s")).stdout.trim()) * 1000;
       expect(Math.abs(guestNow - Date.now())).toBeLessThan(10_000);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
+  test("identity gives the guest a new clock, CRNG key, hostname and boot id, and keeps its network", async () => {
+    const client = await AgentClient.connect(await openPort(), { timeoutMs: 30_000 });
+    try {
+      const read = async () => (await client.run("cat /proc/sys/kernel/random/boot_id; hostname; grep 127.0.1.1 /etc/hosts; head -c 16 /dev/urandom | od -An -tx1")).stdout;
+      const before = await read();
+      const first = await client.identity({ hostname: "renamed", ip: "10.0.2.15/24", gw: "10.0.2.2", dns: "10.0.2.3" });
+      expect(first.applied).toBe(true);
+      expect(first.reseeded).toBe(true);
+      expect(first.bootId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      const [bootId, name, hosts] = (await read()).split("\n");
+      expect(bootId).toBe(first.bootId!);
+      expect(bootId).not.toBe(before.split("\n")[0]);
+      expect(name).toBe("renamed");
+      expect(hosts).toBe("127.0.1.1\trenamed");
+      // A second restore of the same guest rewrites the same mount: one mount, a new id.
+      const second = await client.identity({ hostname: "pid1test", timeMs: Date.now() });
+      expect(second.bootId).not.toBe(first.bootId);
+      expect((await client.run("cat /proc/sys/kernel/random/boot_id")).stdout.trim()).toBe(second.bootId!);
+      expect((await client.run("grep -c boot_id /proc/mounts")).stdout.trim()).toBe("1");
+      expect((await client.run("ip route")).stdout).toContain("default via 10.0.2.2");
+      expect((await client.run("hostname")).stdout.trim()).toBe("pid1test");
     } finally {
       await client.close();
     }
