@@ -10,7 +10,7 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { SupervisorResult } from "../agent/supervisor-messages.ts";
 import { backendFor } from "../backends/select.ts";
-import { InvalidInputError, smolError, toSmolError } from "../errors.ts";
+import { freeBytes, InvalidInputError, smolError, toSmolError } from "../errors.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
@@ -37,6 +37,15 @@ export interface SaveOptions {
   publish?: boolean;
   /** Asks the sandbox's supervisor to stop, save into `dir` and resume (`supervisor.snapshot`). */
   ask: (dir: string) => Promise<SnapshotTaken>;
+}
+
+/**
+ * Whether the file system under `root` has (almost) no room left: QEMU reports a full disk only
+ * as a failed migration ("broken pipe" from the writer it runs), so the space itself is asked.
+ */
+function nearlyFull(root: string): boolean {
+  const free = freeBytes(root);
+  return free !== undefined && free < 16 * 2 ** 20;
 }
 
 /** `dev-20261202-031502`, shortened to fit the 63 characters of a name. */
@@ -100,7 +109,7 @@ export async function saveSnapshot(vm: SandboxRecord, options: SaveOptions): Pro
     rmSync(staging, { recursive: true, force: true });
     const error = toSmolError(thrown);
     if (error.code === "ALREADY_EXISTS") throw error;
-    const full = error.code === "HOST_DISK_FULL" || /ENOSPC|No space left/i.test(error.message);
+    const full = error.code === "HOST_DISK_FULL" || /ENOSPC|No space left/i.test(error.message) || nearlyFull(root);
     throw smolError(full ? "HOST_DISK_FULL" : error.code, `Cannot save snapshot "${name}" of sandbox "${vm.name}": ${error.message}`, {
       hint: full ? `free some space under ${root}; the sandbox runs on, and nothing of the snapshot was kept` : error.hint ?? "the sandbox runs on as it was",
       cause: thrown,
