@@ -62,6 +62,15 @@ async function identityOf(vm: SmolVM): Promise<{ random: string; hostname: strin
   return { random: random!, hostname: hostname!, bootId: bootId! };
 }
 
+/** Polls every millisecond: the guest stays stopped for a save only ~0.1 s. */
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 function stagingDirs(): string[] {
   return [paths.snapshotsDir(), paths.warmDir()].flatMap((root) => (existsSync(root) ? readdirSync(root).filter((n) => n.startsWith(".")) : []));
 }
@@ -264,14 +273,15 @@ describe("kill -9", () => {
   test("of a snapshot's caller, or of the supervisor stopped for it: the source runs on, and cleanup leaves no files", async () => {
     const vm = await SmolVM.create({ name: "hardy", image: "base", warm: false });
     await sh(vm, TICKER);
-    // The caller: killed once its staging directory exists (the guest may be stopped then).
+    // The caller: killed while the guest is stopped for its save (the supervisor's marker says so).
+    const marker = join(paths.sandboxDir(vm.id), "snapshotting.json");
     const child = spawn(process.execPath, [join(repoRoot, "main.ts"), "snapshot", "create", "hardy", "--name", "never"], { stdio: "ignore" });
-    await waitUntil(() => stagingDirs().length > 0, 30_000, "the save to begin");
+    await waitFor(() => existsSync(marker), "the guest to be stopped for the first save");
     child.kill("SIGKILL");
+    await waitUntil(() => !existsSync(marker), 30_000, "the supervisor to finish the orphaned save");
     // The supervisor: killed while the guest is stopped for a save.
     const saving = vm.snapshot({ name: "never-either" }).catch((error: Error) => error);
-    const marker = join(paths.sandboxDir(vm.id), "snapshotting.json");
-    await waitUntil(() => existsSync(marker), 30_000, "the guest to be stopped for the save");
+    await waitFor(() => existsSync(marker), "the guest to be stopped for the second save");
     process.kill(record("hardy")!.supervisorPid!, "SIGKILL");
     expect(await saving).toBeInstanceOf(Error);
 
