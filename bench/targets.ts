@@ -24,6 +24,8 @@ interface RatioDef {
 export const RATIOS: readonly RatioDef[] = [
   { id: "create/boot-floor", label: "create / boot floor", numerator: "create", denominator: ["floor.boot"] },
   { id: "create-to-first-command/boot-floor", label: "create -> first command (agent) / boot floor", numerator: "create-to-first-command.agent", denominator: ["floor.boot"] },
+  { id: "create-to-first-command-warm/boot-floor", label: "warm create -> first command / boot floor", numerator: "create-to-first-command.warm", denominator: ["floor.boot"] },
+  { id: "warm/cold-create-to-first-command", label: "create -> first command: warm / cold", numerator: "create-to-first-command.warm", denominator: ["create-to-first-command.agent"] },
   { id: "launch/boot-floor", label: "launch / boot floor", numerator: "launch", denominator: ["floor.boot"] },
   { id: "create-to-first-command-ssh/boot-floor", label: "create -> first command (SSH) / boot floor", numerator: "create-to-first-command.ssh", denominator: ["floor.boot"] },
   { id: "warm-agent/ping+fork-exec", label: "warm command (agent) / (ping + guest fork/exec)", numerator: "warm-command.agent", denominator: ["floor.ping", "floor.fork-exec"] },
@@ -180,6 +182,13 @@ export const TARGETS: readonly TargetDef[] = [
     unit: "x", comparison: ">=", limit: 0.5,
     inputs: ["net.download.tap", "floor.net.download"],
     ratio: "net-download-tap/host",
+  },
+  {
+    id: "warm-create-to-first-command",
+    label: "warm create -> first command <= 0.3 x boot floor (moonshot)",
+    unit: "x", comparison: "<=", limit: 0.3,
+    inputs: ["create-to-first-command.warm", "floor.boot"],
+    ratio: "create-to-first-command-warm/boot-floor",
   },
 ];
 

@@ -42,7 +42,17 @@ describe("targets", () => {
       "create-published": true,
       "net-download-user": true,
       "net-download-tap": true,
+      "warm-create-to-first-command": true,
     });
+  });
+
+  test("a warm create is judged against the boot floor, paired when the run has pairs", () => {
+    expect(verdicts({ ...HEALTHY, "create-to-first-command.warm": 950 * 0.31 })["warm-create-to-first-command"]).toBe(false);
+    const paired = evaluateTargets(phasesFrom(HEALTHY), [{ ratio: "create-to-first-command-warm/boot-floor", pairs: [[300, 1000], [250, 1000], [900, 1000]] }]);
+    const warm = paired.find((t) => t.id === "warm-create-to-first-command")!;
+    expect(warm.basis).toBe("paired");
+    expect(warm.value).toBe(0.3);
+    expect(warm.met).toBe(true);
   });
 
   test("a directory upload under half the raw tar floor, and a slow agent start, miss their targets", () => {
