@@ -70,8 +70,6 @@ export interface ForkOptions {
   env?: Record<string, string>;
 }
 
-/** Options a snapshot decides for itself: refused beside `fromSnapshot`. */
-const SNAPSHOT_DECIDES = ["image", "kernelPath", "rootfsPath", "vcpus", "memoryMiB", "diskSizeMiB", "bootArgs", "diskMode", "network", "backend", "accel"] as const;
 
 export interface AttachOptions {
   /** The control channel for this handle (default: the sandbox's own choice, else auto). */
@@ -208,22 +206,8 @@ export class SmolVM {
     const { onProgress, commChannel, fromSnapshot, warm, ...input } = options;
     const config = commChannel === undefined ? input : { ...input, channel: commChannel };
     if (fromSnapshot !== undefined) {
-      const given = SNAPSHOT_DECIDES.filter((key) => config[key] !== undefined);
-      if (given.length > 0) {
-        const { InvalidInputError } = await import("./errors.ts");
-        throw new InvalidInputError(`Cannot create a sandbox from snapshot "${fromSnapshot}" with ${given.join(", ")}: the snapshot decides them`, {
-          hint: "leave them out; name, env and the channel may be chosen",
-        });
-      }
-      const [{ createFromSnapshot }, { findSnapshot }] = await Promise.all([import("./snapshots/restore.ts"), import("./snapshots/store.ts")]);
-      const booted = await createFromSnapshot(findSnapshot(fromSnapshot), {
-        ...(config.name === undefined ? {} : { name: config.name }),
-        ...(config.env === undefined ? {} : { env: config.env }),
-        ...(config.channel === undefined ? {} : { channel: config.channel }),
-        ...(config.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: config.bootTimeoutMs }),
-        ...(config.allowHosts === undefined ? {} : { allowHosts: config.allowHosts }),
-        ...(config.denyHosts === undefined ? {} : { denyHosts: config.denyHosts }),
-      });
+      const { createNamedSnapshot } = await import("./snapshots/restore.ts");
+      const booted = await createNamedSnapshot(fromSnapshot, config);
       return SmolVM.made(booted, commChannel, { kind: "snapshot", name: fromSnapshot });
     }
     const { createSandboxWarm } = await import("./snapshots/warm.ts");
@@ -437,24 +421,9 @@ export class SmolVM {
    */
   async fork(options: ForkOptions = {}): Promise<SmolVM> {
     const vm = (this.record = readSandbox(this.record.id));
-    const [{ saveSnapshot }, { createFromSnapshot }, { removeStored }] = await Promise.all([
-      import("./snapshots/save.ts"), import("./snapshots/restore.ts"), import("./snapshots/store.ts"),
-    ]);
-    const stored = await saveSnapshot(vm, {
-      name: `${vm.id}-fork`,
-      publish: false,
-      ask: (dir) => this.supervisor("supervisor.snapshot", { dir }, "fork", SNAPSHOT_TIMEOUT_MS),
-    });
-    try {
-      const booted = await createFromSnapshot(stored, {
-        ...(options.name === undefined ? {} : { name: options.name }),
-        ...(options.env === undefined ? {} : { env: options.env }),
-      }, { checked: true });
-      return SmolVM.made(booted, this.commChannel, { kind: "fork", sandbox: vm.name });
-    } finally {
-      // The fork has its own copy of the disk; the snapshot was only the way there.
-      await removeStored(stored.dir).catch(() => {});
-    }
+    const { forkSandbox } = await import("./snapshots/restore.ts");
+    const booted = await forkSandbox(vm, options, (dir) => this.supervisor("supervisor.snapshot", { dir }, "fork", SNAPSHOT_TIMEOUT_MS));
+    return SmolVM.made(booted, this.commChannel, { kind: "fork", sandbox: vm.name });
   }
 
   /**

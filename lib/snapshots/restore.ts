@@ -7,13 +7,16 @@
  * one snapshot.
  */
 import { join } from "node:path";
+import type { SupervisorResult } from "../agent/supervisor-messages.ts";
 import { parseSandboxConfig, type SandboxConfig } from "../config.ts";
 import { InvalidInputError, SmolError } from "../errors.ts";
 import { checkNetwork, parsePolicy, policyLists } from "../network/index.ts";
 import { createNew, type Booted } from "../sandbox/lifecycle.ts";
+import type { SandboxRecord } from "../state/sandboxes.ts";
 import { sha256File } from "./_files.ts";
 import { restoreRefusal } from "./compat.ts";
-import type { StoredSnapshot } from "./store.ts";
+import { saveSnapshot } from "./save.ts";
+import { findSnapshot, removeStored, type StoredSnapshot } from "./store.ts";
 
 /** What a sandbox made from a snapshot may choose; the rest (image, memory, CPUs, disk, network) is the snapshot's. */
 export interface FromSnapshotInput {
@@ -82,4 +85,46 @@ export async function createFromSnapshot(stored: StoredSnapshot, input: FromSnap
     notices: [],
     restore: { dir: stored.dir, layer: join(stored.dir, disk.file), layerBytes: disk.bytes },
   });
+}
+
+/** Options a snapshot decides for itself: refused beside it. */
+const SNAPSHOT_DECIDES = ["image", "kernelPath", "rootfsPath", "vcpus", "memoryMiB", "diskSizeMiB", "bootArgs", "diskMode", "network", "backend", "accel"] as const;
+
+/** `create --from-snapshot NAME` with the create's options, of which the snapshot decides most. */
+export async function createNamedSnapshot(name: string, options: Partial<Record<(typeof SNAPSHOT_DECIDES)[number], unknown>> & FromSnapshotInput): Promise<Booted> {
+  const given = SNAPSHOT_DECIDES.filter((key) => options[key] !== undefined);
+  if (given.length > 0) {
+    throw new InvalidInputError(`Cannot create a sandbox from snapshot "${name}" with ${given.join(", ")}: the snapshot decides them`, {
+      hint: "leave them out; name, env, the channel and where it may connect (--allow-host) may be chosen",
+    });
+  }
+  return createFromSnapshot(findSnapshot(name), {
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.channel === undefined ? {} : { channel: options.channel }),
+    ...(options.bootTimeoutMs === undefined ? {} : { bootTimeoutMs: options.bootTimeoutMs }),
+    ...(options.allowHosts === undefined ? {} : { allowHosts: options.allowHosts }),
+    ...(options.denyHosts === undefined ? {} : { denyHosts: options.denyHosts }),
+  });
+}
+
+/**
+ * A fork: a snapshot left unlisted in its staging directory, one sandbox restored from it, and
+ * the snapshot removed (the fork has its own copy of the disk). `ask` is the source's
+ * `supervisor.snapshot`.
+ */
+export async function forkSandbox(
+  vm: SandboxRecord,
+  options: { name?: string; env?: Record<string, string> },
+  ask: (dir: string) => Promise<SupervisorResult<"supervisor.snapshot">>,
+): Promise<Booted> {
+  const stored = await saveSnapshot(vm, { name: `${vm.id}-fork`, publish: false, ask });
+  try {
+    return await createFromSnapshot(stored, {
+      ...(options.name === undefined ? {} : { name: options.name }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+    }, { checked: true });
+  } finally {
+    await removeStored(stored.dir).catch(() => {});
+  }
 }

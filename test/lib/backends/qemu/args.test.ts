@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  AGENT_PORT_NAME, escapeOptionValue, hostForwardRule, incomingFromFile, migrateToFileUri, qemuArgs, type QemuSpec,
+  AGENT_PORT_NAME, escapeOptionValue, hostForwardRule, incomingFromCompressedFile, incomingFromFile, migrateToFileUri, qemuArgs, type QemuSpec,
   shellQuote,
 } from "../../../../lib/backends/qemu/args.ts";
 import { SmolError } from "../../../../lib/errors.ts";
@@ -140,6 +140,8 @@ describe("qemuArgs on x86_64", () => {
     expect(values(restore, "-pidfile")).toEqual(["/vms/dev/qemu.pid"]);
     expect(restore).toContain("-S");
     expect(values(restore, "-incoming")).toEqual(["exec:cat '/s/state'"]);
+    // A stored snapshot's state streams through zstd; a quote in the path cannot end the word.
+    expect(incomingFromCompressedFile("/s/it's/vmstate.zst")).toBe(`exec:zstd -dcq '/s/it'\\''s/vmstate.zst'`);
     expect(args).not.toContain("-S");
     expect(args).not.toContain("-incoming");
   });

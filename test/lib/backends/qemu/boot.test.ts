@@ -16,6 +16,7 @@ import { QmpClient } from "../../../../lib/backends/qemu/qmp.ts";
 import type { LaunchSpec, Vmm, VmmExit } from "../../../../lib/backends/types.ts";
 import { runHostChecked, which } from "../../../../lib/host/process.ts";
 import { findKernel, kernelCmdline } from "../../../../lib/kernel/index.ts";
+import { compressFile } from "../../../../lib/snapshots/_files.ts";
 import { haveQemuImg, haveQemuX86, scratchDir } from "./_fixtures.ts";
 
 const MARKER = "smolvm-boot-marker";
@@ -240,6 +241,26 @@ boots(`real boot (${kernel.why})`, () => {
     await restored.resume();
     const line = await waitForMarker(restoredSpec.serialLogPath, Date.now() + 60_000, restored.exited, "tick ");
     expect(Number(/tick (\d+)/.exec(line)![1])).toBeGreaterThan(saved);
+
+    // As a stored snapshot keeps it: zstd-compressed, read by QEMU through zstd (on the same
+    // disk, so the first restore goes first).
+    restored.kill();
+    await restored.exited;
+    const compressed = scratchDir("compressed");
+    await compressFile(join(stateDir, "vmstate"), join(compressed, "vmstate.zst"));
+    const third = scratchDir("from-zstd");
+    const fromZstd: LaunchSpec = {
+      ...spec,
+      agentSocketPath: join(third, "agent.sock"),
+      controlSocketPath: join(third, "qmp.sock"),
+      serialLogPath: join(third, "console.log"),
+      vmmLogPath: join(third, "qemu.log"),
+    };
+    const again2 = await real.restore(fromZstd, compressed);
+    launched.add(again2);
+    await again2.resume();
+    const next = await waitForMarker(fromZstd.serialLogPath, Date.now() + 60_000, again2.exited, "tick ");
+    expect(Number(/tick (\d+)/.exec(next)![1])).toBeGreaterThan(saved);
   }, TEST_TIMEOUT_MS);
 
   test("the isolated overlay takes the guest's writes; the base image is untouched", async () => {
