@@ -41,11 +41,11 @@ function expectedOutput(example: string): string[] {
 const examples = sdkExamples();
 
 /** The main example first, then one per noun group, in the README's order. */
-const NAMES = ["main", "vm.commands", "vm.files", "vm.env", "vm.ports", "vm.network"];
+const NAMES = ["main", "vm.commands", "vm.files", "vm.env", "vm.ports", "vm.network", "vm.snapshot"];
 
-test("the README has the main SDK example and one per noun, each using its noun", () => {
+test("the README has the main SDK example and one per noun (and for snapshots), each using it", () => {
   expect(examples.length).toBe(NAMES.length);
-  NAMES.slice(1).forEach((noun, i) => expect(examples[i + 1]).toContain(`${noun}.`));
+  NAMES.slice(1).forEach((noun, i) => expect(examples[i + 1]).toMatch(new RegExp(`${noun.replace(".", "\\.")}[.(]`)));
 });
 
 test.each(examples.map((example, i) => [NAMES[i] ?? String(i), example]))(
