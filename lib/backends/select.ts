@@ -18,7 +18,7 @@ import { findVmmProgram, smolvmBinDir } from "./firecracker/locate.ts";
 import { FIRECRACKER_PROGRAM } from "./firecracker/process.ts";
 import { checkJailUsable } from "./firecracker/sandbox-jail.ts";
 import { qemuBackend } from "./qemu/backend.ts";
-import type { Backend, BackendName } from "./types.ts";
+import type { Backend, BackendName, BackendSnapshots } from "./types.ts";
 
 export interface BackendRequest {
   /** Default `auto`. */
@@ -159,4 +159,12 @@ export function firecrackerNetwork(asked: NetworkMode | undefined): NetworkMode 
 /** The implementation of a backend by name (a sandbox's recorded one). */
 export function backendFor(name: BackendName): Backend {
   return name === "firecracker" ? firecrackerBackend : qemuBackend;
+}
+
+/** The backend's snapshot support, or why there is none. */
+export function snapshotSupport(backend: Backend, action: string): BackendSnapshots {
+  if (backend.snapshots !== undefined) return backend.snapshots;
+  throw new BackendUnavailableError(`Cannot ${action}: the ${backend.name} backend cannot take or restore snapshots yet`, {
+    hint: "use the QEMU backend (--backend qemu, or SMOLVM_BACKEND=qemu) for sandboxes you snapshot",
+  });
 }

@@ -246,11 +246,17 @@ export interface Backend {
   restore(spec: LaunchSpec, dir: string, options?: { timeoutMs?: number }): Promise<Vmm>;
   /** Takes over a VMM another process launched (its `ticket`). */
   attach(ticket: VmmTicket, options?: { timeoutMs?: number }): Promise<Vmm>;
+  /** Snapshots (docs/snapshots.md); absent: this backend cannot take or restore them yet. */
+  readonly snapshots?: BackendSnapshots;
+}
+
+/** What a backend adds for snapshots, beside `Vmm.saveState` and `Backend.restore`. */
+export interface BackendSnapshots {
   /** The VMM build a guest of `arch` runs with here; `known` itself when its fingerprint still holds. */
   build(arch: GuestArch, known?: VmmBuild): Promise<VmmBuild>;
   /**
-   * For a snapshot, while the VM is stopped (after saveState): copies what the guest wrote over
-   * its image (an isolated disk) into `dir`. Keep it quick: the VM waits.
+   * While the VM is stopped (after saveState): copies what the guest wrote over its image (an
+   * isolated disk) into `dir`. Keep it quick: the VM waits.
    */
   captureDisk(disk: PreparedDisk, dir: string): Promise<void>;
   /**

@@ -18,7 +18,8 @@ export async function restoreRefusal(manifest: SnapshotManifest): Promise<string
   const arch = hostGuestArch();
   if (manifest.arch !== arch) return `it holds an ${manifest.arch} guest and this host runs ${arch} guests`;
   const backend = backendFor(manifest.backend);
-  const build = await backend.build(arch, manifest.vmm);
+  if (backend.snapshots === undefined) return `the ${backend.name} backend cannot restore snapshots yet`;
+  const build = await backend.snapshots.build(arch, manifest.vmm);
   if (build.version !== manifest.vmm.version) return `it was made by ${manifest.vmm.version}, and this host has ${build.version}`;
   if (!(await sameKernel(manifest))) return `the kernel it was made with ("${manifest.kernel.path}") is gone or was rebuilt`;
   if (!sameStamp(manifest.image)) return `its image "${manifest.image.name}" ("${manifest.image.path}") is gone or was rebuilt`;

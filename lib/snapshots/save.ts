@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { SupervisorResult } from "../agent/supervisor-messages.ts";
-import { backendFor } from "../backends/select.ts";
+import { backendFor, snapshotSupport } from "../backends/select.ts";
 import { freeBytes, InvalidInputError, smolError, toSmolError } from "../errors.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { logEvent } from "../log.ts";
@@ -73,10 +73,11 @@ export async function saveSnapshot(vm: SandboxRecord, options: SaveOptions): Pro
   const staging = makeStaging(root, name);
   try {
     // What the restore must match, before the guest is stopped: none of it needs the guest.
-    const [build, kernelHash] = await Promise.all([backend.build(arch), sha256File(vm.config.kernelPath!)]);
+    const support = snapshotSupport(backend, `snapshot sandbox "${vm.name}"`);
+    const [build, kernelHash] = await Promise.all([support.build(arch), sha256File(vm.config.kernelPath!)]);
     const taken = await options.ask(staging);
     const files: SnapshotFile[] = [];
-    const layer = await backend.packDisk(staging, vm.config.rootfsPath!);
+    const layer = await support.packDisk(staging, vm.config.rootfsPath!);
     files.push({ role: "disk", file: layer, encoding: "layer", ...(await sha256File(join(staging, layer))) });
     for (const entry of readdirSync(staging).sort()) {
       if (entry === layer) continue;

@@ -13,6 +13,7 @@
  */
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { resolve, sep } from "node:path";
+import { snapshotSupport } from "../backends/select.ts";
 import type { Backend, Vmm, VmmTicket } from "../backends/types.ts";
 import { InvalidInputError } from "../errors.ts";
 import { paths } from "../paths.ts";
@@ -64,7 +65,7 @@ export async function takeSnapshot(options: {
     await vmm.saveState(dir);
     // The disk is consistent now: the VMM flushed it when it stopped and writes nothing more.
     const disk = await backend.prepareDisk({ imagePath: vm.config.rootfsPath!, vmDir: files.dir, mode: vm.config.diskMode });
-    await backend.captureDisk(disk, dir);
+    await snapshotSupport(backend, `snapshot sandbox "${vm.name}"`).captureDisk(disk, dir);
   } finally {
     if (!paused) {
       await vmm.resume();

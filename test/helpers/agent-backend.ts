@@ -126,11 +126,13 @@ export function agentBackend(options: AgentBackendOptions = {}): Backend & { lau
       if (!pidAlive(ticket.pid)) throw new NotRunningError(`pid ${ticket.pid} is gone`);
       return new AgentVmm(ticket, exitOf(ticket.pid));
     },
-    build: async () => ({ version: "test-agent", fingerprint: "test-agent" }),
-    captureDisk: async (disk, dir) => copyFileSync(disk.path, join(dir, "disk.capture")),
-    packDisk: async (dir) => {
-      renameSync(join(dir, "disk.capture"), join(dir, "disk.layer"));
-      return "disk.layer";
+    snapshots: {
+      build: async () => ({ version: "test-agent", fingerprint: "test-agent" }),
+      captureDisk: async (disk, dir) => copyFileSync(disk.path, join(dir, "disk.capture")),
+      packDisk: async (dir) => {
+        renameSync(join(dir, "disk.capture"), join(dir, "disk.layer"));
+        return "disk.layer";
+      },
     },
   };
 }

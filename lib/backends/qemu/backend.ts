@@ -12,7 +12,7 @@ import { pollUntil, within } from "../../util/poll.ts";
 import { tailOf } from "../../util/tail.ts";
 import { type Accel, accelFor, type GuestArch, qemuBinary, qemuVersion } from "../accel.ts";
 import { firstErrorLine } from "../kvm-probe.ts";
-import type { Backend, BackendProbe, DiskRequest, LaunchSpec, PreparedDisk, Vmm, VmmBuild, VmmExit, VmmTicket } from "../types.ts";
+import type { Backend, BackendProbe, BackendSnapshots, DiskRequest, LaunchSpec, PreparedDisk, Vmm, VmmBuild, VmmExit, VmmTicket } from "../types.ts";
 import { incomingFromCompressedFile, incomingFromFile, type QemuSpec } from "./args.ts";
 import { captureQemuDisk, packQemuDisk, prepareQemuDisk } from "./disk.ts";
 import { launchQemu } from "./process.ts";
@@ -94,21 +94,17 @@ export class QemuBackend implements Backend {
     return new QemuVmm(ticket, qmp, exitOfAttached(ticket.pid, qmp));
   }
 
-  async build(arch: GuestArch, known?: VmmBuild): Promise<VmmBuild> {
-    const binary = qemuBinary(arch);
-    const stats = statSync(binary);
-    const fingerprint = `${binary}:${stats.size}:${Math.round(stats.mtimeMs)}`;
-    if (known?.fingerprint === fingerprint) return known;
-    return { version: (await qemuVersion(binary)).text, fingerprint };
-  }
-
-  captureDisk(disk: PreparedDisk, dir: string): Promise<void> {
-    return captureQemuDisk(disk, dir);
-  }
-
-  packDisk(dir: string, imagePath: string): Promise<string> {
-    return packQemuDisk(dir, imagePath);
-  }
+  readonly snapshots: BackendSnapshots = {
+    async build(arch: GuestArch, known?: VmmBuild): Promise<VmmBuild> {
+      const binary = qemuBinary(arch);
+      const stats = statSync(binary);
+      const fingerprint = `${binary}:${stats.size}:${Math.round(stats.mtimeMs)}`;
+      if (known?.fingerprint === fingerprint) return known;
+      return { version: (await qemuVersion(binary)).text, fingerprint };
+    },
+    captureDisk: captureQemuDisk,
+    packDisk: packQemuDisk,
+  };
 
   private async start(spec: LaunchSpec, restoreFrom: { incoming: string } | undefined, options: { timeoutMs?: number }): Promise<Vmm> {
     const chosen = spec.accel === undefined
