@@ -1,19 +1,11 @@
 /** Coding agents in a sandbox: `smolvm claude|codex|pi|openclaw|hermes start|attach|sync`. */
-import { Argument, InvalidArgumentError, type Command } from "@commander-js/extra-typings";
+import { Argument, type Command } from "@commander-js/extra-typings";
 import { PRESETS, type SmolVM, type StartedAgent } from "../lib/index.ts";
 import { action } from "./action.ts";
-import { commChannelFrom, commChannelOption, integer } from "./options.ts";
+import { commChannelFrom, commChannelOption, diskSize, integer } from "./options.ts";
 import { progressReporter } from "./progress.ts";
 import { isTerminal, printErr } from "./stdio.ts";
 import { attachTerminal, DETACH_KEY_NAME } from "./terminal.ts";
-
-/** `8G`, `8192M` or a bare number of GiB, in MiB. */
-export function diskSize(value: string): number {
-  const match = /^(\d+)\s*([MmGg]i?[Bb]?)?$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError(`--disk-size takes a size such as 8G or 4096M, got "${value}".`);
-  const n = Number(match[1]);
-  return match[2]?.toLowerCase().startsWith("m") ? n : n * 1024;
-}
 
 /** `--workdir DIR`, `--no-workdir` (commander gives false; its typing does not say so), or the default. */
 function workdirOption(value: unknown): string | null | undefined {

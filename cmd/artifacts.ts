@@ -1,7 +1,7 @@
 /** Guest kernels and root images: `smolvm kernel ...`, `smolvm image ...`. */
 import { Argument, Option, type Command } from "@commander-js/extra-typings";
 import { action } from "./action.ts";
-import { integer } from "./options.ts";
+import { diskSize, integer } from "./options.ts";
 import { Progress, table } from "./output.ts";
 
 const ARCH_OPTION = () => new Option("--arch <arch>", "guest architecture (default: this host's)").choices(["x86_64", "aarch64"] as const);
@@ -114,6 +114,7 @@ export function registerArtifacts(program: Command): void {
     .addArgument(new Argument("<name>", "image name"))
     .option("--cpus <n>", "virtual CPUs of the sandboxes it is for", integer("--cpus"))
     .option("--memory <mib>", "memory in MiB of the sandboxes it is for", integer("--memory"))
+    .option("--disk-size <size>", "root disk size of the sandboxes it is for, e.g. 8G (a coding agent's: `image warm claude --memory 2048 --disk-size 8G`)", diskSize)
     .option("--remove", "remove the image's warm template instead")
     .option("--json", "print JSON")
     .action(
@@ -128,6 +129,7 @@ export function registerArtifacts(program: Command): void {
         const info = await warmImage(name, {
           ...(options.cpus === undefined ? {} : { vcpus: options.cpus }),
           ...(options.memory === undefined ? {} : { memoryMiB: options.memory }),
+          ...(options.diskSize === undefined ? {} : { diskSizeMiB: options.diskSize }),
           onProgress: (p) => progress.update(p.message, p.fraction),
         }).finally(() => progress.done());
         out.result(info, () => `warm template of ${name}: ${info.vcpus} CPU, ${info.memoryMiB} MiB, ${(info.bytes / 2 ** 20).toFixed(1)} MiB stored`);

@@ -9,6 +9,14 @@ export function integer(name: string): (value: string) => number {
   };
 }
 
+/** `8G`, `8192M` or a bare number of GiB, in MiB. */
+export function diskSize(value: string): number {
+  const match = /^(\d+)\s*([MmGg]i?[Bb]?)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`--disk-size takes a size such as 8G or 4096M, got "${value}".`);
+  const n = Number(match[1]);
+  return match[2]?.toLowerCase().startsWith("m") ? n : n * 1024;
+}
+
 /** `--env K=V`, repeatable. */
 export function envPair(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const at = value.indexOf("=");

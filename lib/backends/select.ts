@@ -165,6 +165,6 @@ export function backendFor(name: BackendName): Backend {
 export function snapshotSupport(backend: Backend, action: string): BackendSnapshots {
   if (backend.snapshots !== undefined) return backend.snapshots;
   throw new BackendUnavailableError(`Cannot ${action}: the ${backend.name} backend cannot take or restore snapshots yet`, {
-    hint: "use the QEMU backend (--backend qemu, or SMOLVM_BACKEND=qemu) for sandboxes you snapshot",
+    hint: "use the QEMU backend for sandboxes you snapshot (SMOLVM_BACKEND=qemu, or backend: \"qemu\" in the SDK)",
   });
 }

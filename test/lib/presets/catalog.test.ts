@@ -9,7 +9,7 @@ import { collectCredentials, pickJsonFields } from "../../../lib/presets/credent
 import { installScript } from "../../../lib/presets/install.ts";
 import { attachCommand } from "../../../lib/presets/start.ts";
 import { COMMAND_GROUPS } from "../../../cmd/registry.ts";
-import { diskSize } from "../../../cmd/agents.ts";
+import { diskSize } from "../../../cmd/options.ts";
 
 describe("preset catalog", () => {
   test("every preset with an image names a Debian recipe with an npm layer, which the release builds", () => {
