@@ -69,7 +69,7 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   expect(report.targets.map((t) => t.id)).toEqual([
     "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "cli-help", "stop-delete", "upload-vs-channel",
     "dir-upload-vs-channel", "preset-start", "download-vs-channel", "image-pull", "create-published",
-    "net-download-user", "net-download-tap",
+    "net-download-user", "net-download-tap", "warm-create-to-first-command",
   ]);
   for (const target of report.targets) {
     if (target.id === "warm-command-vs-ssh") expect(target.met).toBeNull();
@@ -81,20 +81,23 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   const pairs = Object.fromEntries(report.pairs.map((p) => [p.ratio, p.pairs.length]));
   expect(pairs).toMatchObject({
     "create-to-first-command/boot-floor": 2, "upload-agent/channel": 3, "download-agent/channel": 3, "dir-upload/channel": 3,
-    "image-pull/curl+zstd": report.options.floorRuns, "create-published/create-local": 1,
+    "image-pull/curl+zstd": report.options.floorRuns, "create-published/create-local": 1, "create-to-first-command-warm/boot-floor": 3,
   });
   // The network phases (root only, as this suite runs): each guest download beside a host one, each create beside one without a network.
   if (process.getuid?.() === 0) {
     expect(pairs).toMatchObject({ "net-download-user/host": 5, "net-download-tap/host": 5, "net-create-user/none": 3, "net-create-tap/none": 3 });
   }
   expect(report.targets.find((t) => t.id === "create-to-first-command")?.basis).toBe("paired");
+  expect(report.targets.find((t) => t.id === "warm-create-to-first-command")?.basis).toBe("paired");
 
   const svg = readFileSync(plot, "utf8");
   expect(xmlProblems(svg)).toEqual([]);
   expect(svg).toContain('data-phase="floor.boot"');
   expect(svg).toContain('data-phase="warm-command.agent"');
 
-  // Everything the run created is gone.
+  // Everything the run created is gone: sandboxes, snapshots, the warm template it made.
   expect(envelope(await runCli(["list", "--all", "--json"])).data).toEqual([]);
+  expect(envelope(await runCli(["snapshot", "list", "--json"])).data).toEqual([]);
+  for (const dir of [paths.snapshotsDir(), paths.warmDir()]) expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
   expect(existsSync(paths.sandboxesDir()) ? readdirSync(paths.sandboxesDir()) : []).toEqual([]);
 }, RUN_TIMEOUT_MS);
