@@ -14,6 +14,7 @@ import { templateFits } from "../../../lib/snapshots/compat.ts";
 import { manifestSchema, readManifest, writeManifest, type SnapshotManifest } from "../../../lib/snapshots/manifest.ts";
 import { verifySnapshot } from "../../../lib/snapshots/restore.ts";
 import { defaultSnapshotName } from "../../../lib/snapshots/save.ts";
+import { templateDir, warmFromEnv } from "../../../lib/snapshots/warm.ts";
 import { findSnapshot, listStored, makeStaging, parseSnapshotName, publish, removeSnapshot, strayStaging } from "../../../lib/snapshots/store.ts";
 
 const { name: _name, env: _env, ...baseConfig } = parseSandboxConfig({ image: "base", kernelPath: "/k/vmlinux", rootfsPath: "/i/rootfs.ext4" });
@@ -153,6 +154,19 @@ describe("files", () => {
     writeFileSync(file, "three");
     expect(sameStamp(stamp)).toBe(false);
     expect(sameStamp({ ...stamp, path: `${file}-gone` })).toBe(false);
+  });
+});
+
+describe("SMOLVM_WARM", () => {
+  test("1 or true asks for warm creates (and templates made on first use), 0 or false for boots, anything else leaves it to the templates there are", () => {
+    expect([warmFromEnv({ SMOLVM_WARM: "1" }), warmFromEnv({ SMOLVM_WARM: "true" })]).toEqual([true, true]);
+    expect([warmFromEnv({ SMOLVM_WARM: "0" }), warmFromEnv({ SMOLVM_WARM: "false" })]).toEqual([false, false]);
+    expect([warmFromEnv({}), warmFromEnv({ SMOLVM_WARM: "" }), warmFromEnv({ SMOLVM_WARM: "yes please" })]).toEqual([undefined, undefined, undefined]);
+  });
+
+  test("a template is found by image name only; a name that could be a path is refused", () => {
+    expect(templateDir("debian")).toBe(join(paths.warmDir(), "debian"));
+    for (const bad of ["../etc", "a/b", "", ".hidden"]) expect(() => templateDir(bad)).toThrow(/Invalid image name/);
   });
 });
 
