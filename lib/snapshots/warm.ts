@@ -100,7 +100,9 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
     }
   }
   if (template.state === "stale") logEvent("info", `warm template of image "${requested.image}" is stale; booting instead`, { why: template.why });
-  return cold(warm === true && template.state !== "other");
+  // A create with its own kernel or root file system is no template for the image.
+  const own = requested.kernelPath !== undefined || requested.rootfsPath !== undefined;
+  return cold(warm === true && template.state !== "other" && !own);
 }
 
 /** Takes a fresh sandbox's snapshot as its image's template; a failure is logged, never thrown. */
