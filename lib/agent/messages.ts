@@ -208,7 +208,7 @@ export const EnvResult = z.lazy(() => z.object({ vars: z.record(z.string(), z.st
 export const PingResult = z.lazy(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));
 export const SetTimeResult = z.lazy(() => z.object({ applied: z.boolean() }));
 export const ReseedResult = z.lazy(() => z.object({ bytes: nonNegInt, credited: z.boolean(), reseeded: z.optional(z.boolean()) }));
-/** `applied` is false in a test-mode agent; `bootId` is empty when the agent could not set one. */
-export const IdentityResult = z.lazy(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string()), reseeded: z.optional(z.boolean()) }));
+/** `applied` is false in a test-mode agent; `bootId` (a UUID, 64 characters at most from any guest) is empty when the agent could not set one. */
+export const IdentityResult = z.lazy(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string().check(z.maxLength(64))), reseeded: z.optional(z.boolean()) }));
 export const EmptyResult = z.lazy(() => z.object({}));
 export const ShutdownResult = z.lazy(() => z.object({ synced: z.optional(z.boolean()) }));

@@ -55,10 +55,18 @@ export async function launchVmm(vm: SandboxRecord, files: SandboxFiles, backend:
 }
 
 /**
- * Starts the VMM for `vm` from a snapshot: its disk from the snapshot's layer, its machine from
- * the state in `from.dir`, its network its own (prepared as for a launch). Resolves with the VM
- * paused and the restore marker written, so the supervisor that takes it over gives the guest its
- * own identity before it runs anything else.
+ * Says that the VM of this sandbox is being restored from `from`: the supervisor that takes it
+ * over waits for it (never boots one of its own) and gives the guest its own identity before it
+ * runs anything else. Written before the supervisor starts.
+ */
+export function writeRestoreMarker(files: SandboxFiles, from: { dir: string }): void {
+  writeFileSync(files.restoreMarker, `${JSON.stringify({ from: from.dir, at: Date.now() })}\n`, { mode: 0o600 });
+}
+
+/**
+ * Starts the VMM for `vm` from a snapshot (its restore marker written already): its disk from the
+ * snapshot's layer, its machine from the state in `from.dir`, its network its own (prepared as
+ * for a launch). Resolves with the VM paused.
  */
 export async function restoreVmm(
   vm: SandboxRecord,
@@ -66,7 +74,6 @@ export async function restoreVmm(
   from: { dir: string; layer: string },
   backend: Backend = backendFor(vm.backend ?? "qemu"),
 ): Promise<Vmm> {
-  writeFileSync(files.restoreMarker, `${JSON.stringify({ from: from.dir, at: Date.now() })}\n`, { mode: 0o600 });
   return startVmm(vm, files, backend, from.layer, (spec) => backend.restore(spec, from.dir));
 }
 

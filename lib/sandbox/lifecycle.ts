@@ -22,7 +22,7 @@ import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { prepareArtifacts, type Artifacts, type PrepareProgress } from "./artifacts.ts";
 import { sshEndpointWhenReady } from "./connection.ts";
-import { launchVmm, restoreVmm } from "./launch.ts";
+import { launchVmm, restoreVmm, writeRestoreMarker } from "./launch.ts";
 import { sandboxFiles } from "./layout.ts";
 import { assertMay, isLive, readSandbox } from "./status.ts";
 import { spawnSupervisor } from "./spawn.ts";
@@ -220,13 +220,14 @@ async function bootSandbox(vm: SandboxRecord, purpose: LaunchPurpose, restore?: 
         // supervisor process starts, which takes a few hundred milliseconds of its own.
         await (await launchVmm(vm, files)).release();
       } else {
-        // A restore takes about as long as a supervisor's start: both at once. The supervisor
-        // waits for the ticket (the restore marker tells it one is coming); if this fails, the
-        // caller's removal of the sandbox ends it with the rest.
-        const restoring = restoreVmm(vm, files, restore);
+        // A restore takes about as long as a supervisor's start: both at once. The marker first
+        // (the supervisor waits for the ticket, never boots a VM of its own), the supervisor at
+        // once after it, so a creator killed from here on leaves one that undoes the create; if
+        // this fails, the caller's removal of the sandbox ends it with the rest.
+        writeRestoreMarker(files, restore);
         supervisorStarted = spawnSupervisor(vm.id);
         supervisorStarted.catch(() => {});
-        await (await restoring).release();
+        await (await restoreVmm(vm, files, restore)).release();
       }
     } catch (thrown) {
       throw launchFailure(vm, thrown);

@@ -1,0 +1,58 @@
+/**
+ * `bun _snapshot-full-disk.ts`, run by snapshot.test.ts inside `unshare -m` (a mount namespace of
+ * its own): mounts a 4 MiB tmpfs over the home's snapshot directory (a guest's state alone is
+ * several times that), makes a sandbox (its supervisor and QEMU live in the namespace too, so
+ * they see the small file system), and tries to snapshot it, printing one JSON line with each
+ * step's exit status and output and what the snapshot directory held after. The tmpfs goes with
+ * the namespace.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { paths } from "../../lib/paths.ts";
+
+const dir = paths.snapshotsDir();
+mkdirSync(dir, { recursive: true });
+const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { encoding: "utf8" });
+if (mounted.status !== 0) {
+  console.log(JSON.stringify({ error: `mount failed: ${mounted.stderr}` }));
+  process.exit(0);
+}
+const main = join(import.meta.dirname, "..", "..", "main.ts");
+
+interface Step {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function smolvm(...args: string[]): Promise<Step> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [main, ...args], { env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const steps: Record<string, Step> = {};
+let left: string[] = [];
+try {
+  steps.create = await smolvm("create", "--name", "full", "--image", "base", "--no-warm", "--json");
+  steps.snapshot = await smolvm("snapshot", "create", "full", "--name", "toobig", "--json");
+  left = readdirSync(dir);
+  steps.list = await smolvm("list", "--json");
+  steps.after = await smolvm("exec", "full", "--", "echo", "still");
+  steps.delete = await smolvm("delete", "--force", "full");
+} finally {
+  // Whatever happened, nothing of it may outlive the namespace's tmpfs.
+  await smolvm("cleanup", "full");
+  spawnSync("umount", ["-l", dir]);
+}
+console.log(JSON.stringify({ steps, left }));
