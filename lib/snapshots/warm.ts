@@ -91,6 +91,7 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
         allowHosts: config.allowHosts,
         denyHosts: config.denyHosts,
       }, { checked: true });
+      if (resolved.notice !== undefined) booted.notices.push(resolved.notice);
       return { ...booted, from: { kind: "warm", image: requested.image } };
     } catch (error) {
       // A damaged template is no reason to fail a create: boot, and make a new one if warm.
