@@ -184,6 +184,24 @@ describe.skipIf(why !== undefined)("sandbox networks from the CLI", () => {
     expect((await guest("net-tap", ["curl", "-s", "-m", "5", "http://internet.test/"])).stdout).toBe("internet\n");
   });
 
+  test("a fork has a network of its own in its source's mode: its own address, its source's policy, no door into the host", async () => {
+    for (const [mode, gateway] of [["user", "10.0.2.2"], ["tap", "172.16.0.1"]] as const) {
+      const [source, name] = [`net-${mode}`, `fork-${mode}`];
+      await ok(["fork", source, "--name", name]);
+      const [was, info] = [await ok(["info", source]), await ok(["info", name])];
+      expect(info).toMatchObject({ network: mode, allowHosts: was.allowHosts, denyHosts: was.denyHosts });
+      if (mode === "tap") expect(info.guestIp).not.toBe(was.guestIp);
+      expect((await guest(name, ["ip", "-4", "-o", "addr", "show", "eth0"])).stdout).toContain(`${info.guestIp}/24`);
+      // The source's policy (internet.test allowed, the rest of the internet denied) on a network of its own.
+      expect((await guest(name, ["curl", "-s", "-m", "5", "http://internet.test/"])).stdout).toBe("internet\n");
+      expect((await guest(name, ["curl", "-s", "-m", "5", "http://other.test/"])).code).toBe(6);
+      expect(await connected(name, [`${gateway}:${LAB.hostAnyPort}`, `${LAB.hostPublic}:${LAB.hostAnyPort}`, `${LAB.metadata}:80`])).toEqual([]);
+      expect((await guest(source, ["curl", "-s", "-m", "5", "http://internet.test/"])).stdout).toBe("internet\n");
+      await ok(["delete", "--force", name]);
+      expect(leftovers(info.id)).toEqual([]);
+    }
+  });
+
   test("--network none: no interface but loopback; commands, SSH and forwards still work; no policy to change", async () => {
     const info = await ok(["create", "--name", "net-none", "--image", "debian", "--network", "none"]);
     expect(info).toMatchObject({ network: "none", guestIp: null });
