@@ -8,6 +8,7 @@
  */
 import { accelFor } from "../backends/accel.ts";
 import { backendFor } from "../backends/select.ts";
+import type { BackendName } from "../backends/types.ts";
 import type { SandboxConfig } from "../config.ts";
 import { hostGuestArch } from "../kernel/arch.ts";
 import { sameStamp, sha256File } from "./_files.ts";
@@ -39,12 +40,12 @@ async function sameKernel(manifest: SnapshotManifest): Promise<boolean> {
 
 /**
  * Whether a warm template is the sandbox `config` asks for (its kernel and image resolved
- * already): same kernel and image files, memory, vCPUs, disk size, boot arguments, network and
- * disk mode. Anything else boots cold.
+ * already), on the backend the create chose: same kernel and image files, memory, vCPUs, disk
+ * size, boot arguments, network and disk mode. Anything else boots cold.
  */
-export function templateFits(manifest: SnapshotManifest, config: SandboxConfig): boolean {
+export function templateFits(manifest: SnapshotManifest, config: SandboxConfig, backend: BackendName): boolean {
   const t = manifest.config;
-  return manifest.kind === "template" &&
+  return manifest.kind === "template" && manifest.backend === backend &&
     manifest.kernel.path === config.kernelPath && manifest.image.path === config.rootfsPath &&
     t.memoryMiB === config.memoryMiB && t.vcpus === config.vcpus && t.diskSizeMiB === config.diskSizeMiB &&
     t.bootArgs === config.bootArgs && t.network === config.network && t.diskMode === config.diskMode &&

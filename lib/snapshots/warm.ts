@@ -6,17 +6,17 @@
  * template before it is handed over.
  *
  * A template is used whenever it fits the create (same kernel and image files, memory, vCPUs,
- * disk size, boot arguments, network, disk mode; the same VMM build and accelerator), and any
- * create it does not fit boots cold, silently. One whose kernel, image or VMM moved on is
+ * disk size, boot arguments, network, disk mode; the backend the create chose, the same VMM
+ * build and accelerator), and any create it does not fit boots cold, silently. One whose kernel, image or VMM moved on is
  * stale: a warm create replaces it; one made for another size is left alone.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseSandboxConfig, type SandboxConfig, type SandboxConfigInput } from "../config.ts";
+import { parseSandboxConfig, type SandboxConfigInput } from "../config.ts";
 import { InvalidInputError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
-import { createNew, createSandbox, deleteSandbox, resolveCreate, type Booted, type CreateProgressOptions } from "../sandbox/lifecycle.ts";
+import { createNew, createSandbox, deleteSandbox, resolveCreate, type Booted, type CreateProgressOptions, type ResolvedCreate } from "../sandbox/lifecycle.ts";
 import { randomHex } from "../util/random.ts";
 import { restoreRefusal, templateFits } from "./compat.ts";
 import { MANIFEST_FILE, readManifest } from "./manifest.ts";
@@ -48,7 +48,7 @@ export function templateDir(image: string): string {
 
 type TemplateState = { state: "none" } | { state: "stale"; why: string } | { state: "other" } | { state: "fits"; stored: StoredSnapshot };
 
-async function templateFor(config: SandboxConfig): Promise<TemplateState> {
+async function templateFor({ config, backend }: ResolvedCreate): Promise<TemplateState> {
   const dir = templateDir(config.image);
   if (!existsSync(join(dir, MANIFEST_FILE))) return { state: "none" };
   let stored: StoredSnapshot;
@@ -59,7 +59,7 @@ async function templateFor(config: SandboxConfig): Promise<TemplateState> {
   }
   const refused = await restoreRefusal(stored.manifest);
   if (refused !== undefined) return { state: "stale", why: refused };
-  return templateFits(stored.manifest, config) ? { state: "fits", stored } : { state: "other" };
+  return templateFits(stored.manifest, config, backend.name) ? { state: "fits", stored } : { state: "other" };
 }
 
 export interface WarmCreateOptions extends CreateProgressOptions {
@@ -79,7 +79,7 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
     ...(make ? { afterBoot: (booted: Booted) => makeTemplateFrom(booted) } : {}),
   }));
   const { config } = resolved;
-  const template = await templateFor(config);
+  const template = await templateFor(resolved);
   if (template.state === "fits") {
     try {
       // The template's guest, this create's name, env, channel and network policy.
@@ -91,7 +91,7 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
         allowHosts: config.allowHosts,
         denyHosts: config.denyHosts,
       }, { checked: true });
-      if (resolved.notice !== undefined) booted.notices.push(resolved.notice);
+      booted.notices.push(...resolved.notices);
       return { ...booted, from: { kind: "warm", image: requested.image } };
     } catch (error) {
       // A damaged template is no reason to fail a create: boot, and make a new one if warm.

@@ -175,13 +175,14 @@ describe("a warm template fits a create", () => {
   const asked = parseSandboxConfig({ image: "base", kernelPath: "/k/vmlinux", rootfsPath: "/i/rootfs.ext4", name: "any", env: { A: "1" } });
 
   test("of the same kernel, image and shape, whatever its name and env", () => {
-    expect(templateFits(template, asked)).toBe(true);
+    expect(templateFits(template, asked, "qemu")).toBe(true);
   });
 
-  test("not of another memory size, vCPU count, kernel, image, disk size, network or boot arguments; and never a plain snapshot", () => {
+  test("not of another memory size, vCPU count, kernel, image, disk size, network or boot arguments, nor on another backend; and never a plain snapshot", () => {
     for (const change of [{ memoryMiB: 1024 }, { vcpus: 2 }, { kernelPath: "/k2/vmlinux" }, { rootfsPath: "/i2/rootfs.ext4" }, { diskSizeMiB: 4096 }, { network: "none" as const }, { bootArgs: "quiet" }]) {
-      expect(templateFits(template, { ...asked, ...change })).toBe(false);
+      expect(templateFits(template, { ...asked, ...change }, "qemu")).toBe(false);
     }
-    expect(templateFits({ ...template, kind: "snapshot" }, asked)).toBe(false);
+    expect(templateFits(template, asked, "firecracker")).toBe(false);
+    expect(templateFits({ ...template, kind: "snapshot" }, asked, "qemu")).toBe(false);
   });
 });
