@@ -9,7 +9,7 @@
  * asks for (it is replaced in this process only; everything else runs for real).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -183,6 +183,23 @@ describe("a Firecracker sandbox on the stand-in VMM", () => {
       const result = await runCli(["start", "fc-switch", "--backend", "qemu"]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('Cannot start sandbox "fc-switch" on the qemu backend: it was created on firecracker');
+    } finally {
+      await vm.delete();
+    }
+  });
+
+  test("a snapshot or a fork of it is refused (smolvm's snapshots are QEMU's so far): the guest runs on, nothing is left", async () => {
+    const vm = await SmolVM.create({ ...FIRECRACKER(), name: "fc-snap" });
+    try {
+      const refused = await vm.snapshot({ name: "fc-snap-1" }).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: "BACKEND_UNAVAILABLE", message: expect.stringContaining("the firecracker backend cannot take or restore snapshots yet") });
+      const fork = await runCli(["fork", "fc-snap", "--name", "fc-twin", "--json"]);
+      expect(fork.code).not.toBe(0);
+      expect(envelope(fork).error.code).toBe("BACKEND_UNAVAILABLE");
+      expect((await vm.info()).status).toBe("running");
+      expect((await vm.commands.run(["echo", "on"])).stdout).toBe("on\n");
+      expect(existsSync(paths.snapshotsDir()) ? readdirSync(paths.snapshotsDir()) : []).toEqual([]);
+      expect(envelope(await runCli(["list", "--all", "--json"])).data.map((row: { name: string }) => row.name)).not.toContain("fc-twin");
     } finally {
       await vm.delete();
     }
