@@ -5,7 +5,7 @@
  * (its directory, its row, its VMM process, the VMM's ticket, its supervisor, its readiness): the
  * create is frozen with SIGSTOP the moment the phase shows, then killed. Nothing in smolvm is told.
  */
-import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -106,7 +106,32 @@ async function cleanupLeavesNothing(watch: ReturnType<typeof watcher>): Promise<
   expect(leftovers(watch.ids, watch.ports)).toEqual({ processes: [], ports: [], dirs: [], rows: [] });
 }
 
+/**
+ * Freezes the create, looks, and kills it. "answered" when it had its answer first (it removes
+ * its launcher record once it has it, so a running row without one is a sandbox someone made),
+ * "finished" when it had exited already, else "abandoned".
+ */
+async function killCreate(create: ChildProcess, watch: ReturnType<typeof watcher>): Promise<"finished" | "answered" | "abandoned"> {
+  create.kill("SIGSTOP");
+  const { row } = watch.look();
+  const answered = row?.status === "running" && !existsSync(launcherFile(sandboxFiles(row.id)));
+  if (!(await kill(create))) return "finished";
+  return answered ? "answered" : "abandoned";
+}
+
+/** A sandbox someone made is listed running, and delete --force leaves nothing of it. */
+async function deleteLeavesNothing(watch: ReturnType<typeof watcher>): Promise<void> {
+  expect(envelope(await runCli(["list", "--json"])).data.map((vm: { status: string }) => vm.status)).toEqual(["running"]);
+  expect((await runCli(["delete", "--all", "--force"])).code).toBe(0);
+  expect(leftovers(watch.ids, watch.ports)).toEqual({ processes: [], ports: [], dirs: [], rows: [] });
+}
+
 describe("kill -9 of create, then cleanup", () => {
+  // One test's leftovers must not fail the next.
+  afterEach(async () => {
+    await runCli(["delete", "--all", "--force"]);
+  });
+
   test("at delays from 0 to 1.2 s after it starts", async () => {
     for (const delayMs of [0, 100, 200, 300, 450, 600, 800, 1_000, 1_200]) {
       const watch = watcher();
@@ -116,10 +141,9 @@ describe("kill -9 of create, then cleanup", () => {
         watch.look();
         await Bun.sleep(5);
       }
-      watch.look();
-      if (!(await kill(create))) {
-        // Finished before its killer came (a fast host): a sandbox someone made, not an abandoned one.
-        expect((await runCli(["delete", "--all", "--force"])).code).toBe(0);
+      const outcome = await killCreate(create, watch);
+      if (outcome !== "abandoned") {
+        await deleteLeavesNothing(watch);
         continue;
       }
       watch.look();
@@ -144,15 +168,13 @@ describe("kill -9 of create, then cleanup", () => {
         if (Date.now() > deadline) throw new Error(`the create never reached "${phase}"`);
         await Bun.sleep(2);
       }
-      create.kill("SIGSTOP");
-      // A create frozen after it had its answer (it removes its launcher record then) made a
-      // sandbox someone has: on a loaded host the poll above can see "ready" that late.
-      const answered = phase === "it is ready" && !existsSync(launcherFile(sandboxFiles(watch.look().row!.id)));
-      expect(await kill(create)).toBe(true);
-      if (answered) {
-        expect(envelope(await runCli(["list", "--json"])).data.map((vm: { status: string }) => vm.status)).toEqual(["running"]);
-        expect((await runCli(["delete", "--all", "--force"])).code).toBe(0);
-        expect(leftovers(watch.ids, watch.ports)).toEqual({ processes: [], ports: [], dirs: [], rows: [] });
+      const outcome = await killCreate(create, watch);
+      expect(outcome).not.toBe("finished");
+      if (outcome === "answered") {
+        // Only "ready" can be seen that late: on a loaded host the poll above saw it after the
+        // create had its answer.
+        expect(phase).toBe("it is ready");
+        await deleteLeavesNothing(watch);
         return;
       }
       if (phase === "its VMM process exists") {
