@@ -4,6 +4,7 @@
 import { createConnection, type Socket } from "node:net";
 import { BackendUnavailableError, smolError, type ErrorCode } from "../../errors.ts";
 import type { QmpGreeting } from "./qmp.ts";
+import { printable } from "../../util/printable.ts";
 
 export function openSocket(path: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -51,7 +52,8 @@ export function readGreeting(
         resolve({ greeting: parsed.QMP, rest: buffer.slice(newline + 1) });
       } catch {
         socket.destroy();
-        reject(new BackendUnavailableError(`Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP`, { details: { socketPath } }));
+        // What it said instead is kept: the one clue to what answered on QEMU's monitor socket.
+        reject(new BackendUnavailableError(`Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP (it said: ${JSON.stringify(printable(buffer.slice(0, newline), 200))})`, { details: { socketPath } }));
       }
     };
     const onClose = () => fail("NOT_RUNNING", "QEMU hung up before greeting");
