@@ -42,7 +42,7 @@ describe("AgentClient", () => {
   test("a test-mode agent never touches the host clock or entropy accounting", async () => {
     const client = await agent.connect();
     expect(await client.setTime(Date.now())).toEqual({ applied: false });
-    expect(await client.reseed(new Uint8Array(32).fill(7))).toEqual({ bytes: 32, credited: false });
+    expect(await client.reseed(new Uint8Array(32).fill(7))).toEqual({ bytes: 32, credited: false, reseeded: false });
     await client.sync();
     await client.close();
   });
