@@ -18,7 +18,7 @@ import { paths } from "../paths.ts";
 import { persistedChannel } from "../channels/policy.ts";
 import { generateId } from "../state/allocate.ts";
 import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
-import { pollUntil, within } from "../util/poll.ts";
+import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { prepareArtifacts, type Artifacts, type PrepareProgress } from "./artifacts.ts";
 import { sshEndpointWhenReady } from "./connection.ts";
@@ -314,11 +314,6 @@ export async function stopSandbox(idOrName: string, options: { timeoutMs?: numbe
         }
       }
       await session.close();
-    }
-    // The supervisor hangs up a moment before its process is gone: `stop` returns once nothing
-    // of the sandbox runs, ending from here whatever has not gone by itself.
-    if (recorded) {
-      recorded = await pollUntil(() => sandboxProcesses(vm.id).length === 0, { timeoutMs: 3_000, intervalMs: 5, what: "the sandbox's processes to end" }).then(() => true, () => false);
     }
   }
   // A guest that ignored the shutdown, or a supervisor that died or hung: end them.
