@@ -16,7 +16,7 @@ import { sandboxFiles } from "../../lib/sandbox/layout.ts";
 import { sandboxProcesses } from "../../lib/sandbox/processes.ts";
 import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
-import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
+import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 
 setDefaultTimeout(300_000);
 
@@ -200,7 +200,9 @@ describe("stop when its supervisor is gone", () => {
     const stop = await runCli(["stop", "orphaned"]);
     expect(stop.code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(sandboxProcesses(vm.id)).toEqual([]);
+    // The supervisor answers the stop first and makes the disk durable after (shutdown.ts):
+    // its process goes a moment later.
+    await waitUntil(() => sandboxProcesses(vm.id).length === 0, 5_000, "the new supervisor to exit after the stop");
     expect((await runCli(["start", "orphaned"])).code).toBe(0);
     expect((await runCli(["exec", "orphaned", "--", "cat", "/root/note"])).stdout).toBe("kept\n");
   });
@@ -215,7 +217,7 @@ describe("stop when its supervisor is gone", () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     const vm = rows().find((row) => row.name === "orphaned")!;
     expect(vm.status).toBe("stopped");
-    expect(sandboxProcesses(vm.id)).toEqual([]);
+    await waitUntil(() => sandboxProcesses(vm.id).length === 0, 5_000, "the supervisor to exit after the stop");
     expect((await runCli(["delete", "--force", "orphaned"])).code).toBe(0);
   });
 });
