@@ -153,3 +153,8 @@ export function findPreset(name: string): Preset {
   }
   return preset;
 }
+
+/** The preset whose image is `image` (e.g. "claude"), or undefined for any other image. */
+export function findPresetOfImage(image: string): Preset | undefined {
+  return PRESETS.find((p) => p.image === image);
+}

@@ -20,6 +20,8 @@ import { collectCredentials } from "./credentials.ts";
 import { resolvePresetImage } from "./image.ts";
 import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB, DEFAULT_INSTALL_TIMEOUT_MS, LARGE_WORKSPACE_BYTES, WORKSPACE } from "./defaults.ts";
 import { installInSandbox } from "./install.ts";
+import { GROW_ROOT, presetWarm } from "./warmup.ts";
+import { warmFromEnv } from "../snapshots/warm.ts";
 import { shQuote } from "../images/npm-layer.ts";
 
 
@@ -34,6 +36,12 @@ export interface StartAgentOptions {
   installTimeoutMs?: number;
   /** Boot the default image and install the agent even when the preset's image is at hand. */
   installAtBoot?: boolean;
+  /**
+   * Warm start (lib/presets/warmup.ts): by default (and with `true`) a start with the preset's
+   * image restores the image's warm template when it fits, and the first one makes it; `false`
+   * always boots. Default SMOLVM_WARM, else on.
+   */
+  warm?: boolean;
   /** Go ahead with a workspace above LARGE_WORKSPACE_BYTES. */
   confirmLargeWorkspace?: boolean;
   /** Where API keys are read (default process.env) and config files (default the home dir). */
@@ -52,6 +60,8 @@ export interface AgentRecord {
 
 export interface StartedAgent extends AgentRecord {
   vm: SmolVM;
+  /** Whether the sandbox was booted or restored from its image's warm template. */
+  createdFrom: "boot" | "warm";
   /** Names (never values) of the API-key variables forwarded. */
   forwardedKeys: string[];
   /** Home-relative paths of the configuration files copied. */
@@ -93,10 +103,6 @@ export async function planWorkspace(workdir: string, confirmLarge: boolean): Pro
   return listing;
 }
 
-// Grows the root filesystem to the disk's size (the disk is bigger than the image's filesystem).
-const GROW_ROOT = `dev=$(sed -n 's/.*root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-if [ -b "$dev" ] && command -v resize2fs >/dev/null 2>&1; then resize2fs "$dev" >/dev/null 2>&1 || true; fi`;
-
 /** Starts a sandbox for `presetName` (an id or an alias, e.g. "claude-code"). */
 export async function startAgent(presetName: string, options: StartAgentOptions = {}): Promise<StartedAgent> {
   const preset = findPreset(presetName);
@@ -115,13 +121,16 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
     image: choice.image,
     memoryMiB: options.memoryMiB ?? DEFAULT_AGENT_MEMORY_MIB,
     diskSizeMiB: options.diskSizeMiB ?? DEFAULT_AGENT_DISK_MIB,
+    warm: presetWarm({ warm: options.warm, fromEnv: warmFromEnv(), installAtBoot: choice.installAtBoot }),
     ...(options.commChannel === undefined ? {} : { commChannel: options.commChannel }),
     onProgress: (p) => progress(p),
   });
   try {
     // The credentials below live in this disk: only its owner may read it (its directory is 0700 too).
     await chmod(ownDisk(sandboxFiles(vm.id), vm.backend?.name ?? null), 0o600).catch(() => {});
-    await vm.commands.run(["sh", "-c", GROW_ROOT]);
+    // A restored template's root is grown already (resize2fs then has nothing to do), but one
+    // made by a plain warm create of the image may not be: always ask.
+    await vm.commands.run(["sh", "-c", `${GROW_ROOT}\nmkdir -p ${WORKSPACE}`]);
     if (choice.installAtBoot) {
       await installInSandbox(vm, preset, {
         arch,
@@ -144,14 +153,13 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
         onProgress: (done, total) => progress({ phase: "workspace", message: `copying ${workdir} to ${WORKSPACE}`, fraction: total === 0 ? 1 : done / total }),
       });
       workspace = { files: listing.entries.filter((e) => e.type === "file").length, bytes: listing.bytes, selection: listing.selection, skipped: listing.skipped };
-    } else {
-      await vm.commands.run(["mkdir", "-p", WORKSPACE]);
     }
     const record: AgentRecord = { preset: preset.id, workdir, image: choice.image, installedAtBoot: choice.installAtBoot };
     await writeFile(recordPath(vm), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     return {
       ...record,
       vm,
+      createdFrom: vm.createdFrom?.kind === "warm" ? "warm" : "boot",
       forwardedKeys: Object.keys(credentials.env),
       copiedConfig: credentials.files.map((f) => f.path),
       credentials: Object.keys(credentials.env).length > 0 || credentials.files.length > 0,
