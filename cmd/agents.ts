@@ -37,7 +37,8 @@ async function attach(vm: SmolVM, agent: string): Promise<number> {
 }
 
 function describeStart(started: StartedAgent, agent: string): string {
-  const lines = [`${started.vm.name}: ${agent} ready (${started.installedAtBoot ? `installed at boot on the ${started.image} image` : `${started.image} image`})`];
+  const how = started.installedAtBoot ? `installed at boot on the ${started.image} image` : `${started.image} image${started.createdFrom === "warm" ? ", restored from its warm template" : ""}`;
+  const lines = [`${started.vm.name}: ${agent} ready (${how})`];
   if (started.workspace) {
     lines.push(`  /workspace: ${started.workspace.files} files, ${(started.workspace.bytes / 2 ** 20).toFixed(1)} MiB from ${started.workdir} (${started.workspace.selection === "git" ? "Git's view" : "minus the default ignores"})`);
   }
@@ -64,6 +65,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
     .option("--install-timeout <seconds>", "give up on an install at boot after this long", integer("--install-timeout"), 600)
     .option("--install-at-boot", "install the agent in the sandbox even when its image is at hand (its pinned version, fetched now)")
     .option("-y, --yes", "copy a working directory even when it is large")
+    .option("--no-warm", "always boot: neither restore nor make the image's warm template (default: SMOLVM_WARM, else warm)")
     .addOption(commChannelOption())
     .option("--json", "print JSON")
     .action(
@@ -96,6 +98,7 @@ function registerAgent(program: Command, preset: (typeof PRESETS)[number]): void
           workdir: workdirOption(options.workdir),
           installTimeoutMs: options.installTimeout * 1000,
           ...(options.installAtBoot === true ? { installAtBoot: true } : {}),
+          ...(options.warm === false ? { warm: false } : {}),
           confirmLargeWorkspace: options.yes === true,
           ...commChannelFrom(options),
           onProgress: progress.onProgress,

@@ -18,9 +18,9 @@ import type { TreeListing } from "../tar/tree.ts";
 import { findPreset, type Preset, type PresetId } from "./catalog.ts";
 import { collectCredentials } from "./credentials.ts";
 import { resolvePresetImage } from "./image.ts";
-import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB, DEFAULT_INSTALL_TIMEOUT_MS, LARGE_WORKSPACE_BYTES, WORKSPACE } from "./defaults.ts";
+import { DEFAULT_INSTALL_TIMEOUT_MS, LARGE_WORKSPACE_BYTES, WORKSPACE } from "./defaults.ts";
 import { installInSandbox } from "./install.ts";
-import { GROW_ROOT, presetWarm } from "./warmup.ts";
+import { agentSandbox, GROW_ROOT } from "./warmup.ts";
 import { warmFromEnv } from "../snapshots/warm.ts";
 import { shQuote } from "../images/npm-layer.ts";
 
@@ -117,11 +117,7 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   progress({ phase: "image", message: choice.reason });
 
   const vm = await SmolVM.create({
-    ...(options.name === undefined ? {} : { name: options.name }),
-    image: choice.image,
-    memoryMiB: options.memoryMiB ?? DEFAULT_AGENT_MEMORY_MIB,
-    diskSizeMiB: options.diskSizeMiB ?? DEFAULT_AGENT_DISK_MIB,
-    warm: presetWarm({ warm: options.warm, fromEnv: warmFromEnv(), installAtBoot: choice.installAtBoot }),
+    ...agentSandbox(options, choice, warmFromEnv()),
     ...(options.commChannel === undefined ? {} : { commChannel: options.commChannel }),
     onProgress: (p) => progress(p),
   });

@@ -52,3 +52,18 @@ export function presetWarm(options: { warm: boolean | undefined; fromEnv: boolea
   if (options.installAtBoot) return false;
   return options.warm ?? options.fromEnv ?? true;
 }
+
+/** The sandbox a preset start asks for: the agent's shape unless the caller says, and its `warm`. */
+export function agentSandbox(
+  options: { name?: string; memoryMiB?: number; diskSizeMiB?: number; warm?: boolean },
+  choice: { image: string; installAtBoot: boolean },
+  fromEnv: boolean | undefined,
+): { name?: string; image: string; memoryMiB: number; diskSizeMiB: number; warm: boolean } {
+  return {
+    ...(options.name === undefined ? {} : { name: options.name }),
+    image: choice.image,
+    memoryMiB: options.memoryMiB ?? DEFAULT_AGENT_MEMORY_MIB,
+    diskSizeMiB: options.diskSizeMiB ?? DEFAULT_AGENT_DISK_MIB,
+    warm: presetWarm({ warm: options.warm, fromEnv, installAtBoot: choice.installAtBoot }),
+  };
+}
