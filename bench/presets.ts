@@ -6,7 +6,8 @@
  *   guest whose PID 1 is a shell on the raw virtio-serial port (no agent, no framing), writing
  *   to the same kind of disk.
  * - `preset.start.cached`: `startAgent("claude")` with its image cached (what `smolvm claude
- *   start --no-attach` runs) until `claude --version` answers, against the boot floor.
+ *   start --no-attach` runs) until `claude --version` answers, against the boot floor: a warm
+ *   start, restoring the image's template; `preset.start.cold` is the same start booted.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -88,13 +89,16 @@ export async function dirFloor(spec: LaunchSpec, tar: Buffer, timeoutMs: number)
     }));
 }
 
-/** startAgent("claude") with no workspace, then `claude --version`; ms, and the sandbox to delete. */
-export async function timedPresetStart(name: string): Promise<{ ms: number; vm: SmolVM }> {
+/** startAgent("claude") with no workspace, then `claude --version`; ms, the sandbox to delete, and how it was made. */
+export async function timedPresetStart(name: string, warm: boolean): Promise<{ ms: number; vm: SmolVM; createdFrom: "boot" | "warm" }> {
   const { startAgent } = await import("../lib/presets/start.ts");
   const started = performance.now();
-  const agent = await startAgent("claude", { name, workdir: null, hostEnv: {}, hostHome: "/nonexistent" });
+  const agent = await startAgent("claude", { name, workdir: null, hostEnv: {}, hostHome: "/nonexistent", warm });
   const version = await agent.vm.commands.run(["claude", "--version"]);
   const ms = performance.now() - started;
-  if (version.exitCode !== 0) throw new Error(`claude --version failed: ${version.stderr.trim()}`);
-  return { ms, vm: agent.vm };
+  if (version.exitCode !== 0) {
+    await agent.vm.delete().catch(() => {});
+    throw new Error(`claude --version failed: ${version.stderr.trim()}`);
+  }
+  return { ms, vm: agent.vm, createdFrom: agent.createdFrom };
 }

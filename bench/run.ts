@@ -202,7 +202,7 @@ export async function runBench(input: Partial<BenchOptions> = {}): Promise<Bench
     }
     await measureDirUpload(c, main.vm, { scratch, step, floor: (tar) => floorSpec(floorVm, join(scratch, `dir-floor-${randomBytes(3).toString("hex")}`), image.path, dirFloorInit(tar.length)) });
     await lifeEnd(c, main.vm, live, step, true);
-    if (o.backend === "firecracker") c.unavailable(["preset.start.cached"], "unavailable: preset sandboxes need a network, which Firecracker sandboxes do not have yet");
+    if (o.backend === "firecracker") c.unavailable(["preset.start.cached", "preset.start.cold", "preset.warm"], "unavailable: preset sandboxes need a network, which Firecracker sandboxes do not have yet");
     else await measurePresetStart(c, { tag, live, step, floorBoot: floorBoot1 });
     if (o.backend === "firecracker") {
       c.unavailable(["snapshot.create", "snapshot.pause", "snapshot.size", "create.from-snapshot", "fork", "create-to-first-command.warm"], "unavailable: smolvm's snapshots are not wired to the Firecracker backend yet");

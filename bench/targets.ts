@@ -37,6 +37,7 @@ export const RATIOS: readonly RatioDef[] = [
   { id: "download-agent/channel", label: "download: agent / raw channel", numerator: "download.agent", denominator: ["floor.channel-download"] },
   { id: "dir-upload/channel", label: "directory upload: uploadDir / tar over raw channel", numerator: "file.upload.dir", denominator: ["floor.dir-upload"] },
   { id: "preset-start/boot-floor", label: "claude start (image cached) -> --version / boot floor", numerator: "preset.start.cached", denominator: ["floor.boot"] },
+  { id: "preset-start-cold/boot-floor", label: "claude start (image cached, booted) -> --version / boot floor", numerator: "preset.start.cold", denominator: ["floor.boot"] },
   { id: "upload-agent/sftp", label: "upload: agent / SFTP", numerator: "upload.agent", denominator: ["upload.sftp"] },
   { id: "download-agent/sftp", label: "download: agent / SFTP", numerator: "download.agent", denominator: ["download.sftp"] },
   { id: "upload-agent/scp", label: "upload: agent / scp", numerator: "upload.agent", denominator: ["upload.scp"] },

@@ -32,6 +32,8 @@ export const HEALTHY: Record<string, number> = {
   fork: 1000,
   "create-to-first-command.warm": 270,
   "preset.start.cached": 1300,
+  "preset.start.cold": 3000,
+  "preset.warm": 9000,
   stop: 20,
   "stop.freed": 25,
   delete: 10,
