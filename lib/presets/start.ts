@@ -20,7 +20,7 @@ import { collectCredentials } from "./credentials.ts";
 import { resolvePresetImage } from "./image.ts";
 import { DEFAULT_INSTALL_TIMEOUT_MS, LARGE_WORKSPACE_BYTES, WORKSPACE } from "./defaults.ts";
 import { installInSandbox } from "./install.ts";
-import { agentSandbox, GROW_ROOT } from "./warmup.ts";
+import { agentSandbox, PREPARE_ROOT, ROOT_PREPARED } from "./warmup.ts";
 import { warmFromEnv } from "../snapshots/warm.ts";
 import { shQuote } from "../images/npm-layer.ts";
 
@@ -85,6 +85,11 @@ export async function readAgentRecord(vm: SmolVM): Promise<AgentRecord | undefin
   }
 }
 
+/** Whether the sandbox's root is grown and /workspace made: a file read, no process in the guest. */
+async function rootPrepared(vm: SmolVM): Promise<boolean> {
+  return vm.files.read(ROOT_PREPARED).then(() => true, () => false);
+}
+
 /** Checks the working directory and lists what will be copied, before anything is created. */
 export async function planWorkspace(workdir: string, confirmLarge: boolean): Promise<TreeListing> {
   const listing = await listUpload(workdir, "workspace").catch((error: unknown) => {
@@ -124,9 +129,8 @@ export async function startAgent(presetName: string, options: StartAgentOptions 
   try {
     // The credentials below live in this disk: only its owner may read it (its directory is 0700 too).
     await chmod(ownDisk(sandboxFiles(vm.id), vm.backend?.name ?? null), 0o600).catch(() => {});
-    // A restored template's root is grown already (resize2fs then has nothing to do), but one
-    // made by a plain warm create of the image may not be: always ask.
-    await vm.commands.run(["sh", "-c", `${GROW_ROOT}\nmkdir -p ${WORKSPACE}`]);
+    // A template of the agent's image was prepared before its snapshot (lib/presets/warmup.ts).
+    if (!(vm.createdFrom?.kind === "warm" && (await rootPrepared(vm)))) await vm.commands.run(["sh", "-c", PREPARE_ROOT]);
     if (choice.installAtBoot) {
       await installInSandbox(vm, preset, {
         arch,

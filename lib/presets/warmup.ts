@@ -4,8 +4,8 @@
  *
  * - its shape is the agent's (DEFAULT_AGENT_MEMORY_MIB, DEFAULT_AGENT_DISK_MIB), so a start with
  *   the default --memory and --disk-size fits it;
- * - before the snapshot, the sandbox's root filesystem is grown to its disk and the agent's
- *   version command runs once, so the template holds the agent's binary in the guest's page
+ * - before the snapshot, the sandbox's root filesystem is grown to its disk, /workspace made,
+ *   and the agent's version command runs once, so the template holds the agent's binary in the guest's page
  *   cache (Claude Code's is a ~400 MB file: read cold from the disk under emulation its first
  *   run takes about a second, from the page cache a fraction of that).
  *
@@ -18,11 +18,19 @@
  * template ahead of time. An install at boot (no preset image) never makes one.
  */
 import { findPresetOfImage } from "./catalog.ts";
-import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB } from "./defaults.ts";
+import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB, WORKSPACE } from "./defaults.ts";
 
-/** Grows the root filesystem to the disk's size (the disk is bigger than the image's filesystem). */
-export const GROW_ROOT = `dev=$(sed -n 's/.*root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
-if [ -b "$dev" ] && command -v resize2fs >/dev/null 2>&1; then resize2fs "$dev" >/dev/null 2>&1 || true; fi`;
+/** Left by PREPARE_ROOT: the root filesystem is grown and /workspace exists. */
+export const ROOT_PREPARED = "/var/lib/smolvm/agent-root-prepared";
+
+/**
+ * Grows the root filesystem to the disk's size (the disk is bigger than the image's
+ * filesystem), makes /workspace, and says so in ROOT_PREPARED. A start restored from a template
+ * finds the file and skips this (resize2fs alone, with nothing to do, takes ~0.2 s under TCG).
+ */
+export const PREPARE_ROOT = `dev=$(sed -n 's/.*root=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+if [ -b "$dev" ] && command -v resize2fs >/dev/null 2>&1; then resize2fs "$dev" >/dev/null 2>&1 || true; fi
+mkdir -p ${WORKSPACE} ${ROOT_PREPARED.slice(0, ROOT_PREPARED.lastIndexOf("/"))} && : > ${ROOT_PREPARED}`;
 
 /** What a warm template of a preset's image is made with: the agent's shape and its warm-up commands. */
 export interface TemplateWarmUp {
@@ -39,7 +47,7 @@ export function templateWarmUp(image: string): TemplateWarmUp | undefined {
   return {
     memoryMiB: DEFAULT_AGENT_MEMORY_MIB,
     diskSizeMiB: DEFAULT_AGENT_DISK_MIB,
-    commands: [["sh", "-c", GROW_ROOT], [...preset.versionCommand]],
+    commands: [["sh", "-c", PREPARE_ROOT], [...preset.versionCommand]],
   };
 }
 

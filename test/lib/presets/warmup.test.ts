@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { PRESETS } from "../../../lib/presets/catalog.ts";
 import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB } from "../../../lib/presets/defaults.ts";
-import { agentSandbox, GROW_ROOT, presetWarm, templateWarmUp } from "../../../lib/presets/warmup.ts";
+import { agentSandbox, PREPARE_ROOT, presetWarm, templateWarmUp } from "../../../lib/presets/warmup.ts";
 import { templateFits } from "../../../lib/snapshots/compat.ts";
 import type { SnapshotManifest } from "../../../lib/snapshots/manifest.ts";
 
@@ -46,7 +46,7 @@ describe("a preset image's template", () => {
       expect(templateWarmUp(preset.image!)).toEqual({
         memoryMiB: DEFAULT_AGENT_MEMORY_MIB,
         diskSizeMiB: DEFAULT_AGENT_DISK_MIB,
-        commands: [["sh", "-c", GROW_ROOT], [...preset.versionCommand]],
+        commands: [["sh", "-c", PREPARE_ROOT], [...preset.versionCommand]],
       });
     }
   });
