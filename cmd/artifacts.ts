@@ -110,11 +110,11 @@ export function registerArtifacts(program: Command): void {
     );
   image
     .command("warm")
-    .description("make an image's warm template: a booted sandbox's snapshot that creates of the same shape restore instead of booting")
+    .description("make an image's warm template: a booted sandbox's snapshot that creates of the same shape restore instead of booting (a coding agent's image: what its `start` restores)")
     .addArgument(new Argument("<name>", "image name"))
     .option("--cpus <n>", "virtual CPUs of the sandboxes it is for", integer("--cpus"))
-    .option("--memory <mib>", "memory in MiB of the sandboxes it is for", integer("--memory"))
-    .option("--disk-size <size>", "root disk size of the sandboxes it is for, e.g. 8G (a coding agent's: `image warm claude --memory 2048 --disk-size 8G`)", diskSize)
+    .option("--memory <mib>", "memory in MiB of the sandboxes it is for (default: a create's; a coding agent's image: its start's, 2048)", integer("--memory"))
+    .option("--disk-size <size>", "root disk size of the sandboxes it is for, e.g. 8G (default: a create's; a coding agent's image: its start's, 8G)", diskSize)
     .option("--remove", "remove the image's warm template instead")
     .option("--json", "print JSON")
     .action(
