@@ -87,10 +87,13 @@ export async function removeSnapshot(name: string): Promise<SnapshotInfo> {
 
 /**
  * Makes the warm template of an image: a freshly booted sandbox's snapshot, which a plain create
- * of the same shape then restores instead of booting (SmolVM.create's `warm`).
+ * of the same shape then restores instead of booting (SmolVM.create's `warm`). A coding agent's
+ * image (claude, codex, pi, openclaw) is warmed for its start: 2048 MiB and an 8 GiB disk unless
+ * `options` say, its root grown and the agent run once before the snapshot.
  */
 export async function warmImage(name: string, options: WarmImageOptions = {}): Promise<SnapshotInfo> {
-  return (await import("./snapshots/warm.ts")).warmImage(name, options);
+  const [{ warmImage }, { warmImageOptions }] = await Promise.all([import("./snapshots/warm.ts"), import("./presets/warmup.ts")]);
+  return warmImage(name, warmImageOptions(name, options));
 }
 
 /** The warm templates, one per image at most. */

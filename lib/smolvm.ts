@@ -54,6 +54,8 @@ export interface CreateSandboxOptions extends SandboxConfigInput {
    * use); `false` always boots. Default: SMOLVM_WARM (1 or 0), else use a template if one exists.
    */
   warm?: boolean;
+  /** Run in order in a fresh sandbox before a `warm: true` create makes it its image's template. */
+  prepareTemplate?: string[][];
 }
 
 /** Options of `vm.snapshot()`. */
@@ -203,7 +205,7 @@ export class SmolVM {
    * ```
    */
   static async create(options: CreateSandboxOptions = {}): Promise<SmolVM> {
-    const { onProgress, commChannel, fromSnapshot, warm, ...input } = options;
+    const { onProgress, commChannel, fromSnapshot, warm, prepareTemplate, ...input } = options;
     const config = commChannel === undefined ? input : { ...input, channel: commChannel };
     if (fromSnapshot !== undefined) {
       const { createNamedSnapshot } = await import("./snapshots/restore.ts");
@@ -211,7 +213,7 @@ export class SmolVM {
       return SmolVM.made(booted, commChannel, { kind: "snapshot", name: fromSnapshot });
     }
     const { createSandboxWarm } = await import("./snapshots/warm.ts");
-    const booted = await createSandboxWarm(config, { ...(onProgress === undefined ? {} : { onProgress }), ...(warm === undefined ? {} : { warm }) });
+    const booted = await createSandboxWarm(config, { ...(onProgress === undefined ? {} : { onProgress }), ...(warm === undefined ? {} : { warm }), ...(prepareTemplate ? { prepareTemplate } : {}) });
     return SmolVM.made(booted, commChannel, booted.from);
   }
 

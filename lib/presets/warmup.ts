@@ -66,12 +66,29 @@ export function agentSandbox(
   options: { name?: string; memoryMiB?: number; diskSizeMiB?: number; warm?: boolean },
   choice: { image: string; installAtBoot: boolean },
   fromEnv: boolean | undefined,
-): { name?: string; image: string; memoryMiB: number; diskSizeMiB: number; warm: boolean } {
+): { name?: string; image: string; memoryMiB: number; diskSizeMiB: number; warm: boolean; prepareTemplate?: string[][] } {
+  const warmUp = choice.installAtBoot ? undefined : templateWarmUp(choice.image);
   return {
     ...(options.name === undefined ? {} : { name: options.name }),
     image: choice.image,
     memoryMiB: options.memoryMiB ?? DEFAULT_AGENT_MEMORY_MIB,
     diskSizeMiB: options.diskSizeMiB ?? DEFAULT_AGENT_DISK_MIB,
     warm: presetWarm({ warm: options.warm, fromEnv, installAtBoot: choice.installAtBoot }),
+    ...(warmUp === undefined ? {} : { prepareTemplate: warmUp.commands }),
+  };
+}
+
+/**
+ * `smolvm image warm NAME`'s options: a coding agent's image is warmed for its start (the
+ * agent's shape unless `options` say, and its warm-up); any other image as asked.
+ */
+export function warmImageOptions<T extends { memoryMiB?: number; diskSizeMiB?: number; prepare?: string[][] }>(image: string, options: T): T {
+  const warmUp = templateWarmUp(image);
+  if (warmUp === undefined) return options;
+  return {
+    ...options,
+    memoryMiB: options.memoryMiB ?? warmUp.memoryMiB,
+    diskSizeMiB: options.diskSizeMiB ?? warmUp.diskSizeMiB,
+    prepare: options.prepare ?? warmUp.commands,
   };
 }

@@ -3,8 +3,9 @@
  * (`warm/<image>/`), so that a plain create restores it instead of booting. The template is made
  * by `smolvm image warm NAME`, or on first use when warm creates are asked for (`warm: true`,
  * `--warm`, SMOLVM_WARM=1): that create boots cold and its sandbox, fresh and idle, becomes the
- * template before it is handed over. A coding agent's image (lib/presets/warmup.ts) is warmed
- * for its agent: the agent's shape, the root grown and the agent run once before the snapshot.
+ * template before it is handed over. The caller may give commands that ready the sandbox before
+ * its snapshot (a coding agent's start: lib/presets/warmup.ts grows the root and runs the agent
+ * once, so its binary is in the template's page cache).
  *
  * A template is used whenever it fits the create (same kernel and image files, memory, vCPUs,
  * disk size, boot arguments, network, disk mode; the backend the create chose, the same VMM
@@ -18,7 +19,6 @@ import { InvalidInputError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
 import { createNew, createSandbox, deleteSandbox, resolveCreate, type Booted, type CreateProgressOptions, type ResolvedCreate } from "../sandbox/lifecycle.ts";
-import { templateWarmUp } from "../presets/warmup.ts";
 import { randomHex } from "../util/random.ts";
 import { restoreRefusal, templateFits } from "./compat.ts";
 import { MANIFEST_FILE, readManifest } from "./manifest.ts";
@@ -66,11 +66,13 @@ async function templateFor({ config, backend }: ResolvedCreate): Promise<Templat
 
 export interface WarmCreateOptions extends CreateProgressOptions {
   warm?: boolean;
+  /** Run in order in a fresh sandbox before it becomes its image's template (first use only). */
+  prepareTemplate?: string[][];
 }
 
 /** A create that restores the image's warm template when it fits, and boots otherwise. */
 export async function createSandboxWarm(input: SandboxConfigInput, options: WarmCreateOptions = {}): Promise<Booted & { from: CreatedFrom }> {
-  const { warm = warmFromEnv(), ...createOptions } = options;
+  const { warm = warmFromEnv(), prepareTemplate = [], ...createOptions } = options;
   const requested = parseSandboxConfig(input);
   const boot = (booted: Booted) => ({ ...booted, from: { kind: "boot" } as CreatedFrom });
   if (warm === false || (warm === undefined && !existsSync(join(templateDir(requested.image), MANIFEST_FILE)))) return boot(await createSandbox(input, createOptions));
@@ -78,7 +80,7 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
   const cold = async (make: boolean) => boot(await createNew({
     ...createOptions,
     ...resolved,
-    ...(make ? { afterBoot: (booted: Booted) => makeTemplateFrom(booted) } : {}),
+    ...(make ? { afterBoot: (booted: Booted) => makeTemplateFrom(booted, prepareTemplate) } : {}),
   }));
   const { config } = resolved;
   const template = await templateFor(resolved);
@@ -108,12 +110,8 @@ export async function createSandboxWarm(input: SandboxConfigInput, options: Warm
   return cold(warm === true && template.state !== "other" && !own);
 }
 
-/**
- * Readies a fresh sandbox to be its image's template: a coding agent's warm-up for a preset's
- * image (lib/presets/warmup.ts), else `otherwise`.
- */
-async function warmUp(booted: Booted, otherwise: string[][]): Promise<void> {
-  const commands = templateWarmUp(booted.record.config.image)?.commands ?? otherwise;
+/** Readies a fresh sandbox to be its image's template; a command that fails is logged, not fatal. */
+async function warmUp(booted: Booted, commands: string[][]): Promise<void> {
   for (const command of commands) {
     const result = await booted.session.run(command, { timeoutMs: 60_000 });
     if (result.exitCode !== 0) logEvent("info", `warm-up of image "${booted.record.config.image}": ${command.join(" ")} exited with ${result.exitCode}`, { vm: booted.record.id });
@@ -121,9 +119,9 @@ async function warmUp(booted: Booted, otherwise: string[][]): Promise<void> {
 }
 
 /** Takes a fresh sandbox's snapshot as its image's template; a failure is logged, never thrown. */
-async function makeTemplateFrom(booted: Booted): Promise<void> {
+async function makeTemplateFrom(booted: Booted, prepare: string[][]): Promise<void> {
   try {
-    await warmUp(booted, []);
+    await warmUp(booted, prepare);
     await saveSnapshot(booted.record, {
       kind: "template",
       name: booted.record.config.image,
@@ -140,20 +138,19 @@ export interface WarmImageOptions {
   vcpus?: number;
   memoryMiB?: number;
   diskSizeMiB?: number;
+  /** Run in order in the sandbox before its snapshot (default: `true`, which warms its shell and page cache). */
+  prepare?: string[][];
   onProgress?: CreateProgressOptions["onProgress"];
 }
 
 /**
  * Makes (or makes again) the warm template of `image`: boots a sandbox of that shape, runs one
- * command in it (so the template's page cache and shell are warm), snapshots it, deletes it.
- * A coding agent's image gets the agent's shape (unless `options` say) and its warm-up instead.
+ * command in it (so the template's page cache and shell are warm; `prepare` for others),
+ * snapshots it, deletes it.
  * The snapshot is taken inside the create, so a caller killed meanwhile leaves an abandoned
  * create, which its supervisor undoes.
  */
 export async function warmImage(image: string, options: WarmImageOptions = {}): Promise<SnapshotInfo> {
-  // A coding agent's image is warmed for the agent's shape unless told otherwise.
-  const agent = templateWarmUp(image);
-  options = { ...(agent === undefined ? {} : { memoryMiB: agent.memoryMiB, diskSizeMiB: agent.diskSizeMiB }), ...definedOnly(options) };
   const name = `warm-${image.replace(/[^a-z0-9-]/g, "-").slice(0, 48).replace(/-+$/, "")}-${randomHex(3)}`;
   let stored: StoredSnapshot | undefined;
   const booted = await createSandbox({
@@ -166,8 +163,7 @@ export async function warmImage(image: string, options: WarmImageOptions = {}): 
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     afterBoot: async (booted) => {
       options.onProgress?.({ phase: "snapshot", message: `saving the warm template of ${image}` });
-      // One command warms an idle image's shell and page cache.
-      await warmUp(booted, [["true"]]);
+      await warmUp(booted, options.prepare ?? [["true"]]);
       stored = await saveSnapshot(booted.record, {
         kind: "template",
         name: image,
@@ -193,8 +189,4 @@ export async function removeTemplate(image: string): Promise<boolean> {
   if (!existsSync(dir)) return false;
   await removeStored(dir);
   return true;
-}
-
-function definedOnly<T extends object>(options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { PRESETS } from "../../../lib/presets/catalog.ts";
 import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB } from "../../../lib/presets/defaults.ts";
-import { agentSandbox, PREPARE_ROOT, presetWarm, templateWarmUp } from "../../../lib/presets/warmup.ts";
+import { agentSandbox, PREPARE_ROOT, presetWarm, templateWarmUp, warmImageOptions } from "../../../lib/presets/warmup.ts";
 import { templateFits } from "../../../lib/snapshots/compat.ts";
 import type { SnapshotManifest } from "../../../lib/snapshots/manifest.ts";
 
@@ -34,9 +34,9 @@ function template(image: string, shape: { memoryMiB?: number; diskSizeMiB?: numb
   };
 }
 
-/** The resolved config of a preset start with `options` (kernel and image resolved as a create does). */
+/** The resolved config of a preset start with `options` (kernel and image resolved, create-only options taken off, as SmolVM.create does). */
 function startConfig(options: Parameters<typeof agentSandbox>[0] = {}) {
-  const { warm: _warm, ...input } = agentSandbox(options, { image: "claude", installAtBoot: false }, undefined);
+  const { warm: _warm, prepareTemplate: _prepare, ...input } = agentSandbox(options, { image: "claude", installAtBoot: false }, undefined);
   return parseSandboxConfig({ ...input, ...files });
 }
 
@@ -53,6 +53,19 @@ describe("a preset image's template", () => {
 
   test("any other image gets a plain idle template", () => {
     for (const image of ["debian", "base", "hermes"]) expect(templateWarmUp(image)).toBeUndefined();
+  });
+});
+
+describe("who readies the template", () => {
+  test("a start of an agent's image passes its warm-up to the create that may make the template; an install at boot none", () => {
+    expect(agentSandbox({}, { image: "claude", installAtBoot: false }, undefined).prepareTemplate).toEqual(templateWarmUp("claude")!.commands);
+    expect(agentSandbox({}, { image: "debian", installAtBoot: true }, undefined).prepareTemplate).toBeUndefined();
+  });
+
+  test("`image warm` of an agent's image takes the agent's shape and warm-up unless told otherwise; other images as asked", () => {
+    expect(warmImageOptions("codex", {})).toEqual({ memoryMiB: 2048, diskSizeMiB: 8192, prepare: templateWarmUp("codex")!.commands });
+    expect(warmImageOptions("claude", { memoryMiB: 4096, vcpus: 2 })).toMatchObject({ memoryMiB: 4096, diskSizeMiB: 8192, vcpus: 2 });
+    expect(warmImageOptions("debian", { memoryMiB: 1024 })).toEqual({ memoryMiB: 1024 });
   });
 });
 
