@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureImage } from "../../lib/images/build.ts";
 import { paths } from "../../lib/paths.ts";
+import { ROOT_PREPARED } from "../../lib/presets/warmup.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
 
@@ -65,6 +66,17 @@ describe("claude start, warm", () => {
     // Its memory was saved before credentials and the workspace went in.
     const state = spawnSync("sh", ["-c", `zstd -dc "${join(template, "vmstate.zst")}" | grep -c -a -e "$1" -e "$2"`, "sh", KEY, MARKER]);
     expect(state.stdout.toString().trim()).toBe("0");
+    // It was readied before the snapshot: the root grown to 8 GiB on its disk, and the marker a
+    // start reads made (its name is in the saved kernel's memory; the file itself may be a dirty
+    // page there, not yet on the disk layer).
+    const raw = join(work, "template.raw");
+    expect(spawnSync("qemu-img", ["convert", "-O", "raw", join(template, "disk.qcow2"), raw]).status).toBe(0);
+    const blocks = spawnSync("sh", ["-c", `dumpe2fs -h "${raw}" 2>/dev/null | sed -n 's/^Block count: *//p; s/^Block size: *//p'`]).stdout.toString().trim().split("\n").map(Number);
+    expect(blocks[0]! * blocks[1]!).toBeGreaterThan(7 * 2 ** 30);
+    rmSync(raw);
+    const marker = ROOT_PREPARED.slice(ROOT_PREPARED.lastIndexOf("/") + 1);
+    const named = spawnSync("sh", ["-c", `zstd -dc "${join(template, "vmstate.zst")}" | grep -c -a -F "$1"`, "sh", marker]);
+    expect(Number(named.stdout.toString().trim())).toBeGreaterThan(0);
     firstIdentity = await identity("first");
   });
 
