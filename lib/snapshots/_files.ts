@@ -6,9 +6,9 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { constants, createZstdCompress } from "node:zlib";
+import { HashingTap } from "../util/hashing-tap.ts";
 
 /** zstd level 3 (its default): 30 MB of a 512 MiB guest's state to 4.8 MB in ~90 ms here. */
 const ZSTD_LEVEL = 3;
@@ -21,15 +21,7 @@ export interface StoredFile {
 
 /** Compresses `source` into `target` (new, flushed to disk) and returns what was written. */
 export async function compressFile(source: string, target: string): Promise<StoredFile> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const tap = new HashingTap();
   await pipeline(
     createReadStream(source),
     createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } }),
@@ -37,7 +29,7 @@ export async function compressFile(source: string, target: string): Promise<Stor
     createWriteStream(target, { flags: "wx", mode: 0o600 }),
   );
   await syncFile(target);
-  return { bytes, sha256: hash.digest("hex") };
+  return { bytes: tap.bytes, sha256: tap.sha256() };
 }
 
 export async function sha256File(path: string): Promise<StoredFile> {

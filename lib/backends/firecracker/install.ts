@@ -14,12 +14,13 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BackendUnavailableError, HostDependencyMissingError, SmolError } from "../../errors.ts";
 import { runHostChecked } from "../../host/process.ts";
 import { type GuestArch, hostArch } from "../accel.ts";
 import { smolvmBinDir } from "./locate.ts";
+import { HashingTap } from "../../util/hashing-tap.ts";
 
 export interface FirecrackerRelease {
   version: string;
@@ -155,22 +156,14 @@ async function download(url: string, path: string, release: FirecrackerRelease, 
   }
   if (!response.ok || response.body === null) throw cannot(`the server answered ${response.status} ${response.statusText}`.trim());
   const total = Number(response.headers.get("content-length")) || undefined;
-  const hash = createHash("sha256");
-  let received = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      received += chunk.length;
-      options.onProgress?.({ message: `firecracker v${release.version}: ${(received / 1048576).toFixed(1)} MiB`, ...(total ? { fraction: received / total } : {}) });
-      done(null, chunk);
-    },
-  });
+  const meter = new HashingTap((received) =>
+    options.onProgress?.({ message: `firecracker v${release.version}: ${(received / 1048576).toFixed(1)} MiB`, ...(total ? { fraction: received / total } : {}) }));
   try {
     await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), meter, createWriteStream(path));
   } catch (error) {
     throw cannot(`the download broke off: ${(error as Error).message}`, error);
   }
-  return hash.digest("hex");
+  return meter.sha256();
 }
 
 async function sha256Of(path: string): Promise<string | undefined> {
