@@ -3,24 +3,20 @@
  * cache, pointed at a loopback mirror serving a real release, run a command in a real VM
  * without building a kernel or an image.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { envelope, runCli } from "../helpers/cli.ts";
-import { serveImageMirror, type ImageMirror } from "../helpers/image-mirror.ts";
-import { buildTestRelease, freshCache, removeScratch, type TestRelease } from "../helpers/release.ts";
+import type { ImageMirror } from "../helpers/image-mirror.ts";
+import { freshCache, type TestRelease, serveTestRelease } from "../helpers/release.ts";
 import { cleanupAfterAll } from "../helpers/vm.ts";
 
 let release: TestRelease;
 let server: ImageMirror;
 
-beforeAll(async () => {
-  release = await buildTestRelease();
-  server = await serveImageMirror(release.dir);
-}, 60 * 60_000);
-afterAll(async () => {
-  await server?.close();
-  removeScratch();
+serveTestRelease((built, served) => {
+  release = built;
+  server = served;
 });
 cleanupAfterAll();
 

@@ -9,7 +9,9 @@ import { basename, join } from "node:path";
 import { generateSigningKey, signManifest } from "../../lib/published/trust.ts";
 import { parseManifest, type ReleaseManifest } from "../../lib/published/manifest.ts";
 import { paths } from "../../lib/paths.ts";
+import { afterAll, beforeAll } from "bun:test";
 import { envelope, runCli } from "./cli.ts";
+import { serveImageMirror, type ImageMirror } from "./image-mirror.ts";
 
 export interface TestRelease {
   dir: string;
@@ -101,4 +103,21 @@ export async function withEnv<T>(env: Record<string, string | undefined>, fn: ()
       else process.env[k] = v;
     }
   }
+}
+
+/**
+ * Builds a test release and serves it from a loopback mirror for the tests of one file (hooks of
+ * that file): `ready` hands both over; the mirror is closed and the scratch removed after them.
+ */
+export function serveTestRelease(ready: (release: TestRelease, server: ImageMirror) => void): void {
+  let server: ImageMirror | undefined;
+  beforeAll(async () => {
+    const release = await buildTestRelease();
+    server = await serveImageMirror(release.dir);
+    ready(release, server);
+  }, 60 * 60_000);
+  afterAll(async () => {
+    await server?.close();
+    removeScratch();
+  });
 }

@@ -4,29 +4,25 @@
  * two pulls at once (one download), a full disk during the unpack (a small tmpfs in a private
  * mount namespace), and the JSON and listing a user sees.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { findRow, kernelFileName } from "../../../lib/published/manifest.ts";
 import { envelope, repoRoot, runCli } from "../../helpers/cli.ts";
-import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
+import type { ImageMirror } from "../../helpers/image-mirror.ts";
 import { waitUntil } from "../../helpers/vm.ts";
-import { buildTestRelease, freshCache, removeScratch, type TestRelease } from "../../helpers/release.ts";
+import { freshCache, type TestRelease, serveTestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
 let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 const KERNEL = `/${kernelFileName("x86_64")}`;
 
-beforeAll(async () => {
-  release = await buildTestRelease();
-  server = await serveImageMirror(release.dir);
-}, 60 * 60_000);
-afterAll(async () => {
-  await server?.close();
-  removeScratch();
+serveTestRelease((built, served) => {
+  release = built;
+  server = served;
 });
 
 const row = () => findRow(release.manifest, "base", "x86_64", "qemu")!;

@@ -4,7 +4,7 @@
  * names the file and its URL, and leave the cache as it was (no artifact directory, no sidecar;
  * at most a `.partial` download, kept only where resuming it is right).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,21 +14,17 @@ import { DownloadError } from "../../../lib/published/http.ts";
 import { findRow, kernelFileName, type ReleaseManifest } from "../../../lib/published/manifest.ts";
 import { findKernel } from "../../../lib/kernel/cache.ts";
 import { SmolError } from "../../../lib/errors.ts";
-import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
-import { buildTestRelease, freshCache, removeScratch, scratchDir, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
+import type { ImageMirror } from "../../helpers/image-mirror.ts";
+import { freshCache, scratchDir, signed, withEnv, type TestRelease, serveTestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
 let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 const KERNEL = `/${kernelFileName("x86_64")}`;
 
-beforeAll(async () => {
-  release = await buildTestRelease();
-  server = await serveImageMirror(release.dir);
-}, 60 * 60_000);
-afterAll(async () => {
-  await server?.close();
-  removeScratch();
+serveTestRelease((built, served) => {
+  release = built;
+  server = served;
 });
 
 function row() {

@@ -4,7 +4,7 @@
  * loudly when something is wrong. A real release on a real loopback server; fallbacks build
  * the base image for real (the kernel comes from the shared cache).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -12,19 +12,15 @@ import { resolveArtifacts } from "../../../lib/published/resolve.ts";
 import { pullImages } from "../../../lib/published/pull.ts";
 import { MANIFEST_MAX_AGE_MS, UNREACHABLE_MEMORY_MS } from "../../../lib/published/release-manifest.ts";
 import { serveImageMirror, type ImageMirror } from "../../helpers/image-mirror.ts";
-import { buildTestRelease, freshCache, removeScratch, signed, withEnv, type TestRelease } from "../../helpers/release.ts";
+import { freshCache, signed, withEnv, type TestRelease, serveTestRelease } from "../../helpers/release.ts";
 
 let release: TestRelease;
 let server: ImageMirror;
 const ROOTFS = "/base-x86_64.ext4.zst";
 
-beforeAll(async () => {
-  release = await buildTestRelease();
-  server = await serveImageMirror(release.dir);
-}, 60 * 60_000);
-afterAll(async () => {
-  await server?.close();
-  removeScratch();
+serveTestRelease((built, served) => {
+  release = built;
+  server = served;
 });
 
 function resolveIn(cache: string, env: Record<string, string | undefined>, options: Parameters<typeof resolveArtifacts>[2] = {}) {
