@@ -4,10 +4,11 @@
  * what a user would on that bad day, printing one JSON line: each step's exit status, output and
  * time. The tmpfs goes with the namespace.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runCli } from "../helpers/cli.ts";
 
 const home = mkdtempSync(join(tmpdir(), "smolvm-full-"));
 const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", home], { encoding: "utf8" });
@@ -15,8 +16,6 @@ if (mounted.status !== 0) {
   console.log(JSON.stringify({ error: `mount failed: ${mounted.stderr}` }));
   process.exit(0);
 }
-const main = join(import.meta.dirname, "..", "..", "main.ts");
-const env = { ...process.env, SMOLVM_HOME: home, NO_COLOR: "1" };
 
 interface Step {
   code: number | null;
@@ -25,20 +24,10 @@ interface Step {
   ms: number;
 }
 
-function smolvm(...args: string[]): Promise<Step> {
+async function smolvm(...args: string[]): Promise<Step> {
   const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
+  const result = await runCli(args, { env: { SMOLVM_HOME: home }, devNullStdin: true, timeoutMs: 120_000 });
+  return { ...result, ms: Date.now() - t0 };
 }
 
 /** Fills the file system holding `home` to its last byte. */

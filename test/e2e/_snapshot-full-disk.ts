@@ -6,9 +6,9 @@
  * step's exit status and output and what the snapshot directory held after. The tmpfs goes with
  * the namespace.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { runCli } from "../helpers/cli.ts";
 import { paths } from "../../lib/paths.ts";
 
 const dir = paths.snapshotsDir();
@@ -18,7 +18,6 @@ if (mounted.status !== 0) {
   console.log(JSON.stringify({ error: `mount failed: ${mounted.stderr}` }));
   process.exit(0);
 }
-const main = join(import.meta.dirname, "..", "..", "main.ts");
 
 interface Step {
   code: number | null;
@@ -27,18 +26,7 @@ interface Step {
 }
 
 function smolvm(...args: string[]): Promise<Step> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...args], { env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { devNullStdin: true, timeoutMs: 120_000 });
 }
 
 const steps: Record<string, Step> = {};
