@@ -12,6 +12,7 @@ import { pidAlive, processStat } from "../host/pids.ts";
 import { sandboxFiles } from "./layout.ts";
 import { readSandbox, refusal } from "./status.ts";
 import { liveTicket } from "./ticket.ts";
+import { sleep } from "../util/poll.ts";
 
 function openSocket(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -57,8 +58,12 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
   try {
     return await AgentClient.connect(socket, { timeoutMs: patience?.timeoutMs ?? options.timeoutMs, ...(patience === undefined ? {} : { signal: patience.signal }) });
   } catch (error) {
-    if (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED")) throw refused ?? error;
-    return AgentClient.connect(await reattach(vm, refused, options.respawn ?? true), { timeoutMs: options.timeoutMs });
+    // A supervisor killed a moment ago may still accept into its backlog and then drop the
+    // connection unanswered: once its process is gone, that is the same as no supervisor.
+    const unanswered = error instanceof AgentUnavailableError;
+    const dying = connected && unanswered && vm.supervisorPid != null && await goneWithin(vm.supervisorPid, 200);
+    if (!dying && (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED"))) throw refused ?? error;
+    return AgentClient.connect(await reattach(vm, refused ?? error, options.respawn ?? true), { timeoutMs: options.timeoutMs });
   } finally {
     patience?.stop();
   }
@@ -91,6 +96,15 @@ function patient(vm: { id: string; name: string; supervisorPid?: number | null }
       if (timer !== undefined) clearInterval(timer);
     },
   };
+}
+
+/** Whether process `pid` is gone (or a zombie) now or within `ms`: it was not this process's child. */
+async function goneWithin(pid: number, ms: number): Promise<boolean> {
+  for (let waited = 0; pidAlive(pid); waited += 10) {
+    if (waited >= ms) return false;
+    await sleep(10);
+  }
+  return true;
 }
 
 /** The supervisor is gone: say why nothing can be reached, or start a new one for a VM that still runs. */

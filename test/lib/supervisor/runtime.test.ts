@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { BackendUnavailableError, NotRunningError, TimeoutError } from "../../../lib/errors.ts";
 import { pidAlive, processStat } from "../../../lib/host/pids.ts";
@@ -227,6 +227,29 @@ describe("a supervisor that dies", () => {
     const vmmPid = record(vm.id)!.vmmPid!;
     process.kill(vmmPid, "SIGKILL");
     await gone(vmmPid);
+  });
+
+  test("a supervisor that accepts as it dies and hangs up unanswered counts as gone, not as a refusal", async () => {
+    const vm = sandboxRow();
+    const supervisor = await superviseInChild(vm);
+    await (await client(vm)).close();
+    const live = record(vm.id)!;
+    supervisor.kill("SIGKILL");
+    await gone(supervisor.pid!);
+    process.kill(live.vmmPid!, "SIGKILL");
+    await gone(live.vmmPid!);
+    // What a killed supervisor's listening socket does for a moment: accept into its backlog,
+    // then drop the connection without a word.
+    const path = sandboxFiles(vm.id).supervisorSocket;
+    rmSync(path, { force: true });
+    const dying = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dying.listen(path, () => resolve()));
+    try {
+      const error = await client(live).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NotRunningError);
+    } finally {
+      dying.close();
+    }
   });
 
   test("a client of a sandbox whose supervisor is gone and whose VM is gone is told it is not running", async () => {
