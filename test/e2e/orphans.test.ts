@@ -107,16 +107,16 @@ async function cleanupLeavesNothing(watch: ReturnType<typeof watcher>): Promise<
 }
 
 /**
- * Freezes the create, looks, and kills it. "answered" when it had its answer first (it removes
+ * Freezes the create, kills it, then looks. "answered" when it had its answer first (it removes
  * its launcher record once it has it, so a running row without one is a sandbox someone made),
- * "finished" when it had exited already, else "abandoned".
+ * "finished" when it had exited already, else "abandoned". Nothing is read between the freeze
+ * and the kill: a create frozen inside a write holds the state store's lock until it dies.
  */
 async function killCreate(create: ChildProcess, watch: ReturnType<typeof watcher>): Promise<"finished" | "answered" | "abandoned"> {
   create.kill("SIGSTOP");
-  const { row } = watch.look();
-  const answered = row?.status === "running" && !existsSync(launcherFile(sandboxFiles(row.id)));
   if (!(await kill(create))) return "finished";
-  return answered ? "answered" : "abandoned";
+  const { row } = watch.look();
+  return row?.status === "running" && !existsSync(launcherFile(sandboxFiles(row.id))) ? "answered" : "abandoned";
 }
 
 /** A sandbox someone made is listed running, and delete --force leaves nothing of it. */
