@@ -36,7 +36,9 @@ export async function serveRelease(root: string): Promise<ReleaseServer> {
     const real = join(root, path);
     if (!existsSync(real) || !statSync(real).isFile()) return notFound(response);
     const size = statSync(real).size;
-    response.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(size) });
+    // One request per connection: Bun's fetch reusing a kept-alive connection of this server
+    // once read the next answer as a malformed response (a whole run under load).
+    response.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(size), connection: "close" });
     const fault = faults.get(path);
     if (fault === undefined) {
       createReadStream(real).pipe(response);
@@ -79,6 +81,6 @@ export async function serveRelease(root: string): Promise<ReleaseServer> {
 }
 
 function notFound(response: ServerResponse): void {
-  response.writeHead(404, { "content-type": "text/plain" });
+  response.writeHead(404, { "content-type": "text/plain", connection: "close" });
   response.end("not found\n");
 }
