@@ -59,9 +59,9 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
     return await AgentClient.connect(socket, { timeoutMs: patience?.timeoutMs ?? options.timeoutMs, ...(patience === undefined ? {} : { signal: patience.signal }) });
   } catch (error) {
     // A supervisor killed a moment ago may still accept into its backlog and then drop the
-    // connection unanswered: once its process is gone, that is the same as no supervisor.
-    const unanswered = error instanceof AgentUnavailableError;
-    const dying = connected && unanswered && vm.supervisorPid != null && await goneWithin(vm.supervisorPid, 200);
+    // connection unanswered, or reset it: once its process is gone, that is no supervisor.
+    const unanswered = (connected && error instanceof AgentUnavailableError) || refused?.code === "ECONNRESET";
+    const dying = unanswered && vm.supervisorPid != null && await goneWithin(vm.supervisorPid, 200);
     if (!dying && (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED"))) throw refused ?? error;
     return AgentClient.connect(await reattach(vm, refused ?? error, options.respawn ?? true), { timeoutMs: options.timeoutMs });
   } finally {
