@@ -12,7 +12,7 @@ import { pidAlive, processStat } from "../host/pids.ts";
 import { sandboxFiles } from "./layout.ts";
 import { readSandbox, refusal } from "./status.ts";
 import { liveTicket } from "./ticket.ts";
-import { sleep } from "../util/poll.ts";
+import { pollUntil } from "../util/poll.ts";
 
 function openSocket(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -99,12 +99,8 @@ function patient(vm: { id: string; name: string; supervisorPid?: number | null }
 }
 
 /** Whether process `pid` is gone (or a zombie) now or within `ms`: it was not this process's child. */
-async function goneWithin(pid: number, ms: number): Promise<boolean> {
-  for (let waited = 0; pidAlive(pid); waited += 10) {
-    if (waited >= ms) return false;
-    await sleep(10);
-  }
-  return true;
+function goneWithin(pid: number, ms: number): Promise<boolean> {
+  return pollUntil(() => !pidAlive(pid), { timeoutMs: ms, what: `pid ${pid} to end` }).then(() => true, () => false);
 }
 
 /** The supervisor is gone: say why nothing can be reached, or start a new one for a VM that still runs. */
