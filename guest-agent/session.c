@@ -247,7 +247,10 @@ static void on_hello(session_t *s, const frame_t *f) {
         session_send_error(s, 0, 0, "BAD_REQUEST", "HELLO needs a JSON object with a nonce of 1 to 128 characters");
         return;
     }
-    if (s->helloed) session_teardown_streams(s);
+    if (s->helloed) {
+        logmsg("a new HELLO on a live session: its streams ended");
+        session_teardown_streams(s);
+    }
     if (t > 0) agent_hello_time((int64_t)t);
     s->helloed = 1;
 

@@ -54,7 +54,9 @@ static void session_lost(session_t *s) {
         session_destroy(s);
         return;
     }
-    logv("host disconnected from the port");
+    /* Always said: a port's host comes and goes only at boot, restore and supervisor changes, and
+     * the console is the record of which side dropped a session. */
+    logmsg("host disconnected from the port%s", s->helloed ? " (its session and streams ended)" : "");
     session_teardown_streams(s);
     s->helloed = 0;
     s->connected = 0;
@@ -117,7 +119,8 @@ void session_flush_blocking(session_t *s, int timeout_ms) {
 }
 
 static void framing_error(session_t *s) {
-    logv("framing error from host: %s", proto_error_text(s->dec.error));
+    if (s->kind == SK_PORT) logmsg("framing error from host: %s (hunting for the next HELLO)", proto_error_text(s->dec.error));
+    else logv("framing error from host: %s", proto_error_text(s->dec.error));
     session_send_error(s, 0, 0, "BAD_FRAME", proto_error_text(s->dec.error));
     session_teardown_streams(s);
     s->helloed = 0;
@@ -176,7 +179,7 @@ static void session_timer(atimer_t *t) {
         timer_arm(&s->timer, PORT_POLL_MS);
         return;
     }
-    logv("host connected to the port");
+    logmsg("host connected to the port");
     s->connected = 1;
     update_interest(s);
 }

@@ -10,12 +10,13 @@ import { rmSync } from "node:fs";
 import type { AgentHello } from "../agent/messages.ts";
 import { agentError } from "../agent/_errors.ts";
 import { AgentErrorPayload, IdentityResult, ReseedResult, SetTimeResult } from "../agent/messages.ts";
-import { smolError } from "../errors.ts";
+import { SmolError, smolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
 import { guestNetworkOf } from "../network/index.ts";
 import type { SandboxRecord } from "../state/sandboxes.ts";
 import { within } from "../util/poll.ts";
+import { tailOf } from "../util/tail.ts";
 import { FrameType, jsonFrame, jsonPayload } from "./frames.ts";
 import type { Relay, StreamOwner } from "./relay.ts";
 
@@ -45,9 +46,13 @@ export async function renewIdentity(relay: Relay, agent: AgentHello, vm: Sandbox
   const guest = guestNetworkOf({ mode: vm.config.network, ip: vm.ip });
   const address = guest === undefined ? {} : { ip: guest.ip, gw: guest.gateway, dns: guest.dns };
   if (agent.capabilities.includes("identity")) {
-    const result = IdentityResult.parse(await callAgent(relay, {
-      op: "identity", timeMs: Date.now(), seed, hostname: vm.name, ...address,
-    }));
+    const answer = await callAgent(relay, { op: "identity", timeMs: Date.now(), seed, hostname: vm.name, ...address }).catch((error: unknown) => {
+      // The guest's own account (its agent logs every port session it loses or starts) says why.
+      const console = tailOf(files.consoleLog, 8);
+      throw smolError(error instanceof SmolError ? error.code : "AGENT_UNAVAILABLE",
+        `${(error as Error).message}${console ? `; last console lines:\n${console}` : ""}`, { cause: error });
+    });
+    const result = IdentityResult.parse(answer);
     if (result.applied && result.reseeded !== true) logEvent("warn", "restored guest: its kernel refused the CRNG reseed", { vm: vm.id });
     logEvent("info", "restored guest has its own identity", { vm: vm.id, bootId: result.bootId, applied: result.applied });
   } else {
