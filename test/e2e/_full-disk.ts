@@ -4,23 +4,16 @@
  * what a user would on that bad day, printing one JSON line: each step's exit status, output and
  * time. The tmpfs goes with the namespace.
  */
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runCli } from "../helpers/cli.ts";
+import { type CliResult, runCli } from "../helpers/cli.ts";
+import { mountTmpfsOrReport, unmountTmpfs } from "../helpers/tmpfs.ts";
 
 const home = mkdtempSync(join(tmpdir(), "smolvm-full-"));
-const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", home], { encoding: "utf8" });
-if (mounted.status !== 0) {
-  console.log(JSON.stringify({ error: `mount failed: ${mounted.stderr}` }));
-  process.exit(0);
-}
+mountTmpfsOrReport(home, "64m");
 
-interface Step {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+interface Step extends CliResult {
   ms: number;
 }
 
@@ -71,7 +64,7 @@ try {
 } finally {
   // Whatever happened, nothing of it may outlive the namespace's tmpfs.
   await smolvm("cleanup", "full");
-  spawnSync("umount", ["-l", home]);
+  unmountTmpfs(home);
   rmSync(home, { recursive: true, force: true });
 }
 console.log(JSON.stringify({ home, steps }));

@@ -6,30 +6,20 @@
  * step's exit status and output and what the snapshot directory held after. The tmpfs goes with
  * the namespace.
  */
-import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync } from "node:fs";
-import { runCli } from "../helpers/cli.ts";
+import { type CliResult, runCli } from "../helpers/cli.ts";
+import { mountTmpfsOrReport, unmountTmpfs } from "../helpers/tmpfs.ts";
 import { paths } from "../../lib/paths.ts";
 
 const dir = paths.snapshotsDir();
 mkdirSync(dir, { recursive: true });
-const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { encoding: "utf8" });
-if (mounted.status !== 0) {
-  console.log(JSON.stringify({ error: `mount failed: ${mounted.stderr}` }));
-  process.exit(0);
-}
+mountTmpfsOrReport(dir, "4m");
 
-interface Step {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function smolvm(...args: string[]): Promise<Step> {
+function smolvm(...args: string[]): Promise<CliResult> {
   return runCli(args, { devNullStdin: true, timeoutMs: 120_000 });
 }
 
-const steps: Record<string, Step> = {};
+const steps: Record<string, CliResult> = {};
 let left: string[] = [];
 try {
   steps.create = await smolvm("create", "--name", "full", "--image", "base", "--no-warm", "--json");
@@ -41,6 +31,6 @@ try {
 } finally {
   // Whatever happened, nothing of it may outlive the namespace's tmpfs.
   await smolvm("cleanup", "full");
-  spawnSync("umount", ["-l", dir]);
+  unmountTmpfs(dir);
 }
 console.log(JSON.stringify({ steps, left }));
