@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../../lib/agent/client.ts";
 import type { AgentConnectOptions } from "../../lib/agent/types.ts";
@@ -229,19 +230,40 @@ export async function waitUntil(check: () => boolean, timeoutMs: number): Promis
 }
 
 /**
- * One native agent and a connected client for a whole test file: started before its first test,
- * stopped after its last. `use` receives them once they are up.
+ * One native agent for a whole test file: started before its first test, stopped after its last.
+ * `use` receives it once it is up.
  */
-export function withSharedAgent(use: (agent: TestAgent, client: AgentClient) => void | Promise<void>): void {
+export function withTestAgent(use: (agent: TestAgent) => void | Promise<void>): void {
   let agent: TestAgent | undefined;
-  let client: AgentClient | undefined;
+  // Long: in a fresh checkout this also builds the agent.
   beforeAll(async () => {
     agent = await startTestAgent();
-    client = await agent.connect();
-    await use(agent, client);
-  }, 60_000);
+    await use(agent);
+  }, 300_000);
   afterAll(async () => {
-    await client?.close();
     await agent?.stop();
   });
+}
+
+/** withTestAgent with a client connected to it for the whole file. */
+export function withSharedAgent(use: (agent: TestAgent, client: AgentClient) => void | Promise<void>): void {
+  let client: AgentClient | undefined;
+  // Registered before the agent's own hooks, so it runs first: the client leaves before its agent stops.
+  afterAll(async () => {
+    await client?.close();
+  });
+  withTestAgent(async (agent) => {
+    client = await agent.connect();
+    await use(agent, client);
+  });
+}
+
+/** The stdout of `command`, run by a client of its own over `socket` (closed after). */
+export async function runOnce(socket: Duplex, command: string): Promise<string> {
+  const client = await AgentClient.connect(socket);
+  try {
+    return (await client.run(command)).stdout;
+  } finally {
+    await client.close();
+  }
 }

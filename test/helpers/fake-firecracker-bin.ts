@@ -3,7 +3,7 @@
  * fake-firecracker-main.ts with this Bun (the jailer after its own steps), so process handling is
  * tested on a real child process.
  */
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,6 +21,19 @@ export interface FakeBinaryOptions {
   guestAgent?: string;
   /** Requests answered with a 400 and this fault message. */
   faults?: Array<{ method: string; path: string; message: string }>;
+}
+
+/** What the stand-in last wrote to `report`, after its latest request (fake-firecracker-main.ts). */
+export interface FakeReport {
+  argv: string[];
+  requests: Array<{ method: string; path: string; body: Record<string, unknown>; status: number }>;
+  violations: string[];
+  responseViolations: string[];
+  state: string;
+}
+
+export function readFakeReport(path: string): FakeReport {
+  return JSON.parse(readFileSync(path, "utf8")) as FakeReport;
 }
 
 function quote(word: string): string {

@@ -6,7 +6,7 @@
  * process, the API calls, hybrid vsock and the agent protocol; faked: only the VMM and its guest.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient } from "../../../../lib/agent/client.ts";
@@ -17,17 +17,9 @@ import { JAIL_ID_BASE } from "../../../../lib/backends/firecracker/sandbox-jail.
 import type { LaunchSpec, Vmm } from "../../../../lib/backends/types.ts";
 import { InvalidInputError } from "../../../../lib/errors.ts";
 import { pidAlive } from "../../../../lib/host/pids.ts";
-import { buildNativeAgent, processesMatching, waitUntil } from "../../../helpers/agent.ts";
-import { writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
+import { buildNativeAgent, processesMatching, runOnce, waitUntil } from "../../../helpers/agent.ts";
+import { type FakeReport, readFakeReport, writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
 import { rejection } from "../../../helpers/rejection.ts";
-
-interface Report {
-  argv: string[];
-  requests: Array<{ method: string; path: string; body: Record<string, unknown>; status: number }>;
-  violations: string[];
-  responseViolations: string[];
-  state: string;
-}
 
 let nativeAgent: string;
 let dir: string;
@@ -64,8 +56,8 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function report(): Report {
-  return JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as Report;
+function report(): FakeReport {
+  return readFakeReport(join(dir, "report.json"));
 }
 
 function backend(options: Parameters<typeof writeFakeFirecracker>[1] = {}): FirecrackerBackend {
@@ -93,13 +85,7 @@ async function launchSpec(fc: FirecrackerBackend): Promise<LaunchSpec> {
 }
 
 async function run(vmm: Vmm, command: string): Promise<string> {
-  const { socket } = await vmm.openAgent({ timeoutMs: 10_000 });
-  const client = await AgentClient.connect(socket);
-  try {
-    return (await client.run(command)).stdout;
-  } finally {
-    await client.close();
-  }
+  return runOnce((await vmm.openAgent({ timeoutMs: 10_000 })).socket, command);
 }
 
 describe("FirecrackerBackend", () => {

@@ -5,11 +5,10 @@
  * (each checked against the spec), the vsock handshake and an exec in the agent; what is faked:
  * only the VMM and its guest.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentClient } from "../../../../lib/agent/client.ts";
 import { FirecrackerApiError } from "../../../../lib/backends/firecracker/api.ts";
 import { snapshotFilesIn } from "../../../../lib/backends/firecracker/launch-spec.ts";
 import { AGENT_VSOCK_PORT, type FirecrackerVmSpec } from "../../../../lib/backends/firecracker/plan.ts";
@@ -18,27 +17,16 @@ import {
 } from "../../../../lib/backends/firecracker/vmm.ts";
 import { waitForVsock } from "../../../../lib/backends/firecracker/vsock.ts";
 import { pidAlive } from "../../../../lib/host/pids.ts";
-import { processesMatching, startTestAgent, type TestAgent } from "../../../helpers/agent.ts";
-import { writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
+import { processesMatching, runOnce, type TestAgent, withTestAgent } from "../../../helpers/agent.ts";
+import { type FakeReport, readFakeReport, writeFakeFirecracker } from "../../../helpers/fake-firecracker-bin.ts";
 import { rejection } from "../../../helpers/rejection.ts";
-
-interface Report {
-  argv: string[];
-  requests: Array<{ method: string; path: string; body: Record<string, unknown>; status: number }>;
-  violations: string[];
-  responseViolations: string[];
-  state: string;
-}
 
 let agent: TestAgent;
 let dir: string;
 let running: RunningFirecracker[];
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-}, 300_000);
-afterAll(async () => {
-  await agent?.stop();
+withTestAgent((started) => {
+  agent = started;
 });
 
 beforeEach(() => {
@@ -74,18 +62,12 @@ function vmSpec(overrides: Partial<FirecrackerVmSpec> = {}): FirecrackerVmSpec {
   };
 }
 
-function report(): Report {
-  return JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as Report;
+function report(): FakeReport {
+  return readFakeReport(join(dir, "report.json"));
 }
 
 async function execOverVsock(vmm: RunningFirecracker, command: string): Promise<string> {
-  const socket = await waitForVsock(vmm.plan.vsockSocketPath, AGENT_VSOCK_PORT, { timeoutMs: 10_000, exited: vmm.exited });
-  const client = await AgentClient.connect(socket);
-  try {
-    return (await client.run(command)).stdout;
-  } finally {
-    await client.close();
-  }
+  return runOnce(await waitForVsock(vmm.plan.vsockSocketPath, AGENT_VSOCK_PORT, { timeoutMs: 10_000, exited: vmm.exited }), command);
 }
 
 describe("bootFirecracker", () => {

@@ -3,7 +3,7 @@
  * CONNECT/OK handshake in front of the real native guest agent (a real exec goes through it), and
  * small servers that answer wrongly, late or not at all.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ import { AGENT_VSOCK_PORT } from "../../../../lib/backends/firecracker/plan.ts";
 import { AgentClient } from "../../../../lib/agent/client.ts";
 import { AgentUnavailableError, TimeoutError } from "../../../../lib/errors.ts";
 import { rejection } from "../../../helpers/rejection.ts";
-import { startTestAgent, type TestAgent } from "../../../helpers/agent.ts";
+import { type TestAgent, withTestAgent } from "../../../helpers/agent.ts";
 import { startVsockShim, type VsockShim } from "../../../helpers/vsock-shim.ts";
 
 let agent: TestAgent;
@@ -22,11 +22,8 @@ let shims: VsockShim[];
 let servers: Server[];
 let open: Socket[];
 
-beforeAll(async () => {
-  agent = await startTestAgent();
-}, 300_000);
-afterAll(async () => {
-  await agent?.stop();
+withTestAgent((started) => {
+  agent = started;
 });
 
 beforeEach(() => {
