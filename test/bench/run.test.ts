@@ -6,10 +6,10 @@
 import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { benchReportSchema, PHASE_IDS, PHASES } from "../../bench/report.ts";
 import { paths } from "../../lib/paths.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
+import { scratchDir } from "../helpers/scratch.ts";
 import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
 import { xmlProblems } from "./_xml.ts";
 
@@ -23,7 +23,7 @@ cleanupAfterAll();
 const SSH_PHASES = new Set(PHASES.filter((p) => ["ssh", "sftp", "scp"].includes(p.path)).map((p) => p.id));
 
 test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the floors, the machine and the targets", async () => {
-  const plot = join(tmpdir(), `smolvm-bench-${process.pid}.svg`);
+  const plot = join(scratchDir("smolvm-bench-"), "plot.svg");
   const result = await runCli(["bench", "--image", "base", "--runs", "20", "--vms", "1", "--json", "--plot", plot], { timeoutMs: RUN_TIMEOUT_MS });
   if (result.code !== 0) throw new Error(`bench failed (${result.code}): ${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
   const out = envelope(result);

@@ -1,7 +1,6 @@
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { completionScript, SHELLS } from "../../cmd/completions.ts";
 import { parseSandboxConfig } from "../../lib/config.ts";
@@ -9,6 +8,7 @@ import { StateStore } from "../../lib/state/sandboxes.ts";
 import { buildProgram } from "../../cmd/program.ts";
 import { COMPLETION_FILES } from "../../scripts/completions.ts";
 import { repoRoot, runCli } from "../helpers/cli.ts";
+import { scratchDir } from "../helpers/scratch.ts";
 
 test("checked-in completions match the command tree (run `npm run completions` after changing commands)", async () => {
   for (const shell of SHELLS) {
@@ -29,7 +29,7 @@ test("`smolvm completions SHELL` prints the same script", async () => {
 
 /** Asks bash what it would offer after typing `line`, with `smolvm` resolving to this checkout. */
 async function bashComplete(line: string): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), "smolvm-compl-"));
+  const dir = scratchDir("smolvm-compl-");
   const script = join(dir, "smolvm.bash");
   writeFileSync(script, completionScript((await buildProgram()) as never, "bash"));
   const words = line.split(" ");
@@ -69,7 +69,7 @@ test("__complete sandboxes lists live names from the state store", async () => {
 });
 
 test("completions --install writes where the shell looks", async () => {
-  const home = mkdtempSync(join(tmpdir(), "smolvm-xdg-"));
+  const home = scratchDir("smolvm-xdg-");
   const result = await runCli(["completions", "fish", "--install", "--json"], { env: { XDG_CONFIG_HOME: home } });
   expect(result.code).toBe(0);
   const path = JSON.parse(result.stdout).data.path;

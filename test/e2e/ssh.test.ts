@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { networkInterfaces, tmpdir } from "node:os";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { ensureImage } from "../../lib/images/build.ts";
@@ -25,6 +25,7 @@ import type { CommChannel } from "../../lib/channels/types.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
+import { scratchDir } from "../helpers/scratch.ts";
 
 setDefaultTimeout(180_000);
 
@@ -180,7 +181,7 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
   });
 
   test("files: upload and download through the SDK keep content and mode", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "smolvm-ssh-files-"));
+    const dir = scratchDir("smolvm-ssh-files-");
     const local = join(dir, "script.sh");
     writeFileSync(local, "#!/bin/sh\necho uploaded\n", { mode: 0o755 });
     await handle.files.upload(local, `${GUEST_HOME}/up-${commChannel}/`);
@@ -309,7 +310,7 @@ describe("the OpenSSH client", () => {
     const base = ["-i", printed.keyPath, "-o", `UserKnownHostsFile=${printed.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes"];
     const ssh = Bun.spawnSync(["ssh", ...base, "-p", String(printed.port), "root@127.0.0.1", "uname -s"]);
     expect(ssh.stdout.toString()).toBe("Linux\n");
-    const dir = mkdtempSync(join(tmpdir(), "smolvm-scp-"));
+    const dir = scratchDir("smolvm-scp-");
     writeFileSync(join(dir, "up.txt"), "via scp\n");
     const up = Bun.spawnSync(["scp", ...base, "-P", String(printed.port), join(dir, "up.txt"), `root@127.0.0.1:${GUEST_HOME}/up.txt`]);
     expect(up.exitCode).toBe(0);
@@ -324,7 +325,7 @@ describe("the OpenSSH client", () => {
     const original = readFileSync(file, "utf8");
     const otherKey = Bun.spawnSync(["sh", "-c", `d=$(mktemp -d); ssh-keygen -q -t ed25519 -N '' -f $d/k && cut -d' ' -f2 $d/k.pub`]).stdout.toString().trim();
     const [names, type] = original.trim().split(" ");
-    const dir = mkdtempSync(join(tmpdir(), "smolvm-tamper-"));
+    const dir = scratchDir("smolvm-tamper-");
     copyFileSync(file, join(dir, "original"));
     try {
       writeFileSync(file, `${names} ${type} ${otherKey}\n`);

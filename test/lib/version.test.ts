@@ -1,16 +1,16 @@
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gitCommitOf, versionInfo } from "../../lib/version.ts";
 import { repoRoot } from "../helpers/cli.ts";
+import { scratchDir } from "../helpers/scratch.ts";
 
 const A = "a".repeat(40);
 const B = "b".repeat(40);
 
 function layout(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), "smolvm-git-"));
+  const root = scratchDir("smolvm-git-");
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(join(root, path, ".."), { recursive: true });
     writeFileSync(join(root, path), text);
@@ -45,7 +45,7 @@ test("from this checkout the commit is git's HEAD", () => {
 test("a compiled binary names its version, the commit it was built from and its target", () => {
   const binary = join(repoRoot, "dist", `smolvm-${process.platform}-${process.arch}`);
   if (!existsSync(binary)) return void console.log(`skipping: ${binary} is missing (npm run build)`);
-  const home = mkdtempSync(join(tmpdir(), "smolvm-version-"));
+  const home = scratchDir("smolvm-version-");
   const run = spawnSync(binary, ["version", "--json"], { encoding: "utf8", env: { ...process.env, SMOLVM_HOME: home } });
   const data = JSON.parse(run.stdout).data;
   expect(data.target).toBe(`${process.platform}-${process.arch}`);

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NotFoundError } from "../../../lib/errors.ts";
 import { getRecipe, knownImages } from "../../../lib/images/recipes.ts";
@@ -10,6 +9,7 @@ import { installScript } from "../../../lib/presets/install.ts";
 import { attachCommand } from "../../../lib/presets/start.ts";
 import { COMMAND_GROUPS } from "../../../cmd/registry.ts";
 import { diskSize } from "../../../cmd/options.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 describe("preset catalog", () => {
   test("every preset with an image names a Debian recipe with an npm layer, which the release builds", () => {
@@ -81,7 +81,7 @@ describe("credentials", () => {
   });
 
   test("keys come from the environment when set; files and directories from the allow-list only", async () => {
-    const home = mkdtempSync(join(tmpdir(), "smolvm-creds-"));
+    const home = scratchDir("smolvm-creds-");
     mkdirSync(join(home, ".codex/sessions"), { recursive: true });
     mkdirSync(join(home, ".codex/rules"), { recursive: true });
     writeFileSync(join(home, ".codex/auth.json"), "{}");

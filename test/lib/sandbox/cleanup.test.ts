@@ -5,8 +5,7 @@
  */
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { pidAlive } from "../../../lib/host/pids.ts";
@@ -16,6 +15,7 @@ import { launcherFile } from "../../../lib/sandbox/launcher.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
 import { withStore, type SandboxPatch, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
 import { waitUntil } from "../../helpers/agent.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 const standIns: ChildProcess[] = [];
 afterAll(() => {
@@ -23,7 +23,7 @@ afterAll(() => {
 });
 
 beforeEach(() => {
-  process.env.SMOLVM_HOME = mkdtempSync(join(tmpdir(), "smolvm-cleanup-"));
+  process.env.SMOLVM_HOME = scratchDir("smolvm-cleanup-");
 });
 
 function sandbox(name: string, patch: SandboxPatch, options: { disk?: boolean; diskMode?: "isolated" | "shared"; backend?: "qemu" | "firecracker" } = {}): SandboxRecord {

@@ -3,16 +3,16 @@
  * every sandbox directory gets its row back from its mirror, with the state that is true now.
  */
 import { beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { paths } from "../../../lib/paths.ts";
 import { repairStore } from "../../../lib/sandbox/repair.ts";
 import { withStore, type SandboxPatch } from "../../../lib/state/sandboxes.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 beforeEach(() => {
-  process.env.SMOLVM_HOME = mkdtempSync(join(tmpdir(), "smolvm-repair-"));
+  process.env.SMOLVM_HOME = scratchDir("smolvm-repair-");
 });
 
 function sandbox(name: string, patch: SandboxPatch, allocate = {}) {

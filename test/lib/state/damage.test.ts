@@ -5,17 +5,17 @@
  */
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { SmolError } from "../../../lib/errors.ts";
 import { paths } from "../../../lib/paths.ts";
 import { mirrorPath } from "../../../lib/state/mirror.ts";
 import { StateStore, withStore } from "../../../lib/state/sandboxes.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 function home(): string {
-  const dir = mkdtempSync(join(tmpdir(), "smolvm-damage-"));
+  const dir = scratchDir("smolvm-damage-");
   process.env.SMOLVM_HOME = dir;
   return dir;
 }

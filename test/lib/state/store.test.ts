@@ -1,16 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { SmolError } from "../../../lib/errors.ts";
 import { lowestFree } from "../../../lib/state/allocate.ts";
 import { StateStore } from "../../../lib/state/sandboxes.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 function freshStore(): StateStore {
-  return StateStore.open(join(mkdtempSync(join(tmpdir(), "smolvm-state-")), "state.db"));
+  return StateStore.open(join(scratchDir("smolvm-state-"), "state.db"));
 }
 
 describe("state store", () => {
@@ -63,7 +62,7 @@ describe("state store", () => {
   });
 
   test("50 processes allocating at once get unique names, IPs, ports and CIDs, and no row is lost", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "smolvm-race-"));
+    const dir = scratchDir("smolvm-race-");
     const db = join(dir, "state.db");
     StateStore.open(db).close(); // migrate once so the racers only contend on inserts
     const worker = join(import.meta.dir, "allocate-worker.ts");
@@ -205,7 +204,7 @@ describe("network allocations", () => {
   });
 
   test("a state database of schema 1 is migrated in place: its rows keep everything and gain a DNS port column", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "smolvm-state-")), "state.db");
+    const file = join(scratchDir("smolvm-state-"), "state.db");
     const old = new DatabaseSync(file);
     old.exec(`CREATE TABLE vms (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, status TEXT NOT NULL, config TEXT NOT NULL,
       backend TEXT, channel TEXT, ip TEXT UNIQUE, ssh_port INTEGER UNIQUE, cid INTEGER UNIQUE, supervisor_pid INTEGER,

@@ -1,11 +1,11 @@
 import { expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { trimConsoleLog } from "../../../lib/supervisor/console-cap.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 test("a console log past its cap is cut to its last MiB with a line saying so, and a writer appending goes on after it", () => {
-  const file = join(mkdtempSync(join(tmpdir(), "smolvm-console-")), "console.log");
+  const file = join(scratchDir("smolvm-console-"), "console.log");
   writeFileSync(file, Buffer.alloc(3 * 1024 * 1024, "x"));
   appendFileSync(file, "the last line\n");
   expect(trimConsoleLog(file, 1024 * 1024 * 2)).toBe(true);

@@ -3,13 +3,13 @@
  * test-mode agent, which runs on this host: a "guest port" is a port on this host's loopback.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlreadyExistsError, NotFoundError } from "../../../lib/errors.ts";
 import { PortForwards } from "../../../lib/supervisor/forwards.ts";
 import { agentRelay, type AgentRelay } from "./_relay.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 let setup: AgentRelay;
 let echo: Server;
@@ -40,7 +40,7 @@ function roundTrip(port: number, text: string): Promise<string> {
 }
 
 test("a forward listens on 127.0.0.1 only and carries each connection to the guest port through the agent", async () => {
-  const saved = join(mkdtempSync(join(tmpdir(), "fwd-")), "forwards.json");
+  const saved = join(scratchDir("fwd-"), "forwards.json");
   const forwards = new PortForwards(setup.client, saved, vm);
   const info = await forwards.expose({ guestPort });
   expect(info).toMatchObject({ guestPort, address: "127.0.0.1", connections: 0 });
@@ -55,7 +55,7 @@ test("a forward listens on 127.0.0.1 only and carries each connection to the gue
 });
 
 test("the list a crashed supervisor left is opened again by the next one, on the same host ports", async () => {
-  const saved = join(mkdtempSync(join(tmpdir(), "fwd-")), "forwards.json");
+  const saved = join(scratchDir("fwd-"), "forwards.json");
   const crashed = new PortForwards(setup.client, saved, vm);
   const info = await crashed.expose({ guestPort });
   // The crash: its listeners go with its process, its list stays on disk.
@@ -69,7 +69,7 @@ test("the list a crashed supervisor left is opened again by the next one, on the
 });
 
 test("a host port in use, a port forwarded twice, and closing what is not there are refused clearly", async () => {
-  const saved = join(mkdtempSync(join(tmpdir(), "fwd-")), "forwards.json");
+  const saved = join(scratchDir("fwd-"), "forwards.json");
   const forwards = new PortForwards(setup.client, saved, vm);
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", () => resolve()));
@@ -85,7 +85,7 @@ test("a host port in use, a port forwarded twice, and closing what is not there 
 });
 
 test("a connection to a guest port nothing listens on is refused like a closed port, and the forward goes on", async () => {
-  const saved = join(mkdtempSync(join(tmpdir(), "fwd-")), "forwards.json");
+  const saved = join(scratchDir("fwd-"), "forwards.json");
   const forwards = new PortForwards(setup.client, saved, vm);
   const free = createServer();
   await new Promise<void>((resolve) => free.listen(0, "127.0.0.1", () => resolve()));

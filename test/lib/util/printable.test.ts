@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { printable } from "../../../lib/util/printable.ts";
 import { tailOf } from "../../../lib/util/tail.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 describe("printable: a guest's words on a person's terminal", () => {
   test("drops escape sequences and control characters, keeps newlines and tabs", () => {
@@ -17,7 +17,7 @@ describe("printable: a guest's words on a person's terminal", () => {
 
 describe("tailOf: the end of a log a guest writes", () => {
   test("reads only the last 64 KiB of a big file, and quotes it printable", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "smolvm-tail-")), "console.log");
+    const file = join(scratchDir("smolvm-tail-"), "console.log");
     writeFileSync(file, Buffer.concat([Buffer.alloc(8 * 1024 * 1024, "a"), Buffer.from("\nlast \u001b[31mline\u001b[0m\n")]));
     expect(tailOf(file, 1)).toBe("last line");
   });

@@ -1,12 +1,12 @@
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatChecksums, parseChecksums, sha256File } from "../../../scripts/release/checksums.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 test("SHA256SUMS round-trips and is what `sha256sum -c` checks", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "smolvm-sums-"));
+  const dir = scratchDir("smolvm-sums-");
   writeFileSync(join(dir, "b.bin"), "bravo");
   writeFileSync(join(dir, "a.txt"), "alpha\n");
   const sums = new Map([["b.bin", await sha256File(join(dir, "b.bin"))], ["a.txt", await sha256File(join(dir, "a.txt"))]]);

@@ -7,12 +7,12 @@
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY_TARGETS, binaryAssetName, PROJECT_REPOSITORY } from "../../../lib/distribution/release-url.ts";
 import { renderFormula, type FormulaInput } from "../../../scripts/release/formula.ts";
 import { evaluateFormula, haveRuby } from "../../helpers/formula.ts";
+import { scratchDir } from "../../helpers/scratch.ts";
 
 if (!haveRuby) console.log("skipping the Ruby checks: ruby is not installed (Debian package `ruby`)");
 const withRuby = haveRuby ? test : test.skip;
@@ -30,7 +30,7 @@ function fakeRelease(overrides: Partial<FormulaInput> = {}): FormulaInput {
 }
 
 function writeFormula(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), "smolvm-formula-")), "smolvm.rb");
+  const file = join(scratchDir("smolvm-formula-"), "smolvm.rb");
   writeFileSync(file, text);
   return file;
 }
