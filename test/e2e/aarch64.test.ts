@@ -7,7 +7,7 @@
  * Needs the aarch64 kernel in the shared cache (`smolvm kernel build --arch aarch64`, which
  * .ci/run does); without it the suite says so and why.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,7 +19,7 @@ import { findKernel } from "../../lib/kernel/cache.ts";
 import { kernelCmdline } from "../../lib/kernel/cmdline.ts";
 import { pullImages } from "../../lib/published/pull.ts";
 import { serveImageMirror } from "../helpers/image-mirror.ts";
-import { buildTestRelease, freshCache, removeScratch, scratchDir, withEnv } from "../helpers/release.ts";
+import { buildTestRelease, freshCache, scratchDir, withEnv } from "../helpers/release.ts";
 
 const kernel = await findKernel("aarch64");
 const qemu = which("qemu-system-aarch64");
@@ -28,8 +28,6 @@ const skipWhy = kernel === undefined
   : qemu === undefined ? "qemu-system-aarch64 is not installed (package qemu-system-arm)" : undefined;
 if (skipWhy) console.log(`skip: aarch64 boot: ${skipWhy}`);
 const suite = skipWhy ? describe.skip : describe;
-
-afterAll(() => removeScratch());
 
 /** Connects to the agent's chardev socket, retrying until the guest's agent says HELLO. */
 async function connectAgent(socketPath: string, deadline: number, exited: Promise<unknown>): Promise<AgentClient> {

@@ -3,8 +3,7 @@
  * kernel from the shared cache) and signed with a throwaway key, plus the tools to derive
  * altered releases from it and to give a test a fresh cache.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { generateSigningKey, signManifest } from "../../lib/published/trust.ts";
 import { parseManifest, type ReleaseManifest } from "../../lib/published/manifest.ts";
@@ -12,6 +11,7 @@ import { paths } from "../../lib/paths.ts";
 import { afterAll, beforeAll } from "bun:test";
 import { envelope, runCli } from "./cli.ts";
 import { serveImageMirror, type ImageMirror } from "./image-mirror.ts";
+import { scratchDir as processScratchDir } from "./scratch.ts";
 
 export interface TestRelease {
   dir: string;
@@ -21,16 +21,9 @@ export interface TestRelease {
   env(url: string): Record<string, string>;
 }
 
-const scratch: string[] = [];
-/** Removes every directory the helpers made (call from afterAll). */
-export function removeScratch(): void {
-  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
+/** `smolvm-<prefix>-XXXXXX`, gone when the test process ends (see scratch.ts). */
 export function scratchDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `smolvm-${prefix}-`));
-  scratch.push(dir);
-  return dir;
+  return processScratchDir(`smolvm-${prefix}-`);
 }
 
 export async function buildTestRelease(options: { arches?: ("x86_64" | "aarch64")[]; images?: string[] } = {}): Promise<TestRelease> {
@@ -107,7 +100,7 @@ export async function withEnv<T>(env: Record<string, string | undefined>, fn: ()
 
 /**
  * Builds a test release and serves it from a loopback mirror for the tests of one file (hooks of
- * that file): `ready` hands both over; the mirror is closed and the scratch removed after them.
+ * that file): `ready` hands both over; the mirror is closed after them.
  */
 export function serveTestRelease(ready: (release: TestRelease, server: ImageMirror) => void): void {
   let server: ImageMirror | undefined;
@@ -118,6 +111,5 @@ export function serveTestRelease(ready: (release: TestRelease, server: ImageMirr
   }, 60 * 60_000);
   afterAll(async () => {
     await server?.close();
-    removeScratch();
   });
 }

@@ -3,7 +3,7 @@
  * holds, the signing rules, and an unsigned release trusted by its manifest's SHA-256 on a real
  * loopback mirror.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseManifest } from "../../../lib/published/manifest.ts";
@@ -12,9 +12,7 @@ import { sha256Hex, verifyManifest } from "../../../lib/published/trust.ts";
 import { pullImages } from "../../../lib/published/pull.ts";
 import { envelope, runCli } from "../../helpers/cli.ts";
 import { serveImageMirror } from "../../helpers/image-mirror.ts";
-import { freshCache, removeScratch, scratchDir, withEnv } from "../../helpers/release.ts";
-
-afterAll(() => removeScratch());
+import { freshCache, scratchDir, withEnv } from "../../helpers/release.ts";
 
 describe("release build and keygen", () => {
   test("a build without a key is refused unless --unsigned, and --unsigned with a key is refused too", async () => {
