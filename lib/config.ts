@@ -6,7 +6,7 @@
  * (a second vCPU costs ~0.1 s of boot), 512 MiB is enough for the Debian image with Python and
  * git, and the root disk is an isolated copy-on-write overlay so sandboxes never see each other.
  */
-import { z } from "./zod.ts";
+import { lazySchema, z } from "./zod.ts";
 import { ACCELS, BACKENDS, CHANNELS, DISK_MODES, NETWORK_MODES } from "./choices.ts";
 import { InvalidInputError } from "./errors.ts";
 
@@ -17,18 +17,18 @@ import { parseOrThrow } from "./validate.ts";
 export const SANDBOX_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const sandboxNameSchema = z.string().check(z.regex(SANDBOX_NAME_PATTERN, {
+export const sandboxNameSchema = lazySchema(() => z.string().check(z.regex(SANDBOX_NAME_PATTERN, {
   error: "use 1-63 lowercase letters, digits and dashes, not starting or ending with a dash",
-}));
+})));
 
-export const envKeySchema = z.string().check(z.regex(ENV_KEY_PATTERN, {
+export const envKeySchema = lazySchema(() => z.string().check(z.regex(ENV_KEY_PATTERN, {
   error: "a name of letters, digits and underscores, not starting with a digit",
-}));
+})));
 
 /** Values are passed to the guest verbatim; only NUL cannot cross an exec boundary. */
-export const envValueSchema = z.string().check(z.refine((v) => !v.includes("\0"), {
+export const envValueSchema = lazySchema(() => z.string().check(z.refine((v) => !v.includes("\0"), {
   error: "values cannot contain a NUL byte",
-}));
+})));
 
 function intRange(min: number, max: number, unit: string) {
   const error = `an integer from ${min} to ${max}${unit ? ` ${unit}` : ""}`;
@@ -41,7 +41,7 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
 
 export const DEFAULT_IMAGE = "debian";
 
-export const sandboxConfigSchema = z.strictObject({
+export const sandboxConfigSchema = lazySchema(() => z.strictObject({
   /** Unique among sandboxes; generated when absent. */
   name: z.optional(sandboxNameSchema),
   /** A built or published image (`base`, `debian`, ...). Ignored when `rootfsPath` is set. */
@@ -81,7 +81,7 @@ export const sandboxConfigSchema = z.strictObject({
   accel: z._default(oneOf(ACCELS), "auto"),
   env: z._default(z.record(envKeySchema, envValueSchema), {}),
   bootTimeoutMs: z._default(intRange(1_000, 3_600_000, "ms"), 30_000),
-});
+}));
 
 /** What callers may pass: every field optional. */
 export type SandboxConfigInput = z.input<typeof sandboxConfigSchema>;

@@ -26,7 +26,7 @@ function throwInvalid(what: string, problems: string[], hint?: string): never {
   });
 }
 
-function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
+function describeIssue(issue: z.ZodIssue, input: unknown): string {
   const field = issue.path.length > 0 ? issue.path.join(".") : "value";
   if (issue.code === "unrecognized_keys") {
     return `${issue.keys.map((k) => `"${k}"`).join(", ")} ${issue.keys.length === 1 ? "is not a known field" : "are not known fields"}${field === "value" ? "" : ` of ${field}`}`;

@@ -395,7 +395,7 @@ export class AgentClient {
     }
   }
 
-  private violation(what: string, error: z.core.$ZodError): AgentUnavailableError {
+  private violation(what: string, error: z.ZodError): AgentUnavailableError {
     return new AgentUnavailableError(`The guest agent sent an invalid ${what}: ${error.issues[0]?.message}`, {
       hint: "the guest agent and this smolvm disagree on the protocol: rebuild the image",
       cause: error,

@@ -4,7 +4,6 @@
  * seconds: it names the reason the accelerator was chosen (QEMU's own error line when KVM
  * failed), as the supervisor reported it when the sandbox became ready (`vm.accel`).
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AccelInfo } from "../backends/accel.ts";
@@ -39,10 +38,20 @@ export function emulationNoticeOnce(accel: AccelInfo | undefined): string | unde
  * so a changed notice is said again.
  */
 export function noticeOncePerHome(text: string): string | undefined {
-  const marker = join(smolvmHome(), `.notice-${createHash("sha256").update(text).digest("hex").slice(0, 12)}`);
+  const marker = join(smolvmHome(), `.notice-${textKey(text)}`);
   if (existsSync(marker)) return undefined;
   remember(marker);
   return `${text} (said once)`;
+}
+
+/**
+ * 12 hex digits that tell notices apart (FNV-1a, 64 bits). Not `node:crypto`: loading it cost
+ * every process that loads the SDK 1-2 ms (`smolvm exec` included), for a file name.
+ */
+function textKey(text: string): string {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
+  return hash.toString(16).padStart(16, "0").slice(0, 12);
 }
 
 function remember(marker: string): void {

@@ -8,27 +8,28 @@
  * its network's pasta (user mode) names its pid file in the same directory. Killing goes by
  * these, and a kill is done only when they are gone.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { pastaPidPath } from "../network/state.ts";
 import { pollUntil } from "../util/poll.ts";
 import { sandboxFiles } from "./layout.ts";
-import { SUPERVISE_COMMAND } from "./spawn.ts";
 
 export interface SandboxProcess {
   pid: number;
   role: "vmm" | "supervisor" | "network";
 }
 
+/**
+ * The hidden subcommand a supervisor runs as (`smolvm __supervise ID`): how one is recognised.
+ * Here rather than with spawn.ts, so that reading a sandbox's state loads no process spawning.
+ */
+export const SUPERVISE_COMMAND = "__supervise";
+
 /** Whether this host lists processes in /proc (Linux); elsewhere the recorded pids are all there is. */
 function hasProc(): boolean {
-  try {
-    readdirSync("/proc/self");
-    return true;
-  } catch {
-    return false;
-  }
+  // One stat, not a listing of the directory: asked on every command that reads a sandbox.
+  return existsSync("/proc/self/cmdline");
 }
 
 /** What process `pid` is to sandbox `id`, from its arguments; undefined when none of its own. */

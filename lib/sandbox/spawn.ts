@@ -10,8 +10,8 @@ import { AgentUnavailableError } from "../errors.ts";
 import { selfCommand } from "../host/self.ts";
 import { tailOf } from "../util/tail.ts";
 import { sandboxFiles } from "./layout.ts";
+import { SUPERVISE_COMMAND } from "./processes.ts";
 
-export const SUPERVISE_COMMAND = "__supervise";
 /** Must match lib/supervisor/main.ts (the supervisor reads it; this side must not load that module). */
 const READY_FD_ENV = "SMOLVM_SUPERVISOR_READY_FD";
 const READY_FD = 3;

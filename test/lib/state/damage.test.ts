@@ -72,6 +72,19 @@ describe("a damaged state store", () => {
     store.close();
     expect(() => withStore((s) => s.list())).toThrow(expect.objectContaining({ code: "STATE_CORRUPT", hint: expect.stringContaining("doctor --repair") }));
   });
+
+  test("a row whose config is JSON of the wrong shape is STATE_CORRUPT once its config is read", () => {
+    home();
+    const vm = newRow("reshaped");
+    const store = StateStore.open();
+    (store as unknown as { db: { exec(sql: string): void } }).db.exec(`UPDATE vms SET config = '{"vcpus": "many"}' WHERE id = '${vm.id}'`);
+    store.close();
+    // Commands that never read the config (exec) still work on the rest of the row.
+    const [row] = withStore((s) => s.list());
+    expect(row).toMatchObject({ id: vm.id, name: "reshaped" });
+    expect(() => row!.config).toThrow(expect.objectContaining({ code: "STATE_CORRUPT", message: expect.stringContaining("vcpus"), hint: expect.stringContaining("doctor --repair") }));
+    expect(() => JSON.stringify(row)).toThrow(expect.objectContaining({ code: "STATE_CORRUPT" }));
+  });
 });
 
 describe("a new state store", () => {

@@ -10,7 +10,7 @@ import type { AgentClient } from "../../../lib/agent/client.ts";
 import type { Backend } from "../../../lib/backends/types.ts";
 import { parseSandboxConfig, type SandboxConfigInput } from "../../../lib/config.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
-import { SUPERVISE_COMMAND } from "../../../lib/sandbox/spawn.ts";
+import { SUPERVISE_COMMAND } from "../../../lib/sandbox/processes.ts";
 import { connectSupervisor } from "../../../lib/sandbox/supervisor-client.ts";
 import { withStore, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
 import { runSupervisor } from "../../../lib/supervisor/main.ts";
