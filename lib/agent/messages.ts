@@ -3,7 +3,7 @@
  * The client validates what it sends and everything it receives, so a drift between the C
  * agent and this file fails loudly in tests instead of corrupting a result.
  */
-import { z } from "../zod.ts";
+import { lazySchema, z } from "../zod.ts";
 import { SupervisorInfo } from "./supervisor-messages.ts";
 
 export const PROTOCOL = 1;
@@ -12,23 +12,25 @@ const MAX_FRAME_PAYLOAD = 65536;
 /** The largest credit window a host accepts from an agent's HELLO (the protocol's is 256 KiB). */
 export const MAX_INITIAL_WINDOW = 1024 * 1024;
 
-const int = z.int();
-const nonNegInt = int.check(z.nonnegative());
-const posInt = int.check(z.positive());
+// Every schema here is built on first use (lazySchema, z.lazy): a CLI call sends one or two
+// kinds of request, reads a few kinds of answer, and exits; building the rest cost it milliseconds.
+const int = lazySchema(() => z.int());
+const nonNegInt = lazySchema(() => int.check(z.nonnegative()));
+const posInt = lazySchema(() => int.check(z.positive()));
 const intIn = (min: number, max: number) => int.check(z.minimum(min), z.maximum(max));
 
 // ---- HELLO ----
 
-export const HostHello = z.object({
+export const HostHello = lazySchema(() => z.object({
   protocol: z.literal(PROTOCOL),
   nonce: z.string().check(z.minLength(1), z.maxLength(128)),
   client: z.optional(z.string()),
   /** Wall-clock ms; a PID-1 agent sets its clock from it. */
   timeMs: z.optional(z.number().check(z.positive())),
-});
+}));
 export type HostHello = z.infer<typeof HostHello>;
 
-export const AgentHello = z.object({
+export const AgentHello = lazySchema(() => z.object({
   protocol: int,
   agentVersion: z.string(),
   nonce: z.string(),
@@ -48,7 +50,7 @@ export const AgentHello = z.object({
   }),
   /** Present when the answer comes through a sandbox's supervisor (lib/agent/supervisor-messages.ts). */
   supervisor: z.optional(SupervisorInfo),
-});
+}));
 export type AgentHello = z.infer<typeof AgentHello>;
 
 // ---- errors ----
@@ -75,19 +77,17 @@ export const AGENT_ERROR_CODES = [
 ] as const;
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[number];
 
-export const AgentErrorPayload = z.object({
+export const AgentErrorPayload = lazySchema(() => z.object({
   /** One of AGENT_ERROR_CODES; kept open so a newer agent's codes still parse. */
   code: z.string().check(z.minLength(1)),
   message: z.string(),
   stream: z.optional(nonNegInt),
   /** What to do about it: sent by the supervisor, whose refusals are smolvm's own errors. */
   hint: z.optional(z.string()),
-});
+}));
 export type AgentErrorPayload = z.infer<typeof AgentErrorPayload>;
 
 // ---- requests (OPEN) ----
-// Built on first use (z.lazy): a CLI call sends one or two kinds of request and exits, and
-// building every schema up front cost it milliseconds of start-up.
 
 export const PtySpec = z.lazy(() => z.object({
   rows: z.optional(intIn(1, 65535)),
@@ -188,21 +188,21 @@ export type AgentControl = z.infer<typeof SignalControl> | z.infer<typeof Resize
 
 // ---- EVENT ----
 
-export const StartedEvent = z.object({ event: z.literal("started"), pid: posInt });
-export const FileEvent = z.object({ event: z.literal("file"), size: nonNegInt, mode: intIn(0, 0o7777) });
-export const ConnectedEvent = z.object({ event: z.literal("connected") });
-export const AgentEvent = z.discriminatedUnion("event", [StartedEvent, FileEvent, ConnectedEvent]);
+export const StartedEvent = lazySchema(() => z.object({ event: z.literal("started"), pid: posInt }));
+export const FileEvent = lazySchema(() => z.object({ event: z.literal("file"), size: nonNegInt, mode: intIn(0, 0o7777) }));
+export const ConnectedEvent = lazySchema(() => z.object({ event: z.literal("connected") }));
+export const AgentEvent = lazySchema(() => z.discriminatedUnion("event", [StartedEvent, FileEvent, ConnectedEvent]));
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
 // ---- RESULT ----
 
-export const ExecResultMessage = z.object({
+export const ExecResultMessage = lazySchema(() => z.object({
   exitCode: z.nullable(int),
   /** Signal name without "SIG" ("KILL") when the process was killed. */
   signal: z.nullable(z.string()),
   timedOut: z.boolean(),
   durationMs: nonNegInt,
-});
+}));
 export const SizeResult = z.lazy(() => z.object({ size: nonNegInt }));
 export const EnvResult = z.lazy(() => z.object({ vars: z.record(z.string(), z.string()) }));
 export const PingResult = z.lazy(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));

@@ -5,14 +5,14 @@
  * so does the supervisor, like every other message of the protocol. All but the HELLO part are
  * built on first use (z.lazy), so a CLI call that runs a command does not pay for them.
  */
-import { z } from "../zod.ts";
+import { lazySchema, z } from "../zod.ts";
 
-const int = z.int();
-const port = int.check(z.minimum(1), z.maximum(65535));
-const portOrAny = int.check(z.minimum(0), z.maximum(65535));
+const int = lazySchema(() => z.int());
+const port = lazySchema(() => int.check(z.minimum(1), z.maximum(65535)));
+const portOrAny = lazySchema(() => int.check(z.minimum(0), z.maximum(65535)));
 
 /** The supervisor's part of its HELLO answer (the rest is the agent's own HELLO). */
-export const SupervisorInfo = z.object({
+export const SupervisorInfo = lazySchema(() => z.object({
   pid: int.check(z.positive()),
   /** The sandbox's id. */
   sandbox: z.string(),
@@ -26,7 +26,7 @@ export const SupervisorInfo = z.object({
    * the host): commands are refused with this error until a resume finds room.
    */
   frozen: z.optional(z.object({ code: z.string(), message: z.string(), hint: z.optional(z.string()) })),
-});
+}));
 export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
 
 export const PortForwardInfo = z.lazy(() => z.object({
