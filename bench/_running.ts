@@ -121,7 +121,7 @@ export async function measureWarm(vm: SmolVM, client: AgentClient, ssh: SshBench
   c.note("floor.ping", "interleaved with the warm commands");
   for (const id of ["floor.ping", "warm-command.agent", "warm-command.ssh", "floor.fork-exec"]) c.report(id);
 
-  const cliRuns = Math.min(10, options.runs);
+  const cliRuns = Math.min(20, options.runs);
   options.step("warm commands through the CLI");
   await c.attempt(["warm-command.cli"], async () => {
     for (let i = 0; i < cliRuns; i++) {

@@ -145,7 +145,7 @@ export const targetSchema = z.object({
   inputs: z.array(z.string()),
   value: z.nullable(z.number()),
   /** How the value was had: the paired median, the ratio of medians, or a sum of medians. */
-  basis: z.enum(["paired", "p50", "sum"]),
+  basis: z.enum(["paired", "p50", "sum", "difference"]),
   /** null: not measurable in this run (see why). */
   met: z.nullable(z.boolean()),
   why: z.nullable(z.string()),

@@ -82,13 +82,17 @@ interface TargetDef {
   limit: number;
   /** The phases the value needs. */
   inputs: string[];
-  /** A ratio of RATIOS (paired when the run has pairs for it), or else a sum of p50s of `inputs`. */
+  /**
+   * A ratio of RATIOS (paired when the run has pairs for it); else, with `difference`, the p50 of
+   * the first input less those of the rest; else the sum of the inputs' p50s.
+   */
   ratio?: string;
+  difference?: true;
 }
 
-function sumOfP50(phases: readonly PhaseResult[], ids: readonly string[]): number | null {
+function sumOfP50(phases: readonly PhaseResult[], ids: readonly string[], sign: (index: number) => number = () => 1): number | null {
   const values = ids.map((id) => p50Of(phases, id));
-  return values.some((v) => v === undefined) ? null : (values as number[]).reduce((a, b) => a + b, 0);
+  return values.some((v) => v === undefined) ? null : (values as number[]).reduce((a, b, i) => a + sign(i) * b, 0);
 }
 
 /** A target that holds a ratio of RATIOS to a limit: it needs the phases that ratio reads. */
@@ -105,6 +109,11 @@ export const TARGETS: readonly TargetDef[] = [
   onRatio({ id: "warm-command-vs-ssh", ratio: "warm-ssh/warm-agent", comparison: ">=", limit: 10, label: "warm agent command >= 10 x faster than SSH" }),
   onRatio({ id: "cli-help", ratio: "cli-help/runtime", comparison: "<=", limit: 1.3, label: "smolvm --help <= 1.3 x a bare runtime start" }),
   { id: "stop-delete", label: "stop + delete, caller-visible, <= 50 ms", unit: "ms", comparison: "<=", limit: 50, inputs: ["stop", "delete"] },
+  // What a new process costs a command beyond the command itself (#12): start, SDK, store, connection.
+  {
+    id: "cli-exec", label: "`smolvm exec NAME -- true` process <= SDK warm command + 15 ms", unit: "ms", comparison: "<=", limit: 15,
+    inputs: ["warm-command.cli", "warm-command.agent"], difference: true,
+  },
   onRatio({ id: "upload-vs-channel", ratio: "upload-agent/channel", comparison: ">=", limit: 0.5, label: "agent upload >= 50% of raw channel throughput" }),
   onRatio({ id: "dir-upload-vs-channel", ratio: "dir-upload/channel", comparison: ">=", limit: 0.5, label: "directory upload >= 50% of tar over the raw channel" }),
   onRatio({ id: "preset-start", ratio: "preset-start/boot-floor", comparison: "<=", limit: 1.5, label: "claude start (image cached) to --version <= 1.5 x boot floor" }),
@@ -122,8 +131,9 @@ export function evaluateTargets(phases: readonly PhaseResult[], pairs: readonly 
   return TARGETS.map((t) => {
     const def = t.ratio === undefined ? undefined : RATIOS.find((r) => r.id === t.ratio);
     const paired = t.ratio === undefined ? null : pairedValue(pairs, t.ratio);
-    const basis: Target["basis"] = def === undefined ? "sum" : paired !== null ? "paired" : "p50";
-    const value = def === undefined ? sumOfP50(phases, t.inputs) : paired !== null ? paired.value : ratioValue(phases, def.numerator, def.denominator);
+    const basis: Target["basis"] = def === undefined ? (t.difference ? "difference" : "sum") : paired !== null ? "paired" : "p50";
+    const value = def !== undefined ? (paired !== null ? paired.value : ratioValue(phases, def.numerator, def.denominator))
+      : sumOfP50(phases, t.inputs, t.difference ? (i) => (i === 0 ? 1 : -1) : undefined);
     let why: string | null = null;
     if (value === null) {
       const missing = t.inputs.map((id) => phases.find((p) => p.id === id)).filter((p) => p?.stats == null);

@@ -16,7 +16,7 @@ export const HEALTHY: Record<string, number> = {
   "create-to-first-command.ssh": 1300,
   "warm-command.agent": 5,
   "warm-command.ssh": 60,
-  "warm-command.cli": 300,
+  "warm-command.cli": 17,
   "cli.help": 55,
   "upload.agent": 40,
   "download.agent": 50,

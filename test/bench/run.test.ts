@@ -68,7 +68,7 @@ test("`bench --runs 20 --vms 1 --json` reports every phase with samples, the flo
   expect(report.machine.qemuVersion).toContain("QEMU");
   expect(report.machine.cpuModel).not.toBe("");
   expect(report.targets.map((t) => t.id)).toEqual([
-    "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "cli-help", "stop-delete", "upload-vs-channel",
+    "create-to-first-command", "warm-command-floor", "warm-command-vs-ssh", "cli-help", "stop-delete", "cli-exec", "upload-vs-channel",
     "dir-upload-vs-channel", "preset-start", "download-vs-channel", "image-pull", "create-published",
     "net-download-user", "net-download-tap", "warm-create-to-first-command",
   ]);

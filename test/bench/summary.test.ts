@@ -23,7 +23,7 @@ describe("summary rows", () => {
 
   test("targets read met, missed or n/a", () => {
     const { rows } = targetRows(reportFrom({ ...HEALTHY, stop: 200, "warm-command.ssh": "unavailable: no sshd" }));
-    expect(rows.map((r) => r[2])).toEqual(["met", "met", "n/a", "met", "missed", "met", "met", "met", "met", "met", "met", "met", "met", "met"]);
+    expect(rows.map((r) => r[2])).toEqual(["met", "met", "n/a", "met", "missed", "met", "met", "met", "met", "met", "met", "met", "met", "met", "met"]);
     expect(rows[4]![1]).toBe("210 ms");
     expect(rows[2]![1]).toBe("needs warm-command.ssh (unavailable [1])");
     expect(targetVerdict(null)).toBe("n/a");

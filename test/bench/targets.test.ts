@@ -34,6 +34,7 @@ describe("targets", () => {
       "warm-command-floor": true,
       "warm-command-vs-ssh": true,
       "stop-delete": true,
+      "cli-exec": true,
       "upload-vs-channel": true,
       "dir-upload-vs-channel": true,
       "preset-start": true,
@@ -84,6 +85,14 @@ describe("targets", () => {
     expect(ssh.met).toBeNull();
     expect(ssh.value).toBeNull();
     expect(ssh.why).toBe("unavailable: warm-command.ssh (image base has no sshd)");
+  });
+
+  test("a CLI exec is judged by what it adds to the SDK's warm command, in ms, inclusive", () => {
+    const at = evaluateTargets(phasesFrom({ ...HEALTHY, "warm-command.agent": 20, "warm-command.cli": 35 })).find((x) => x.id === "cli-exec")!;
+    expect(at).toMatchObject({ unit: "ms", basis: "difference", value: 15, met: true });
+    expect(verdicts({ ...HEALTHY, "warm-command.agent": 20, "warm-command.cli": 35.5 })["cli-exec"]).toBe(false);
+    // A slow guest makes both slower: only the process's own cost counts.
+    expect(verdicts({ ...HEALTHY, "warm-command.agent": 200, "warm-command.cli": 210 })["cli-exec"]).toBe(true);
   });
 
   test("stop + delete adds the two caller-visible medians in ms", () => {
