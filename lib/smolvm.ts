@@ -14,7 +14,7 @@
 import type { AgentClient } from "./agent/client.ts";
 import type { SupervisorOp, SupervisorRequest, SupervisorResult } from "./agent/supervisor-messages.ts";
 import type { AccelInfo } from "./backends/accel.ts";
-import type { Channel, ChannelKind, CommChannel } from "./channels/types.ts";
+import type { ChannelKind, CommChannel } from "./channels/types.ts";
 import type { SandboxConfigInput } from "./config.ts";
 import type { PrepareProgress } from "./sandbox/artifacts.ts";
 import { Commands } from "./sandbox/commands.ts";
@@ -22,6 +22,7 @@ import { EnvVars } from "./sandbox/env.ts";
 import { Filesystem } from "./sandbox/files.ts";
 import { sandboxFiles } from "./sandbox/layout.ts";
 import { Network, networkInfoOf, type SandboxNetworkInfo } from "./sandbox/network.ts";
+import { HeldChannel } from "./sandbox/held-channel.ts";
 import { Ports } from "./sandbox/ports.ts";
 import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
 import type { SandboxRecord } from "./state/sandboxes.ts";
@@ -127,7 +128,7 @@ export class SmolVM {
   /** Where the sandbox may connect: `update` allows and denies hosts, at once while it runs. */
   readonly network: Network;
 
-  private channel: Channel | undefined;
+  private readonly held: HeldChannel;
   private accelInfo: AccelInfo | undefined;
   private createNotices: readonly string[] = [];
   private backendInfo: BackendInfo | undefined;
@@ -136,12 +137,13 @@ export class SmolVM {
     private record: SandboxRecord,
     private readonly commChannel: CommChannel | undefined,
     /** The session a create or start learned readiness on, kept as the first connection. */
-    private ready: AgentClient | undefined,
+    ready: AgentClient | undefined,
     /** How a handle that created the sandbox made it. */
     private readonly from?: CreatedFrom,
   ) {
-    const connection = () => this.connection();
-    this.commands = new Commands(connection);
+    this.held = new HeldChannel(() => ({ record: this.record, commChannel: this.commChannel }), ready);
+    const connection = () => this.held.get();
+    this.commands = new Commands(connection, (spec) => this.held.openWith(spec));
     this.files = new Filesystem(connection);
     this.env = new EnvVars(connection);
     this.ports = new Ports({
@@ -327,7 +329,7 @@ export class SmolVM {
     const vm = (this.record = readSandbox(this.record.id));
     assertMay(vm, { kind: "control", what: "pause" });
     if (vm.status !== "paused") {
-      this.detach();
+      this.held.release();
       await this.supervisor("supervisor.pause", {}, "pause");
     }
     this.record = readSandbox(vm.id);
@@ -356,7 +358,7 @@ export class SmolVM {
    * ```
    */
   async stop(): Promise<void> {
-    this.detach();
+    this.held.release();
     this.record = await (await import("./sandbox/lifecycle.ts")).stopSandbox(this.record.id);
   }
 
@@ -372,8 +374,7 @@ export class SmolVM {
     const started = await (await import("./sandbox/lifecycle.ts")).startSandbox(this.record.id, options);
     this.record = started.record;
     if ("session" in started) {
-      this.detach();
-      this.ready = started.session;
+      this.held.release(started.session);
       this.accelInfo = started.accel;
     }
   }
@@ -388,7 +389,7 @@ export class SmolVM {
    * ```
    */
   async delete(options: DeleteOptions = {}): Promise<void> {
-    this.detach();
+    this.held.release();
     await (await import("./sandbox/lifecycle.ts")).deleteSandbox(this.record.id, options);
   }
 
@@ -437,7 +438,7 @@ export class SmolVM {
    * ```
    */
   close(): void {
-    this.detach();
+    this.held.release();
   }
 
   /**
@@ -451,30 +452,13 @@ export class SmolVM {
     await this.delete();
   }
 
-  /** The channel the policy picks (lib/channels/policy.ts), opened once and reopened if it drops. */
-  private async connection(): Promise<Channel> {
-    if (this.channel !== undefined && !this.channel.isClosed) return this.channel;
-    const ready = this.ready;
-    this.ready = undefined;
-    if (ready !== undefined && !ready.isClosed && this.commChannel !== "ssh" && this.record.channel !== "ssh") {
-      // A create or start just learned readiness on this session: it is the agent channel.
-      const { AgentChannel } = await import("./channels/agent.ts");
-      return (this.channel = new AgentChannel(ready));
-    }
-    await ready?.close();
-    const { openChannel } = await import("./sandbox/connection.ts");
-    this.channel = (await openChannel(this.record, this.commChannel)).channel;
-    return this.channel;
-  }
-
   /**
    * A `supervisor.*` operation, on the agent channel's session when there is one, else on a
    * session of its own (a supervisor that died is replaced first when the VM still runs).
    */
   private async supervisor<Op extends SupervisorOp>(op: Op, request: SupervisorRequest<Op>, what: string, timeoutMs?: number): Promise<SupervisorResult<Op>> {
     const options = timeoutMs === undefined ? {} : { timeoutMs };
-    const open = this.channel !== undefined && !this.channel.isClosed && this.channel.kind === "agent"
-      ? (this.channel as Channel & { client: AgentClient }).client : undefined;
+    const open = this.held.agentSession();
     if (open !== undefined) return open.supervisor(op, request, options);
     const vm = (this.record = readSandbox(this.record.id));
     assertMay(vm, { kind: "control", what });
@@ -487,10 +471,4 @@ export class SmolVM {
     }
   }
 
-  private detach(): void {
-    void this.channel?.close();
-    this.channel = undefined;
-    void this.ready?.close();
-    this.ready = undefined;
-  }
 }

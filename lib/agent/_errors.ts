@@ -7,6 +7,8 @@
  */
 import { AgentUnavailableError, isErrorCode, smolError, type ErrorCode, type SmolError } from "../errors.ts";
 import { printable } from "../util/printable.ts";
+import type { z } from "../zod.ts";
+import type { Frame } from "./frame.ts";
 import type { AgentErrorPayload } from "./messages.ts";
 
 const TABLE: Record<string, { code: ErrorCode; hint?: string }> = {
@@ -65,6 +67,23 @@ export const PROTOCOL_VIOLATION_HINT =
  * The guest agent did something the protocol forbids (data beyond its credit, a frame type only
  * the host sends): the connection is cut, since nothing it says afterwards can be trusted.
  */
+/** A frame's JSON payload; a payload that is not JSON breaks the protocol. */
+export function frameJson(frame: Frame): unknown {
+  try {
+    return JSON.parse(frame.payload.toString("utf8"));
+  } catch (error) {
+    throw new AgentUnavailableError(`The guest agent sent invalid JSON in a frame of type ${frame.type}`, { cause: error });
+  }
+}
+
+/** A message that does not match its schema. */
+export function invalidMessage(what: string, error: z.ZodError): AgentUnavailableError {
+  return new AgentUnavailableError(`The guest agent sent an invalid ${what}: ${error.issues[0]?.message}`, {
+    hint: "the guest agent and this smolvm disagree on the protocol: rebuild the image",
+    cause: error,
+  });
+}
+
 export function protocolViolation(what: string): AgentUnavailableError {
   return new AgentUnavailableError(`The guest agent broke the protocol: ${what}`, {
     hint: PROTOCOL_VIOLATION_HINT,

@@ -15,12 +15,12 @@ import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
 import { printable } from "../util/printable.ts";
-import { agentError, AGENT_GONE_HINT, connectionLost, protocolViolation, supervisorLost } from "./_errors.ts";
+import { agentError, AGENT_GONE_HINT, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import type { StreamHost } from "./_transfers.ts";
 import { guard, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
-import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, type Frame } from "./frame.ts";
+import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, INITIAL_WINDOW, type Frame } from "./frame.ts";
 import {
   AgentErrorPayload,
   AgentEvent,
@@ -53,6 +53,7 @@ import type {
 
 const MAX_STREAM_ID = 0x7fffffff;
 
+
 /**
  * One open stream: who consumes its frames, and how many bytes the agent may still send on its
  * output channels (1 and 2) before this side grants more. The agent is held to that credit:
@@ -76,7 +77,8 @@ export class AgentClient {
   private needDrain = false;
   private drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private resolveClosed!: (e: SmolError) => void;
-  private window = 262144;
+  /** The protocol's default until the peer's HELLO says otherwise. */
+  private window = INITIAL_WINDOW;
   /** Why a supervisor said it is hanging up (an ERROR on stream 0 before its end), if it said. */
   private lastWords: SmolError | undefined;
   /** The connection as the transfers in _transfers.ts (loaded on first use) see it. */
@@ -84,7 +86,7 @@ export class AgentClient {
 
   private constructor(
     private readonly socket: Duplex,
-    private readonly options: AgentConnectOptions,
+    private readonly options: AgentConnectOptions<AgentClient>,
   ) {
     const self = this;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -133,10 +135,10 @@ export class AgentClient {
    * Opens a session on a connected byte stream (lib/agent/session.ts): resolves once the agent,
    * or the supervisor in front of it, has answered HELLO; rejects with the refusal it sent instead.
    */
-  static async connect(socket: Duplex, options: AgentConnectOptions = {}): Promise<AgentClient> {
+  static async connect(socket: Duplex, options: AgentConnectOptions<AgentClient> = {}): Promise<AgentClient> {
     const client = new AgentClient(socket, options);
     try {
-      client.hello = await greet(socket, {
+      const greeting = greet(socket, {
         client: `smolvm/${versionInfo().version}`,
         ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
         ...(options.resync === undefined ? {} : { resync: options.resync }),
@@ -149,12 +151,29 @@ export class AgentClient {
           cause: error,
         })),
       });
+      // The HELLO is written: what `first` opens now rides right behind it.
+      options.first?.(client);
+      client.hello = await greeting;
     } catch (error) {
       client.fail(error instanceof SmolError ? error : connectionLost(String(error), error));
       throw error;
     }
-    client.window = client.hello.limits.initialWindow;
+    client.adoptWindow(client.hello.limits.initialWindow);
     return client;
+  }
+
+  /**
+   * The credit window the peer announced. Streams opened behind the HELLO assumed the protocol's
+   * default (256 KiB); what they may still receive is set to the announced one.
+   */
+  private adoptWindow(announced: number): void {
+    const assumed = this.window;
+    this.window = announced;
+    if (announced === assumed) return;
+    for (const stream of this.streams.values()) {
+      stream.credit[Channel.OUT] += announced - assumed;
+      stream.credit[Channel.ERR] += announced - assumed;
+    }
   }
 
   /** True once the connection is gone. */
@@ -166,6 +185,8 @@ export class AgentClient {
 
   /** Starts a command; resolves once the process exists (its pid is known). */
   async exec(spec: ExecSpec): Promise<ExecHandle> {
+    // Behind the HELLO, stdin's credit would be a guess: such a command waits for the answer.
+    if (this.hello === undefined && spec.stdin) throw new InvalidInputError("A command with stdin cannot be sent before the HELLO is answered");
     const pty = spec.pty === true ? {} : spec.pty || undefined;
     const body = validate({
       op: "exec",
@@ -317,7 +338,7 @@ export class AgentClient {
           else {
             const parsed = schema.safeParse(result);
             if (parsed.success) resolve(parsed.data);
-            else reject(this.violation(`${op} result`, parsed.error));
+            else reject(invalidMessage(`${op} result`, parsed.error));
           }
         },
       });
@@ -387,27 +408,12 @@ export class AgentClient {
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
-  private json(f: Frame): unknown {
-    try {
-      return JSON.parse(f.payload.toString("utf8"));
-    } catch (error) {
-      throw new AgentUnavailableError(`The guest agent sent invalid JSON in a frame of type ${f.type}`, { cause: error });
-    }
-  }
-
-  private violation(what: string, error: z.ZodError): AgentUnavailableError {
-    return new AgentUnavailableError(`The guest agent sent an invalid ${what}: ${error.issues[0]?.message}`, {
-      hint: "the guest agent and this smolvm disagree on the protocol: rebuild the image",
-      cause: error,
-    });
-  }
-
   private onFrame(f: Frame): void {
     if (this.failure) return;
     if (f.streamId === 0) {
       if (f.type !== FrameType.ERROR) return;
-      const parsed = AgentErrorPayload.safeParse(this.json(f));
-      if (!parsed.success) throw this.violation("ERROR", parsed.error);
+      const parsed = AgentErrorPayload.safeParse(frameJson(f));
+      if (!parsed.success) throw invalidMessage("ERROR", parsed.error);
       if (parsed.data.code === "BAD_FRAME") {
         this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${printable(parsed.data.message, 500)}`, { hint: AGENT_GONE_HINT }));
         return;
@@ -444,20 +450,20 @@ export class AgentClient {
         sink.onWindow?.(Channel.IN, f.payload.readUInt32BE(0));
         return;
       case FrameType.EVENT: {
-        const parsed = AgentEvent.safeParse(this.json(f));
-        if (!parsed.success) throw this.violation("EVENT", parsed.error);
+        const parsed = AgentEvent.safeParse(frameJson(f));
+        if (!parsed.success) throw invalidMessage("EVENT", parsed.error);
         sink.onEvent?.(parsed.data);
         return;
       }
       case FrameType.RESULT: {
-        const result = this.json(f);
+        const result = frameJson(f);
         this.streams.delete(f.streamId);
         sink.onEnd(result, undefined);
         return;
       }
       case FrameType.ERROR: {
-        const parsed = AgentErrorPayload.safeParse(this.json(f));
-        if (!parsed.success) throw this.violation("ERROR", parsed.error);
+        const parsed = AgentErrorPayload.safeParse(frameJson(f));
+        if (!parsed.success) throw invalidMessage("ERROR", parsed.error);
         this.streams.delete(f.streamId);
         sink.onEnd(undefined, agentError(parsed.data, sink.op));
         return;

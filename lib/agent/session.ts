@@ -49,7 +49,12 @@ export function greet(socket: Duplex, options: GreetOptions): Promise<AgentHello
   let settle: ((error: SmolError | undefined, hello?: AgentHello) => void) | undefined;
 
   const beforeGreeting = (frame: Frame) => {
-    if (frame.streamId !== 0) return; // a leftover stream of an earlier session
+    if (frame.streamId !== 0) {
+      // On a fresh session, the answer to a request sent behind the HELLO (a peer that does not
+      // take those refuses them before it answers); on a resynced one, a leftover of the last.
+      if (!resync) options.onFrame(frame);
+      return;
+    }
     if (frame.type === FrameType.ERROR && !resync) {
       const body = json(frame);
       const parsed = AgentErrorPayload.safeParse(body);

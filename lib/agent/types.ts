@@ -2,7 +2,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { AgentErrorPayload } from "./messages.ts";
 
-export interface AgentConnectOptions {
+export interface AgentConnectOptions<Client = unknown> {
   /** How long to wait for the HELLO answer (default 10 000 ms). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -14,6 +14,12 @@ export interface AgentConnectOptions {
   timeMs?: number;
   /** Connection-level complaints of the agent (a bad CONTROL, an unknown frame type). */
   onAgentError?: (error: AgentErrorPayload) => void;
+  /**
+   * Called once the HELLO is written, before its answer: operations it starts on the client are
+   * sent right behind the HELLO (pipelined), and fail with the HELLO's refusal if it is refused.
+   * Only operations that send nothing before they start (an exec without stdin).
+   */
+  first?: (client: Client) => void;
 }
 
 /** Per-call limits. `timeoutMs` covers the whole operation, transfer included. */

@@ -4,7 +4,7 @@
  */
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError } from "../errors.ts";
-import type { ExecHandle, ExecResult, PtyOptions } from "../agent/types.ts";
+import type { ExecHandle, ExecResult, ExecSpec, PtyOptions } from "../agent/types.ts";
 
 export interface RunOptions {
   /**
@@ -40,8 +40,12 @@ export interface ExecOptions extends Omit<RunOptions, "stdin" | "maxOutputBytes"
 }
 
 export class Commands {
-  /** `channel`: the sandbox's open channel (the SDK handle opens it on first use). */
-  constructor(private readonly channel: () => Promise<Channel>) {}
+  constructor(
+    /** The sandbox's open channel (the SDK handle opens it on first use). */
+    private readonly channel: () => Promise<Channel>,
+    /** Opens the channel with a command sent behind its HELLO; undefined when it was not (held-channel.ts). */
+    private readonly openWith: (spec: ExecSpec) => Promise<ExecHandle | undefined> = async () => undefined,
+  ) {}
 
   /**
    * Runs a command and collects its output. A string runs through `/bin/sh -c`; an array is an
@@ -65,8 +69,8 @@ export class Commands {
    * ```
    */
   async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecHandle> {
-    const spec = commandSpec(command);
-    return (await this.channel()).exec({ ...spec, ...options });
+    const spec = { ...commandSpec(command), ...options };
+    return (await this.openWith(spec)) ?? (await this.channel()).exec(spec);
   }
 }
 

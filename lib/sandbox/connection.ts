@@ -23,9 +23,12 @@ const REACH = { kind: "reach", what: "reach" } as const;
  */
 const SUPERVISOR_PATIENCE_MS = 60_000;
 
-/** The supervisor's session, refused when its HELLO says the sandbox is paused. */
-export async function agentSession(vm: SandboxRecord, timeoutMs: number): Promise<AgentClient> {
-  const client = await connectSupervisor(vm, { timeoutMs, patienceMs: SUPERVISOR_PATIENCE_MS });
+/**
+ * The supervisor's session, refused when its HELLO says the sandbox is paused (the supervisor
+ * refuses what `first` sent behind the HELLO then, too).
+ */
+export async function agentSession(vm: SandboxRecord, timeoutMs: number, first?: (client: AgentClient) => void): Promise<AgentClient> {
+  const client = await connectSupervisor(vm, { timeoutMs, patienceMs: SUPERVISOR_PATIENCE_MS, ...(first === undefined ? {} : { first }) });
   const frozen = client.hello.supervisor?.frozen;
   if (frozen !== undefined) {
     await client.close();
@@ -44,11 +47,11 @@ export async function agentSession(vm: SandboxRecord, timeoutMs: number): Promis
  * is read again before the refusal (it may be older than the caller thinks); one that says it
  * runs is trusted as far as the supervisor, whose HELLO has the last word.
  */
-export async function openChannel(record: SandboxRecord, explicit?: CommChannel): Promise<{ channel: Channel; resolution: ChannelResolution }> {
+export async function openChannel(record: SandboxRecord, explicit?: CommChannel, first?: (client: AgentClient) => void): Promise<{ channel: Channel; resolution: ChannelResolution }> {
   const vm = refusal(record, REACH) === undefined ? record : readSandbox(record.id);
   assertMay(vm, REACH);
   return resolveChannel(vm, explicit, {
-    agent: async (timeoutMs) => new AgentChannel(await agentSession(vm, timeoutMs)),
+    agent: async (timeoutMs) => new AgentChannel(await agentSession(vm, timeoutMs, first)),
     ssh: async (waitMs) => {
       // Its sshd is behind the VMM: a VMM stopped by a signal would accept the connection and
       // never answer, for the whole handshake timeout.

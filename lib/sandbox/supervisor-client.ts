@@ -36,6 +36,8 @@ export interface SupervisorConnectOptions {
    * given up on at once.
    */
   patienceMs?: number;
+  /** Operations to send behind the HELLO (AgentConnectOptions.first), again on a new supervisor's. */
+  first?: (client: AgentClient) => void;
 }
 
 /**
@@ -56,14 +58,21 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
   });
   const patience = patient(vm, options);
   try {
-    return await AgentClient.connect(socket, { timeoutMs: patience?.timeoutMs ?? options.timeoutMs, ...(patience === undefined ? {} : { signal: patience.signal }) });
+    return await AgentClient.connect(socket, {
+      timeoutMs: patience?.timeoutMs ?? options.timeoutMs,
+      ...(patience === undefined ? {} : { signal: patience.signal }),
+      ...(options.first === undefined ? {} : { first: options.first }),
+    });
   } catch (error) {
     // A supervisor killed a moment ago may still accept into its backlog and then drop the
     // connection unanswered, or reset it: once its process is gone, that is no supervisor.
     const unanswered = (connected && error instanceof AgentUnavailableError) || refused?.code === "ECONNRESET";
     const dying = unanswered && vm.supervisorPid != null && await goneWithin(vm.supervisorPid, 200);
     if (!dying && (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED"))) throw refused ?? error;
-    return AgentClient.connect(await reattach(vm, refused ?? error, options.respawn ?? true), { timeoutMs: options.timeoutMs });
+    return AgentClient.connect(await reattach(vm, refused ?? error, options.respawn ?? true), {
+      timeoutMs: options.timeoutMs,
+      ...(options.first === undefined ? {} : { first: options.first }),
+    });
   } finally {
     patience?.stop();
   }

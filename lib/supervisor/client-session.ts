@@ -19,6 +19,14 @@ import type { Relay, StreamOwner } from "./relay.ts";
  */
 const MAX_CLIENT_BACKLOG = 64 * 1024 * 1024;
 
+/**
+ * What a client may send behind its HELLO before the answer (pipelined: `smolvm exec` sends its
+ * command with the HELLO, so the guest starts it one round trip and a client's HELLO handling
+ * sooner). A request or two; past these bounds the client is cut off.
+ */
+const MAX_EARLY_FRAMES = 64;
+const MAX_EARLY_BYTES = 1024 * 1024;
+
 /** The handler of one `supervisor.*` operation, given its schema-checked request. */
 export type SupervisorOpHandler = (request: Record<string, unknown>) => Promise<unknown>;
 
@@ -36,6 +44,10 @@ export interface SessionContext {
 export class ClientSession implements StreamOwner {
   readonly own: boolean;
   private greeted = false;
+  /** A HELLO is being answered; what comes meanwhile waits in `early`. */
+  private greeting = false;
+  private early: Frame[] = [];
+  private earlyBytes = 0;
   /** Streams answered by the supervisor itself, so an id stays unique per client. */
   private readonly localStreams = new Set<number>();
 
@@ -83,6 +95,7 @@ export class ClientSession implements StreamOwner {
   }
 
   private onFrame(frame: Frame): void {
+    if (this.greeting) return this.hold(frame);
     if (frame.type === FrameType.HELLO) return this.onHello(frame);
     if (!this.greeted) return this.error(frame.type === FrameType.OPEN ? frame.streamId : 0, "HELLO_REQUIRED", "send HELLO first");
     switch (frame.type) {
@@ -111,17 +124,59 @@ export class ClientSession implements StreamOwner {
     // A second HELLO starts a new session on the same connection: its old streams end.
     if (this.greeted) this.context.relay?.release(this);
     this.greeted = false;
+    this.greeting = true;
     this.context.hello().then(
       (answer) => {
+        this.greeting = false;
         this.greeted = true;
         sendJson(this.socket, FrameType.HELLO, 0, { ...answer, nonce });
+        this.replay(answer);
       },
       (thrown: unknown) => {
+        this.greeting = false;
+        this.dropEarly();
         const error: SmolError = toSmolError(thrown);
         sendJson(this.socket, FrameType.ERROR, 0, error.toJSON());
         this.socket.end();
       },
     );
+  }
+
+  /** A frame sent behind a HELLO that is still being answered, kept for after the answer. */
+  private hold(frame: Frame): void {
+    this.earlyBytes += frame.payload.length;
+    if (this.early.length >= MAX_EARLY_FRAMES || this.earlyBytes > MAX_EARLY_BYTES) {
+      this.dropEarly();
+      sendJson(this.socket, FrameType.ERROR, 0, { code: "BAD_REQUEST", message: `more than ${MAX_EARLY_FRAMES} frames or ${MAX_EARLY_BYTES} bytes sent before the HELLO was answered` });
+      this.socket.end();
+      return;
+    }
+    this.early.push(frame);
+  }
+
+  private dropEarly(): void {
+    this.early = [];
+    this.earlyBytes = 0;
+  }
+
+  /**
+   * The frames that came behind the HELLO, now that it is answered. A client refuses to use a
+   * sandbox the answer says is paused or frozen (and says why itself): what it sent before it knew
+   * must not run either, so those requests are refused here instead of reaching a guest that would
+   * start them on its resume.
+   */
+  private replay(answer: AgentHello): void {
+    const early = this.early;
+    this.dropEarly();
+    const supervisor = answer.supervisor;
+    const held = supervisor?.frozen ?? (supervisor !== undefined && supervisor.state !== "running"
+      ? { code: "NOT_RUNNING", message: `the sandbox is ${supervisor.state}` }
+      : undefined);
+    for (const frame of early) {
+      if (this.socket.destroyed) return;
+      if (held === undefined) this.onFrame(frame);
+      else if (frame.type === FrameType.OPEN) this.error(frame.streamId, held.code, `${held.message}: a request sent with the HELLO is not run`);
+    }
   }
 
   private open(frame: Frame): void {

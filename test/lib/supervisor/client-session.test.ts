@@ -75,6 +75,85 @@ describe("the HELLO", () => {
   });
 });
 
+describe("requests sent behind the HELLO (pipelined)", () => {
+  function counting() {
+    const calls: string[] = [];
+    const ops = new Proxy({} as SessionContext["ops"], {
+      get: (_t, op: string) => async (request: Record<string, unknown>) => {
+        calls.push(op);
+        return { op, request };
+      },
+    });
+    return { calls, ops };
+  }
+
+  test("wait for the answer and run after it, in the order sent", async () => {
+    const ready = deferred<AgentHello>();
+    const { calls, ops } = counting();
+    const s = session({ hello: () => ready.promise, ops });
+    s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "early" });
+    s.send(FrameType.OPEN, 1, { op: "supervisor.ports" });
+    s.send(FrameType.OPEN, 2, { op: "supervisor.status" });
+    await Bun.sleep(50);
+    expect(s.frames).toEqual([]);
+    expect(calls).toEqual([]);
+    ready.resolve(AGENT_HELLO);
+    expect(await s.json((f) => f.type === FrameType.HELLO)).toMatchObject({ nonce: "early" });
+    expect(await s.json((f) => f.type === FrameType.RESULT && f.streamId === 1)).toMatchObject({ op: "supervisor.ports" });
+    expect(await s.json((f) => f.type === FrameType.RESULT && f.streamId === 2)).toMatchObject({ op: "supervisor.status" });
+    expect(calls).toEqual(["supervisor.ports", "supervisor.status"]);
+  });
+
+  test("never run when the HELLO is refused", async () => {
+    const ready = deferred<AgentHello>();
+    const { calls, ops } = counting();
+    const s = session({ hello: () => ready.promise, ops });
+    s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "n" });
+    s.send(FrameType.OPEN, 1, { op: "supervisor.ports" });
+    await Bun.sleep(20);
+    ready.reject(new TimeoutError("the guest agent did not answer within 30 s"));
+    expect(await s.json((f) => f.type === FrameType.ERROR)).toMatchObject({ code: "TIMEOUT" });
+    for (let i = 0; i < 100 && !s.ended(); i++) await Bun.sleep(5);
+    expect(s.ended()).toBe(true);
+    expect(calls).toEqual([]);
+    expect(s.frames.filter((f) => f.streamId === 1)).toEqual([]);
+  });
+
+  test("are refused, not run, when the answer says the sandbox is paused or frozen", async () => {
+    for (const supervisor of [
+      { ...AGENT_HELLO.supervisor!, state: "paused" as const },
+      { ...AGENT_HELLO.supervisor!, frozen: { code: "HOST_DISK_FULL", message: "the host's disk is full" } },
+    ]) {
+      const { calls, ops } = counting();
+      const s = session({ hello: async () => ({ ...AGENT_HELLO, supervisor }), ops });
+      s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "n" });
+      s.send(FrameType.OPEN, 1, { op: "supervisor.ports" });
+      await s.json((f) => f.type === FrameType.HELLO);
+      const refused = await s.json((f) => f.type === FrameType.ERROR && f.streamId === 1);
+      expect(refused).toMatchObject({ code: supervisor.frozen ? "HOST_DISK_FULL" : "NOT_RUNNING", message: expect.stringContaining("not run") });
+      expect(calls).toEqual([]);
+      // Sent once the client knows: answered as before.
+      s.send(FrameType.OPEN, 2, { op: "supervisor.ports" });
+      await s.json((f) => f.type === FrameType.RESULT && f.streamId === 2);
+      expect(calls).toEqual(["supervisor.ports"]);
+    }
+  });
+
+  test("are bounded: a client that sends more than a few before the answer is cut off", async () => {
+    const ready = deferred<AgentHello>();
+    const { calls, ops } = counting();
+    const s = session({ hello: () => ready.promise, ops });
+    s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "n" });
+    for (let i = 1; i <= 65; i++) s.send(FrameType.OPEN, i, { op: "supervisor.ports" });
+    expect(await s.json((f) => f.type === FrameType.ERROR && f.streamId === 0)).toMatchObject({ code: "BAD_REQUEST", message: expect.stringContaining("before the HELLO was answered") });
+    for (let i = 0; i < 100 && !s.ended(); i++) await Bun.sleep(5);
+    expect(s.ended()).toBe(true);
+    ready.resolve(AGENT_HELLO);
+    await Bun.sleep(20);
+    expect(calls).toEqual([]);
+  });
+});
+
 describe("supervisor operations", () => {
   async function greeted(context: Partial<SessionContext> = {}) {
     const s = session(context);

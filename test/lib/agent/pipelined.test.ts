@@ -1,0 +1,106 @@
+/**
+ * Requests sent behind the HELLO, before its answer (AgentConnectOptions.first): the agent takes
+ * them in order after the HELLO, a peer that does not take them refuses them with HELLO_REQUIRED
+ * (and the caller learns it), and streams opened on the protocol's default window take the
+ * window the answer announces.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { duplexPair } from "node:stream";
+import { AgentClient } from "../../../lib/agent/client.ts";
+import { Channel, encodeFrame, FrameDecoder, FrameType, INITIAL_WINDOW, type Frame } from "../../../lib/agent/frame.ts";
+import type { ExecHandle } from "../../../lib/agent/types.ts";
+import { startTestAgent, type TestAgent } from "../../helpers/agent.ts";
+
+let agent: TestAgent;
+beforeAll(async () => {
+  agent = await startTestAgent();
+}, 60_000);
+afterAll(async () => {
+  await agent?.stop();
+});
+
+/** A scripted peer on a pipe: it sees the client's frames and answers as told. */
+function scriptedPeer(answer: (frame: Frame, send: (type: number, stream: number, body: unknown, flags?: number) => void) => void) {
+  const [client, peer] = duplexPair();
+  const seen: Frame[] = [];
+  const decoder = new FrameDecoder();
+  const send = (type: number, stream: number, body: unknown, flags = 0) =>
+    peer.write(encodeFrame(type, stream, typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body), flags));
+  peer.on("data", (chunk: Buffer) => decoder.push(chunk, (frame) => {
+    seen.push(frame);
+    answer(frame, send);
+  }));
+  return { socket: client, seen, send };
+}
+
+const HELLO = (nonce: string, initialWindow = INITIAL_WINDOW) => ({
+  protocol: 1, agentVersion: "test", nonce, arch: "x86_64", pid1: false, bootTimeMs: 1, capabilities: ["exec"],
+  limits: { maxFrame: 65536, initialWindow, maxStreams: 1024 },
+});
+
+describe("requests sent behind the HELLO", () => {
+  test("the agent runs a command sent before its HELLO answer, after the HELLO", async () => {
+    let early: Promise<ExecHandle> | undefined;
+    const client = await AgentClient.connect(await agent.connectRaw(), { first: (c) => (early = c.exec({ argv: ["echo", "behind the hello"] })) });
+    const proc = await early!;
+    const out: Buffer[] = [];
+    proc.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+    expect(await proc.wait()).toMatchObject({ exitCode: 0 });
+    expect(Buffer.concat(out).toString()).toBe("behind the hello\n");
+    // The session goes on as any other.
+    expect((await client.run(["echo", "after"])).stdout).toBe("after\n");
+    await client.close();
+  });
+
+  test("a peer that takes nothing before its answer refuses it with HELLO_REQUIRED, which the caller sees", async () => {
+    const { socket } = scriptedPeer((frame, send) => {
+      if (frame.type === FrameType.OPEN) send(FrameType.ERROR, frame.streamId, { code: "HELLO_REQUIRED", message: "send HELLO first", stream: frame.streamId });
+      if (frame.type === FrameType.HELLO) setTimeout(() => send(FrameType.HELLO, 0, HELLO(JSON.parse(frame.payload.toString()).nonce)), 20);
+    });
+    let refusal: Promise<unknown> | undefined;
+    const client = await AgentClient.connect(socket, { first: (c) => (refusal = c.exec({ argv: ["true"] }).catch((e) => e)) });
+    expect(await refusal).toMatchObject({ code: "AGENT_UNAVAILABLE", details: { agentCode: "HELLO_REQUIRED" } });
+    await client.close();
+  });
+
+  test("a refused HELLO fails what was sent behind it with the refusal", async () => {
+    const { socket } = scriptedPeer((frame, send) => {
+      if (frame.type === FrameType.HELLO) send(FrameType.ERROR, 0, { code: "NOT_RUNNING", message: "Sandbox \"x\" is stopped" });
+    });
+    let early: Promise<unknown> | undefined;
+    const refused = await AgentClient.connect(socket, { first: (c) => (early = c.exec({ argv: ["true"] }).catch((e) => e)) }).catch((e) => e);
+    expect(refused).toMatchObject({ code: "NOT_RUNNING" });
+    expect(await early).toMatchObject({ code: "NOT_RUNNING" });
+  });
+
+  test("a stream opened on the default window takes the window the answer announces", async () => {
+    const announced = INITIAL_WINDOW * 2;
+    const { socket, seen, send } = scriptedPeer((frame, reply) => {
+      if (frame.type === FrameType.HELLO) reply(FrameType.HELLO, 0, HELLO(JSON.parse(frame.payload.toString()).nonce, announced));
+    });
+    let early: Promise<ExecHandle> | undefined;
+    const client = await AgentClient.connect(socket, { first: (c) => (early = c.exec({ argv: ["big"] })) });
+    const stream = seen.find((f) => f.type === FrameType.OPEN)!.streamId;
+    send(FrameType.EVENT, stream, { event: "started", pid: 7 });
+    const proc = await early!;
+    // Within the announced window (more than the default), with nothing read yet (so no credit
+    // granted back): taken, not a protocol violation.
+    const chunk = new Uint8Array(65536);
+    for (let sent = 0; sent < INITIAL_WINDOW + 65536; sent += chunk.length) send(FrameType.DATA, stream, chunk, Channel.OUT);
+    await Bun.sleep(20);
+    expect(client.isClosed).toBe(false);
+    let received = 0;
+    proc.stdout.on("data", (chunk: Buffer) => (received += chunk.length));
+    await Bun.sleep(20);
+    expect(received).toBe(INITIAL_WINDOW + 65536);
+    await client.close();
+  });
+
+  test("a command with stdin waits for the answer: sent before it, it is refused", async () => {
+    let error: unknown;
+    const client = await AgentClient.connect(await agent.connectRaw(), { first: (c) => void c.exec({ argv: ["cat"], stdin: true }).catch((e) => (error = e)) });
+    await Bun.sleep(10);
+    expect(error).toMatchObject({ code: "INVALID_INPUT" });
+    await client.close();
+  });
+});
