@@ -12,7 +12,7 @@ const MAX_FRAME_PAYLOAD = 65536;
 /** The largest credit window a host accepts from an agent's HELLO (the protocol's is 256 KiB). */
 export const MAX_INITIAL_WINDOW = 1024 * 1024;
 
-// Every schema here is built on first use (lazySchema, z.lazy): a CLI call sends one or two
+// Every schema here is built on first use (lazySchema): a CLI call sends one or two
 // kinds of request, reads a few kinds of answer, and exits; building the rest cost it milliseconds.
 const int = lazySchema(() => z.int());
 const nonNegInt = lazySchema(() => int.check(z.nonnegative()));
@@ -89,13 +89,13 @@ export type AgentErrorPayload = z.infer<typeof AgentErrorPayload>;
 
 // ---- requests (OPEN) ----
 
-export const PtySpec = z.lazy(() => z.object({
+export const PtySpec = lazySchema(() => z.object({
   rows: z.optional(intIn(1, 65535)),
   cols: z.optional(intIn(1, 65535)),
   term: z.optional(z.string()),
 }));
 
-export const ExecRequest = z.lazy(() => z
+export const ExecRequest = lazySchema(() => z
   .object({
     op: z.literal("exec"),
     argv: z.optional(z.array(z.string()).check(z.minLength(1))),
@@ -110,30 +110,30 @@ export const ExecRequest = z.lazy(() => z
     message: "exactly one of argv and shell is required",
   })));
 
-export const WriteFileRequest = z.lazy(() => z.object({
+export const WriteFileRequest = lazySchema(() => z.object({
   op: z.literal("writeFile"),
   path: z.string().check(z.startsWith("/")),
   mode: z.optional(intIn(0, 0o7777)),
   mkdirParents: z.optional(z.boolean()),
 }));
 
-export const ReadFileRequest = z.lazy(() => z.object({ op: z.literal("readFile"), path: z.string().check(z.startsWith("/")) }));
+export const ReadFileRequest = lazySchema(() => z.object({ op: z.literal("readFile"), path: z.string().check(z.startsWith("/")) }));
 
-export const EnvSetRequest = z.lazy(() => z.object({ op: z.literal("env.set"), vars: z.record(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), z.string()) }));
-export const EnvUnsetRequest = z.lazy(() => z.object({ op: z.literal("env.unset"), names: z.array(z.string()) }));
-export const EnvListRequest = z.lazy(() => z.object({ op: z.literal("env.list") }));
+export const EnvSetRequest = lazySchema(() => z.object({ op: z.literal("env.set"), vars: z.record(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), z.string()) }));
+export const EnvUnsetRequest = lazySchema(() => z.object({ op: z.literal("env.unset"), names: z.array(z.string()) }));
+export const EnvListRequest = lazySchema(() => z.object({ op: z.literal("env.list") }));
 
-export const ForwardRequest = z.lazy(() => z.object({
+export const ForwardRequest = lazySchema(() => z.object({
   op: z.literal("forward"),
   port: intIn(1, 65535),
   host: z.optional(z.ipv4()),
 }));
 
-export const PingRequest = z.lazy(() => z.object({ op: z.literal("ping") }));
-export const SetTimeRequest = z.lazy(() => z.object({ op: z.literal("setTime"), timeMs: posInt }));
-export const ReseedRequest = z.lazy(() => z.object({ op: z.literal("reseed"), data: z.base64() }));
+export const PingRequest = lazySchema(() => z.object({ op: z.literal("ping") }));
+export const SetTimeRequest = lazySchema(() => z.object({ op: z.literal("setTime"), timeMs: posInt }));
+export const ReseedRequest = lazySchema(() => z.object({ op: z.literal("reseed"), data: z.base64() }));
 /** After a snapshot restore: the clock, the RNG, the hostname, the boot id and eth0 of a new machine. */
-export const IdentityRequest = z.lazy(() => z.object({
+export const IdentityRequest = lazySchema(() => z.object({
   op: z.literal("identity"),
   timeMs: posInt,
   seed: z.base64(),
@@ -142,8 +142,8 @@ export const IdentityRequest = z.lazy(() => z.object({
   gw: z.optional(z.ipv4()),
   dns: z.optional(z.ipv4()),
 }));
-export const SyncRequest = z.lazy(() => z.object({ op: z.literal("sync") }));
-export const ShutdownRequest = z.lazy(() => z.object({
+export const SyncRequest = lazySchema(() => z.object({ op: z.literal("sync") }));
+export const ShutdownRequest = lazySchema(() => z.object({
   op: z.literal("shutdown"),
   action: z.optional(z.enum(["reboot", "poweroff"])),
   answer: z.optional(z.enum(["before", "synced"])),
@@ -182,8 +182,8 @@ export const AgentRequest = {
 
 // ---- CONTROL ----
 
-export const SignalControl = z.lazy(() => z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) }));
-export const ResizeControl = z.lazy(() => z.object({ op: z.literal("resize"), rows: intIn(1, 65535), cols: intIn(1, 65535) }));
+export const SignalControl = lazySchema(() => z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) }));
+export const ResizeControl = lazySchema(() => z.object({ op: z.literal("resize"), rows: intIn(1, 65535), cols: intIn(1, 65535) }));
 export type AgentControl = z.infer<typeof SignalControl> | z.infer<typeof ResizeControl>;
 
 // ---- EVENT ----
@@ -203,12 +203,12 @@ export const ExecResultMessage = lazySchema(() => z.object({
   timedOut: z.boolean(),
   durationMs: nonNegInt,
 }));
-export const SizeResult = z.lazy(() => z.object({ size: nonNegInt }));
-export const EnvResult = z.lazy(() => z.object({ vars: z.record(z.string(), z.string()) }));
-export const PingResult = z.lazy(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));
-export const SetTimeResult = z.lazy(() => z.object({ applied: z.boolean() }));
-export const ReseedResult = z.lazy(() => z.object({ bytes: nonNegInt, credited: z.boolean(), reseeded: z.optional(z.boolean()) }));
+export const SizeResult = lazySchema(() => z.object({ size: nonNegInt }));
+export const EnvResult = lazySchema(() => z.object({ vars: z.record(z.string(), z.string()) }));
+export const PingResult = lazySchema(() => z.object({ timeMs: z.number(), bootTimeMs: z.number() }));
+export const SetTimeResult = lazySchema(() => z.object({ applied: z.boolean() }));
+export const ReseedResult = lazySchema(() => z.object({ bytes: nonNegInt, credited: z.boolean(), reseeded: z.optional(z.boolean()) }));
 /** `applied` is false in a test-mode agent; `bootId` (a UUID, 64 characters at most from any guest) is empty when the agent could not set one. */
-export const IdentityResult = z.lazy(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string().check(z.maxLength(64))), reseeded: z.optional(z.boolean()) }));
-export const EmptyResult = z.lazy(() => z.object({}));
-export const ShutdownResult = z.lazy(() => z.object({ synced: z.optional(z.boolean()) }));
+export const IdentityResult = lazySchema(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string().check(z.maxLength(64))), reseeded: z.optional(z.boolean()) }));
+export const EmptyResult = lazySchema(() => z.object({}));
+export const ShutdownResult = lazySchema(() => z.object({ synced: z.optional(z.boolean()) }));

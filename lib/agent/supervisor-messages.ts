@@ -3,7 +3,7 @@
  * `supervisor.*` operations it answers itself (OPEN with one of these ops never reaches the
  * agent). Clients validate what they send and everything they receive against these schemas, and
  * so does the supervisor, like every other message of the protocol. All but the HELLO part are
- * built on first use (z.lazy), so a CLI call that runs a command does not pay for them.
+ * built on first use (lazySchema), so a CLI call that runs a command does not pay for them.
  */
 import { lazySchema, z } from "../zod.ts";
 
@@ -29,7 +29,7 @@ export const SupervisorInfo = lazySchema(() => z.object({
 }));
 export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
 
-export const PortForwardInfo = z.lazy(() => z.object({
+export const PortForwardInfo = lazySchema(() => z.object({
   /** The port on the host; always bound to `address`. */
   hostPort: port,
   guestPort: port,
@@ -42,7 +42,7 @@ export const PortForwardInfo = z.lazy(() => z.object({
 /** One port forward as the supervisor reports it. */
 export type PortForwardInfo = z.infer<typeof PortForwardInfo>;
 
-export const SshStatus = z.lazy(() => z.object({
+export const SshStatus = lazySchema(() => z.object({
   /** `pending` while keys are injected and sshd starts; `unavailable` when the image has no sshd. */
   state: z.enum(["pending", "ready", "unavailable", "failed"]),
   reason: z.optional(z.string()),
@@ -50,16 +50,16 @@ export const SshStatus = z.lazy(() => z.object({
 }));
 export type SshStatus = z.infer<typeof SshStatus>;
 
-const empty = z.lazy(() => z.object({}));
+const empty = lazySchema(() => z.object({}));
 
 /** At most 256 hosts a list, each at most 255 characters (a DNS name's limit, with room for `*.`). */
-const hosts = z.lazy(() => z.array(z.string().check(z.maxLength(255))).check(z.maxLength(256)));
+const hosts = lazySchema(() => z.array(z.string().check(z.maxLength(255))).check(z.maxLength(256)));
 
 /** Every `supervisor.*` operation: its request (the OPEN body) and its result. */
 export const SUPERVISOR_OPS = {
   "supervisor.status": {
-    request: z.lazy(() => z.object({ op: z.literal("supervisor.status") })),
-    result: z.lazy(() => z.object({
+    request: lazySchema(() => z.object({ op: z.literal("supervisor.status") })),
+    result: lazySchema(() => z.object({
       sandbox: z.string(),
       supervisorPid: int,
       vmmPid: int,
@@ -68,25 +68,25 @@ export const SUPERVISOR_OPS = {
     })),
   },
   /** Powers the guest off; the supervisor records the stop and then hangs up on every client. */
-  "supervisor.stop": { request: z.lazy(() => z.object({ op: z.literal("supervisor.stop") })), result: empty },
+  "supervisor.stop": { request: lazySchema(() => z.object({ op: z.literal("supervisor.stop") })), result: empty },
   /** Kills the VM and removes the sandbox; answered first, done behind the caller. */
-  "supervisor.destroy": { request: z.lazy(() => z.object({ op: z.literal("supervisor.destroy") })), result: empty },
-  "supervisor.pause": { request: z.lazy(() => z.object({ op: z.literal("supervisor.pause") })), result: empty },
-  "supervisor.resume": { request: z.lazy(() => z.object({ op: z.literal("supervisor.resume") })), result: empty },
+  "supervisor.destroy": { request: lazySchema(() => z.object({ op: z.literal("supervisor.destroy") })), result: empty },
+  "supervisor.pause": { request: lazySchema(() => z.object({ op: z.literal("supervisor.pause") })), result: empty },
+  "supervisor.resume": { request: lazySchema(() => z.object({ op: z.literal("supervisor.resume") })), result: empty },
   "supervisor.expose": {
-    request: z.lazy(() => z.object({ op: z.literal("supervisor.expose"), guestPort: port, hostPort: z.optional(portOrAny) })),
+    request: lazySchema(() => z.object({ op: z.literal("supervisor.expose"), guestPort: port, hostPort: z.optional(portOrAny) })),
     result: PortForwardInfo,
   },
-  "supervisor.close": { request: z.lazy(() => z.object({ op: z.literal("supervisor.close"), hostPort: port })), result: PortForwardInfo },
-  "supervisor.ports": { request: z.lazy(() => z.object({ op: z.literal("supervisor.ports") })), result: z.lazy(() => z.object({ ports: z.array(PortForwardInfo) })) },
+  "supervisor.close": { request: lazySchema(() => z.object({ op: z.literal("supervisor.close"), hostPort: port })), result: PortForwardInfo },
+  "supervisor.ports": { request: lazySchema(() => z.object({ op: z.literal("supervisor.ports") })), result: lazySchema(() => z.object({ ports: z.array(PortForwardInfo) })) },
   /**
    * Pauses the VM (unless it is paused), writes its state and a copy of its disk into `dir` (an
    * empty directory under the smolvm home's snapshots or warm templates), and runs it again;
    * the caller stores them (lib/snapshots/). One at a time per sandbox.
    */
   "supervisor.snapshot": {
-    request: z.lazy(() => z.object({ op: z.literal("supervisor.snapshot"), dir: z.string().check(z.startsWith("/")) })),
-    result: z.lazy(() => z.object({
+    request: lazySchema(() => z.object({ op: z.literal("supervisor.snapshot"), dir: z.string().check(z.startsWith("/")) })),
+    result: lazySchema(() => z.object({
       accel: z.enum(["kvm", "hvf", "tcg"]),
       /** How long the guest was stopped for it (0 for a sandbox that was paused already). */
       pausedMs: z.number(),
@@ -95,13 +95,13 @@ export const SUPERVISOR_OPS = {
   },
   /** The SSH set-up of this boot; with `wait`, answered once it has finished (or `timeoutMs` passed). */
   "supervisor.ssh": {
-    request: z.lazy(() => z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) })),
+    request: lazySchema(() => z.object({ op: z.literal("supervisor.ssh"), wait: z.optional(z.boolean()), timeoutMs: z.optional(int.check(z.positive())) })),
     result: SshStatus,
   },
   /** Changes the egress policy of the running sandbox (firewall and DNS at once); answers the policy now in force. */
   "supervisor.network": {
-    request: z.lazy(() => z.object({ op: z.literal("supervisor.network"), allow: z.optional(hosts), deny: z.optional(hosts) })),
-    result: z.lazy(() => z.object({ allowHosts: z.array(z.string()), denyHosts: z.array(z.string()) })),
+    request: lazySchema(() => z.object({ op: z.literal("supervisor.network"), allow: z.optional(hosts), deny: z.optional(hosts) })),
+    result: lazySchema(() => z.object({ allowHosts: z.array(z.string()), denyHosts: z.array(z.string()) })),
   },
 } as const;
 

@@ -12,7 +12,7 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { identityAlive, selfIdentity, type ProcessIdentity } from "../host/pids.ts";
-import { z } from "../zod.ts";
+import { lazySchema, z } from "../zod.ts";
 import type { SandboxFiles } from "./layout.ts";
 
 export type LaunchPurpose = "create" | "start";
@@ -21,7 +21,7 @@ export interface Launcher extends ProcessIdentity {
   purpose: LaunchPurpose;
 }
 
-const launcherSchema = z.lazy(() => z.object({
+const launcherSchema = lazySchema(() => z.object({
   pid: z.int().check(z.positive()),
   startTicks: z.optional(z.number()),
   purpose: z.enum(["create", "start"]),

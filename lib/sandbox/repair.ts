@@ -14,7 +14,7 @@ import { isErrorCode, SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import { readMirrorText } from "../state/mirror.ts";
 import { SANDBOX_STATUSES, withStore, type SandboxRecord } from "../state/sandboxes.ts";
-import { z } from "../zod.ts";
+import { lazySchema, z } from "../zod.ts";
 import { sandboxProcesses } from "./processes.ts";
 
 export interface RepairReport {
@@ -31,7 +31,7 @@ export interface RepairReport {
 }
 
 const nullableInt = z.nullable(z.int());
-const mirrorSchema = z.lazy(() => z.object({
+const mirrorSchema = lazySchema(() => z.object({
   version: z.literal(1),
   id: z.string().check(z.regex(/^[0-9a-z-]{1,64}$/)),
   name: z.string().check(z.minLength(1)),

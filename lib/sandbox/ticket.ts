@@ -6,10 +6,10 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import type { VmmTicket } from "../backends/types.ts";
 import { pidAlive } from "../host/pids.ts";
-import { z } from "../zod.ts";
+import { lazySchema, z } from "../zod.ts";
 import type { SandboxFiles } from "./layout.ts";
 
-const ticketSchema = z.lazy(() => z.object({
+const ticketSchema = lazySchema(() => z.object({
   pid: z.int().check(z.positive()),
   controlSocketPath: z.string(),
   agentSocketPath: z.string(),
