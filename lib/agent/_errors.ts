@@ -84,6 +84,14 @@ export function invalidMessage(what: string, error: z.ZodError): AgentUnavailabl
   });
 }
 
+/** A message checked against `schema`, unless its sender checked it already; a bad one is thrown. */
+export function checkedMessage<T>(schema: z.ZodMiniType<T>, body: unknown, what: string, checkedAlready: boolean): T {
+  if (checkedAlready) return body as T;
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw invalidMessage(what, parsed.error);
+  return parsed.data;
+}
+
 export function protocolViolation(what: string): AgentUnavailableError {
   return new AgentUnavailableError(`The guest agent broke the protocol: ${what}`, {
     hint: PROTOCOL_VIOLATION_HINT,

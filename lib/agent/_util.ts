@@ -1,6 +1,6 @@
 /** Helpers shared by the client's operations. */
 import { InvalidInputError, TimeoutError } from "../errors.ts";
-import { AgentRequest } from "./messages.ts";
+import { requestProblem, type AgentRequest } from "./messages.ts";
 import type { CallOptions } from "./types.ts";
 
 /** High-water mark of the Readables and Writables the client hands out. */
@@ -32,10 +32,7 @@ export function guard(options: CallOptions, what: string, onFire: (error: unknow
 }
 
 export function validate(request: AgentRequest): string {
-  const parsed = AgentRequest.safeParse(request);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InvalidInputError(`Invalid ${request.op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
-  }
+  const problem = requestProblem(request);
+  if (problem !== undefined) throw new InvalidInputError(problem);
   return JSON.stringify(request);
 }

@@ -15,7 +15,7 @@ import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
 import { printable } from "../util/printable.ts";
-import { agentError, AGENT_GONE_HINT, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
+import { agentError, AGENT_GONE_HINT, checkedMessage, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import type { StreamHost } from "./_transfers.ts";
@@ -83,12 +83,15 @@ export class AgentClient {
   private lastWords: SmolError | undefined;
   /** The connection as the transfers in _transfers.ts (loaded on first use) see it. */
   private readonly host: StreamHost;
+  /** Its peer is a supervisor, which checked every message (AgentConnectOptions.supervised). */
+  private readonly supervised: boolean;
 
   private constructor(
     private readonly socket: Duplex,
     private readonly options: AgentConnectOptions<AgentClient>,
   ) {
     const self = this;
+    this.supervised = options.supervised === true;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.host = {
       get window() {
@@ -143,6 +146,7 @@ export class AgentClient {
         ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
         ...(options.resync === undefined ? {} : { resync: options.resync }),
         ...(options.timeMs === undefined ? {} : { timeMs: options.timeMs }),
+        ...(options.supervised === true ? { supervised: true } : {}),
         timeoutMs: options.timeoutMs ?? 10_000,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         onFrame: (frame) => client.onFrame(frame),
@@ -188,7 +192,7 @@ export class AgentClient {
     // Behind the HELLO, stdin's credit would be a guess: such a command waits for the answer.
     if (this.hello === undefined && spec.stdin) throw new InvalidInputError("A command with stdin cannot be sent before the HELLO is answered");
     const pty = spec.pty === true ? {} : spec.pty || undefined;
-    const body = validate({
+    const body = this.encode({
       op: "exec",
       ...(spec.argv === undefined ? {} : { argv: spec.argv }),
       ...(spec.shell === undefined ? {} : { shell: spec.shell }),
@@ -201,6 +205,7 @@ export class AgentClient {
     spec.signal?.throwIfAborted();
     const id = this.allocId();
     const proc = new ExecProcess(this.link(id), {
+      checked: this.supervised,
       stdin: !!spec.stdin,
       pty: !!pty,
       ...(spec.timeoutMs === undefined ? {} : { hostDeadlineMs: spec.timeoutMs + HOST_DEADLINE_GRACE_MS, timeoutMs: spec.timeoutMs }),
@@ -297,16 +302,11 @@ export class AgentClient {
 
   /**
    * A `supervisor.*` operation (lib/agent/supervisor-messages.ts), answered by the sandbox's
-   * supervisor itself; the request and the answer are checked against the operation's schemas.
+   * supervisor itself, which checks the request against the operation's schema (INVALID_INPUT
+   * naming the field); its answer is checked here unless this client trusts it (`supervised`).
    */
   async supervisor<Op extends SupervisorOp>(op: Op, request: SupervisorRequest<Op>, options: CallOptions = {}): Promise<SupervisorResult<Op>> {
-    const schema = SUPERVISOR_OPS[op];
-    const checked = schema.request.safeParse({ ...request, op });
-    if (!checked.success) {
-      const issue = checked.error.issues[0];
-      throw new InvalidInputError(`Invalid ${op} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`);
-    }
-    return this.request(op, JSON.stringify(checked.data), schema.result as unknown as z.ZodMiniType<SupervisorResult<Op>>, options);
+    return this.request(op, JSON.stringify({ ...request, op }), SUPERVISOR_OPS[op].result as unknown as z.ZodMiniType<SupervisorResult<Op>>, options);
   }
 
   /** Closes the connection; pending calls reject with AgentUnavailableError. */
@@ -318,7 +318,12 @@ export class AgentClient {
   // ---------------------------------------------------------------- plumbing
 
   private async call<T>(request: AgentRequest, schema: z.ZodMiniType<T>, options: CallOptions = {}): Promise<T> {
-    return this.request(request.op, validate(request), schema, options);
+    return this.request(request.op, this.encode(request), schema, options);
+  }
+
+  /** A request's OPEN payload: checked here, unless the supervisor checks it (`supervised`). */
+  private encode(request: AgentRequest): string {
+    return this.supervised ? JSON.stringify(request) : validate(request);
   }
 
   /** One request stream whose RESULT is checked against `schema`. */
@@ -335,6 +340,7 @@ export class AgentClient {
         onEnd: (result, error) => {
           disarm();
           if (error) reject(error);
+          else if (this.supervised) resolve(result as T);
           else {
             const parsed = schema.safeParse(result);
             if (parsed.success) resolve(parsed.data);
@@ -412,19 +418,18 @@ export class AgentClient {
     if (this.failure) return;
     if (f.streamId === 0) {
       if (f.type !== FrameType.ERROR) return;
-      const parsed = AgentErrorPayload.safeParse(frameJson(f));
-      if (!parsed.success) throw invalidMessage("ERROR", parsed.error);
-      if (parsed.data.code === "BAD_FRAME") {
-        this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${printable(parsed.data.message, 500)}`, { hint: AGENT_GONE_HINT }));
+      const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.supervised);
+      if (payload.code === "BAD_FRAME") {
+        this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${printable(payload.message, 500)}`, { hint: AGENT_GONE_HINT }));
         return;
       }
       // A supervisor says why before it hangs up (the sandbox stopped, its VM exited, its agent
       // was cut off): its own error, which the hang-up then reports.
-      if (this.hello?.supervisor !== undefined && parsed.data.stream === undefined && isErrorCode(parsed.data.code)) {
-        this.lastWords = fromWire(parsed.data);
+      if (this.hello?.supervisor !== undefined && payload.stream === undefined && isErrorCode(payload.code)) {
+        this.lastWords = fromWire(payload);
         return;
       }
-      this.options.onAgentError?.(parsed.data);
+      this.options.onAgentError?.(payload);
       return;
     }
     const stream = this.streams.get(f.streamId);
@@ -450,9 +455,7 @@ export class AgentClient {
         sink.onWindow?.(Channel.IN, f.payload.readUInt32BE(0));
         return;
       case FrameType.EVENT: {
-        const parsed = AgentEvent.safeParse(frameJson(f));
-        if (!parsed.success) throw invalidMessage("EVENT", parsed.error);
-        sink.onEvent?.(parsed.data);
+        sink.onEvent?.(checkedMessage(AgentEvent, frameJson(f), "EVENT", this.supervised));
         return;
       }
       case FrameType.RESULT: {
@@ -462,10 +465,9 @@ export class AgentClient {
         return;
       }
       case FrameType.ERROR: {
-        const parsed = AgentErrorPayload.safeParse(frameJson(f));
-        if (!parsed.success) throw invalidMessage("ERROR", parsed.error);
+        const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.supervised);
         this.streams.delete(f.streamId);
-        sink.onEnd(undefined, agentError(parsed.data, sink.op));
+        sink.onEnd(undefined, agentError(payload, sink.op));
         return;
       }
       default:

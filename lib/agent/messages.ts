@@ -180,6 +180,14 @@ export const AgentRequest = {
   },
 };
 
+/** What is wrong with a request, in words (`Invalid exec request: timeoutMs: ...`), or undefined. */
+export function requestProblem(request: { op?: unknown }): string | undefined {
+  const parsed = AgentRequest.safeParse(request);
+  if (parsed.success) return undefined;
+  const issue = parsed.error.issues[0];
+  return `Invalid ${String(request.op)} request: ${issue?.path.join(".") || "request"}: ${issue?.message}`;
+}
+
 // ---- CONTROL ----
 
 export const SignalControl = lazySchema(() => z.object({ op: z.literal("signal"), signal: z.union([z.string().check(z.minLength(1)), intIn(1, 64)]) }));
@@ -212,3 +220,40 @@ export const ReseedResult = lazySchema(() => z.object({ bytes: nonNegInt, credit
 export const IdentityResult = lazySchema(() => z.object({ applied: z.boolean(), bootId: z.optional(z.string().check(z.maxLength(64))), reseeded: z.optional(z.boolean()) }));
 export const EmptyResult = lazySchema(() => z.object({}));
 export const ShutdownResult = lazySchema(() => z.object({ synced: z.optional(z.boolean()) }));
+
+/**
+ * What the agent answers each op with (its RESULT). `readFile` and `forward` answer `{}`, which
+ * nothing reads: unchecked.
+ */
+const RESULTS: Readonly<Record<string, z.ZodMiniType | undefined>> = {
+  exec: ExecResultMessage,
+  writeFile: SizeResult,
+  "env.set": EnvResult,
+  "env.unset": EnvResult,
+  "env.list": EnvResult,
+  ping: PingResult,
+  setTime: SetTimeResult,
+  reseed: ReseedResult,
+  identity: IdentityResult,
+  sync: EmptyResult,
+  shutdown: ShutdownResult,
+};
+
+/** A control message of the agent's on a stream of `op`: an EVENT, the RESULT, or an ERROR. */
+export type AgentAnswer = "event" | "result" | "error";
+
+/**
+ * The agent's message, checked against its schema: the value to use, or what is wrong with it.
+ * The one check of everything a guest says on a stream, made where it enters the host: by the
+ * sandbox's supervisor (whose clients then trust what it passes on), or by a client that talks
+ * to an agent itself.
+ */
+export function checkAnswer(op: string, kind: AgentAnswer, body: unknown): { value: unknown } | { problem: string } {
+  const schema: z.ZodMiniType | undefined = kind === "event" ? AgentEvent : kind === "error" ? AgentErrorPayload : RESULTS[op];
+  if (schema === undefined) return { value: body };
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return { value: parsed.data };
+  const issue = parsed.error.issues[0];
+  const what = kind === "event" ? "EVENT" : kind === "error" ? "ERROR" : `${op} RESULT`;
+  return { problem: `its ${what} is not valid (${issue?.path.join(".") || "message"}: ${issue?.message})` };
+}

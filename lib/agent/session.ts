@@ -29,6 +29,12 @@ export interface GreetOptions {
   /** How long to wait for the answer (default 10 000 ms). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * The peer is a sandbox's supervisor, which composed its answer from an agent HELLO it checked
+   * against the schema and its own part: only what the client relies on is looked at
+   * (AgentConnectOptions.supervised).
+   */
+  supervised?: boolean;
   /** Every frame after the greeting, in order. A throw is reported to `onProtocolError`. */
   onFrame(frame: Frame): void;
   /** The byte stream broke the protocol after the greeting (a framing error, a bad message). */
@@ -57,12 +63,12 @@ export function greet(socket: Duplex, options: GreetOptions): Promise<AgentHello
     }
     if (frame.type === FrameType.ERROR && !resync) {
       const body = json(frame);
-      const parsed = AgentErrorPayload.safeParse(body);
+      const parsed = options.supervised === true ? supervisorMessage<AgentErrorPayload>(body, ["code", "message"]) : AgentErrorPayload.safeParse(body);
       if (!parsed.success) return settle?.(new AgentUnavailableError("The peer refused the HELLO with a malformed ERROR"));
       return settle?.(isErrorCode(parsed.data.code) ? fromWire(body as Record<string, unknown>) : agentError(parsed.data, "HELLO"));
     }
     if (frame.type !== FrameType.HELLO) return;
-    const parsed = AgentHello.safeParse(json(frame));
+    const parsed = options.supervised === true ? supervisorMessage<AgentHello>(json(frame), ["nonce", "protocol", "limits", "supervisor"]) : AgentHello.safeParse(json(frame));
     if (!parsed.success) {
       if (!resync) settle?.(new AgentUnavailableError(`The peer answered HELLO with an invalid message: ${parsed.error.issues[0]?.message}`));
       return;
@@ -117,15 +123,26 @@ export function greet(socket: Duplex, options: GreetOptions): Promise<AgentHello
     socket.once("close", onClose);
     socket.once("end", onClose);
     socket.on("error", () => {}); // 'close' follows
-    const hello = HostHello.parse({
+    const ours: HostHello = {
       protocol: PROTOCOL,
       nonce,
       client: options.client,
       ...(options.timeMs === undefined ? {} : { timeMs: Math.round(options.timeMs) }),
-    });
+    };
+    // A supervisor checks it against the schema itself.
+    const hello = options.supervised === true ? ours : HostHello.parse(ours);
     if (resync) socket.write(Buffer.alloc(RESYNC_PAD_SIZE));
     socket.write(encodeFrame(FrameType.HELLO, 0, JSON.stringify(hello)));
   });
+}
+
+/**
+ * A message a supervisor made (from what it checked): an object with the fields a client relies
+ * on, in zod's result shape; its own bug, not a guest's lie, if it is not.
+ */
+function supervisorMessage<T>(body: unknown, fields: readonly string[]): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } {
+  const missing = typeof body !== "object" || body === null ? "an object" : fields.find((field) => !(field in body));
+  return missing === undefined ? { success: true, data: body as T } : { success: false, error: { issues: [{ message: `expected ${missing}` }] } };
 }
 
 function json(frame: Frame): unknown {

@@ -20,6 +20,13 @@ export interface AgentConnectOptions<Client = unknown> {
    * Only operations that send nothing before they start (an exec without stdin).
    */
   first?: (client: Client) => void;
+  /**
+   * The peer is a sandbox's supervisor, which checks every request against its schema before the
+   * agent sees it and every answer of the agent before passing it on (lib/supervisor/relay.ts):
+   * this client skips those checks of its own (a new process that runs one command then builds
+   * none of their schemas). A client of an agent itself checks everything.
+   */
+  supervised?: boolean;
 }
 
 /** Per-call limits. `timeoutMs` covers the whole operation, transfer included. */

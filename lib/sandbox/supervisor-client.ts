@@ -59,6 +59,7 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
   const patience = patient(vm, options);
   try {
     return await AgentClient.connect(socket, {
+      supervised: true,
       timeoutMs: patience?.timeoutMs ?? options.timeoutMs,
       ...(patience === undefined ? {} : { signal: patience.signal }),
       ...(options.first === undefined ? {} : { first: options.first }),
@@ -70,6 +71,7 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
     const dying = unanswered && vm.supervisorPid != null && await goneWithin(vm.supervisorPid, 200);
     if (!dying && (connected || (refused?.code !== "ENOENT" && refused?.code !== "ECONNREFUSED"))) throw refused ?? error;
     return AgentClient.connect(await reattach(vm, refused ?? error, options.respawn ?? true), {
+      supervised: true,
       timeoutMs: options.timeoutMs,
       ...(options.first === undefined ? {} : { first: options.first }),
     });

@@ -7,7 +7,7 @@
  */
 import type { Duplex } from "node:stream";
 import { FrameDecoder } from "../agent/frame.ts";
-import { HostHello, type AgentHello } from "../agent/messages.ts";
+import { HostHello, requestProblem, type AgentHello } from "../agent/messages.ts";
 import { isSupervisorOp, SUPERVISOR_OPS, type SupervisorOp } from "../agent/supervisor-messages.ts";
 import { toSmolError, type SmolError } from "../errors.ts";
 import { forwardFrame, FrameType, jsonPayload, sendJson, type Frame } from "./frames.ts";
@@ -194,6 +194,10 @@ export class ClientSession implements StreamOwner {
     }
     const op = request.op as string;
     if (!op.startsWith("supervisor.")) {
+      // Checked here for every client, so that what reaches the agent is always well formed and
+      // a client of this supervisor need not check its own requests (AgentConnectOptions.supervised).
+      const problem = requestProblem(request);
+      if (problem !== undefined) return this.error(id, "INVALID_INPUT", problem);
       if (this.context.relay === undefined) return this.error(id, "AGENT_UNAVAILABLE", "the guest agent is not connected");
       return this.context.relay.open(this, frame);
     }

@@ -8,11 +8,16 @@
  *
  * The relay also holds the agent to the protocol, since it is the first to see what a guest
  * sends: data only on the output channels and only within the credit its client granted, only
- * the frame types an agent may send, and a bounded number of events per stream (events carry
- * no credit). A guest that breaks any of these is reported to `onViolation` and nothing more of
- * it is passed on: its bytes would be host memory nobody agreed to hold.
+ * the frame types an agent may send, a bounded number of events per stream (events carry no
+ * credit). A guest that breaks any of these is reported to `onViolation` and nothing more of it
+ * is passed on: its bytes would be host memory nobody agreed to hold. Every EVENT, RESULT and
+ * ERROR is checked against its schema too (checkAnswer), so that the supervisor's clients can
+ * take what it passes on as checked: one that fails ends its own stream with why (the guest goes
+ * on, as it would for a client that checked the message itself).
  */
 import { CHANNEL_MASK, encodeFrame } from "../agent/frame.ts";
+import { protocolViolation } from "../agent/_errors.ts";
+import { checkAnswer, type AgentAnswer } from "../agent/messages.ts";
 import { forwardFrame, FrameType, type Frame, type FrameSink } from "./frames.ts";
 
 /** Something that owns streams on the agent connection and receives their frames. */
@@ -34,6 +39,8 @@ const MAX_EVENTS_PER_STREAM = 16;
 interface Route {
   owner: StreamOwner;
   ownerStreamId: number;
+  /** The stream's operation, which says what its RESULT must be. */
+  op: string;
   /** Bytes the agent may still send on channels 1 and 2 (index 0 unused). */
   credit: [number, number, number];
   events: number;
@@ -97,12 +104,21 @@ export class Relay {
       return;
     }
     if (route === undefined) return;
-    if (frame.type === FrameType.RESULT || frame.type === FrameType.ERROR) {
+    const ends = frame.type === FrameType.RESULT || frame.type === FrameType.ERROR;
+    const invalid = route.owner === DEAD ? undefined : this.invalidMessage(frame, route.op);
+    if (ends) {
       this.routes.delete(frame.streamId);
       this.byOwner.get(route.owner)?.delete(route.ownerStreamId);
       this.quietSince = performance.now();
     }
-    route.owner.deliver(frame, route.ownerStreamId);
+    if (invalid === undefined) return route.owner.deliver(frame, route.ownerStreamId);
+    const error = protocolViolation(invalid);
+    const owner = route.owner;
+    if (!ends) {
+      this.byOwner.get(owner)?.delete(route.ownerStreamId);
+      this.orphan(frame.streamId);
+    }
+    owner.fail(route.ownerStreamId, error.code, error.message, error.hint);
   }
 
   /** What is wrong with a frame from the agent, or undefined when it keeps to the protocol. */
@@ -130,6 +146,21 @@ export class Relay {
     }
   }
 
+  /** What is wrong with an EVENT, RESULT or ERROR of a stream of `op`, or undefined. */
+  private invalidMessage(frame: Frame, op: string): string | undefined {
+    const kind: AgentAnswer | undefined = frame.type === FrameType.EVENT ? "event" : frame.type === FrameType.RESULT ? "result"
+      : frame.type === FrameType.ERROR ? "error" : undefined;
+    if (kind === undefined) return undefined;
+    let body: unknown;
+    try {
+      body = JSON.parse(frame.payload.toString("utf8"));
+    } catch {
+      return `its ${kind === "result" ? `${op} RESULT` : kind.toUpperCase()} is not JSON`;
+    }
+    const checked = checkAnswer(op, kind, body);
+    return "problem" in checked ? checked.problem : undefined;
+  }
+
   isLive(owner: StreamOwner, ownerStreamId: number): boolean {
     return this.byOwner.get(owner)?.has(ownerStreamId) ?? false;
   }
@@ -146,7 +177,7 @@ export class Relay {
     const agentId = this.allocate();
     ids.set(frame.streamId, agentId);
     const window = this.options.window;
-    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId, credit: [0, window, window], events: 0 });
+    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId, op: opOf(frame), credit: [0, window, window], events: 0 });
     forwardFrame(this.agent, frame, agentId);
   }
 
@@ -211,5 +242,15 @@ export class Relay {
       this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
       if (!this.routes.has(id)) return id;
     }
+  }
+}
+
+/** The operation an OPEN asks for (its owner checked the request: this only names it). */
+function opOf(frame: Frame): string {
+  try {
+    const op = (JSON.parse(frame.payload.toString("utf8")) as { op?: unknown }).op;
+    return typeof op === "string" ? op : "";
+  } catch {
+    return "";
   }
 }

@@ -13,8 +13,8 @@ function fakeAgent(): { socket: Socket; written: Frame[] } {
   return { socket, written };
 }
 
-function fromAgent(type: number, streamId: number): Frame {
-  const raw = encodeFrame(type, streamId, "{}");
+function fromAgent(type: number, streamId: number, body: unknown = {}): Frame {
+  const raw = encodeFrame(type, streamId, JSON.stringify(body));
   return { type, flags: 0, streamId, payload: raw.subarray(16), raw };
 }
 
@@ -26,7 +26,7 @@ test("idleMs is 0 while a stream is open and counts from when the last one ended
   await Bun.sleep(20);
   expect(relay.idleMs()).toBeGreaterThanOrEqual(15);
 
-  relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "ping" }));
+  relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "sync" }));
   const agentId = agent.written[0]!.streamId;
   expect(relay.idleMs()).toBe(0);
   await Bun.sleep(20);
@@ -37,6 +37,51 @@ test("idleMs is 0 while a stream is open and counts from when the last one ended
   expect(relay.idleMs()).toBeLessThan(15);
   await Bun.sleep(20);
   expect(relay.idleMs()).toBeGreaterThanOrEqual(15);
+});
+
+describe("what the agent says on a stream is checked against its schema before it is passed on", () => {
+  function relayWithOwner() {
+    const agent = fakeAgent();
+    const violations: string[] = [];
+    const relay = new Relay(agent.socket, { window: 262144, onViolation: (what) => violations.push(what) });
+    const delivered: Frame[] = [];
+    const failed: Array<{ id: number; code: string; message: string }> = [];
+    const owner: StreamOwner = { deliver: (frame) => delivered.push(frame), fail: (id, code, message) => failed.push({ id, code, message }) };
+    const open = (id: number, op: string) => {
+      relay.open(owner, jsonFrame(FrameType.OPEN, id, { op }));
+      return agent.written.at(-1)!.streamId;
+    };
+    return { agent, relay, violations, delivered, failed, open };
+  }
+
+  test("a sound EVENT and RESULT pass; a RESULT of the wrong shape ends only its stream, with why", () => {
+    const r = relayWithOwner();
+    const exec = r.open(1, "exec");
+    r.relay.fromAgent(fromAgent(FrameType.EVENT, exec, { event: "started", pid: 42 }));
+    r.relay.fromAgent(fromAgent(FrameType.RESULT, exec, { exitCode: "zero", signal: null, timedOut: false, durationMs: 3 }));
+    expect(r.delivered.map((f) => f.type)).toEqual([FrameType.EVENT]);
+    expect(r.failed).toEqual([{ id: 1, code: "AGENT_UNAVAILABLE", message: expect.stringMatching(/exec RESULT is not valid \(exitCode: /) }]);
+    expect(r.violations).toEqual([]);
+    // The guest goes on: the next stream's sound answer comes through.
+    const env = r.open(2, "env.list");
+    r.relay.fromAgent(fromAgent(FrameType.RESULT, env, { vars: { A: "1" } }));
+    expect(r.delivered.map((f) => f.type)).toEqual([FrameType.EVENT, FrameType.RESULT]);
+  });
+
+  test("an EVENT that is not one ends its stream and cancels it in the agent; a malformed ERROR ends its stream", () => {
+    const r = relayWithOwner();
+    const exec = r.open(1, "exec");
+    r.relay.fromAgent(fromAgent(FrameType.EVENT, exec, { event: "exploded" }));
+    expect(r.failed).toEqual([{ id: 1, code: "AGENT_UNAVAILABLE", message: expect.stringContaining("EVENT is not valid") }]);
+    expect(r.agent.written.at(-1)).toMatchObject({ type: FrameType.CANCEL, streamId: exec });
+    // What the agent still says on it goes nowhere.
+    r.relay.fromAgent(fromAgent(FrameType.RESULT, exec, { exitCode: 0, signal: null, timedOut: false, durationMs: 1 }));
+    expect(r.delivered).toEqual([]);
+    const read = r.open(2, "readFile");
+    r.relay.fromAgent(fromAgent(FrameType.ERROR, read, { code: 7 }));
+    expect(r.failed.at(-1)).toEqual({ id: 2, code: "AGENT_UNAVAILABLE", message: expect.stringContaining("ERROR is not valid") });
+    expect(r.violations).toEqual([]);
+  });
 });
 
 describe("many clients over one agent connection (the native test agent)", () => {
