@@ -45,6 +45,7 @@ import type {
   AgentRunOptions,
   AgentRunResult,
   AgentWriteOptions,
+  ByteStream,
   CallOptions,
   ExecHandle,
   ExecSpec,
@@ -87,7 +88,7 @@ export class AgentClient {
   private readonly supervised: boolean;
 
   private constructor(
-    private readonly socket: Duplex,
+    private readonly socket: ByteStream,
     private readonly options: AgentConnectOptions<AgentClient>,
   ) {
     const self = this;
@@ -121,8 +122,9 @@ export class AgentClient {
    * at most) is waited for, so the reason given is the true one.
    */
   private lost(why: string, cause?: unknown): void {
+    if (this.failure !== undefined) return; // closed by this side, or failed already
     const supervisor = this.hello?.supervisor;
-    if (this.failure !== undefined || this.lastWords !== undefined || supervisor === undefined || !pidAlive(supervisor.pid)) {
+    if (this.lastWords !== undefined || supervisor === undefined || !pidAlive(supervisor.pid)) {
       return this.fail(this.lostBecause(why, cause));
     }
     let waited = 0;
@@ -138,7 +140,7 @@ export class AgentClient {
    * Opens a session on a connected byte stream (lib/agent/session.ts): resolves once the agent,
    * or the supervisor in front of it, has answered HELLO; rejects with the refusal it sent instead.
    */
-  static async connect(socket: Duplex, options: AgentConnectOptions<AgentClient> = {}): Promise<AgentClient> {
+  static async connect(socket: ByteStream, options: AgentConnectOptions<AgentClient> = {}): Promise<AgentClient> {
     const client = new AgentClient(socket, options);
     try {
       const greeting = greet(socket, {

@@ -7,12 +7,12 @@
  * answers with an ERROR instead when the boot failed: HELLO means ready, an ERROR on stream 0
  * carries the code and the reason.
  */
-import type { Duplex } from "node:stream";
 import { AgentUnavailableError, fromWire, isErrorCode, TimeoutError, type SmolError } from "../errors.ts";
 import { randomHex } from "../util/random.ts";
 import { agentError } from "./_errors.ts";
 import { encodeFrame, FrameDecoder, FrameType, RESYNC_PAD_SIZE, type Frame } from "./frame.ts";
 import { AgentErrorPayload, AgentHello, HostHello, PROTOCOL } from "./messages.ts";
+import type { ByteStream } from "./types.ts";
 
 export interface GreetOptions {
   /** Who is asking, for the peer's log: `smolvm/0.1.0`, `smolvm-supervisor/0.1.0`. */
@@ -46,7 +46,7 @@ export interface GreetOptions {
  * then, on a resyncing session, everything else is a leftover of an earlier session and is
  * skipped; on a fresh one, an ERROR is the peer's refusal and rejects with it.
  */
-export function greet(socket: Duplex, options: GreetOptions): Promise<AgentHello> {
+export function greet(socket: ByteStream, options: GreetOptions): Promise<AgentHello> {
   const resync = options.resync === true;
   const nonce = options.nonce ?? randomHex(12);
   const timeoutMs = options.timeoutMs ?? 10_000;

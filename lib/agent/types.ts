@@ -2,6 +2,9 @@
 import type { Readable, Writable } from "node:stream";
 import type { AgentErrorPayload } from "./messages.ts";
 
+/** The byte stream a session runs over (a node socket or pipe satisfies it as it is). */
+export type { ByteStream } from "../host/unix-socket.ts";
+
 export interface AgentConnectOptions<Client = unknown> {
   /** How long to wait for the HELLO answer (default 10 000 ms). */
   timeoutMs?: number;

@@ -5,8 +5,9 @@
  * and with an ERROR carrying the code and reason when its boot failed. If the supervisor died
  * but the VM still runs, a new one is started and re-attaches, so the caller never notices.
  */
-import { connect, type Socket } from "node:net";
 import { AgentClient } from "../agent/client.ts";
+import type { ByteStream } from "../agent/types.ts";
+import { connectUnix } from "../host/unix-socket.ts";
 import { AgentUnavailableError, NotRunningError } from "../errors.ts";
 import { pidAlive, processStat } from "../host/pids.ts";
 import { sandboxFiles } from "./layout.ts";
@@ -14,11 +15,11 @@ import { readSandbox, refusal } from "./status.ts";
 import { liveTicket } from "./ticket.ts";
 import { pollUntil } from "../util/poll.ts";
 
-function openSocket(path: string): Promise<Socket> {
+async function openSocket(path: string): Promise<ByteStream> {
+  const socket = await connectUnix(path);
   return new Promise((resolve, reject) => {
-    const socket = connect(path);
     socket.once("connect", () => {
-      socket.removeListener("error", reject);
+      socket.off("error", reject);
       resolve(socket);
     });
     socket.once("error", reject);
@@ -49,7 +50,7 @@ export async function connectSupervisor(vm: { id: string; name: string; supervis
   const files = sandboxFiles(vm.id);
   // HELLO goes out with the connection rather than after its `connect` event: one wake-up less
   // on every command. A socket that never connected says why in `refused`.
-  const socket = connect(files.supervisorSocket);
+  const socket = await connectUnix(files.supervisorSocket);
   let connected = false;
   let refused: NodeJS.ErrnoException | undefined;
   socket.once("connect", () => (connected = true));
@@ -115,7 +116,7 @@ function goneWithin(pid: number, ms: number): Promise<boolean> {
 }
 
 /** The supervisor is gone: say why nothing can be reached, or start a new one for a VM that still runs. */
-async function reattach(vm: { id: string; name: string }, cause: unknown, respawn: boolean): Promise<Socket> {
+async function reattach(vm: { id: string; name: string }, cause: unknown, respawn: boolean): Promise<ByteStream> {
   const record = readSandbox(vm.id);
   const refused = refusal(record, { kind: "control", what: "reach" });
   if (refused !== undefined) throw refused;
