@@ -127,9 +127,13 @@ export async function measureWarm(vm: SmolVM, client: AgentClient, ssh: SshBench
     for (let i = 0; i < cliRuns; i++) {
       options.signal?.throwIfAborted();
       if (i < 5) facts.cliStartupMs.push(await cliOnce(["--version"]));
-      c.add("warm-command.cli", await cliOnce(["exec", vm.name, "--", "true"]));
+      // The SDK's warm command right before, so the two share their moment (the target's pairs).
+      const sdk = await timed(() => agentExec(false));
+      const cli = await cliOnce(["exec", vm.name, "--", "true"]);
+      c.add("warm-command.cli", cli);
+      c.pair("warm-cli/warm-agent", cli, sdk);
     }
-    c.note("warm-command.cli", `${cliRuns} runs; each is a new smolvm process, as from a shell`);
+    c.note("warm-command.cli", `${cliRuns} runs; each is a new smolvm process, as from a shell, right after an SDK warm command (the pairs)`);
     c.report("warm-command.cli");
   });
   options.step("CLI start-up against the bare runtime");

@@ -88,6 +88,8 @@ interface TargetDef {
    */
   ratio?: string;
   difference?: true;
+  /** With `difference`: the pairs (recorded under this ratio's id) that judge it when the run has them. */
+  pairedAs?: string;
 }
 
 function sumOfP50(phases: readonly PhaseResult[], ids: readonly string[], sign: (index: number) => number = () => 1): number | null {
@@ -112,7 +114,7 @@ export const TARGETS: readonly TargetDef[] = [
   // What a new process costs a command beyond the command itself (#12): start, SDK, store, connection.
   {
     id: "cli-exec", label: "`smolvm exec NAME -- true` process <= SDK warm command + 15 ms", unit: "ms", comparison: "<=", limit: 15,
-    inputs: ["warm-command.cli", "warm-command.agent"], difference: true,
+    inputs: ["warm-command.cli", "warm-command.agent"], difference: true, pairedAs: "warm-cli/warm-agent",
   },
   onRatio({ id: "upload-vs-channel", ratio: "upload-agent/channel", comparison: ">=", limit: 0.5, label: "agent upload >= 50% of raw channel throughput" }),
   onRatio({ id: "dir-upload-vs-channel", ratio: "dir-upload/channel", comparison: ">=", limit: 0.5, label: "directory upload >= 50% of tar over the raw channel" }),
@@ -126,14 +128,21 @@ export const TARGETS: readonly TargetDef[] = [
   onRatio({ id: "warm-create-to-first-command", ratio: "create-to-first-command-warm/boot-floor", comparison: "<=", limit: 0.3, label: "warm create -> first command <= 0.3 x boot floor (moonshot)" }),
 ];
 
+/** The median of numerator - denominator over the pairs recorded under `ratioId`; null without any. */
+export function pairedDifference(pairs: readonly Pairs[], ratioId: string): number | null {
+  const differences = (pairs.find((p) => p.ratio === ratioId)?.pairs ?? []).map(([n, d]) => n - d);
+  return differences.length === 0 ? null : percentile(differences, 50);
+}
+
 /** Met, missed, or (null) not measurable with the reason, for every target. */
 export function evaluateTargets(phases: readonly PhaseResult[], pairs: readonly Pairs[] = []): Target[] {
   return TARGETS.map((t) => {
     const def = t.ratio === undefined ? undefined : RATIOS.find((r) => r.id === t.ratio);
-    const paired = t.ratio === undefined ? null : pairedValue(pairs, t.ratio);
-    const basis: Target["basis"] = def === undefined ? (t.difference ? "difference" : "sum") : paired !== null ? "paired" : "p50";
-    const value = def !== undefined ? (paired !== null ? paired.value : ratioValue(phases, def.numerator, def.denominator))
-      : sumOfP50(phases, t.inputs, t.difference ? (i) => (i === 0 ? 1 : -1) : undefined);
+    const paired = t.ratio !== undefined ? pairedValue(pairs, t.ratio)?.value ?? null
+      : t.pairedAs !== undefined ? pairedDifference(pairs, t.pairedAs) : null;
+    const basis: Target["basis"] = paired !== null ? "paired" : def !== undefined ? "p50" : t.difference ? "difference" : "sum";
+    const value = paired ?? (def !== undefined ? ratioValue(phases, def.numerator, def.denominator)
+      : sumOfP50(phases, t.inputs, t.difference ? (i) => (i === 0 ? 1 : -1) : undefined));
     let why: string | null = null;
     if (value === null) {
       const missing = t.inputs.map((id) => phases.find((p) => p.id === id)).filter((p) => p?.stats == null);

@@ -95,6 +95,15 @@ describe("targets", () => {
     expect(verdicts({ ...HEALTHY, "warm-command.agent": 200, "warm-command.cli": 210 })["cli-exec"]).toBe(true);
   });
 
+  test("a CLI exec is judged by the median of its pairs (an SDK command right before each) when the run has them", () => {
+    const medians = { ...HEALTHY, "warm-command.agent": 10, "warm-command.cli": 40 };
+    // p50s 30 apart, but each CLI run 12-16 ms past the SDK command beside it: the drift was the moment's.
+    const pairs = [{ ratio: "warm-cli/warm-agent", pairs: [[32, 20], [44, 30], [25, 10], [60, 44], [31, 18]] as [number, number][] }];
+    const cli = evaluateTargets(phasesFrom(medians), pairs).find((t) => t.id === "cli-exec")!;
+    expect(cli).toMatchObject({ basis: "paired", value: 14, met: true });
+    expect(evaluateTargets(phasesFrom(medians)).find((t) => t.id === "cli-exec")).toMatchObject({ basis: "difference", value: 30, met: false });
+  });
+
   test("stop + delete adds the two caller-visible medians in ms", () => {
     const t = evaluateTargets(phasesFrom(HEALTHY)).find((x) => x.id === "stop-delete")!;
     expect(t).toMatchObject({ unit: "ms", comparison: "<=", limit: 50, value: 30, met: true });

@@ -4,19 +4,16 @@
  * (and the caller learns it), and streams opened on the protocol's default window take the
  * window the answer announces.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { duplexPair } from "node:stream";
 import { AgentClient } from "../../../lib/agent/client.ts";
 import { Channel, encodeFrame, FrameDecoder, FrameType, INITIAL_WINDOW, type Frame } from "../../../lib/agent/frame.ts";
 import type { ExecHandle } from "../../../lib/agent/types.ts";
-import { startTestAgent, type TestAgent } from "../../helpers/agent.ts";
+import { withTestAgent, type TestAgent } from "../../helpers/agent.ts";
 
 let agent: TestAgent;
-beforeAll(async () => {
-  agent = await startTestAgent();
-}, 60_000);
-afterAll(async () => {
-  await agent?.stop();
+withTestAgent((started) => {
+  agent = started;
 });
 
 /** A scripted peer on a pipe: it sees the client's frames and answers as told. */

@@ -4,23 +4,20 @@
  * pressure with `drain`, the end and close of the peer, node's error codes, and an agent session
  * over it.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient } from "../../../lib/agent/client.ts";
 import type { ByteStream } from "../../../lib/agent/types.ts";
 import { connectUnix } from "../../../lib/host/unix-socket.ts";
-import { startTestAgent, type TestAgent } from "../../helpers/agent.ts";
+import { withTestAgent, type TestAgent } from "../../helpers/agent.ts";
 import { scratchDir } from "../../helpers/scratch.ts";
 
 const dir = scratchDir("unix-socket");
 let agent: TestAgent;
-beforeAll(async () => {
-  agent = await startTestAgent();
-}, 60_000);
-afterAll(async () => {
-  await agent?.stop();
+withTestAgent((started) => {
+  agent = started;
 });
 
 async function serve(name: string, onConnection: (peer: Socket) => void): Promise<{ path: string; server: Server }> {

@@ -87,11 +87,17 @@ describe("requests sent behind the HELLO (pipelined)", () => {
     return { calls, ops };
   }
 
-  test("wait for the answer and run after it, in the order sent", async () => {
+  /** A session whose HELLO is sent and waits for `ready`; its supervisor operations are counted. */
+  function waiting() {
     const ready = deferred<AgentHello>();
     const { calls, ops } = counting();
     const s = session({ hello: () => ready.promise, ops });
     s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "early" });
+    return { ready, calls, s };
+  }
+
+  test("wait for the answer and run after it, in the order sent", async () => {
+    const { ready, calls, s } = waiting();
     s.send(FrameType.OPEN, 1, { op: "supervisor.ports" });
     s.send(FrameType.OPEN, 2, { op: "supervisor.status" });
     await Bun.sleep(50);
@@ -105,10 +111,7 @@ describe("requests sent behind the HELLO (pipelined)", () => {
   });
 
   test("never run when the HELLO is refused", async () => {
-    const ready = deferred<AgentHello>();
-    const { calls, ops } = counting();
-    const s = session({ hello: () => ready.promise, ops });
-    s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "n" });
+    const { ready, calls, s } = waiting();
     s.send(FrameType.OPEN, 1, { op: "supervisor.ports" });
     await Bun.sleep(20);
     ready.reject(new TimeoutError("the guest agent did not answer within 30 s"));
@@ -140,10 +143,7 @@ describe("requests sent behind the HELLO (pipelined)", () => {
   });
 
   test("are bounded: a client that sends more than a few before the answer is cut off", async () => {
-    const ready = deferred<AgentHello>();
-    const { calls, ops } = counting();
-    const s = session({ hello: () => ready.promise, ops });
-    s.send(FrameType.HELLO, 0, { protocol: 1, nonce: "n" });
+    const { ready, calls, s } = waiting();
     for (let i = 1; i <= 65; i++) s.send(FrameType.OPEN, i, { op: "supervisor.ports" });
     expect(await s.json((f) => f.type === FrameType.ERROR && f.streamId === 0)).toMatchObject({ code: "BAD_REQUEST", message: expect.stringContaining("before the HELLO was answered") });
     for (let i = 0; i < 100 && !s.ended(); i++) await Bun.sleep(5);
