@@ -84,6 +84,18 @@ describe("connectUnix", () => {
     server.close();
   });
 
+  test("every chunk received stays as it came (a session keeps partial frames and payloads across reads)", async () => {
+    const sent = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < sent.length; i += 4) sent.writeUInt32BE(i, i);
+    const { path, server } = await serve("source.sock", (peer) => peer.end(sent));
+    const socket = await connectUnix(path);
+    const seen = collect(socket);
+    await until(() => seen.events.includes("close"), "close");
+    expect(seen.chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(seen.chunks).equals(sent)).toBe(true);
+    server.close();
+  });
+
   test("no socket is ENOENT, a file that is not listening ECONNREFUSED: an error with node's code, then close", async () => {
     const missing = collect(await connectUnix(join(dir, "missing.sock")));
     await until(() => missing.events.includes("close"), "close");
