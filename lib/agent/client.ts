@@ -16,9 +16,10 @@ import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
 import { printable } from "../util/printable.ts";
 import { agentError, AGENT_GONE_HINT, checkedMessage, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
-import type { StreamLink, StreamSink } from "./_exec.ts";
+import { collect } from "./collect.ts";
+import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import type { StreamHost } from "./_transfers.ts";
-import { execRequest, guard, HeldSink, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
+import { guard, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
 import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, INITIAL_WINDOW, type Frame } from "./frame.ts";
 import {
   AgentErrorPayload,
@@ -192,25 +193,26 @@ export class AgentClient {
   async exec(spec: ExecSpec): Promise<ExecHandle> {
     // Behind the HELLO, stdin's credit would be a guess: such a command waits for the answer.
     if (this.hello === undefined && spec.stdin) throw new InvalidInputError("A command with stdin cannot be sent before the HELLO is answered");
-    const request = execRequest(spec);
-    const body = this.encode(request);
+    const pty = spec.pty === true ? {} : spec.pty || undefined;
+    const body = this.encode({
+      op: "exec",
+      ...(spec.argv === undefined ? {} : { argv: spec.argv }),
+      ...(spec.shell === undefined ? {} : { shell: spec.shell }),
+      ...(spec.env === undefined ? {} : { env: spec.env }),
+      ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
+      ...(spec.stdin ? { stdin: true } : {}),
+      ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }),
+      ...(pty ? { pty } : {}),
+    });
     spec.signal?.throwIfAborted();
     const id = this.allocId();
-    // The request first, its streams after: building them loads node:stream (1.5 ms in a new
-    // process), which the guest's start of the command now covers. Sent behind a HELLO, the
-    // connection is let out first too (one turn of the event loop).
-    const held = new HeldSink("exec");
-    this.open(id, body, held);
-    if (this.hello === undefined) await new Promise((resolve) => setImmediate(resolve));
-    const { ExecProcess } = await import("./_exec.ts");
     const proc = new ExecProcess(this.link(id), {
       checked: this.supervised,
       stdin: !!spec.stdin,
-      pty: request.pty !== undefined,
+      pty: !!pty,
       ...(spec.timeoutMs === undefined ? {} : { hostDeadlineMs: spec.timeoutMs + HOST_DEADLINE_GRACE_MS, timeoutMs: spec.timeoutMs }),
     });
-    held.handOver(proc);
-    if (spec.signal?.aborted) proc.abort(spec.signal.reason);
+    this.open(id, body, proc);
     if (spec.signal) {
       const signal = spec.signal;
       const onAbort = () => proc.abort(signal.reason);
@@ -237,7 +239,7 @@ export class AgentClient {
       signal: options.signal,
       pty: options.pty,
     });
-    return (await import("./collect.ts")).collect(handle, options);
+    return collect(handle, options);
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */

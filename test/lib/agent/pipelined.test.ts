@@ -9,7 +9,6 @@ import { duplexPair } from "node:stream";
 import { AgentClient } from "../../../lib/agent/client.ts";
 import { Channel, encodeFrame, FrameDecoder, FrameType, INITIAL_WINDOW, type Frame } from "../../../lib/agent/frame.ts";
 import type { ExecHandle } from "../../../lib/agent/types.ts";
-import { HeldSink } from "../../../lib/agent/_util.ts";
 import { withTestAgent, type TestAgent } from "../../helpers/agent.ts";
 
 let agent: TestAgent;
@@ -100,22 +99,5 @@ describe("requests sent behind the HELLO", () => {
     await Bun.sleep(10);
     expect(error).toMatchObject({ code: "INVALID_INPUT" });
     await client.close();
-  });
-
-  test("frames that came before a stream's consumer existed reach it in order, its end a turn after its bytes", async () => {
-    const held = new HeldSink("exec");
-    const seen: string[] = [];
-    held.onEvent({ event: "started", pid: 3 });
-    held.onData(Channel.OUT, Buffer.from("early"), false);
-    held.onEnd({ exitCode: 0 }, undefined);
-    held.handOver({
-      op: "exec",
-      onEvent: (event) => seen.push(`event ${event.event}`),
-      onData: (channel, data) => seen.push(`data ${channel} ${data.toString()}`),
-      onEnd: () => seen.push("end"),
-    });
-    expect(seen).toEqual(["event started", "data 1 early"]);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(seen).toEqual(["event started", "data 1 early", "end"]);
   });
 });
