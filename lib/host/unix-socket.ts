@@ -43,6 +43,7 @@ class BunUnixSocket implements ByteStream {
   /** Bytes written before the connection was made, or that the kernel did not take yet. */
   private pending: Buffer[] = [];
   private closeSaid = false;
+  private errorSaid = false;
   private readonly listeners = new Map<string, Array<{ listener: Listener; once: boolean }>>();
 
   constructor(path: string) {
@@ -60,14 +61,18 @@ class BunUnixSocket implements ByteStream {
           if (this.flush()) this.emit("drain");
         },
         end: () => this.emit("end"),
-        error: (_socket, error) => this.emit("error", error),
-        close: () => this.closed(),
+        error: (_socket, error) => this.failed(error),
+        // A reset can come with the close alone; node says it as an error first.
+        close: (_socket, error) => {
+          if (error !== undefined) this.failed(error);
+          this.closed();
+        },
       },
     }).catch((error: unknown) => {
       // A missing socket fails before the caller has had its stream back to listen on: said on
       // the next turn, as node says it.
       setImmediate(() => {
-        if (!this.destroyed) this.emit("error", error);
+        this.failed(error);
         this.closed();
       });
     });
@@ -145,6 +150,12 @@ class BunUnixSocket implements ByteStream {
       this.pending.shift();
     }
     return true;
+  }
+
+  private failed(error: unknown): void {
+    if (this.errorSaid || this.destroyed) return;
+    this.errorSaid = true;
+    this.emit("error", error);
   }
 
   private closed(): void {
