@@ -42,7 +42,10 @@ describe("requests sent behind the HELLO", () => {
     const proc = await early!;
     const out: Buffer[] = [];
     proc.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+    // Its output is whole once its stream ends (the RESULT may come in the same read as the bytes).
+    const ended = new Promise((resolve) => proc.stdout.once("end", resolve));
     expect(await proc.wait()).toMatchObject({ exitCode: 0 });
+    await ended;
     expect(Buffer.concat(out).toString()).toBe("behind the hello\n");
     // The session goes on as any other.
     expect((await client.run(["echo", "after"])).stdout).toBe("after\n");
