@@ -11,5 +11,7 @@ import { removeScratchDirs, scratchDir } from "./helpers/scratch.ts";
 process.env.SMOLVM_HOME = scratchDir("smolvm-test-home-");
 process.env.SMOLVM_CACHE ??= join(homedir(), ".cache", "smolvm-test");
 // The tests delete their sandboxes; what is left is the state file and the log. Registered here,
-// the hook runs after every hook of the test file.
-afterAll(removeScratchDirs);
+// the hook runs after every hook of the test file. SMOLVM_TEST_KEEP_HOMES=1 keeps them (and each
+// home's smolvm.log) for a look after a failure; their paths are printed.
+if (process.env.SMOLVM_TEST_KEEP_HOMES === "1") afterAll(() => console.error(`kept test home: ${process.env.SMOLVM_HOME}`));
+else afterAll(removeScratchDirs);
