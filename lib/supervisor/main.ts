@@ -77,6 +77,7 @@ async function supervise(id: string, stores: LongLivedStore, options: SuperviseO
   if (vm === undefined) throw missingSandbox(id);
   const files = sandboxFiles(id);
   const server = await listenExclusive(files.supervisorSocket);
+  const bound = statSync(files.supervisorSocket, { throwIfNoEntry: false })?.ino;
   tellSpawner(options.readyFd ?? readyFdFromEnv());
   options.onListening?.();
   // The store's own failures (a full disk, damage) are smolvm's errors naming the file.
@@ -104,7 +105,8 @@ async function supervise(id: string, stores: LongLivedStore, options: SuperviseO
     await runtime.run();
   } finally {
     server.close();
-    rmSync(files.supervisorSocket, { force: true });
+    // Only its own: a supervisor started for the next boot may be listening there already.
+    if (statSync(files.supervisorSocket, { throwIfNoEntry: false })?.ino === bound) rmSync(files.supervisorSocket, { force: true });
     // Clients still connected learn the end by the hang-up, and only now, with the row written;
     // a refused HELLO's ERROR goes out first. They are told why first (AgentClient keeps it as
     // the reason its connection ended), so a lost session never reads as a guest that hung up.

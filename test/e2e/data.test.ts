@@ -52,6 +52,11 @@ function sha256(path: string): string {
 }
 
 /** A failed command as a user sees it: exit 1, one JSON error with a code and a hint. */
+/** A command that must succeed; when it does not, its own words are the failure. */
+function succeeded(result: CliResult): void {
+  if (result.code !== 0) throw new Error(`exit ${result.code}: ${result.stderr}${result.stdout}`);
+}
+
 function expectFailure(result: CliResult, code: string, message: RegExp): void {
   expect(result.code).toBe(1);
   const { ok, error } = envelope(result);
@@ -306,18 +311,18 @@ describe("pause and resume", () => {
     expect((await runCli(["resume", NAME])).code).toBe(0); // already running
     expect((await runCli(["pause", NAME])).code).toBe(0);
     expect((await runCli(["pause", NAME])).code).toBe(0);
-    expect((await runCli(["stop", NAME])).code).toBe(0);
+    succeeded(await runCli(["stop", NAME]));
     expectFailure(await runCli(["pause", NAME, "--json"]), "NOT_RUNNING", /is stopped/);
-    expect((await runCli(["start", NAME])).code).toBe(0);
+    succeeded(await runCli(["start", NAME]));
   });
 });
 
 describe("after stop and start", () => {
   test("env survives stop/start; forwards die with the stop", async () => {
     const exposed = envelope(await runCli(["port", "expose", NAME, "8080", "--json"])).data;
-    expect((await runCli(["stop", NAME])).code).toBe(0);
+    succeeded(await runCli(["stop", NAME]));
     expect(await tcpConnect(exposed.hostPort)).toBe("ECONNREFUSED");
-    expect((await runCli(["start", NAME])).code).toBe(0);
+    succeeded(await runCli(["start", NAME]));
     expect(await portList()).toEqual([]);
     expect(await sh('printf %s "$NEWLINES"')).toBe(tricky.NEWLINES);
     expect(await sh('printf %s "$QUOTES"', { login: true })).toBe(tricky.QUOTES);
