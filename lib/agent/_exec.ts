@@ -51,14 +51,14 @@ export class ExecProcess implements ExecHandle, StreamSink {
    * should have enforced (PROTOCOL.md `exec`): it cancels the stream (the agent kills the process
    * group) and ends the handle as timed out, whatever the agent does.
    */
-  /** `checked`: the RESULT was checked already, by the supervisor in front of the agent. */
-  private readonly resultChecked: boolean;
+  /** Whether the RESULT was checked already, by the supervisor in front of the agent (known once it answered HELLO). */
+  private readonly resultChecked: () => boolean;
 
   constructor(
     private readonly link: StreamLink,
-    options: { stdin: boolean; pty: boolean; timeoutMs?: number; hostDeadlineMs?: number; checked?: boolean },
+    options: { stdin: boolean; pty: boolean; timeoutMs?: number; hostDeadlineMs?: number; answersChecked?: () => boolean },
   ) {
-    this.resultChecked = options.checked === true;
+    this.resultChecked = options.answersChecked ?? (() => false);
     if (options.hostDeadlineMs !== undefined) {
       this.deadline = setTimeout(() => this.deadlinePassed(options.timeoutMs ?? 0), options.hostDeadlineMs);
       this.deadline.unref?.();
@@ -108,7 +108,7 @@ export class ExecProcess implements ExecHandle, StreamSink {
 
   onEnd(result: unknown, error: SmolError | undefined): void {
     if (this.done) return;
-    const parsed = error !== undefined ? undefined : this.resultChecked ? { success: true as const, data: result } : ExecResultMessage.safeParse(result);
+    const parsed = error !== undefined ? undefined : this.resultChecked() ? { success: true as const, data: result } : ExecResultMessage.safeParse(result);
     if (parsed !== undefined && !parsed.success) {
       const issue = parsed.error.issues[0];
       return this.finish(protocolViolation(`its exec RESULT is not valid (${issue?.path.join(".") || "result"}: ${issue?.message})`));

@@ -84,15 +84,12 @@ export class AgentClient {
   private lastWords: SmolError | undefined;
   /** The connection as the transfers in _transfers.ts (loaded on first use) see it. */
   private readonly host: StreamHost;
-  /** Its peer is a supervisor, which checked every message (AgentConnectOptions.supervised). */
-  private readonly supervised: boolean;
 
   private constructor(
     private readonly socket: ByteStream,
     private readonly options: AgentConnectOptions<AgentClient>,
   ) {
     const self = this;
-    this.supervised = options.supervised === true;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.host = {
       get window() {
@@ -207,7 +204,7 @@ export class AgentClient {
     spec.signal?.throwIfAborted();
     const id = this.allocId();
     const proc = new ExecProcess(this.link(id), {
-      checked: this.supervised,
+      answersChecked: () => this.answersChecked,
       stdin: !!spec.stdin,
       pty: !!pty,
       ...(spec.timeoutMs === undefined ? {} : { hostDeadlineMs: spec.timeoutMs + HOST_DEADLINE_GRACE_MS, timeoutMs: spec.timeoutMs }),
@@ -323,9 +320,14 @@ export class AgentClient {
     return this.request(request.op, this.encode(request), schema, options);
   }
 
+  /** Whether the agent's answers reach this client checked already: by a supervisor that says it checks them. */
+  private get answersChecked(): boolean {
+    return this.options.supervised === true && this.hello?.supervisor?.checks === true;
+  }
+
   /** A request's OPEN payload: checked here, unless the supervisor checks it (`supervised`). */
   private encode(request: AgentRequest): string {
-    return this.supervised ? JSON.stringify(request) : validate(request);
+    return this.options.supervised === true ? JSON.stringify(request) : validate(request);
   }
 
   /** One request stream whose RESULT is checked against `schema`. */
@@ -342,7 +344,7 @@ export class AgentClient {
         onEnd: (result, error) => {
           disarm();
           if (error) reject(error);
-          else if (this.supervised) resolve(result as T);
+          else if (this.answersChecked) resolve(result as T);
           else {
             const parsed = schema.safeParse(result);
             if (parsed.success) resolve(parsed.data);
@@ -420,7 +422,7 @@ export class AgentClient {
     if (this.failure) return;
     if (f.streamId === 0) {
       if (f.type !== FrameType.ERROR) return;
-      const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.supervised);
+      const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.answersChecked);
       if (payload.code === "BAD_FRAME") {
         this.fail(new AgentUnavailableError(`The guest agent rejected a frame: ${printable(payload.message, 500)}`, { hint: AGENT_GONE_HINT }));
         return;
@@ -457,7 +459,7 @@ export class AgentClient {
         sink.onWindow?.(Channel.IN, f.payload.readUInt32BE(0));
         return;
       case FrameType.EVENT: {
-        sink.onEvent?.(checkedMessage(AgentEvent, frameJson(f), "EVENT", this.supervised));
+        sink.onEvent?.(checkedMessage(AgentEvent, frameJson(f), "EVENT", this.answersChecked));
         return;
       }
       case FrameType.RESULT: {
@@ -467,7 +469,7 @@ export class AgentClient {
         return;
       }
       case FrameType.ERROR: {
-        const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.supervised);
+        const payload = checkedMessage(AgentErrorPayload, frameJson(f), "ERROR", this.answersChecked);
         this.streams.delete(f.streamId);
         sink.onEnd(undefined, agentError(payload, sink.op));
         return;

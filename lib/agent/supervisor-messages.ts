@@ -26,6 +26,8 @@ export const SupervisorInfo = lazySchema(() => z.object({
    * the host): commands are refused with this error until a resume finds room.
    */
   frozen: z.optional(z.object({ code: z.string(), message: z.string(), hint: z.optional(z.string()) })),
+  /** It checks every answer of the agent against its schema before passing it on (one from before did not). */
+  checks: z.optional(z.literal(true)),
 }));
 export type SupervisorInfo = z.infer<typeof SupervisorInfo>;
 

@@ -226,6 +226,7 @@ export class SandboxRuntime {
         state: this.paused || this.frozen !== undefined ? "paused" : "running",
         accel: ticket.accel,
         accelReason: ticket.accelReason,
+        checks: true,
         // Said in the HELLO rather than refusing it, so a stop, a resume or a delete still reach it.
         ...(this.frozen === undefined ? {} : { frozen: this.frozen.toJSON() }),
       },

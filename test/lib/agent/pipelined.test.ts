@@ -104,3 +104,32 @@ describe("requests sent behind the HELLO", () => {
     await client.close();
   });
 });
+
+describe("a client of a supervisor (supervised)", () => {
+  const supervisorPart = { pid: 1, sandbox: "abc", state: "running", accel: "tcg", accelReason: "test" };
+
+  async function sessionWith(supervisor: Record<string, unknown>) {
+    const { socket, seen, send } = scriptedPeer((frame, reply) => {
+      if (frame.type === FrameType.HELLO) reply(FrameType.HELLO, 0, { ...HELLO(JSON.parse(frame.payload.toString()).nonce), supervisor });
+    });
+    const client = await AgentClient.connect(socket, { supervised: true });
+    const running = client.run(["true"]).catch((e: unknown) => e);
+    await Bun.sleep(10);
+    const stream = seen.find((f) => f.type === FrameType.OPEN)!.streamId;
+    send(FrameType.EVENT, stream, { event: "started", pid: 9 });
+    send(FrameType.RESULT, stream, { exitCode: "zero", signal: null, timedOut: false, durationMs: 1 });
+    return { client, outcome: await running };
+  }
+
+  test("takes the answers as checked when its supervisor says it checks them", async () => {
+    const { client, outcome } = await sessionWith({ ...supervisorPart, checks: true });
+    expect(outcome).toMatchObject({ exitCode: "zero" });
+    await client.close();
+  });
+
+  test("checks them itself when its supervisor does not say so (one from before it did)", async () => {
+    const { client, outcome } = await sessionWith(supervisorPart);
+    expect(outcome).toMatchObject({ code: "AGENT_UNAVAILABLE", message: expect.stringContaining("exec RESULT is not valid") });
+    await client.close();
+  });
+});
