@@ -54,7 +54,6 @@ import type {
 
 const MAX_STREAM_ID = 0x7fffffff;
 
-
 /**
  * One open stream: who consumes its frames, and how many bytes the agent may still send on its
  * output channels (1 and 2) before this side grants more. The agent is held to that credit:
