@@ -32,7 +32,7 @@ describe("readiness and failure on the socket", () => {
     const session = await client(vm);
     // The record said running before the HELLO went out.
     expect(record(vm.id)?.status).toBe("running");
-    expect(session.hello.supervisor).toEqual({ pid: process.pid, sandbox: vm.id, state: "running", accel: "tcg", accelReason: "asked for by --accel" });
+    expect(session.hello.supervisor).toEqual({ pid: process.pid, sandbox: vm.id, state: "running", accel: "tcg", accelReason: "asked for by --accel", checks: true });
     expect(session.hello.capabilities).toContain("exec");
     expect((await session.run(["echo", "ready"])).stdout).toBe("ready\n");
     await session.supervisor("supervisor.destroy", {});
