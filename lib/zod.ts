@@ -45,7 +45,7 @@ z.config({ jitless: true });
 /**
  * A schema built the first time anything reads it. Building a large schema costs a new process
  * milliseconds (the sandbox config's took 2 ms of every `smolvm exec`, which never reads a config).
- * Unlike `z.lazy`, declaring one runs none of zod (the ~70 protocol schemas declared with z.lazy
+ * Unlike `z.lazy`, declaring one runs none of zod (the ~45 protocol and record schemas declared with z.lazy
  * cost every process ~1 ms), and it can still be extended or picked from (`z.omit(schema, ...)`).
  */
 export function lazySchema<T extends object>(build: () => T): T {

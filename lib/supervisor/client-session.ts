@@ -199,7 +199,7 @@ export class ClientSession implements StreamOwner {
       const problem = requestProblem(request);
       if (problem !== undefined) return this.error(id, "INVALID_INPUT", problem);
       if (this.context.relay === undefined) return this.error(id, "AGENT_UNAVAILABLE", "the guest agent is not connected");
-      return this.context.relay.open(this, frame);
+      return this.context.relay.open(this, frame, op);
     }
     if (!isSupervisorOp(op)) return this.error(id, "UNKNOWN_OP", `unknown supervisor operation "${op}"`);
     const checked = SUPERVISOR_OPS[op].request.safeParse(request);

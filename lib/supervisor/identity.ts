@@ -32,7 +32,7 @@ export async function callAgent(relay: Relay, body: Record<string, unknown>, tim
       },
       fail: (_id, code, message) => reject(smolError(code === "AGENT_UNAVAILABLE" ? "AGENT_UNAVAILABLE" : "INTERNAL", message)),
     };
-    relay.open(owner, jsonFrame(FrameType.OPEN, 1, body));
+    relay.open(owner, jsonFrame(FrameType.OPEN, 1, body), String(body.op));
   });
   const result = await within(answer, timeoutMs);
   if (result === undefined) throw smolError("TIMEOUT", `the guest agent did not answer "${String(body.op)}" within ${timeoutMs} ms`);

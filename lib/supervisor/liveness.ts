@@ -88,7 +88,7 @@ export class AgentLiveness {
     if (status !== undefined && status.state !== "running") return this.judge({ kind: "vmm-paused", status });
     if (this.ping === undefined) {
       this.ping = { sentAt: performance.now(), cpuMs: stat?.cpuMs };
-      this.relay.open(this.owner, jsonFrame(FrameType.OPEN, ++this.pingId, { op: "ping" }));
+      this.relay.open(this.owner, jsonFrame(FrameType.OPEN, ++this.pingId, { op: "ping" }), "ping");
       return;
     }
     const waited = performance.now() - this.ping.sentAt;

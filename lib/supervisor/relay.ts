@@ -165,8 +165,8 @@ export class Relay {
     return this.byOwner.get(owner)?.has(ownerStreamId) ?? false;
   }
 
-  /** Opens a stream for `owner`: the OPEN frame goes to the agent under a fresh id. */
-  open(owner: StreamOwner, frame: Frame): void {
+  /** Opens a stream of `op` for `owner`: the OPEN frame goes to the agent under a fresh id. */
+  open(owner: StreamOwner, frame: Frame, op: string): void {
     if (this.gone !== undefined || this.agent.destroyed || this.violated) {
       const why = this.gone ?? { code: "AGENT_UNAVAILABLE", message: "the guest agent connection is gone" };
       owner.fail(frame.streamId, why.code, why.message, why.hint);
@@ -177,7 +177,7 @@ export class Relay {
     const agentId = this.allocate();
     ids.set(frame.streamId, agentId);
     const window = this.options.window;
-    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId, op: opOf(frame), credit: [0, window, window], events: 0 });
+    this.routes.set(agentId, { owner, ownerStreamId: frame.streamId, op, credit: [0, window, window], events: 0 });
     forwardFrame(this.agent, frame, agentId);
   }
 
@@ -242,15 +242,5 @@ export class Relay {
       this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
       if (!this.routes.has(id)) return id;
     }
-  }
-}
-
-/** The operation an OPEN asks for (its owner checked the request: this only names it). */
-function opOf(frame: Frame): string {
-  try {
-    const op = (JSON.parse(frame.payload.toString("utf8")) as { op?: unknown }).op;
-    return typeof op === "string" ? op : "";
-  } catch {
-    return "";
   }
 }

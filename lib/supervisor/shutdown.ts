@@ -25,7 +25,7 @@ export class GuestShutdown {
       deliver: (frame) => settle(frame.type === FrameType.RESULT && isSynced(frame)),
       fail: () => settle(false),
     };
-    relay.open(this.owner, jsonFrame(FrameType.OPEN, 1, { op: "shutdown", answer: "synced" }));
+    relay.open(this.owner, jsonFrame(FrameType.OPEN, 1, { op: "shutdown", answer: "synced" }), "shutdown");
   }
 
   /**

@@ -15,6 +15,7 @@ import { paths } from "../../lib/paths.ts";
 import { ROOT_PREPARED } from "../../lib/presets/warmup.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts } from "../helpers/vm.ts";
+import { commitAll } from "../helpers/git-repo.ts";
 
 setDefaultTimeout(600_000);
 const BUILD_MS = 45 * 60_000;
@@ -24,11 +25,6 @@ let repo: string;
 const KEY = `sk-ant-smolvm-warm-${randomBytes(12).toString("hex")}`;
 const MARKER = `workspace-marker-${randomBytes(8).toString("hex")}`;
 
-function git(args: string[], cwd: string): void {
-  const run = spawnSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...args], { cwd });
-  if (run.status !== 0) throw new Error(`git ${args.join(" ")}: ${run.stderr}`);
-}
-
 beforeAll(async () => {
   await prepareArtifacts();
   await ensureImage("claude");
@@ -37,9 +33,7 @@ beforeAll(async () => {
   mkdirSync(join(repo, "src"), { recursive: true });
   writeFileSync(join(repo, "README.md"), `# ${MARKER}\n`);
   writeFileSync(join(repo, "src/app.py"), "print('hi')\n");
-  git(["init", "-q"], repo);
-  git(["add", "-A"], repo);
-  git(["commit", "-qm", "init"], repo);
+  commitAll(repo);
   mkdirSync(join(work, "home"));
 }, BUILD_MS);
 afterAll(() => {

@@ -15,6 +15,7 @@ import { listSandboxes } from "../../lib/sandbox/status.ts";
 import { GUEST_HOME } from "../../lib/guest.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
+import { commitAll } from "../helpers/git-repo.ts";
 
 setDefaultTimeout(600_000);
 const BUILD_MS = 45 * 60_000;
@@ -24,11 +25,6 @@ let repo: string;
 let home: string;
 const KEY = `sk-ant-smolvm-test-${randomBytes(12).toString("hex")}`;
 const OAUTH_SECRET = `oauth-${randomBytes(12).toString("hex")}`;
-
-function git(args: string[], cwd: string): void {
-  const run = spawnSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...args], { cwd });
-  if (run.status !== 0) throw new Error(`git ${args.join(" ")}: ${run.stderr}`);
-}
 
 beforeAll(async () => {
   await prepareArtifacts();
@@ -40,9 +36,7 @@ beforeAll(async () => {
   writeFileSync(join(repo, "src/app.py"), "print('hi')\n");
   writeFileSync(join(repo, ".gitignore"), "node_modules/\n");
   symlinkSync("/etc/passwd", join(repo, "outside-link"));
-  git(["init", "-q"], repo);
-  git(["add", "-A"], repo);
-  git(["commit", "-qm", "init"], repo);
+  commitAll(repo);
   mkdirSync(join(repo, "node_modules/junk"), { recursive: true });
   writeFileSync(join(repo, "node_modules/junk/index.js"), "ignored\n");
   // A host home with Claude Code's files: the account fields travel, the rest does not.

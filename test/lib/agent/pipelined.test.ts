@@ -53,13 +53,21 @@ describe("requests sent behind the HELLO", () => {
   });
 
   test("a peer that takes nothing before its answer refuses it with HELLO_REQUIRED, which the caller sees", async () => {
-    const { socket } = scriptedPeer((frame, send) => {
+    let openBeforeAnswer = false;
+    const { socket, seen } = scriptedPeer((frame, send) => {
       if (frame.type === FrameType.OPEN) send(FrameType.ERROR, frame.streamId, { code: "HELLO_REQUIRED", message: "send HELLO first", stream: frame.streamId });
-      if (frame.type === FrameType.HELLO) setTimeout(() => send(FrameType.HELLO, 0, HELLO(JSON.parse(frame.payload.toString()).nonce)), 20);
+      if (frame.type === FrameType.HELLO) {
+        setTimeout(() => {
+          openBeforeAnswer = seen.some((f) => f.type === FrameType.OPEN);
+          send(FrameType.HELLO, 0, HELLO(JSON.parse(frame.payload.toString()).nonce));
+        }, 20);
+      }
     });
     let refusal: Promise<unknown> | undefined;
     const client = await AgentClient.connect(socket, { first: (c) => (refusal = c.exec({ argv: ["true"] }).catch((e) => e)) });
     expect(await refusal).toMatchObject({ code: "AGENT_UNAVAILABLE", details: { agentCode: "HELLO_REQUIRED" } });
+    // It was sent behind the HELLO, not after the answer.
+    expect(openBeforeAnswer).toBe(true);
     await client.close();
   });
 

@@ -10,28 +10,13 @@ import { DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB } from "../../../lib/p
 import { agentSandbox, PREPARE_ROOT, presetWarm, templateWarmUp, warmImageOptions } from "../../../lib/presets/warmup.ts";
 import { templateFits } from "../../../lib/snapshots/compat.ts";
 import type { SnapshotManifest } from "../../../lib/snapshots/manifest.ts";
+import { manifestOf } from "../../helpers/snapshot-manifest.ts";
 
 const files = { kernelPath: "/k/vmlinux", rootfsPath: "/i/claude/rootfs.ext4" };
 
 /** A warm template of `image` made with `shape`, as saveSnapshot records it. */
 function template(image: string, shape: { memoryMiB?: number; diskSizeMiB?: number; vcpus?: number }): SnapshotManifest {
-  const { name: _name, env: _env, ...config } = parseSandboxConfig({ image, ...files, ...shape });
-  return {
-    format: 1,
-    kind: "template",
-    name: image,
-    createdAt: Date.now(),
-    source: { id: "abc123abc123", name: "warm-claude-1a2b3c" },
-    backend: "qemu",
-    vmm: { version: "QEMU emulator version 7.2.22", fingerprint: "/usr/bin/qemu:1:2" },
-    arch: "x86_64",
-    accel: "tcg",
-    kernel: { path: files.kernelPath, size: 1, mtimeMs: 2, sha256: "a".repeat(64) },
-    image: { name: image, path: files.rootfsPath, size: 3, mtimeMs: 4 },
-    config,
-    pausedMs: 80,
-    files: [{ role: "state", file: "vmstate.zst", encoding: "zstd", bytes: 0, sha256: "b".repeat(64) }],
-  };
+  return manifestOf({ image, ...files, ...shape }, { kind: "template", name: image, source: { id: "abc123abc123", name: "warm-claude-1a2b3c" } });
 }
 
 /** The resolved config of a preset start with `options` (kernel and image resolved, create-only options taken off, as SmolVM.create does). */

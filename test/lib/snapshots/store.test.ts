@@ -12,31 +12,17 @@ import { paths } from "../../../lib/paths.ts";
 import { compressFile, sameStamp, sha256File, stampOf } from "../../../lib/snapshots/_files.ts";
 import { templateFits } from "../../../lib/snapshots/compat.ts";
 import { manifestSchema, readManifest, writeManifest, type SnapshotManifest } from "../../../lib/snapshots/manifest.ts";
+import { manifestOf } from "../../helpers/snapshot-manifest.ts";
 import { verifySnapshot } from "../../../lib/snapshots/restore.ts";
 import { defaultSnapshotName } from "../../../lib/snapshots/save.ts";
 import { templateDir, warmFromEnv } from "../../../lib/snapshots/warm.ts";
 import { findSnapshot, listStored, makeStaging, parseSnapshotName, publish, removeSnapshot, strayStaging } from "../../../lib/snapshots/store.ts";
 
-const { name: _name, env: _env, ...baseConfig } = parseSandboxConfig({ image: "base", kernelPath: "/k/vmlinux", rootfsPath: "/i/rootfs.ext4" });
+
+const BASE = { image: "base", kernelPath: "/k/vmlinux", rootfsPath: "/i/rootfs.ext4" };
 
 function manifest(name: string, overrides: Partial<SnapshotManifest> = {}): SnapshotManifest {
-  return {
-    format: 1,
-    kind: "snapshot",
-    name,
-    createdAt: Date.now(),
-    source: { id: "abc123abc123", name: "dev" },
-    backend: "qemu",
-    vmm: { version: "QEMU emulator version 7.2.22", fingerprint: "/usr/bin/qemu:1:2" },
-    arch: "x86_64",
-    accel: "tcg",
-    kernel: { path: "/k/vmlinux", size: 1, mtimeMs: 2, sha256: "a".repeat(64) },
-    image: { name: "base", path: "/i/rootfs.ext4", size: 3, mtimeMs: 4 },
-    config: baseConfig,
-    pausedMs: 80,
-    files: [{ role: "state", file: "vmstate.zst", encoding: "zstd", bytes: 0, sha256: "b".repeat(64) }],
-    ...overrides,
-  };
+  return manifestOf(BASE, { name, ...overrides });
 }
 
 /** A published snapshot with one real state file. */
@@ -82,7 +68,7 @@ describe("the manifest is checked input", () => {
     }
     writeFileSync(join(dir, "manifest.json"), "{ not json");
     expect(() => readManifest(dir)).toThrow(/Invalid snapshot manifest/);
-    expect(manifestSchema.safeParse(manifest("x", { config: { ...baseConfig, env: { SECRET: "1" } } as never })).success).toBe(false);
+    expect(manifestSchema.safeParse(manifest("x", { config: { ...manifest("x").config, env: { SECRET: "1" } } as never })).success).toBe(false);
   });
 });
 
@@ -172,7 +158,7 @@ describe("SMOLVM_WARM", () => {
 
 describe("a warm template fits a create", () => {
   const template = manifest("base", { kind: "template" });
-  const asked = parseSandboxConfig({ image: "base", kernelPath: "/k/vmlinux", rootfsPath: "/i/rootfs.ext4", name: "any", env: { A: "1" } });
+  const asked = parseSandboxConfig({ ...BASE, name: "any", env: { A: "1" } });
 
   test("of the same kernel, image and shape, whatever its name and env", () => {
     expect(templateFits(template, asked, "qemu")).toBe(true);

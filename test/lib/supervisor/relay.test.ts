@@ -26,7 +26,7 @@ test("idleMs is 0 while a stream is open and counts from when the last one ended
   await Bun.sleep(20);
   expect(relay.idleMs()).toBeGreaterThanOrEqual(15);
 
-  relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "sync" }));
+  relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "sync" }), "sync");
   const agentId = agent.written[0]!.streamId;
   expect(relay.idleMs()).toBe(0);
   await Bun.sleep(20);
@@ -48,7 +48,7 @@ describe("what the agent says on a stream is checked against its schema before i
     const failed: Array<{ id: number; code: string; message: string }> = [];
     const owner: StreamOwner = { deliver: (frame) => delivered.push(frame), fail: (id, code, message) => failed.push({ id, code, message }) };
     const open = (id: number, op: string) => {
-      relay.open(owner, jsonFrame(FrameType.OPEN, id, { op }));
+      relay.open(owner, jsonFrame(FrameType.OPEN, id, { op }), op);
       return agent.written.at(-1)!.streamId;
     };
     return { agent, relay, violations, delivered, failed, open };
@@ -155,7 +155,7 @@ describe("the agent held to the protocol", () => {
     const relay = new Relay(agent.socket, { window, onViolation: (what) => violations.push(what) });
     const delivered: number[] = [];
     const owner: StreamOwner = { deliver: (frame) => delivered.push(frame.type), fail: () => {} };
-    relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "exec", argv: ["yes"] }));
+    relay.open(owner, jsonFrame(FrameType.OPEN, 7, { op: "exec", argv: ["yes"] }), "exec");
     return { relay, violations, delivered, owner, agentId: () => agent.written[0]!.streamId, agent };
   }
   const data = (stream: number, bytes: number, channel = 1): Frame => {
