@@ -118,10 +118,6 @@ class BunUnixSocket implements ByteStream {
     return this;
   }
 
-  removeListener(event: string, listener: Listener): this {
-    return this.off(event, listener);
-  }
-
   private add(event: string, listener: Listener, once: boolean): this {
     const list = this.listeners.get(event) ?? [];
     list.push({ listener, once });
