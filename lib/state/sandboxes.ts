@@ -294,7 +294,6 @@ function toRecord(row: unknown): SandboxRecord {
     enumerable: true,
     configurable: true,
     get: () => (config ??= checkedConfig(stored)),
-    set: (value: SandboxConfig) => (config = value),
   }) as SandboxRecord;
 }
 
