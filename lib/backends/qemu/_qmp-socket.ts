@@ -26,6 +26,13 @@ export function openSocket(path: string, timeoutMs: number): Promise<Socket> {
   });
 }
 
+/**
+ * Most of what QEMU may send before the greeting: output meant for the monitor's previous client.
+ * QEMU does not drop a client's pending output when it hangs up, so the next client can read the
+ * end of that session (a command's return, an event such as RESUME) before its own greeting.
+ */
+const MAX_STALE_BYTES = 64 * 1024;
+
 export function readGreeting(
   socket: Socket,
   socketPath: string,
@@ -41,20 +48,35 @@ export function readGreeting(
         details: { socketPath },
       }));
     };
+    let skipped = 0;
+    const notQmp = (said: string) => {
+      cleanup();
+      socket.destroy();
+      // What it said instead is kept: the one clue to what answered on QEMU's monitor socket.
+      reject(new BackendUnavailableError(`Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP (it said: ${JSON.stringify(printable(said, 200))})`, { details: { socketPath } }));
+    };
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString("utf8");
-      const newline = buffer.indexOf("\n");
-      if (newline < 0) return;
-      cleanup();
-      try {
-        const parsed = JSON.parse(buffer.slice(0, newline)) as { QMP?: QmpGreeting };
-        if (!parsed.QMP) throw new Error("not a QMP greeting");
-        resolve({ greeting: parsed.QMP, rest: buffer.slice(newline + 1) });
-      } catch {
-        socket.destroy();
-        // What it said instead is kept: the one clue to what answered on QEMU's monitor socket.
-        reject(new BackendUnavailableError(`Cannot connect to QEMU's monitor at "${socketPath}": it did not greet in QMP (it said: ${JSON.stringify(printable(buffer.slice(0, newline), 200))})`, { details: { socketPath } }));
+      let newline: number;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        let parsed: { QMP?: QmpGreeting; event?: unknown; return?: unknown; error?: unknown } | undefined;
+        try {
+          parsed = JSON.parse(line) as typeof parsed;
+        } catch {
+          return notQmp(line);
+        }
+        if (parsed?.QMP !== undefined) {
+          cleanup();
+          return resolve({ greeting: parsed.QMP, rest: buffer.slice(newline + 1) });
+        }
+        // The previous client's event or reply (see MAX_STALE_BYTES): not ours, passed over.
+        const stale = typeof parsed === "object" && parsed !== null && ("event" in parsed || "return" in parsed || "error" in parsed);
+        skipped += newline + 1;
+        if (!stale || skipped > MAX_STALE_BYTES) return notQmp(line);
+        buffer = buffer.slice(newline + 1);
       }
+      if (skipped + buffer.length > MAX_STALE_BYTES) notQmp(buffer);
     };
     const onClose = () => fail("NOT_RUNNING", "QEMU hung up before greeting");
     const timer = setTimeout(() => fail("TIMEOUT", `no greeting within ${Math.max(0, Math.round(timeoutMs))} ms`,

@@ -12,6 +12,7 @@ import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CommandFailedError, NotRunningError, smolError, type SmolError, TimeoutError } from "../../errors.ts";
 import { openSocket, readGreeting } from "./_qmp-socket.ts";
+import { randomHex } from "../../util/random.ts";
 import type { HostForward } from "../types.ts";
 import { hostForwardRule, migrateToFileUri, NETDEV_ID } from "./args.ts";
 
@@ -83,8 +84,13 @@ export class QmpClient {
 
   #socket: Socket;
   #buffer = "";
+  /**
+   * Ids are this connection's own (`<tag>-<n>`): QEMU can hand a reply to a command of the
+   * monitor's previous client to the next one (_qmp-socket.ts), and a plain counter would match it.
+   */
+  #idTag = randomHex(4);
   #nextId = 1;
-  #pending = new Map<number, Pending>();
+  #pending = new Map<string, Pending>();
   #listeners = new Set<(event: QmpEvent) => void>();
   #closed = false;
 
@@ -152,7 +158,7 @@ export class QmpClient {
     if (this.#closed) {
       return Promise.reject(this.#closedError(command));
     }
-    const id = this.#nextId++;
+    const id = `${this.#idTag}-${this.#nextId++}`;
     const timeoutMs = options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -335,7 +341,7 @@ export class QmpClient {
       return;
     }
     const id = message.id;
-    if (typeof id !== "number") return;
+    if (typeof id !== "string") return;
     const pending = this.#pending.get(id);
     if (!pending) return; // timed out already
     this.#pending.delete(id);
