@@ -3,8 +3,9 @@
  * smolvm's command line. This entry is kept tiny on purpose: the two commands people run most
  * to see whether the tool works, `--help` and `--version`, are answered from text a compiled
  * binary carries (captured by scripts/build.ts), before any other module but the tiny
- * `cmd/stdio.ts` loads (and without `process.stdout`, whose set-up costs ~20 ms). Everything else
- * goes to `cmd/cli.ts`, and command groups load their heavy dependencies only when they run.
+ * `cmd/stdio.ts` loads (and without `process.stdout`, whose set-up costs ~20 ms); a plain `exec`
+ * goes straight to its body. Everything else goes to `cmd/cli.ts`, and command groups load their
+ * heavy dependencies only when they run.
  */
 
 import { printOut } from "./cmd/stdio.ts";
@@ -23,8 +24,28 @@ export async function main(argv: string[]): Promise<number> {
     printOut(SMOLVM_ROOT_HELP);
     return 0;
   }
+  const plain = plainExec(argv);
+  if (plain !== undefined) {
+    try {
+      return await (await import("./cmd/streams.ts")).execIn(plain.name, plain.words);
+    } catch (thrown) {
+      return (await import("./cmd/cli.ts")).reportFailure("exec", thrown);
+    }
+  }
   const { runCli } = await import("./cmd/cli.ts");
   return runCli(argv);
+}
+
+/**
+ * `smolvm exec NAME -- CMD...` with no option: the command agents run in loops, so it goes
+ * straight to its body, without the command tree (commander and the group: ~3 ms of every call)
+ * or cli.ts and its output helpers (~1 ms), which load only to report a failure. Anything else,
+ * `--help` included, takes the full parse.
+ */
+function plainExec(argv: string[]): { name: string; words: string[] } | undefined {
+  const [command, name, separator, ...words] = argv;
+  if (command !== "exec" || name === undefined || name.startsWith("-") || separator !== "--" || words.length === 0) return undefined;
+  return { name, words };
 }
 
 if (import.meta.main) {

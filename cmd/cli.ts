@@ -16,15 +16,6 @@ export async function runCli(argv: string[]): Promise<number> {
     printOut(`smolvm ${info.version} (${info.runtime}, ${info.target})`);
     return 0;
   }
-  const plain = plainExec(argv);
-  if (plain !== undefined) {
-    invocation.command = "exec";
-    try {
-      return await (await import("./streams.ts")).execIn(plain.name, plain.words);
-    } catch (thrown) {
-      return report(thrown);
-    }
-  }
   const { CommanderError } = await import("@commander-js/extra-typings");
   const { buildProgram, commandPathOf } = await import("./program.ts");
   const program = await buildProgram(argv);
@@ -56,6 +47,12 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
+/** A failure of `command` that ran without the command tree (main.ts's plain `exec`), reported as any other. */
+export function reportFailure(command: string, thrown: unknown): Promise<number> {
+  invocation.command = command;
+  return report(thrown);
+}
+
 /** Every failure but a usage error: logged, printed as text or JSON, and an exit status. */
 async function report(thrown: unknown): Promise<number> {
   const error = toSmolError(thrown);
@@ -70,15 +67,4 @@ async function report(thrown: unknown): Promise<number> {
   // A command that could not even start within its timeout ended as one whose timeout passed.
   if (error.code === "TIMEOUT" && (invocation.command === "exec" || invocation.command === "run")) return 124;
   return exitCodeFor(error);
-}
-
-/**
- * `smolvm exec NAME -- CMD...` with no option: the command agents run in loops, so it goes
- * straight to its body without building the command tree (commander and the group: ~3 ms of
- * every call). Anything else, `--help` included, takes the full parse.
- */
-function plainExec(argv: string[]): { name: string; words: string[] } | undefined {
-  const [command, name, separator, ...words] = argv;
-  if (command !== "exec" || name === undefined || name.startsWith("-") || separator !== "--" || words.length === 0) return undefined;
-  return { name, words };
 }

@@ -1,8 +1,13 @@
 /**
  * The host side of one exec stream: stdout and stderr as Readables fed through credit-managed
  * channels, stdin as a Writable that waits for credit, and the result.
+ *
+ * node:stream is not imported here: the client hands it in (`attachStreams`) after the OPEN is
+ * on its way, so loading it (~2 ms in a new process, the largest module a plain `smolvm exec`
+ * needs) overlaps the guest starting the command instead of delaying the request. Frames that
+ * arrive before then wait in the channels' queues, as they do for a Readable nobody reads yet.
  */
-import { Readable, Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { TimeoutError, type SmolError } from "../errors.ts";
 import { Channel } from "./frame.ts";
 import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
@@ -34,9 +39,9 @@ export interface StreamSink {
 export class ExecProcess implements ExecHandle, StreamSink {
   readonly op = "exec";
   pid = 0;
-  readonly stdout: Readable;
-  readonly stderr: Readable;
-  readonly stdin: Writable | null;
+  stdout!: Readable;
+  stderr!: Readable;
+  stdin: Writable | null = null;
   readonly started = deferred<void>();
   private readonly result = deferred<ExecResult>();
   private readonly out: InboundChannel;
@@ -65,27 +70,28 @@ export class ExecProcess implements ExecHandle, StreamSink {
     }
     this.out = new InboundChannel((n) => link.grant(Channel.OUT, n), link.window);
     this.err = new InboundChannel((n) => link.grant(Channel.ERR, n), link.window);
-    this.stdout = new Readable({ highWaterMark: STREAM_HWM, read: () => this.out.pull() });
-    this.stderr = new Readable({ highWaterMark: STREAM_HWM, read: () => this.err.pull() });
+    if (options.pty) this.err.end();
+    if (options.stdin || options.pty) this.input = new OutboundChannel(link, link.window);
+  }
+
+  /** Builds the handle's streams over its channels; called once, before the handle is returned. */
+  attachStreams(stream: { Readable: typeof Readable; Writable: typeof Writable }): void {
+    this.stdout = new stream.Readable({ highWaterMark: STREAM_HWM, read: () => this.out.pull() });
+    this.stderr = new stream.Readable({ highWaterMark: STREAM_HWM, read: () => this.err.pull() });
     this.out.attach(this.stdout);
     this.err.attach(this.stderr);
-    if (options.pty) this.err.end();
-    if (options.stdin || options.pty) {
-      const input = new OutboundChannel(link, link.window);
-      this.input = input;
-      this.stdin = new Writable({
-        highWaterMark: STREAM_HWM,
-        write: (chunk: Buffer, _enc, cb) => {
-          input.write(chunk).then(() => cb(), cb);
-        },
-        final: (cb) => {
-          input.end();
-          cb();
-        },
-      });
-    } else {
-      this.stdin = null;
-    }
+    const input = this.input;
+    if (input === undefined) return;
+    this.stdin = new stream.Writable({
+      highWaterMark: STREAM_HWM,
+      write: (chunk: Buffer, _enc, cb) => {
+        input.write(chunk).then(() => cb(), cb);
+      },
+      final: (cb) => {
+        input.end();
+        cb();
+      },
+    });
   }
 
   onEvent(event: AgentEvent): void {

@@ -218,7 +218,8 @@ export class AgentClient {
         () => signal.removeEventListener("abort", onAbort),
       );
     }
-    await proc.started.promise;
+    // node:stream loads while the guest starts the command (_exec.ts says why).
+    proc.attachStreams((await Promise.all([import("node:stream"), proc.started.promise]))[0]);
     return proc;
   }
 

@@ -6,7 +6,7 @@
  * together) the command's process group is killed and the call fails with RESOURCE_EXHAUSTED.
  * Output meant to be large is streamed with `exec` instead.
  */
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { SmolError } from "../errors.ts";
 import { within } from "../util/poll.ts";
 import type { AgentRunOptions, AgentRunResult, ExecHandle } from "./types.ts";
@@ -57,7 +57,7 @@ export async function collect(handle: ExecHandle, options: CollectOptions = {}):
     const stdin = handle.stdin;
     stdin.on("error", () => {}); // the command may exit without reading: not our failure
     const input = options.stdin;
-    if (input instanceof Readable) input.pipe(stdin);
+    if (isReadable(input)) input.pipe(stdin);
     else stdin.end(typeof input === "string" ? Buffer.from(input) : input);
   }
   try {
@@ -76,3 +76,8 @@ function pick(parts: Buffer[], encoding: CollectOptions["encoding"]): string | B
   return encoding === "buffer" ? bytes : bytes.toString("utf8");
 }
 
+
+/** A stream to pipe in, told from bytes without loading node:stream (a run without one must not pay for it). */
+function isReadable(input: string | Uint8Array | Readable): input is Readable {
+  return typeof (input as Readable).pipe === "function";
+}

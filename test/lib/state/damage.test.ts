@@ -85,6 +85,22 @@ describe("a damaged state store", () => {
     expect(() => row!.config).toThrow(expect.objectContaining({ code: "STATE_CORRUPT", message: expect.stringContaining("vcpus"), hint: expect.stringContaining("doctor --repair") }));
     expect(() => JSON.stringify(row)).toThrow(expect.objectContaining({ code: "STATE_CORRUPT" }));
   });
+
+  for (const [column, value, said] of [
+    ["status", "'exploded'", 'column status holds "exploded"'],
+    ["backend", "'vmware'", 'column backend holds "vmware"'],
+    ["ip", "NULL", undefined],
+  ] as const) {
+    test(`a row whose ${column} is ${value} is ${said === undefined ? "read as it is" : "STATE_CORRUPT naming the column"}`, () => {
+      home();
+      const vm = newRow(`edited-${column}`);
+      const store = StateStore.open();
+      (store as unknown as { db: { exec(sql: string): void } }).db.exec(`UPDATE vms SET ${column} = ${value} WHERE id = '${vm.id}'`);
+      store.close();
+      if (said === undefined) expect(withStore((s) => s.get(vm.id))).toMatchObject({ id: vm.id, [column]: null });
+      else expect(() => withStore((s) => s.get(vm.id))).toThrow(expect.objectContaining({ code: "STATE_CORRUPT", message: expect.stringContaining(said), hint: expect.stringContaining("doctor --repair") }));
+    });
+  }
 });
 
 describe("a new state store", () => {
