@@ -14,6 +14,7 @@ import { AgentUnavailableError, fromWire, InvalidInputError, isErrorCode, SmolEr
 import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
+import { connected } from "../host/unix-socket.ts";
 import { printable } from "../util/printable.ts";
 import { agentError, AGENT_GONE_HINT, checkedMessage, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
@@ -22,18 +23,8 @@ import type { StreamHost } from "./_transfers.ts";
 import { guard, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
 import { Channel, CHANNEL_MASK, dataFlags, encodeFrame, FLAG_FIN, FrameType, INITIAL_WINDOW, type Frame } from "./frame.ts";
 import {
-  AgentErrorPayload,
-  AgentEvent,
-  AgentRequest,
-  EmptyResult,
-  EnvResult,
-  IdentityResult,
-  PingResult,
-  ReseedResult,
-  SetTimeResult,
-  ShutdownResult,
-  type AgentControl,
-  type AgentHello,
+  AgentErrorPayload, AgentEvent, AgentRequest, EmptyResult, EnvResult, IdentityResult, PingResult, ReseedResult, SetTimeResult, ShutdownResult,
+  type AgentControl, type AgentHello,
 } from "./messages.ts";
 import { greet } from "./session.ts";
 import { SUPERVISOR_OPS, type SupervisorOp, type SupervisorRequest, type SupervisorResult } from "./supervisor-messages.ts";
@@ -219,7 +210,7 @@ export class AgentClient {
       );
     }
     // node:stream loads while the guest starts the command (_exec.ts says why).
-    proc.attachStreams((await Promise.all([import("node:stream"), proc.started.promise]))[0]);
+    proc.attachStreams((await Promise.all([connected(this.socket).then(() => import("node:stream")), proc.started.promise]))[0]);
     return proc;
   }
 
