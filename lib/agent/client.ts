@@ -138,6 +138,11 @@ export class AgentClient {
         ...(options.supervised === true ? { supervised: true } : {}),
         timeoutMs: options.timeoutMs ?? 10_000,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
+        // Taken before the frames read with it are handled: their credit and whether they were checked depend on it.
+        onGreeted: (hello) => {
+          client.hello = hello;
+          client.adoptWindow(hello.limits.initialWindow);
+        },
         onFrame: (frame) => client.onFrame(frame),
         onProtocolError: (error) => client.fail(error instanceof SmolError ? error : new AgentUnavailableError(`The guest agent broke the protocol: ${String(error)}`, {
           hint: AGENT_GONE_HINT,
@@ -151,7 +156,6 @@ export class AgentClient {
       client.fail(error instanceof SmolError ? error : connectionLost(String(error), error));
       throw error;
     }
-    client.adoptWindow(client.hello.limits.initialWindow);
     return client;
   }
 

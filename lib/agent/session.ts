@@ -35,6 +35,11 @@ export interface GreetOptions {
    * (AgentConnectOptions.supervised).
    */
   supervised?: boolean;
+  /**
+   * The answer, the moment it is read: before the frames that came in the same read go to
+   * `onFrame` (the promise resolves only after them).
+   */
+  onGreeted?(hello: AgentHello): void;
   /** Every frame after the greeting, in order. A throw is reported to `onProtocolError`. */
   onFrame(frame: Frame): void;
   /** The byte stream broke the protocol after the greeting (a framing error, a bad message). */
@@ -80,6 +85,7 @@ export function greet(socket: ByteStream, options: GreetOptions): Promise<AgentH
       }));
     }
     greeted = true;
+    options.onGreeted?.(parsed.data);
     settle?.(undefined, parsed.data);
   };
 

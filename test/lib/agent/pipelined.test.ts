@@ -135,6 +135,26 @@ describe("a client of a supervisor (supervised)", () => {
     await client.close();
   });
 
+  test("takes as checked the answers that come in the same read as that HELLO (a command sent behind it)", async () => {
+    let nonce = "";
+    const [socket, peer] = duplexPair();
+    const decoder = new FrameDecoder();
+    peer.on("data", (chunk: Buffer) => decoder.push(chunk, (frame) => {
+      if (frame.type === FrameType.HELLO) nonce = JSON.parse(frame.payload.toString()).nonce;
+      if (frame.type !== FrameType.OPEN) return;
+      // One write: the HELLO, the command's start and its end arrive together, as from a fast guest.
+      peer.write(Buffer.concat([
+        encodeFrame(FrameType.HELLO, 0, JSON.stringify({ ...HELLO(nonce), supervisor: { ...supervisorPart, checks: true } })),
+        encodeFrame(FrameType.EVENT, frame.streamId, JSON.stringify({ event: "started", pid: 9 })),
+        encodeFrame(FrameType.RESULT, frame.streamId, JSON.stringify({ exitCode: "zero", signal: null, timedOut: false, durationMs: 1 })),
+      ]));
+    }));
+    let early: Promise<ExecHandle> | undefined;
+    const client = await AgentClient.connect(socket, { supervised: true, first: (c) => (early = c.exec({ argv: ["true"] })) });
+    expect(await (await early!).wait()).toMatchObject({ exitCode: "zero" });
+    await client.close();
+  });
+
   test("checks them itself when its supervisor does not say so (one from before it did)", async () => {
     const { client, outcome } = await sessionWith(supervisorPart);
     expect(outcome).toMatchObject({ code: "AGENT_UNAVAILABLE", message: expect.stringContaining("exec RESULT is not valid") });
