@@ -4,8 +4,7 @@
  * can come here without the command tree being built (cli.ts).
  */
 import { fstatSync, statSync } from "node:fs";
-import type { Readable } from "node:stream";
-import type { CommChannel, ExecResult, SmolVM } from "../lib/index.ts";
+import type { CommChannel, ExecResult, OutputCallback, SmolVM } from "../lib/index.ts";
 import { isTerminal } from "./stdio.ts";
 import { exitStatus } from "./terminal.ts";
 
@@ -41,9 +40,12 @@ export function commandOf(words: string[]): string | string[] {
 
 export async function streamCommand(vm: SmolVM, words: string[], options: StreamOptions): Promise<number> {
   const forwardStdin = stdinWorthForwarding();
-  const proc = await vm.commands.exec(commandOf(words), { ...options, stdin: forwardStdin });
-  pipeOnFirstChunk(proc.stdout, () => process.stdout);
-  pipeOnFirstChunk(proc.stderr, () => process.stderr);
+  const proc = await vm.commands.exec(commandOf(words), {
+    ...options,
+    stdin: forwardStdin,
+    onStdout: writerTo(() => process.stdout),
+    onStderr: writerTo(() => process.stderr),
+  });
   if (forwardStdin && proc.stdin !== null) process.stdin.pipe(proc.stdin);
   const result = await proc.wait();
   if (forwardStdin) {
@@ -87,11 +89,30 @@ function stdinWorthForwarding(): boolean {
   }
 }
 
-/** Building `process.stdout`/`stderr` costs ~20 ms each, so a silent command never pays for it. */
-function pipeOnFirstChunk(from: Readable, to: () => NodeJS.WritableStream): void {
-  from.once("data", (first: Buffer) => {
-    const sink = to();
-    sink.write(first);
-    from.pipe(sink, { end: false });
-  });
+/**
+ * The command's output written here as it comes, the command held while the terminal or pipe
+ * is full. Built on the first piece: `process.stdout`/`stderr` cost ~20 ms each, so a silent
+ * command never pays for them. A reader that went away (`| head`) gets nothing more.
+ */
+function writerTo(target: () => NodeJS.WritableStream): OutputCallback {
+  let sink: NodeJS.WritableStream | undefined;
+  let broken = false;
+  return (chunk) => {
+    if (broken) return;
+    if (sink === undefined) {
+      sink = target();
+      sink.on("error", () => (broken = true));
+    }
+    if (sink.write(chunk)) return;
+    const full = sink;
+    return new Promise<void>((resolve) => {
+      const go = () => {
+        full.off("drain", go);
+        full.off("error", go);
+        resolve();
+      };
+      full.on("drain", go);
+      full.on("error", go);
+    });
+  };
 }

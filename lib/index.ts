@@ -16,7 +16,7 @@ export {
 export type { SnapshotInfo } from "./snapshots/store.ts";
 export type { CreatedFrom } from "./snapshots/warm.ts";
 export { Commands, type ExecOptions, type RunOptions, type RunResult } from "./sandbox/commands.ts";
-export type { ExecHandle, ExecResult, FileStream, PtyOptions } from "./agent/types.ts";
+export type { ExecHandle, ExecResult, FileStream, OutputCallback, PtyOptions } from "./agent/types.ts";
 export {
   Filesystem, type DownloadOptions, type FileData, type ReadFileOptions, type TransferProgress, type TransferResult, type UploadOptions,
   type WriteFileOptions,

@@ -83,6 +83,55 @@ export class InboundChannel {
   }
 }
 
+/**
+ * A channel's output handed to a callback (ExecSpec.onStdout) instead of a Readable: a returned
+ * promise holds further output until it settles; `delivered` settles once the last piece was
+ * taken (rejected with what the callback threw, the rest of the output discarded).
+ */
+export class CallbackSink implements ReadableSink {
+  destroyed = false;
+  readonly delivered: Promise<void>;
+  private settle!: (error?: unknown) => void;
+  /** The last piece's promise, still pending: the end waits for it. */
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly callback: (chunk: Buffer) => void | Promise<void>,
+    /** Asks the channel for more (InboundChannel.pull). */
+    private readonly more: () => void,
+  ) {
+    this.delivered = new Promise<void>((resolve, reject) => (this.settle = (error) => (error === undefined ? resolve() : reject(error))));
+    this.delivered.catch(() => {}); // seen through wait(); never an unhandled rejection
+  }
+
+  push(chunk: Buffer | null): boolean {
+    if (chunk === null) {
+      if (this.pending === undefined) this.settle();
+      else void this.pending.then(() => this.settle());
+      return false;
+    }
+    let returned: void | Promise<void>;
+    try {
+      returned = this.callback(chunk);
+    } catch (error) {
+      return this.failed(error);
+    }
+    if (returned === undefined || typeof returned.then !== "function") return true;
+    this.pending = returned.then(() => {
+      this.pending = undefined;
+      this.more();
+    }, (error: unknown) => void this.failed(error));
+    return false;
+  }
+
+  private failed(error: unknown): false {
+    this.destroyed = true;
+    this.settle(error ?? new Error("the output callback failed"));
+    this.more(); // the channel gives the credit of what it still holds back
+    return false;
+  }
+}
+
 export interface OutboundTransport {
   /** Sends one DATA frame; false when the socket's buffer is full. */
   sendData(chunk: Buffer, fin: boolean): boolean;

@@ -1,20 +1,20 @@
 /**
- * The host side of one exec stream: stdout and stderr as Readables fed through credit-managed
- * channels, stdin as a Writable that waits for credit, and the result.
+ * The host side of one exec stream: stdout and stderr fed through credit-managed channels, to
+ * Readables or to the caller's callbacks (`onStdout`), stdin as a Writable that waits for
+ * credit, and the result.
  *
- * node:stream is not imported here: the client hands it in (`attachStreams`) after the OPEN is
- * on its way, so loading it (~2 ms in a new process, the largest module a plain `smolvm exec`
- * needs) overlaps the guest starting the command instead of delaying the request. Frames that
- * arrive before then wait in the channels' queues, as they do for a Readable nobody reads yet.
+ * The streams are built when first read, and node:stream loaded then: a command whose output
+ * goes to callbacks (a plain `smolvm exec`) never loads it, which cost a new process ~2 ms.
+ * Frames that come before a stream is read wait in its channel's queue, within its credit.
  */
 import type { Readable, Writable } from "node:stream";
 import { TimeoutError, type SmolError } from "../errors.ts";
 import { Channel } from "./frame.ts";
-import { InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
+import { CallbackSink, InboundChannel, OutboundChannel, type OutboundTransport } from "./_channels.ts";
 import { protocolViolation } from "./_errors.ts";
 import { ExecResultMessage, type AgentControl, type AgentEvent } from "./messages.ts";
 import { deferred } from "../util/deferred.ts";
-import type { ExecHandle, ExecResult } from "./types.ts";
+import type { ExecHandle, ExecResult, OutputCallback } from "./types.ts";
 
 const STREAM_HWM = 64 * 1024;
 
@@ -39,14 +39,15 @@ export interface StreamSink {
 export class ExecProcess implements ExecHandle, StreamSink {
   readonly op = "exec";
   pid = 0;
-  stdout!: Readable;
-  stderr!: Readable;
-  stdin: Writable | null = null;
   readonly started = deferred<void>();
   private readonly result = deferred<ExecResult>();
   private readonly out: InboundChannel;
   private readonly err: InboundChannel;
   private readonly input: OutboundChannel | undefined;
+  private readonly streams: { stdout?: Readable; stderr?: Readable; stdin?: Writable | null } = {};
+  /** The output taken by callbacks, delivered whole (or failed). */
+  private readonly delivered: Promise<void>[] = [];
+  private waited: Promise<ExecResult> | undefined;
   private done = false;
   private readonly t0 = performance.now();
   private deadline: ReturnType<typeof setTimeout> | undefined;
@@ -61,7 +62,9 @@ export class ExecProcess implements ExecHandle, StreamSink {
 
   constructor(
     private readonly link: StreamLink,
-    options: { stdin: boolean; pty: boolean; timeoutMs?: number; hostDeadlineMs?: number; answersChecked?: () => boolean },
+    private readonly options: {
+      stdin: boolean; pty: boolean; timeoutMs?: number; hostDeadlineMs?: number; answersChecked?: () => boolean; onStdout?: OutputCallback; onStderr?: OutputCallback;
+    },
   ) {
     this.resultChecked = options.answersChecked ?? (() => false);
     if (options.hostDeadlineMs !== undefined) {
@@ -70,19 +73,29 @@ export class ExecProcess implements ExecHandle, StreamSink {
     }
     this.out = new InboundChannel((n) => link.grant(Channel.OUT, n), link.window);
     this.err = new InboundChannel((n) => link.grant(Channel.ERR, n), link.window);
+    for (const [channel, callback] of [[this.out, options.onStdout], [this.err, options.onStderr]] as const) {
+      if (callback === undefined) continue;
+      const sink = new CallbackSink(callback, () => channel.pull());
+      channel.attach(sink);
+      channel.pull();
+      this.delivered.push(sink.delivered);
+    }
     if (options.pty) this.err.end();
     if (options.stdin || options.pty) this.input = new OutboundChannel(link, link.window);
   }
 
-  /** Builds the handle's streams over its channels; called once, before the handle is returned. */
-  attachStreams(stream: { Readable: typeof Readable; Writable: typeof Writable }): void {
-    this.stdout = new stream.Readable({ highWaterMark: STREAM_HWM, read: () => this.out.pull() });
-    this.stderr = new stream.Readable({ highWaterMark: STREAM_HWM, read: () => this.err.pull() });
-    this.out.attach(this.stdout);
-    this.err.attach(this.stderr);
+  get stdout(): Readable {
+    return (this.streams.stdout ??= this.readable(this.out, this.options.onStdout));
+  }
+
+  get stderr(): Readable {
+    return (this.streams.stderr ??= this.readable(this.err, this.options.onStderr));
+  }
+
+  get stdin(): Writable | null {
+    if (this.streams.stdin !== undefined) return this.streams.stdin;
     const input = this.input;
-    if (input === undefined) return;
-    this.stdin = new stream.Writable({
+    return (this.streams.stdin = input === undefined ? null : new (nodeStream().Writable)({
       highWaterMark: STREAM_HWM,
       write: (chunk: Buffer, _enc, cb) => {
         input.write(chunk).then(() => cb(), cb);
@@ -91,7 +104,20 @@ export class ExecProcess implements ExecHandle, StreamSink {
         input.end();
         cb();
       },
-    });
+    }));
+  }
+
+  /** A channel's Readable; an empty, ended one when its output goes to a callback. */
+  private readable(channel: InboundChannel, callback: OutputCallback | undefined): Readable {
+    const { Readable } = nodeStream();
+    if (callback !== undefined) {
+      const empty = new Readable({ read: () => {} });
+      empty.push(null);
+      return empty;
+    }
+    const stream = new Readable({ highWaterMark: STREAM_HWM, read: () => channel.pull() });
+    channel.attach(stream);
+    return stream;
   }
 
   onEvent(event: AgentEvent): void {
@@ -178,6 +204,13 @@ export class ExecProcess implements ExecHandle, StreamSink {
   }
 
   wait(): Promise<ExecResult> {
-    return this.result.promise;
+    // With callbacks, a command has ended for its caller once its output was taken too.
+    return (this.waited ??= this.delivered.length === 0 ? this.result.promise
+      : this.result.promise.then(async (result) => (await Promise.all(this.delivered), result)));
   }
+}
+
+/** Loaded when a stream is first read (see above); synchronous, in Bun, Deno and Node alike. */
+function nodeStream(): typeof import("node:stream") {
+  return process.getBuiltinModule("node:stream");
 }

@@ -14,7 +14,6 @@ import { AgentUnavailableError, fromWire, InvalidInputError, isErrorCode, SmolEr
 import { versionInfo } from "../version.ts";
 import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
-import { connected } from "../host/unix-socket.ts";
 import { printable } from "../util/printable.ts";
 import { agentError, AGENT_GONE_HINT, checkedMessage, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
 import { collect } from "./collect.ts";
@@ -201,6 +200,8 @@ export class AgentClient {
       answersChecked: () => this.answersChecked,
       stdin: !!spec.stdin,
       pty: !!pty,
+      ...(spec.onStdout === undefined ? {} : { onStdout: spec.onStdout }),
+      ...(spec.onStderr === undefined ? {} : { onStderr: spec.onStderr }),
       ...(spec.timeoutMs === undefined ? {} : { hostDeadlineMs: spec.timeoutMs + HOST_DEADLINE_GRACE_MS, timeoutMs: spec.timeoutMs }),
     });
     this.open(id, body, proc);
@@ -213,8 +214,7 @@ export class AgentClient {
         () => signal.removeEventListener("abort", onAbort),
       );
     }
-    // node:stream loads while the guest starts the command (_exec.ts says why).
-    proc.attachStreams((await Promise.all([connected(this.socket).then(() => import("node:stream")), proc.started.promise]))[0]);
+    await proc.started.promise;
     return proc;
   }
 

@@ -66,7 +66,19 @@ export interface ExecSpec {
   pty?: boolean | PtyOptions;
   /** Aborting kills the process group and rejects wait() with the signal's reason. */
   signal?: AbortSignal;
+  /** The command's stdout as it comes, instead of in `handle.stdout` (OutputCallback). */
+  onStdout?: OutputCallback;
+  /** Its stderr as it comes, instead of in `handle.stderr`. */
+  onStderr?: OutputCallback;
 }
+
+/**
+ * Takes a command's output piece by piece, in order (`exec` with `onStdout`/`onStderr`): the
+ * handle's stream for it then ends empty, and `wait()` resolves once the last piece was taken.
+ * A returned promise holds that stream's further output (and, past the credit window, the
+ * command) until it settles; a throw or rejection discards the rest of it and rejects `wait()`.
+ */
+export type OutputCallback = (chunk: Buffer) => void | Promise<void>;
 
 /** How a command ended. */
 export interface ExecResult {

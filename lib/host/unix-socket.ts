@@ -14,8 +14,6 @@ import type { Socket as NodeSocket } from "node:net";
  * does the runtime's own Unix socket below. What the session layer uses of a node Duplex.
  */
 export interface ByteStream {
-  /** True while the connection is being made (node's `socket.connecting`); absent on a pipe. */
-  readonly connecting?: boolean;
   write(chunk: Uint8Array): boolean;
   destroy(): void;
   // Node's EventEmitter signatures, so that a node Duplex is one without a cast.
@@ -25,16 +23,6 @@ export interface ByteStream {
 }
 
 type Listener = (...args: unknown[]) => void;
-
-/**
- * Resolves once `stream` is connected, at once if it is; never if it fails (its error says so).
- * What was written before goes out first, so work done after this overlaps the peer's reply
- * instead of delaying the request.
- */
-export function connected(stream: ByteStream): Promise<void> {
-  if (stream.connecting !== true) return Promise.resolve();
-  return new Promise((resolve) => stream.once("connect", () => resolve()));
-}
 
 /**
  * Connects to `path`. The stream is returned at once: what is written before the connection is
@@ -106,10 +94,6 @@ class BunUnixSocket implements ByteStream {
     if (sent >= chunk.length) return true;
     this.pending.push(Buffer.from(chunk.subarray(Math.max(0, sent))));
     return false;
-  }
-
-  get connecting(): boolean {
-    return this.socket === undefined && !this.destroyed;
   }
 
   destroy(): void {

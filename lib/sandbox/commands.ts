@@ -4,7 +4,7 @@
  */
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError } from "../errors.ts";
-import type { ExecHandle, ExecResult, ExecSpec, PtyOptions } from "../agent/types.ts";
+import type { ExecHandle, ExecResult, ExecSpec, OutputCallback, PtyOptions } from "../agent/types.ts";
 
 export interface RunOptions {
   /**
@@ -37,6 +37,14 @@ export interface ExecOptions extends Omit<RunOptions, "stdin" | "maxOutputBytes"
   stdin?: boolean;
   /** Run on a pseudo-terminal of this size (stdout and stderr merge into `handle.stdout`). */
   pty?: PtyOptions;
+  /**
+   * The command's stdout as it comes, instead of in `handle.stdout` (which then ends empty);
+   * `wait()` resolves once the last piece was taken. Return a promise to hold further output
+   * until it settles. E.g. `{ onStdout: (chunk) => process.stdout.write(chunk) }`.
+   */
+  onStdout?: OutputCallback;
+  /** Its stderr as it comes, instead of in `handle.stderr`. */
+  onStderr?: OutputCallback;
 }
 
 export class Commands {

@@ -7,7 +7,7 @@
  */
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import type { ClientChannel } from "ssh2";
-import type { ExecHandle, ExecResult } from "../agent/types.ts";
+import type { ExecHandle, ExecResult, OutputCallback } from "../agent/types.ts";
 import { CommandFailedError, InvalidInputError, NotFoundError, SmolError, TimeoutError } from "../errors.ts";
 import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
@@ -67,6 +67,8 @@ export interface SshExecOptions {
   sendSignal: (pgid: number, signal: string) => Promise<void>;
   /** The error for a connection that went away mid-command. */
   lost: (why: string) => SmolError;
+  onStdout?: OutputCallback;
+  onStderr?: OutputCallback;
 }
 
 export class SshExecProcess implements ExecHandle {
@@ -75,6 +77,8 @@ export class SshExecProcess implements ExecHandle {
   readonly stderr: Readable;
   readonly stdin: Writable | null;
   readonly started = deferred<void>();
+  /** Output taken by callbacks (onStdout, onStderr), delivered whole. */
+  private readonly feeds: Promise<void>[] = [];
   private readonly result = deferred<ExecResult>();
   private readonly t0 = performance.now();
   private exit: { code: number | null; signal: string | null } | undefined;
@@ -97,6 +101,14 @@ export class SshExecProcess implements ExecHandle {
     } else {
       this.stdout = channel.pipe(new PassThrough());
       this.stderr = channel.stderr.pipe(tap);
+    }
+    if (options.onStdout !== undefined) {
+      this.feeds.push(feed(this.stdout, options.onStdout));
+      this.stdout = ended();
+    }
+    if (options.onStderr !== undefined) {
+      this.feeds.push(feed(this.stderr, options.onStderr));
+      this.stderr = ended();
     }
     if (options.stdin || options.pty) {
       this.stdin = new Writable({
@@ -222,6 +234,44 @@ export class SshExecProcess implements ExecHandle {
   }
 
   wait(): Promise<ExecResult> {
-    return this.result.promise;
+    // With callbacks, a command has ended for its caller once its output was taken too.
+    return this.feeds.length === 0 ? this.result.promise : this.result.promise.then(async (result) => (await Promise.all(this.feeds), result));
   }
+}
+
+function ended(): Readable {
+  const stream = new PassThrough();
+  stream.end();
+  return stream;
+}
+
+/** `stream` read into `callback`; after the callback fails, the rest is read and dropped, so the command does not block. */
+function feed(stream: Readable, callback: OutputCallback): Promise<void> {
+  const fed = new Promise<void>((resolve, reject) => {
+    let failed = false;
+    // The end can come while the last piece's promise is pending: it waits for it.
+    let pending: Promise<void> = Promise.resolve();
+    const ended = () => void pending.then(() => resolve());
+    const fail = (error: unknown) => {
+      failed = true;
+      reject(error);
+      stream.resume();
+    };
+    stream.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      let returned: void | Promise<void>;
+      try {
+        returned = callback(chunk);
+      } catch (error) {
+        return fail(error);
+      }
+      if (returned === undefined || typeof returned.then !== "function") return;
+      stream.pause();
+      pending = returned.then(() => void stream.resume(), fail);
+    });
+    stream.once("end", ended);
+    stream.once("close", ended);
+  });
+  fed.catch(() => {}); // seen through wait(); never an unhandled rejection
+  return fed;
 }

@@ -125,6 +125,8 @@ export class SshChannel implements Channel {
       ...(spec.signal === undefined ? {} : { signal: spec.signal }),
       sendSignal: (pgid, signal) => this.signalGroup(pgid, signal),
       lost: (why) => connection.lost(why),
+      ...(spec.onStdout === undefined ? {} : { onStdout: spec.onStdout }),
+      ...(spec.onStderr === undefined ? {} : { onStderr: spec.onStderr }),
     });
     await proc.started.promise;
     return proc;

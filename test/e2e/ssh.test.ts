@@ -136,6 +136,26 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
     expect(seen.join("")).toBe("first\ngot:hello\nlast\n");
   });
 
+  test("exec: output to callbacks, whole and in order before wait(); a slow callback holds it; the streams end empty", async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const proc = await handle.commands.exec("echo one; echo two >&2; seq 1 50000; echo three >&2", {
+      onStdout: async (chunk) => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        out.push(chunk.toString());
+      },
+      onStderr: (chunk) => void err.push(chunk.toString()),
+    });
+    expect((await proc.wait()).exitCode).toBe(0);
+    expect(out.join("")).toBe(`one\n${Array.from({ length: 50000 }, (_, i) => `${i + 1}\n`).join("")}`);
+    expect(err.join("")).toBe("two\nthree\n");
+    for (const stream of [proc.stdout, proc.stderr]) {
+      let rest = "";
+      for await (const chunk of stream) rest += chunk;
+      expect(rest).toBe("");
+    }
+  });
+
   test("exec: a signal goes to the command's process group", async () => {
     const proc = await handle.commands.exec("trap 'echo term; exit 9' TERM; while :; do sleep 0.1; done");
     let out = "";

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient } from "../../../lib/agent/client.ts";
 import type { ByteStream } from "../../../lib/agent/types.ts";
-import { connected, connectUnix } from "../../../lib/host/unix-socket.ts";
+import { connectUnix } from "../../../lib/host/unix-socket.ts";
 import { withTestAgent, type TestAgent } from "../../helpers/agent.ts";
 import { scratchDir } from "../../helpers/scratch.ts";
 
@@ -43,31 +43,6 @@ async function until(check: () => boolean, what: string): Promise<void> {
 }
 
 describe("connectUnix", () => {
-  test("connected() resolves once what was written before is out, at once when connected already, and never for a socket that failed", async () => {
-    const received: Buffer[] = [];
-    const { path, server } = await serve("connected.sock", (peer) => peer.on("data", (chunk: Buffer) => received.push(chunk)));
-    const socket = await connectUnix(path);
-    expect(socket.connecting).toBe(true);
-    socket.write(Buffer.from("hello"));
-    await connected(socket);
-    expect(socket.connecting).toBe(false);
-    await until(() => Buffer.concat(received).toString() === "hello", "the bytes written before the connection");
-    let again = false;
-    await connected(socket).then(() => (again = true));
-    expect(again).toBe(true);
-    socket.destroy();
-    expect(socket.connecting).toBe(false);
-    server.close();
-
-    const missing = await connectUnix(join(dir, "nobody-here.sock"));
-    const seen = collect(missing);
-    let resolved = false;
-    void connected(missing).then(() => (resolved = true));
-    await until(() => seen.events.includes("close"), "the failed socket's close");
-    expect(resolved).toBe(false);
-    expect(seen.events[0]).toBe("error ENOENT");
-  });
-
   test("what is written before the connection goes out once it is, in order; the peer's bytes, end and close come back", async () => {
     const received: Buffer[] = [];
     const { path, server } = await serve("echo.sock", (peer) => {
