@@ -3,6 +3,7 @@
  * test-mode agent: the first command rides the opening HELLO, and only when it may.
  */
 import { beforeAll, expect, test } from "bun:test";
+import { Commands } from "../../../lib/sandbox/commands.ts";
 import { HeldChannel } from "../../../lib/sandbox/held-channel.ts";
 import { agentBackend } from "../../helpers/agent-backend.ts";
 import { buildNativeAgent } from "../../helpers/agent.ts";
@@ -40,6 +41,23 @@ test("the first command rides the channel's HELLO; a command with stdin, or one 
   const other = new HeldChannel(target, undefined);
   expect(await other.openWith({ argv: ["cat"], stdin: true })).toBeUndefined();
   other.release();
+
+  // vm.commands.run: a handle's first run rides the HELLO too (its output collected, its options
+  // kept); one with stdin goes on the opened channel.
+  for (const stdin of [undefined, "fed\n"]) {
+    const runs = new HeldChannel(target, undefined);
+    let rode = false;
+    const commands = new Commands(() => runs.get(), async (spec) => {
+      const early = await runs.openWith(spec);
+      rode ||= early !== undefined;
+      return early;
+    });
+    const first = await commands.run('printf "%s|%s|" "$GREETING" "$PWD"; cat; exit 4', { env: { GREETING: "hi" }, cwd: "/tmp", ...(stdin === undefined ? {} : { stdin }) });
+    expect(first).toMatchObject({ exitCode: 4, stdout: `hi|/tmp|${stdin ?? ""}` });
+    expect(rode).toBe(stdin === undefined);
+    expect((await commands.run(["echo", "second"])).stdout).toBe("second\n");
+    runs.release();
+  }
 
   await admin.supervisor("supervisor.destroy", {});
   await done;
