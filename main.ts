@@ -39,7 +39,7 @@ export async function main(argv: string[]): Promise<number> {
 /**
  * `smolvm exec NAME -- CMD...` with no option: the command agents run in loops, so it goes
  * straight to its body, without the command tree (commander and the group: ~3 ms of every call)
- * or cli.ts and its output helpers (~1 ms), which load only to report a failure. Anything else,
+ * or cli.ts and its output helpers, which load only to report a failure. Anything else,
  * `--help` included, takes the full parse.
  */
 function plainExec(argv: string[]): { name: string; words: string[] } | undefined {

@@ -16,7 +16,7 @@ import { randomBytes } from "../util/random.ts";
 import { pidAlive } from "../host/pids.ts";
 import { printable } from "../util/printable.ts";
 import { agentError, AGENT_GONE_HINT, checkedMessage, connectionLost, frameJson, invalidMessage, protocolViolation, supervisorLost } from "./_errors.ts";
-import { collect } from "./collect.ts";
+import { collect, runSpec } from "./collect.ts";
 import { ExecProcess, type StreamLink, type StreamSink } from "./_exec.ts";
 import type { StreamHost } from "./_transfers.ts";
 import { guard, HOST_DEADLINE_GRACE_MS, validate } from "./_util.ts";
@@ -222,16 +222,7 @@ export class AgentClient {
   run(command: string | string[], options: AgentRunOptions & { encoding: "buffer" }): Promise<AgentRunResult<Buffer>>;
   run(command: string | string[], options?: AgentRunOptions): Promise<AgentRunResult<string>>;
   async run(command: string | string[], options: AgentRunOptions = {}): Promise<AgentRunResult<string | Buffer>> {
-    const handle = await this.exec({
-      ...(typeof command === "string" ? { shell: command } : { argv: command }),
-      env: options.env,
-      cwd: options.cwd,
-      stdin: options.stdin !== undefined,
-      timeoutMs: options.timeoutMs,
-      signal: options.signal,
-      pty: options.pty,
-    });
-    return collect(handle, options);
+    return collect(await this.exec(runSpec(command, options)), options);
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */

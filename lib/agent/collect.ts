@@ -9,12 +9,25 @@
 import type { Readable } from "node:stream";
 import { SmolError } from "../errors.ts";
 import { within } from "../util/poll.ts";
-import type { AgentRunOptions, AgentRunResult, ExecHandle } from "./types.ts";
+import type { AgentRunOptions, AgentRunResult, ExecHandle, ExecSpec } from "./types.ts";
 
 /** What `run` collects at most unless told otherwise. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
 
 type CollectOptions = Pick<AgentRunOptions, "stdin" | "encoding" | "maxOutputBytes">;
+
+/** The exec that runs `command` for `run` (a string through /bin/sh -c), whatever channel starts it. */
+export function runSpec(command: string | string[], options: AgentRunOptions): ExecSpec {
+  return {
+    ...(typeof command === "string" ? { shell: command } : { argv: command }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    stdin: options.stdin !== undefined,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.pty === undefined ? {} : { pty: options.pty }),
+  };
+}
 
 export function collect(handle: ExecHandle, options: Pick<AgentRunOptions, "stdin" | "maxOutputBytes"> & { encoding: "buffer" }): Promise<AgentRunResult<Buffer>>;
 export function collect(handle: ExecHandle, options?: CollectOptions): Promise<AgentRunResult<string>>;
@@ -75,7 +88,6 @@ function pick(parts: Buffer[], encoding: CollectOptions["encoding"]): string | B
   const bytes = Buffer.concat(parts);
   return encoding === "buffer" ? bytes : bytes.toString("utf8");
 }
-
 
 /** A stream to pipe in, told from bytes without loading node:stream (a run without one must not pay for it). */
 function isReadable(input: string | Uint8Array | Readable): input is Readable {

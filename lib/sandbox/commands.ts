@@ -5,7 +5,7 @@
 import type { Channel } from "../channels/types.ts";
 import { InvalidInputError } from "../errors.ts";
 import type { ExecHandle, ExecResult, ExecSpec, OutputCallback, PtyOptions } from "../agent/types.ts";
-import { collect } from "../agent/collect.ts";
+import { collect, runSpec } from "../agent/collect.ts";
 
 export interface RunOptions {
   /**
@@ -65,18 +65,11 @@ export class Commands {
    * ```
    */
   async run(command: string | string[], options: RunOptions = {}): Promise<RunResult> {
-    const spec = commandSpec(command);
-    // A handle's first command rides the opening HELLO, as exec's does; one with stdin cannot.
-    if (options.stdin === undefined) {
-      const early = await this.openWith({
-        ...spec,
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
-      if (early !== undefined) return collect(early, options.maxOutputBytes === undefined ? {} : { maxOutputBytes: options.maxOutputBytes });
-    }
+    commandSpec(command);
+    // A handle's first command rides the opening HELLO, as exec's does (one with stdin cannot:
+    // openWith declines it).
+    const early = await this.openWith(runSpec(command, options));
+    if (early !== undefined) return collect(early, options);
     return (await this.channel()).run(command, options);
   }
 

@@ -12,6 +12,7 @@ import { CommandFailedError, InvalidInputError, NotFoundError, SmolError, Timeou
 import { killSignal, parseMarker } from "./command.ts";
 import { deferred } from "../util/deferred.ts";
 import { HOST_DEADLINE_GRACE_MS } from "../agent/_util.ts";
+import { CallbackSink } from "../agent/_channels.ts";
 
 /** The wrapper's marker line is short; a first line longer than this is not one (and is not held). */
 const MAX_MARKER_LINE = 4096;
@@ -95,8 +96,7 @@ export class SshExecProcess implements ExecHandle {
     const tap = new FirstLineTap((line) => this.onMarker(line));
     if (options.pty) {
       this.stdout = channel.pipe(tap);
-      this.stderr = new PassThrough();
-      (this.stderr as PassThrough).end();
+      this.stderr = ended();
       channel.stderr.resume();
     } else {
       this.stdout = channel.pipe(new PassThrough());
@@ -245,33 +245,18 @@ function ended(): Readable {
   return stream;
 }
 
-/** `stream` read into `callback`; after the callback fails, the rest is read and dropped, so the command does not block. */
+/**
+ * `stream` read into `callback` under the same rules as the agent's channels (CallbackSink): a
+ * pending promise pauses the stream; after a failure the rest is read and dropped, so the
+ * command does not block.
+ */
 function feed(stream: Readable, callback: OutputCallback): Promise<void> {
-  const fed = new Promise<void>((resolve, reject) => {
-    let failed = false;
-    // The end can come while the last piece's promise is pending: it waits for it.
-    let pending: Promise<void> = Promise.resolve();
-    const ended = () => void pending.then(() => resolve());
-    const fail = (error: unknown) => {
-      failed = true;
-      reject(error);
-      stream.resume();
-    };
-    stream.on("data", (chunk: Buffer) => {
-      if (failed) return;
-      let returned: void | Promise<void>;
-      try {
-        returned = callback(chunk);
-      } catch (error) {
-        return fail(error);
-      }
-      if (returned === undefined || typeof returned.then !== "function") return;
-      stream.pause();
-      pending = returned.then(() => void stream.resume(), fail);
-    });
-    stream.once("end", ended);
-    stream.once("close", ended);
+  const sink = new CallbackSink(callback, () => stream.resume());
+  stream.on("data", (chunk: Buffer) => {
+    if (!sink.destroyed && !sink.push(chunk) && !sink.destroyed) stream.pause();
   });
-  fed.catch(() => {}); // seen through wait(); never an unhandled rejection
-  return fed;
+  const ended = () => void sink.push(null);
+  stream.once("end", ended);
+  stream.once("close", ended);
+  return sink.delivered;
 }

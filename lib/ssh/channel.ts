@@ -5,7 +5,7 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { SFTPWrapper } from "ssh2";
-import { collect } from "../agent/collect.ts";
+import { collect, runSpec } from "../agent/collect.ts";
 import type { AgentRunOptions, AgentRunResult, AgentWriteOptions, CallOptions, ExecHandle, ExecSpec, FileStream } from "../agent/types.ts";
 import { listenAndRelay } from "../channels/expose.ts";
 import type { Channel, ChannelEnv, LocalExposure } from "../channels/types.ts";
@@ -133,16 +133,7 @@ export class SshChannel implements Channel {
   }
 
   async run(command: string | string[], options: AgentRunOptions = {}): Promise<AgentRunResult<string>> {
-    const handle = await this.exec({
-      ...(typeof command === "string" ? { shell: command } : { argv: command }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-      stdin: options.stdin !== undefined,
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.pty === undefined ? {} : { pty: options.pty }),
-    });
-    return collect(handle, options);
+    return collect(await this.exec(runSpec(command, options)), options);
   }
 
   async writeFile(path: string, data: string | Uint8Array | Readable | AsyncIterable<Uint8Array>, options: AgentWriteOptions = {}): Promise<{ size: number }> {

@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { paths } from "../../lib/paths.ts";
 import { StateStore } from "../../lib/state/sandboxes.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
@@ -99,6 +100,18 @@ describe("exec", () => {
     const leftBehind = await runCli(["exec", "busy", "--timeout", "1", "--", "sh", "-c", "sleep 100 &"]);
     expect(leftBehind.code).toBe(124);
     expect(leftBehind.stderr).toBe("smolvm: command exited with status 0, but processes it left behind kept its output open; they were killed when its 1 s timeout passed\n");
+
+    // Much output arrives whole; a reader that goes away after its first piece (`| head`) neither
+    // hangs the CLI nor changes the command's status.
+    const many = await runCli(["exec", "busy", "--", "seq", "1", "200000"]);
+    expect(many.stdout).toBe(Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join(""));
+    const headLike = spawn(process.execPath, [join(repoRoot, "main.ts"), "exec", "busy", "--", "seq", "1", "2000000"], { stdio: ["ignore", "pipe", "pipe"] });
+    headLike.stdout.once("data", () => headLike.stdout.destroy());
+    const quit = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => headLike.kill("SIGKILL"), 60_000);
+      headLike.once("close", (code) => (clearTimeout(timer), resolve(code)));
+    });
+    expect(quit).toBe(0);
 
     const runs = await Promise.all(
       Array.from({ length: 8 }, (_, i) => runCli(["exec", "busy", "--", "sh", "-c", `echo job-${i}; exit ${i}`])),

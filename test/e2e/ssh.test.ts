@@ -154,6 +154,13 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
       for await (const chunk of stream) rest += chunk;
       expect(rest).toBe("");
     }
+    // A callback that throws: the rest is dropped without holding the command, and wait() says why.
+    const dropped = await handle.commands.exec("head -c 2000000 /dev/zero", {
+      onStdout: () => {
+        throw new Error("the reader went away");
+      },
+    });
+    await expect(dropped.wait()).rejects.toThrow("the reader went away");
   });
 
   test("exec: a signal goes to the command's process group", async () => {
