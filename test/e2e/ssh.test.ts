@@ -155,11 +155,8 @@ describe.each(["vsock", "ssh"] as CommChannel[])("the channel suite over %s", (c
       expect(rest).toBe("");
     }
     // A callback that throws: the rest is dropped without holding the command, and wait() says why.
-    const dropped = await handle.commands.exec("head -c 2000000 /dev/zero", {
-      onStdout: () => {
-        throw new Error("the reader went away");
-      },
-    });
+    const gone = new Error("the reader went away");
+    const dropped = await handle.commands.exec("head -c 2000000 /dev/zero", { onStdout: () => Promise.reject(gone) });
     await expect(dropped.wait()).rejects.toThrow("the reader went away");
   });
 
