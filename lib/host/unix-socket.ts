@@ -53,6 +53,9 @@ class BunUnixSocket implements ByteStream {
         open: (socket) => {
           this.socket = socket;
           if (this.destroyed) return void socket.terminate();
+          // What was written before the connection (a HELLO and the request behind it) goes out
+          // in one write, which the peer reads in one wake-up.
+          if (this.pending.length > 1) this.pending = [Buffer.concat(this.pending)];
           this.flush();
           this.emit("connect");
         },
