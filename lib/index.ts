@@ -34,7 +34,7 @@ export { emulationNoticeOnce, noticeOncePerHome } from "./sandbox/notice.ts";
 
 // Every sandbox.
 export { listSandboxes, sandboxNames, type SandboxSummary } from "./sandbox/status.ts";
-export type { SandboxError, SandboxStatus } from "./state/sandboxes.ts";
+export type { SandboxError, SandboxStatus } from "./state/record.ts";
 
 // The host: kernels, images (built and published), releases, set-up, checks, reclaiming space.
 export * from "./host-api.ts";

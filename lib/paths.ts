@@ -6,13 +6,21 @@
  * defaults to the same home but can be pointed elsewhere with `SMOLVM_CACHE`: tests give every
  * run a fresh home while sharing one cache.
  */
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
 /** Root of smolvm's state. Read on every call so tests and the SDK can switch it at run time. */
 export function smolvmHome(): string {
   const fromEnv = process.env.SMOLVM_HOME;
-  return fromEnv ? resolve(fromEnv) : join(homedir(), ".smolvm");
+  return fromEnv ? resolve(fromEnv) : join(homeDir(), ".smolvm");
+}
+
+/**
+ * The user's home: `$HOME`, as node:os's homedir() gives it when set, else the password
+ * database's. node:os is loaded only then: its module cost every command that finds its state
+ * (a plain `smolvm exec` among them) ~0.6 ms (CPU, compiled binary).
+ */
+function homeDir(): string {
+  return process.env.HOME || process.getBuiltinModule("node:os").homedir();
 }
 
 /** Root of the kernel and image caches. */
@@ -25,6 +33,8 @@ export const paths = {
   stateDb: () => join(smolvmHome(), "state.db"),
   sandboxesDir: () => join(smolvmHome(), "vms"),
   sandboxDir: (id: string) => join(smolvmHome(), "vms", id),
+  /** Each sandbox's directory by its name: `names/<name>` links to `../vms/<id>` (lib/state/mirror.ts). */
+  namesDir: () => join(smolvmHome(), "names"),
   keysDir: () => join(smolvmHome(), "keys"),
   /** Snapshots by name: `snapshots/<name>/` (lib/snapshots/). */
   snapshotsDir: () => join(smolvmHome(), "snapshots"),

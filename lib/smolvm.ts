@@ -25,7 +25,8 @@ import { Network, networkInfoOf, type SandboxNetworkInfo } from "./sandbox/netwo
 import { HeldChannel } from "./sandbox/held-channel.ts";
 import { Ports } from "./sandbox/ports.ts";
 import { assertMay, isLive, readSandbox, summarize, type SandboxSummary } from "./sandbox/status.ts";
-import type { SandboxRecord } from "./state/sandboxes.ts";
+import { runningFromMirror } from "./state/mirror.ts";
+import type { SandboxRecord } from "./state/record.ts";
 import type { Booted, BackendInfo, DeleteOptions, StartOptions } from "./sandbox/lifecycle.ts";
 import type { LogsOptions } from "./sandbox/logs.ts";
 import type { SnapshotInfo } from "./snapshots/store.ts";
@@ -235,7 +236,9 @@ export class SmolVM {
    * ```
    */
   static async fromId(idOrName: string, options: AttachOptions = {}): Promise<SmolVM> {
-    return new SmolVM(readSandbox(idOrName), options.commChannel, undefined);
+    // A running sandbox is found by its mirror, without opening the store: its supervisor answers
+    // for it (lib/state/mirror.ts).
+    return new SmolVM(runningFromMirror(idOrName) ?? readSandbox(idOrName), options.commChannel, undefined);
   }
 
   /** Every sandbox in the state store, e.g. `(await SmolVM.list()).map((s) => s.name)`. */

@@ -22,7 +22,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { NotFoundError } from "../errors.ts";
 import { paths } from "../paths.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { withStore } from "../state/sandboxes.ts";
 import { abandoned } from "./launcher.ts";
 import { sandboxFiles } from "./layout.ts";

@@ -8,7 +8,7 @@ import { AgentChannel } from "../channels/agent.ts";
 import { describeChannel, resolveChannel, type ChannelResolution } from "../channels/policy.ts";
 import type { Channel, ChannelKind, CommChannel } from "../channels/types.ts";
 import type { SshEndpoint } from "../ssh/state.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { fromWire } from "../errors.ts";
 import { processStat } from "../host/pids.ts";
 import { assertMay, readSandbox, refusal } from "./status.ts";

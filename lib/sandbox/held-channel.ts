@@ -7,7 +7,7 @@ import type { AgentClient } from "../agent/client.ts";
 import type { ExecHandle, ExecSpec } from "../agent/types.ts";
 import type { Channel, CommChannel } from "../channels/types.ts";
 import { SmolError } from "../errors.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 
 export class HeldChannel {
   private channel: Channel | undefined;

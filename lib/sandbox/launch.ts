@@ -17,7 +17,8 @@ import { kernelCmdline } from "../kernel/cmdline.ts";
 import { InvalidInputError, smolError, toSmolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { parsePolicy, prepareNetwork, reclaimNetwork, type SandboxNetwork } from "../network/index.ts";
-import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
+import { withStore } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { sandboxFiles, type SandboxFiles } from "./layout.ts";
 import { writeTicket } from "./ticket.ts";
 

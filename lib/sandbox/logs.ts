@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { connect } from "node:net";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { sleep } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { sandboxFiles } from "./layout.ts";

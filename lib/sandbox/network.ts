@@ -7,7 +7,8 @@
 import type { SupervisorOp, SupervisorRequest, SupervisorResult } from "../agent/supervisor-messages.ts";
 import type { NetworkMode } from "../choices.ts";
 import { InvalidInputError } from "../errors.ts";
-import { withStore, type SandboxRecord } from "../state/sandboxes.ts";
+import { withStore } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { isLive, readSandbox } from "./status.ts";
 
 /** Where a sandbox may connect: canonical host entries (`internet`, names, `*.domain`, addresses, CIDRs). */

@@ -13,7 +13,8 @@ import { sandboxConfigSchema } from "../config.ts";
 import { isErrorCode, SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import { readMirrorText } from "../state/mirror.ts";
-import { SANDBOX_STATUSES, withStore, type SandboxRecord } from "../state/sandboxes.ts";
+import { withStore } from "../state/sandboxes.ts";
+import { SANDBOX_STATUSES, type SandboxRecord } from "../state/record.ts";
 import { lazySchema, z } from "../zod.ts";
 import { sandboxProcesses } from "./processes.ts";
 

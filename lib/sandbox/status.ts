@@ -11,7 +11,8 @@ import { identityAlive } from "../host/pids.ts";
 import { readLauncher } from "./launcher.ts";
 import { sandboxFiles } from "./layout.ts";
 import { sandboxProcesses, stillOurs } from "./processes.ts";
-import { StateStore, withStore, type SandboxError, type SandboxRecord, type SandboxStatus } from "../state/sandboxes.ts";
+import { StateStore, withStore } from "../state/sandboxes.ts";
+import type { SandboxError, SandboxRecord, SandboxStatus } from "../state/record.ts";
 
 /** One sandbox as `list` shows it. */
 export interface SandboxSummary {

@@ -12,7 +12,7 @@ import { parseSandboxConfig, type SandboxConfig } from "../config.ts";
 import { InvalidInputError, SmolError } from "../errors.ts";
 import { checkNetwork, parsePolicy, policyLists } from "../network/index.ts";
 import { createNew, type Booted } from "../sandbox/lifecycle.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { sha256File } from "./_files.ts";
 import { restoreRefusal } from "./compat.ts";
 import { saveSnapshot } from "./save.ts";

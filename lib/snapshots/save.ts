@@ -15,7 +15,7 @@ import { hostGuestArch } from "../kernel/arch.ts";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
 import { assertMay } from "../sandbox/status.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { compressFile, sha256File, stampOf } from "./_files.ts";
 import { SNAPSHOT_FORMAT, writeManifest, type SnapshotFile, type SnapshotManifest } from "./manifest.ts";
 import { makeStaging, nameTaken, parseSnapshotName, publish, type StoredSnapshot } from "./store.ts";

@@ -7,7 +7,7 @@
 import { connect as tcpConnect, type Socket } from "node:net";
 import type { Client, ClientChannel, PseudoTtyOptions, SFTPWrapper } from "ssh2";
 import { SmolError } from "../errors.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { ensureUserKey, knownHostsPath, readPinnedKeys } from "./keys.ts";
 import { channelUnavailable, type SshEndpoint } from "./state.ts";
 

@@ -11,7 +11,7 @@ import { listenAndRelay } from "../channels/expose.ts";
 import type { Channel, ChannelEnv, LocalExposure } from "../channels/types.ts";
 import { checkEnvName, checkEnvVars } from "../config.ts";
 import { ChannelUnavailableError, InvalidInputError, SmolError, TimeoutError } from "../errors.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { pooled, release, users, type SshConnection } from "./_connection.ts";
 import { SshExecProcess } from "./_exec.ts";
 import { sftpError, sftpReadFile, sftpWriteFile } from "./_sftp.ts";

@@ -4,7 +4,7 @@
  * refused). `smolvm ssh` runs it; `smolvm ssh --print` shows it for scripts and scp.
  */
 import { ensureUserKey, knownHostsPath } from "./keys.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import type { SshEndpoint } from "./state.ts";
 
 /** The options every OpenSSH tool (ssh, scp, sftp) needs for a sandbox. */

@@ -16,7 +16,7 @@ import type { SshStatus } from "../agent/supervisor-messages.ts";
 import { ChannelUnavailableError, type SmolError } from "../errors.ts";
 import { pidAlive } from "../host/pids.ts";
 import { paths } from "../paths.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 
 const stateSchema = z.object({
   state: z.enum(["pending", "ready", "unavailable", "failed"]),

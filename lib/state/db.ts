@@ -7,12 +7,13 @@
  * newer smolvm upgrades an older home in place and an older smolvm refuses a newer home rather
  * than misreading it.
  */
-import { existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { diskFullError, freeBytes, SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import { randomHex } from "../util/random.ts";
+import { REPAIR_COMMAND } from "./record.ts";
 
 const MIGRATIONS: readonly string[] = [
   // 1: sandboxes and the resources allocated to them. Allocated values are UNIQUE so that even a
@@ -42,8 +43,6 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export type Db = DatabaseSync;
 
-/** What to run when the store is damaged: it rebuilds it from the sandboxes' own directories. */
-export const REPAIR_COMMAND = "smolvm doctor --repair";
 
 /**
  * Opens the state database (creating it if there is none) and brings its schema up to date.
@@ -81,6 +80,33 @@ export function openStateDb(file: string = paths.stateDb()): Db {
   }
   keepReserve(file);
   return db;
+}
+
+/**
+ * Whether the store's file can be whole, judged from its 100-byte header alone (SQLite's file
+ * format): its magic string, a valid page size, and at least the pages the header counts. For
+ * reads that take no row from the store (a sandbox reached through its mirror, mirror.ts), so
+ * that a store that is empty, cut short or not a database stops them as it stops every other
+ * command; damage within a page is found by the next command that opens the store.
+ */
+export function storeLooksWhole(file: string = paths.stateDb()): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const header = Buffer.alloc(100);
+    if (readSync(fd, header, 0, header.length, 0) < header.length) return false;
+    if (header.toString("latin1", 0, 16) !== "SQLite format 3\0") return false;
+    const stored = header.readUInt16BE(16);
+    const pageSize = stored === 1 ? 65536 : stored;
+    if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) return false;
+    // The page count is valid only while the version it was written at is the file's.
+    const pages = header.readUInt32BE(92) === header.readUInt32BE(24) ? header.readUInt32BE(28) : 1;
+    return fstatSync(fd).size >= pages * pageSize;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**

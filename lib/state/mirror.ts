@@ -1,16 +1,26 @@
 /**
  * Each sandbox's row, mirrored in its own directory (`vms/<id>/sandbox.json`) whenever the store
- * writes it: the store is one file, and a damaged one must not lose the sandboxes it described.
- * `smolvm doctor --repair` rebuilds the store from these (lib/sandbox/repair.ts).
+ * writes it, and that directory reachable by the sandbox's name (`names/<name>`, a symbolic link
+ * to `../vms/<id>`). The store is one file, and a damaged one must not lose the sandboxes it
+ * described: `smolvm doctor --repair` rebuilds the store from the mirrors (lib/sandbox/repair.ts).
  *
  * The mirror follows the store and never fails it: a mirror that cannot be written (a full disk)
  * is logged and written again with the next change.
+ *
+ * It is also how a command reaches a running sandbox without opening the store
+ * (`runningFromMirror`): a plain `smolvm exec` needs the sandbox's id, channel and supervisor, and
+ * opening SQLite, checking it and reconciling the row cost that process ~1.5 ms of its ~10
+ * (measured, compiled binary). What the mirror says is trusted as far as the store's own record of
+ * a running sandbox is: the sandbox's supervisor answers on its socket, or the caller falls back
+ * to the store (lib/sandbox/supervisor-client.ts), and its HELLO has the last word on the state.
  */
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
-import type { SandboxRecord } from "./sandboxes.ts";
+import { SANDBOX_NAME_PATTERN } from "../config.ts";
+import { storeLooksWhole } from "./db.ts";
+import { recordFromMirror, type SandboxRecord } from "./record.ts";
 
 export const MIRROR_FILE = "sandbox.json";
 /** A mirror is small; anything bigger is not one (and is not read whole). */
@@ -34,6 +44,7 @@ export function writeMirror(record: SandboxRecord): void {
     // On a full disk a new file cannot be made, but the old one's blocks can be written over.
     if (!rewriteInPlace(file, text)) logEvent("warn", `cannot write ${file}: ${(error as Error).message}`, { sandbox: record.id });
   }
+  linkName(record);
 }
 
 function rewriteInPlace(file: string, text: string): boolean {
@@ -59,4 +70,78 @@ export function readMirrorText(id: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `names/<name>`'s target for sandbox `id`. */
+function nameTarget(id: string): string {
+  return join("..", "vms", id);
+}
+
+/** The id a `names/<name>` target names, if it is one this module wrote. */
+const NAME_TARGET = /^\.\.\/vms\/([a-z0-9]+)$/;
+
+/** Points `names/<name>` at the sandbox's directory, replacing a link a name's earlier holder left. */
+function linkName(record: SandboxRecord): void {
+  const link = join(paths.namesDir(), record.name);
+  const target = nameTarget(record.id);
+  try {
+    if (readlinkSync(link) === target) return;
+  } catch {
+    // None yet (or not a link): made below.
+  }
+  // A sandbox name holds no dot, so no other sandbox's link is ever named like this.
+  const temp = `${link}.${process.pid}.tmp`;
+  try {
+    mkdirSync(paths.namesDir(), { recursive: true, mode: 0o700 });
+    rmSync(temp, { force: true });
+    symlinkSync(target, temp);
+    renameSync(temp, link);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    logEvent("warn", `cannot link ${link}: ${(error as Error).message}`, { sandbox: record.id });
+  }
+}
+
+/**
+ * Removes `names/<name>` while it is sandbox `id`'s: called before the row goes, while the name is
+ * still this sandbox's, so that a sandbox that takes the name next keeps its link.
+ */
+export function unlinkName(name: string, id: string): void {
+  const link = join(paths.namesDir(), name);
+  try {
+    if (readlinkSync(link) === nameTarget(id)) rmSync(link, { force: true });
+  } catch {
+    // No link: nothing to remove.
+  }
+}
+
+/**
+ * The record of a running sandbox as its mirror has it, by name or by id, without opening the
+ * store. Undefined whenever the mirror cannot vouch for it, and the caller reads the store: no
+ * link and no directory of that id, a link that now leads to another sandbox, a mirror that is
+ * damaged or of another version, a sandbox that is not running, or a store whose header says it
+ * is damaged (which stops every command, this one too, with the store's own error).
+ */
+export function runningFromMirror(idOrName: string): SandboxRecord | undefined {
+  // Ids and names are both DNS labels: nothing else names a path under the home.
+  if (!SANDBOX_NAME_PATTERN.test(idOrName)) return undefined;
+  let id = idOrName;
+  try {
+    id = NAME_TARGET.exec(readlinkSync(join(paths.namesDir(), idOrName)))?.[1] ?? idOrName;
+  } catch {
+    // No sandbox of that name has a link: it may be an id.
+  }
+  const text = readMirrorText(id);
+  if (text === undefined) return undefined;
+  let record: SandboxRecord;
+  try {
+    const mirror = JSON.parse(text) as { version?: unknown };
+    if (mirror.version !== 1) return undefined;
+    record = recordFromMirror(mirror);
+  } catch {
+    return undefined;
+  }
+  const named = record.name === idOrName || record.id === idOrName;
+  if (record.id !== id || !named || record.status !== "running") return undefined;
+  return storeLooksWhole() ? record : undefined;
 }

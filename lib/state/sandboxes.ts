@@ -3,100 +3,14 @@
  * (name, TAP address, SSH port, DNS responder port, vsock CID) in the same transaction as the
  * row itself.
  */
-import { sandboxConfigSchema, type SandboxConfig } from "../config.ts";
-import { AlreadyExistsError, isErrorCode, NotFoundError, SmolError, type ErrorCode } from "../errors.ts";
+import type { SandboxConfig } from "../config.ts";
+import { AlreadyExistsError, NotFoundError } from "../errors.ts";
 import { boundUdpPorts, listeningTcpPorts } from "../host/ports.ts";
 import { allocateCid, allocateDnsPort, allocateIp, allocateSshPort, generateId, generateName } from "./allocate.ts";
 import { paths } from "../paths.ts";
-import { writeMirror } from "./mirror.ts";
-import { isStoreError, openStateDb, REPAIR_COMMAND, storeFailure, transaction, writing, type Db } from "./db.ts";
-
-export const SANDBOX_STATUSES = ["creating", "running", "paused", "stopped", "failed", "deleting"] as const;
-export type SandboxStatus = (typeof SANDBOX_STATUSES)[number];
-
-/** A row as stored; its config (JSON) is checked when first read (`toRecord`). */
-interface StoredRow {
-  id: string;
-  name: string;
-  status: SandboxStatus;
-  config: string;
-  backend: "qemu" | "firecracker" | null;
-  channel: "agent" | "ssh" | null;
-  ip: string | null;
-  ssh_port: number | null;
-  dns_port: number | null;
-  cid: number | null;
-  supervisor_pid: number | null;
-  vmm_pid: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-/**
- * What each column may hold: a type (`?`: or null) or the values allowed. Checked by hand, not
- * with zod: every `smolvm exec` reads one row and nothing else that needs zod, and building and
- * first running a schema for it cost that new process 1-2 ms (measured, compiled binary).
- */
-const ROW_COLUMNS: Record<keyof StoredRow, "string" | "number" | "string?" | "number?" | readonly (string | null)[]> = {
-  id: "string",
-  name: "string",
-  status: SANDBOX_STATUSES,
-  config: "string",
-  backend: ["qemu", "firecracker", null],
-  channel: ["agent", "ssh", null],
-  ip: "string?",
-  ssh_port: "number?",
-  dns_port: "number?",
-  cid: "number?",
-  supervisor_pid: "number?",
-  vmm_pid: "number?",
-  last_error: "string?",
-  created_at: "number",
-  updated_at: "number",
-};
-
-/** The row, or the first column that holds what smolvm never writes there. */
-function checkedRow(row: unknown): StoredRow {
-  if (typeof row !== "object" || row === null) throw new Error("a sandbox record is not a row");
-  for (const [column, allowed] of Object.entries(ROW_COLUMNS)) {
-    const value = (row as Record<string, unknown>)[column];
-    const fits = typeof allowed !== "string" ? allowed.includes(value as string | null)
-      : (value === null && allowed.endsWith("?")) || typeof value === allowed.replace("?", "");
-    if (!fits) {
-      const expected = typeof allowed === "string" ? allowed.replace("?", " or null") : allowed.map((v) => JSON.stringify(v)).join(", ");
-      throw new Error(`sandbox record column ${column} holds ${JSON.stringify(value) ?? "nothing"}, not ${expected}`);
-    }
-  }
-  return row as StoredRow;
-}
-
-export interface SandboxRecord {
-  id: string;
-  name: string;
-  status: SandboxStatus;
-  config: SandboxConfig;
-  backend: "qemu" | "firecracker" | null;
-  /** The channel persisted for this sandbox (`agent` = virtio-serial or vsock), if one was chosen. */
-  channel: "agent" | "ssh" | null;
-  ip: string | null;
-  sshPort: number | null;
-  /** The host port of the sandbox's DNS responder (user and TAP networks). */
-  dnsPort: number | null;
-  cid: number | null;
-  supervisorPid: number | null;
-  vmmPid: number | null;
-  /** Why the sandbox last failed (its boot, or its VM exiting unexpectedly); null once it runs again. */
-  lastError: SandboxError | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** A failure as the record keeps it: the error code scripts branch on, and the message. */
-export interface SandboxError {
-  code: ErrorCode;
-  message: string;
-}
+import { unlinkName, writeMirror } from "./mirror.ts";
+import { isStoreError, openStateDb, storeFailure, transaction, writing, type Db } from "./db.ts";
+import { toRecord, type SandboxRecord } from "./record.ts";
 
 export interface NewSandbox {
   /** Chosen by the caller when it must name the sandbox's directory before the row exists. */
@@ -275,6 +189,8 @@ export class StateStore {
 
   /** Removes the row, which releases its name and every allocation with it. */
   delete(id: string): boolean {
+    const named = this.db.prepare("SELECT name FROM vms WHERE id = ?").get(id) as { name?: unknown } | undefined;
+    if (typeof named?.name === "string") unlinkName(named.name, id);
     return writing(this.file, () => this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0);
   }
 
@@ -295,83 +211,6 @@ export class StateStore {
     if (row === undefined) throw new NotFoundError(`Cannot find sandbox "${id}"`);
     return toRecord(row);
   }
-}
-
-function toRecord(row: unknown): SandboxRecord {
-  let r: StoredRow;
-  try {
-    r = checkedRow(row);
-  } catch (error) {
-    throw corruptRow(error);
-  }
-  const record = {
-    id: r.id,
-    name: r.name,
-    status: r.status,
-    backend: r.backend,
-    channel: r.channel,
-    ip: r.ip,
-    sshPort: r.ssh_port,
-    dnsPort: r.dns_port,
-    cid: r.cid,
-    supervisorPid: r.supervisor_pid,
-    vmmPid: r.vmm_pid,
-    lastError: r.last_error === null ? null : parseLastError(r.last_error),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-  // Read as JSON with the row, but checked against its schema only when first read: most
-  // commands that read a sandbox (a plain `smolvm exec`) never look at its config, and building
-  // the config's schema cost each of them 2 ms. A config of the wrong shape fails the same way
-  // (STATE_CORRUPT), when it is read.
-  const stored = storedConfig(r.config);
-  let config: SandboxConfig | undefined;
-  return Object.defineProperty(record, "config", {
-    enumerable: true,
-    configurable: true,
-    get: () => (config ??= checkedConfig(stored)),
-  }) as SandboxRecord;
-}
-
-function storedConfig(text: string): object {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw corruptRow(new Error(`config is not JSON: ${(error as Error).message}`, { cause: error }));
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw corruptRow(new Error("config is not a JSON object"));
-  return value;
-}
-
-function checkedConfig(stored: object): SandboxConfig {
-  const parsed = sandboxConfigSchema.safeParse(stored);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw corruptRow(new Error(`config is not a valid sandbox config: ${issue?.path.join(".") || "config"}: ${issue?.message}`, { cause: parsed.error }));
-}
-
-/** A row no smolvm wrote: the store was edited or damaged. */
-function corruptRow(error: unknown): SmolError {
-  return new SmolError("STATE_CORRUPT", `Cannot use the state store "${paths.stateDb()}": ${(error as Error).message}`, {
-    hint: `\`${REPAIR_COMMAND}\` rebuilds the store from the sandbox directories`,
-    cause: error,
-  });
-}
-
-/**
- * The stored failure: JSON `{code, message}`, or the "CODE: message" text rows of earlier
- * versions kept.
- */
-function parseLastError(text: string): SandboxError {
-  try {
-    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
-    if (isErrorCode(parsed.code) && typeof parsed.message === "string") return { code: parsed.code, message: parsed.message };
-  } catch {
-    // An older row: plain text.
-  }
-  const match = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
-  return match !== null && isErrorCode(match[1]) ? { code: match[1], message: match[2]! } : { code: "INTERNAL", message: text };
 }
 
 /**

@@ -14,7 +14,7 @@ import { SmolError, smolError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
 import { guestNetworkOf } from "../network/index.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { within } from "../util/poll.ts";
 import { tailOf } from "../util/tail.ts";
 import { FrameType, jsonFrame, jsonPayload } from "./frames.ts";

@@ -14,7 +14,7 @@ import { startNetworkService, type NetworkService, type PolicyChange } from "../
 import { sandboxNetworkOf } from "../sandbox/launch.ts";
 import type { NetworkPolicy } from "../sandbox/network.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { PortForwards } from "./forwards.ts";
 
 export interface NetworkOwnerOptions {

@@ -19,7 +19,7 @@ import { InvalidInputError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import type { SandboxFiles } from "../sandbox/layout.ts";
 import { liveTicket } from "../sandbox/ticket.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import type { SupervisorResult } from "../agent/supervisor-messages.ts";
 import { pollUntil } from "../util/poll.ts";
 

@@ -13,7 +13,7 @@ import type { SshStatus } from "../agent/supervisor-messages.ts";
 import { SmolError } from "../errors.ts";
 import { GUEST_HOME } from "../guest.ts";
 import { logEvent } from "../log.ts";
-import type { SandboxRecord } from "../state/sandboxes.ts";
+import type { SandboxRecord } from "../state/record.ts";
 import { ensureHostKey, ensureUserKey, writeKnownHosts } from "../ssh/keys.ts";
 import { readSshState, sshEndpoint, writeSshState, type SshState } from "../ssh/state.ts";
 import { deferred } from "../util/deferred.ts";

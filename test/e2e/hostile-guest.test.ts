@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { ensureImage } from "../../lib/images/build.ts";
 import { readSshState } from "../../lib/ssh/state.ts";
-import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../lib/state/record.ts";
 import { runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 

@@ -11,7 +11,8 @@ import { randomBytes } from "node:crypto";
 import { pidAlive } from "../../lib/host/pids.ts";
 import { listeningTcpPorts } from "../../lib/host/ports.ts";
 import { paths } from "../../lib/paths.ts";
-import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../lib/state/record.ts";
 import { envelope, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, processesMatching, waitUntil } from "../helpers/vm.ts";
 

@@ -14,7 +14,8 @@ import { paths } from "../../lib/paths.ts";
 import { launcherFile } from "../../lib/sandbox/launcher.ts";
 import { sandboxFiles } from "../../lib/sandbox/layout.ts";
 import { sandboxProcesses } from "../../lib/sandbox/processes.ts";
-import { StateStore, type SandboxRecord } from "../../lib/state/sandboxes.ts";
+import { StateStore } from "../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../lib/state/record.ts";
 import { envelope, repoRoot, runCli } from "../helpers/cli.ts";
 import { cleanupAfterAll, prepareArtifacts, waitUntil } from "../helpers/vm.ts";
 

@@ -13,7 +13,8 @@ import { paths } from "../../../lib/paths.ts";
 import { cleanup } from "../../../lib/sandbox/cleanup.ts";
 import { launcherFile } from "../../../lib/sandbox/launcher.ts";
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
-import { withStore, type SandboxPatch, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
+import { withStore, type SandboxPatch } from "../../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../../lib/state/record.ts";
 import { waitUntil } from "../../helpers/agent.ts";
 import { scratchDir } from "../../helpers/scratch.ts";
 

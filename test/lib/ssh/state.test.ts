@@ -5,7 +5,7 @@ import { ChannelUnavailableError } from "../../../lib/errors.ts";
 import { paths } from "../../../lib/paths.ts";
 import { assertMay } from "../../../lib/sandbox/status.ts";
 import { recordedSshStatus, sshEndpointFor, sshStatePath, writeSshState } from "../../../lib/ssh/state.ts";
-import type { SandboxRecord } from "../../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../../lib/state/record.ts";
 
 function vm(patch: Partial<SandboxRecord> = {}): SandboxRecord {
   const id = patch.id ?? `vm-${Math.random().toString(16).slice(2, 10)}`;

@@ -12,7 +12,8 @@ import { parseSandboxConfig, type SandboxConfigInput } from "../../../lib/config
 import { sandboxFiles } from "../../../lib/sandbox/layout.ts";
 import { SUPERVISE_COMMAND } from "../../../lib/sandbox/processes.ts";
 import { connectSupervisor } from "../../../lib/sandbox/supervisor-client.ts";
-import { withStore, type SandboxRecord } from "../../../lib/state/sandboxes.ts";
+import { withStore } from "../../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../../lib/state/record.ts";
 import { runSupervisor } from "../../../lib/supervisor/main.ts";
 import type { LivenessOptions } from "../../../lib/supervisor/liveness.ts";
 import type { AgentBackendOptions } from "../../helpers/agent-backend.ts";

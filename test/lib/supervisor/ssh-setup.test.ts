@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { paths } from "../../../lib/paths.ts";
 import { readSshState, writeSshState } from "../../../lib/ssh/state.ts";
-import type { SandboxRecord } from "../../../lib/state/sandboxes.ts";
+import type { SandboxRecord } from "../../../lib/state/record.ts";
 import { provisionSsh, SshSetup } from "../../../lib/supervisor/ssh-setup.ts";
 
 function vm(patch: Partial<SandboxRecord> = {}): SandboxRecord {
