@@ -18,6 +18,7 @@ export function registerMaintenance(program: Command): void {
         out.result(report, () => {
           const lines = report.sandboxes.map((name) => `${verb} sandbox ${name}`);
           lines.push(...report.strayDirs.map((dir) => `${verb} stray directory ${dir}`));
+          lines.push(...report.strayNames.map((link) => `${verb} stray name link ${link}`));
           lines.push(...report.strayProcesses.map((pid) => `${report.dryRun ? "would kill" : "killed"} stray process ${pid}`));
           lines.push(...report.networks.map((what) => `${verb} ${what}`));
           lines.push(...report.snapshotStaging.map((dir) => `${verb} unfinished snapshot ${dir}`));

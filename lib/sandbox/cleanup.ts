@@ -13,7 +13,8 @@
  *   rules, sockets, its VMM ticket), and is removed whole only
  *   if its directory holds no disk; one that does is kept (and reported) until asked for by name;
  * - a directory without a row: its processes and network are ended; it is removed unless it holds a disk
- *   (`smolvm doctor --repair` gives it its row back).
+ *   (`smolvm doctor --repair` gives it its row back);
+ * - an entry of `names/` that is not the link to a sandbox of that name (lib/state/mirror.ts).
  *
  * With names (a sandbox's name or id, or a directory's id), those are removed whole, whatever
  * state they are in: processes, directory, disk, row. The report lists everything done; nothing is
@@ -23,6 +24,7 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { NotFoundError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import type { SandboxRecord } from "../state/record.ts";
+import { strayNameLinks } from "../state/mirror.ts";
 import { withStore } from "../state/sandboxes.ts";
 import { abandoned } from "./launcher.ts";
 import { sandboxFiles } from "./layout.ts";
@@ -39,6 +41,8 @@ export interface CleanupReport {
   kept: Array<{ name: string; id: string; reason: string }>;
   /** Directories under vms/ that had no sandbox, removed. */
   strayDirs: string[];
+  /** Entries of names/ that led to no sandbox of their name, removed. */
+  strayNames: string[];
   /** Processes ended because nothing that runs them was left (a VMM whose sandbox is gone). */
   strayProcesses: number[];
   /** What sandboxes that no longer run had left of their networks (pasta, TAP interfaces, firewall rules), removed. */
@@ -65,7 +69,7 @@ function holdsDisk(id: string): boolean {
 
 export async function cleanup(options: CleanupOptions = {}): Promise<CleanupReport> {
   const dryRun = options.dryRun === true;
-  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayProcesses: [], networks: [], snapshotStaging: [], dryRun };
+  const report: CleanupReport = { sandboxes: [], kept: [], strayDirs: [], strayNames: [], strayProcesses: [], networks: [], snapshotStaging: [], dryRun };
   if (options.names !== undefined && options.names.length > 0) return cleanupNamed(options.names, report);
   const vms = withStore((store) => store.list().map((vm) => reconcile(store, vm)));
   for (const vm of vms) await cleanupOne(vm, report);
@@ -73,6 +77,9 @@ export async function cleanup(options: CleanupOptions = {}): Promise<CleanupRepo
   for (const id of sandboxDirs()) {
     if (!known.has(id)) await cleanupStray(id, report);
   }
+  // Read again: the sandboxes removed above took their links with them.
+  report.strayNames = strayNameLinks(withStore((store) => store.list()));
+  if (!dryRun) for (const link of report.strayNames) rmSync(link, { force: true });
   return report;
 }
 

@@ -14,7 +14,7 @@
  * a running sandbox is: the sandbox's supervisor answers on its socket, or the caller falls back
  * to the store (lib/sandbox/supervisor-client.ts), and its HELLO has the last word on the state.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
@@ -113,6 +113,28 @@ export function unlinkName(name: string, id: string): void {
   } catch {
     // No link: nothing to remove.
   }
+}
+
+/**
+ * The entries of `names/` that are not the link to a sandbox of that name (`sandboxes`, the rows):
+ * left by a crash between a row's removal and its link's, or by a hand. `cleanup` removes them.
+ */
+export function strayNameLinks(sandboxes: ReadonlyArray<{ id: string; name: string }>): string[] {
+  const ids = new Map(sandboxes.map((vm) => [vm.name, vm.id]));
+  let entries: string[];
+  try {
+    entries = readdirSync(paths.namesDir());
+  } catch {
+    return [];
+  }
+  return entries.filter((name) => {
+    const id = ids.get(name);
+    try {
+      return id === undefined || readlinkSync(join(paths.namesDir(), name)) !== nameTarget(id);
+    } catch {
+      return true; // not a link
+    }
+  }).map((name) => join(paths.namesDir(), name));
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { pidAlive } from "../../../lib/host/pids.ts";
@@ -168,6 +168,21 @@ describe("cleanup", () => {
     sandbox("keep-me", { status: "stopped" });
     await expect(cleanup({ names: ["keep-me", "nope"] })).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(rows().map((vm) => vm.name)).toEqual(["keep-me"]);
+  });
+
+  test("a name link that leads to no sandbox of its name goes; a sandbox's own link and its removal's stay true", async () => {
+    const kept = sandbox("kept", { status: "stopped" });
+    sandbox("gone", { status: "failed" }, { disk: false });
+    // Left by a crash between a row's removal and its link's, and one pointing at another sandbox.
+    symlinkSync(join("..", "vms", "0000000000cc"), join(paths.namesDir(), "ghost"));
+    symlinkSync(join("..", "vms", kept.id), join(paths.namesDir(), "imposter"));
+    expect((await cleanup({ dryRun: true })).strayNames.sort()).toEqual([join(paths.namesDir(), "ghost"), join(paths.namesDir(), "imposter")]);
+    expect(lstatSync(join(paths.namesDir(), "ghost")).isSymbolicLink()).toBe(true);
+    const report = await cleanup();
+    expect(report.sandboxes).toEqual(["gone"]);
+    expect(report.strayNames.sort()).toEqual([join(paths.namesDir(), "ghost"), join(paths.namesDir(), "imposter")]);
+    expect(readdirSync(paths.namesDir())).toEqual(["kept"]);
+    expect(readlinkSync(join(paths.namesDir(), "kept"))).toBe(join("..", "vms", kept.id));
   });
 
   test("--dry-run says the same and does nothing", async () => {
