@@ -9,13 +9,11 @@
  */
 import { existsSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { sandboxConfigSchema } from "../config.ts";
-import { isErrorCode, SmolError } from "../errors.ts";
+import { SmolError } from "../errors.ts";
 import { paths } from "../paths.ts";
 import { readMirrorText } from "../state/mirror.ts";
 import { withStore } from "../state/sandboxes.ts";
-import { SANDBOX_STATUSES, type SandboxRecord } from "../state/record.ts";
-import { lazySchema, z } from "../zod.ts";
+import { recordFromMirror, type SandboxRecord } from "../state/record.ts";
 import { sandboxProcesses } from "./processes.ts";
 
 export interface RepairReport {
@@ -30,27 +28,6 @@ export interface RepairReport {
   /** Rows the store had already. */
   unchanged: number;
 }
-
-const nullableInt = z.nullable(z.int());
-const mirrorSchema = lazySchema(() => z.object({
-  version: z.literal(1),
-  id: z.string().check(z.regex(/^[0-9a-z-]{1,64}$/)),
-  name: z.string().check(z.minLength(1)),
-  status: z.enum(SANDBOX_STATUSES),
-  config: sandboxConfigSchema,
-  backend: z.nullable(z.enum(["qemu", "firecracker"])),
-  channel: z.nullable(z.enum(["agent", "ssh"])),
-  ip: z.nullable(z.string()),
-  sshPort: nullableInt,
-  /** Mirrors written before sandboxes had a DNS responder lack it; the next start allocates one. */
-  dnsPort: z._default(nullableInt, null),
-  cid: nullableInt,
-  supervisorPid: nullableInt,
-  vmmPid: nullableInt,
-  lastError: z.nullable(z.object({ code: z.string(), message: z.string() })),
-  createdAt: z.number(),
-  updatedAt: z.number(),
-}));
 
 export function repairStore(): RepairReport {
   const file = paths.stateDb();
@@ -76,22 +53,21 @@ export function repairStore(): RepairReport {
         report.skipped.push({ dir, reason: "it has no sandbox.json (it was made by a smolvm before this one, or is not a sandbox's); `smolvm cleanup` removes it if it holds no disk" });
         continue;
       }
-      let parsed;
+      let mirror: SandboxRecord | undefined;
       try {
-        parsed = mirrorSchema.safeParse(JSON.parse(text));
+        const value = JSON.parse(text) as { version?: unknown };
+        mirror = value.version === 1 ? recordFromMirror(value) : undefined;
+        // Its config is checked when first read: here, before it is restored.
+        if (mirror?.config === undefined) mirror = undefined;
       } catch {
-        parsed = undefined;
+        mirror = undefined;
       }
-      if (parsed === undefined || !parsed.success || parsed.data.id !== id) {
+      if (mirror === undefined || mirror.id !== id) {
         report.skipped.push({ dir, reason: "its sandbox.json is not valid" });
         continue;
       }
-      const mirror = parsed.data;
       try {
-        const { record, reallocated } = store.restore(asItIsNow({
-          ...mirror,
-          lastError: mirror.lastError === null ? null : { code: isErrorCode(mirror.lastError.code) ? mirror.lastError.code : "INTERNAL", message: mirror.lastError.message },
-        }));
+        const { record, reallocated } = store.restore(asItIsNow(mirror));
         report.restored.push({ id, name: record.name, status: record.status, reallocated });
       } catch (error) {
         report.skipped.push({ dir, reason: (error as Error).message });

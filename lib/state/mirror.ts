@@ -82,6 +82,8 @@ const NAME_TARGET = /^\.\.\/vms\/([a-z0-9]+)$/;
 
 /** Points `names/<name>` at the sandbox's directory, replacing a link a name's earlier holder left. */
 function linkName(record: SandboxRecord): void {
+  // Only a name `create` would take becomes a path (a restored row's comes from a file).
+  if (!SANDBOX_NAME_PATTERN.test(record.name)) return;
   const link = join(paths.namesDir(), record.name);
   const target = nameTarget(record.id);
   try {

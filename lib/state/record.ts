@@ -166,19 +166,22 @@ function corruptRow(error: unknown): SmolError {
  * versions kept.
  */
 function parseLastError(text: string): SandboxError {
+  let parsed: { code?: unknown; message?: unknown } | null | undefined;
   try {
-    const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
-    if (isErrorCode(parsed.code) && typeof parsed.message === "string") return { code: parsed.code, message: parsed.message };
+    parsed = JSON.parse(text) as typeof parsed;
   } catch {
     // An older row: plain text.
   }
+  // A code this smolvm does not know (a newer one wrote it) is kept as INTERNAL with its message.
+  if (typeof parsed?.message === "string") return { code: isErrorCode(parsed.code) ? parsed.code : "INTERNAL", message: parsed.message };
   const match = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
   return match !== null && isErrorCode(match[1]) ? { code: match[1], message: match[2]! } : { code: "INTERNAL", message: text };
 }
 
 /**
- * A record as its mirror keeps it (`sandbox.json`: the record's own JSON), checked column by
- * column as a stored row is. Throws what a damaged row throws.
+ * A record as its mirror keeps it (`sandbox.json`: the record's own JSON, lib/state/mirror.ts),
+ * checked column by column as a stored row is: the one reader of that file, for the commands
+ * that reach a running sandbox by it and for `doctor --repair`. Throws what a damaged row throws.
  */
 export function recordFromMirror(value: unknown): SandboxRecord {
   const m = (typeof value === "object" && value !== null ? value : {}) as Partial<Record<keyof SandboxRecord, unknown>>;
@@ -191,7 +194,8 @@ export function recordFromMirror(value: unknown): SandboxRecord {
     channel: m.channel,
     ip: m.ip,
     ssh_port: m.sshPort,
-    dns_port: m.dnsPort,
+    // Mirrors written before sandboxes had a DNS responder lack it; the next start allocates one.
+    dns_port: m.dnsPort === undefined ? null : m.dnsPort,
     cid: m.cid,
     supervisor_pid: m.supervisorPid,
     vmm_pid: m.vmmPid,

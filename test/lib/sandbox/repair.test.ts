@@ -3,11 +3,12 @@
  * every sandbox directory gets its row back from its mirror, with the state that is true now.
  */
 import { beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
 import { paths } from "../../../lib/paths.ts";
 import { repairStore } from "../../../lib/sandbox/repair.ts";
+import { mirrorPath } from "../../../lib/state/mirror.ts";
 import { withStore, type SandboxPatch } from "../../../lib/state/sandboxes.ts";
 import { scratchDir } from "../../helpers/scratch.ts";
 
@@ -64,6 +65,31 @@ describe("doctor --repair", () => {
     expect(report.restored).toEqual([{ id: lost.id, name: "lost", status: "stopped", reallocated: [] }]);
     expect(report.skipped).toEqual([{ dir: join(paths.sandboxesDir(), "not-a-sandbox"), reason: expect.stringContaining("no sandbox.json") }]);
     expect(withStore((store) => store.list()).map((vm) => vm.id).sort()).toEqual([present.id, lost.id].sort());
+  });
+
+  test("reads mirrors as the store reads rows: an older one without a DNS port, a newer error code, a damaged one, a bad name", () => {
+    const old = sandbox("older", { status: "failed", lastError: { code: "TIMEOUT", message: "no answer" } });
+    const broken = sandbox("broken", { status: "stopped" });
+    const renamed = sandbox("renamed", { status: "stopped" });
+    for (const vm of [old, broken, renamed]) withStore((store) => store.delete(vm.id));
+    const edit = (id: string, change: (mirror: Record<string, unknown>) => void) => {
+      const mirror = JSON.parse(readFileSync(mirrorPath(id), "utf8"));
+      change(mirror);
+      writeFileSync(mirrorPath(id), JSON.stringify(mirror));
+    };
+    edit(old.id, (m) => {
+      delete m.dnsPort;
+      m.lastError = { code: "FROM_A_NEWER_SMOLVM", message: "no answer" };
+    });
+    edit(broken.id, (m) => (m.config = { ...(m.config as object), memoryMiB: "lots" }));
+    edit(renamed.id, (m) => (m.name = "../escaped"));
+    const report = repairStore();
+    expect(report.skipped).toEqual([{ dir: paths.sandboxDir(broken.id), reason: "its sandbox.json is not valid" }]);
+    expect(withStore((store) => store.get(old.id))).toMatchObject({ dnsPort: null, lastError: { code: "INTERNAL", message: "no answer" } });
+    // Restored as it was written, but no path is made of a name `create` would refuse.
+    expect(withStore((store) => store.get(renamed.id)).name).toBe("../escaped");
+    expect(existsSync(join(paths.namesDir(), "..", "escaped"))).toBe(false);
+    expect(readdirSync(paths.namesDir()).sort()).toEqual(["older"]);
   });
 
   test("an allocation another sandbox holds meanwhile is replaced, and the repair says so", () => {
