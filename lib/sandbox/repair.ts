@@ -55,10 +55,9 @@ export function repairStore(): RepairReport {
       }
       let mirror: SandboxRecord | undefined;
       try {
-        const value = JSON.parse(text) as { version?: unknown };
-        mirror = value.version === 1 ? recordFromMirror(value) : undefined;
+        mirror = recordFromMirror(JSON.parse(text));
         // Its config is checked when first read: here, before it is restored.
-        if (mirror?.config === undefined) mirror = undefined;
+        if (mirror.config === undefined) mirror = undefined;
       } catch {
         mirror = undefined;
       }

@@ -20,7 +20,7 @@ import { logEvent } from "../log.ts";
 import { paths } from "../paths.ts";
 import { SANDBOX_NAME_PATTERN } from "../config.ts";
 import { storeLooksWhole } from "./db.ts";
-import { recordFromMirror, type SandboxRecord } from "./record.ts";
+import { MIRROR_VERSION, recordFromMirror, type SandboxRecord } from "./record.ts";
 
 export const MIRROR_FILE = "sandbox.json";
 /** A mirror is small; anything bigger is not one (and is not read whole). */
@@ -35,7 +35,7 @@ export function writeMirror(record: SandboxRecord): void {
   const dir = paths.sandboxDir(record.id);
   if (!existsSync(dir)) return;
   const file = mirrorPath(record.id);
-  const text = `${JSON.stringify({ version: 1, ...record }, null, 2)}\n`;
+  const text = `${JSON.stringify({ version: MIRROR_VERSION, ...record }, null, 2)}\n`;
   try {
     const temp = `${file}.${process.pid}.tmp`;
     writeFileSync(temp, text, { mode: 0o600 });
@@ -159,9 +159,7 @@ export function runningFromMirror(idOrName: string): SandboxRecord | undefined {
   if (text === undefined) return undefined;
   let record: SandboxRecord;
   try {
-    const mirror = JSON.parse(text) as { version?: unknown };
-    if (mirror.version !== 1) return undefined;
-    record = recordFromMirror(mirror);
+    record = recordFromMirror(JSON.parse(text));
   } catch {
     return undefined;
   }

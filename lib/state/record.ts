@@ -178,13 +178,17 @@ function parseLastError(text: string): SandboxError {
   return match !== null && isErrorCode(match[1]) ? { code: match[1], message: match[2]! } : { code: "INTERNAL", message: text };
 }
 
+/** The version of `sandbox.json` this smolvm writes and reads. */
+export const MIRROR_VERSION = 1;
+
 /**
  * A record as its mirror keeps it (`sandbox.json`: the record's own JSON, lib/state/mirror.ts),
  * checked column by column as a stored row is: the one reader of that file, for the commands
  * that reach a running sandbox by it and for `doctor --repair`. Throws what a damaged row throws.
  */
 export function recordFromMirror(value: unknown): SandboxRecord {
-  const m = (typeof value === "object" && value !== null ? value : {}) as Partial<Record<keyof SandboxRecord, unknown>>;
+  const m = (typeof value === "object" && value !== null ? value : {}) as Partial<Record<keyof SandboxRecord | "version", unknown>>;
+  if (m.version !== MIRROR_VERSION) throw corruptRow(new Error(`a sandbox.json of version ${JSON.stringify(m.version) ?? "none"}, not ${MIRROR_VERSION}`));
   const row: Record<keyof StoredRow, unknown> = {
     id: m.id,
     name: m.name,
