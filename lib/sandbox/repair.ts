@@ -56,8 +56,8 @@ export function repairStore(): RepairReport {
       let mirror: SandboxRecord | undefined;
       try {
         mirror = recordFromMirror(JSON.parse(text));
-        // Its config is checked when first read: here, before it is restored.
-        if (mirror.config === undefined) mirror = undefined;
+        // Its config is checked when first read (a throw here): before it is restored, not after.
+        void mirror.config;
       } catch {
         mirror = undefined;
       }

@@ -43,7 +43,6 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 export type Db = DatabaseSync;
 
-
 /**
  * Opens the state database (creating it if there is none) and brings its schema up to date.
  *

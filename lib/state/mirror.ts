@@ -9,8 +9,8 @@
  *
  * It is also how a command reaches a running sandbox without opening the store
  * (`runningFromMirror`): a plain `smolvm exec` needs the sandbox's id, channel and supervisor, and
- * opening SQLite, checking it and reconciling the row cost that process ~1.5 ms of its ~10
- * (measured, compiled binary). What the mirror says is trusted as far as the store's own record of
+ * opening SQLite, checking it and reconciling the row cost that process ~1.7 ms of the ~10 before
+ * its request left (measured, compiled binary). What the mirror says is trusted as far as the store's own record of
  * a running sandbox is: the sandbox's supervisor answers on its socket, or the caller falls back
  * to the store (lib/sandbox/supervisor-client.ts), and its HELLO has the last word on the state.
  */
@@ -72,31 +72,27 @@ export function readMirrorText(id: string): string | undefined {
   }
 }
 
-/** `names/<name>`'s target for sandbox `id`. */
-function nameTarget(id: string): string {
-  return join("..", "vms", id);
+/** The id whose directory `names/<name>` leads to, if it is a link this module wrote (`../vms/<id>`). */
+function linkedId(name: string): string | undefined {
+  try {
+    return /^\.\.\/vms\/([a-z0-9]+)$/.exec(readlinkSync(join(paths.namesDir(), name)))?.[1];
+  } catch {
+    return undefined; // no link of that name, or not a link
+  }
 }
-
-/** The id a `names/<name>` target names, if it is one this module wrote. */
-const NAME_TARGET = /^\.\.\/vms\/([a-z0-9]+)$/;
 
 /** Points `names/<name>` at the sandbox's directory, replacing a link a name's earlier holder left. */
 function linkName(record: SandboxRecord): void {
   // Only a name `create` would take becomes a path (a restored row's comes from a file).
   if (!SANDBOX_NAME_PATTERN.test(record.name)) return;
+  if (linkedId(record.name) === record.id) return;
   const link = join(paths.namesDir(), record.name);
-  const target = nameTarget(record.id);
-  try {
-    if (readlinkSync(link) === target) return;
-  } catch {
-    // None yet (or not a link): made below.
-  }
   // A sandbox name holds no dot, so no other sandbox's link is ever named like this.
   const temp = `${link}.${process.pid}.tmp`;
   try {
     mkdirSync(paths.namesDir(), { recursive: true, mode: 0o700 });
     rmSync(temp, { force: true });
-    symlinkSync(target, temp);
+    symlinkSync(join("..", "vms", record.id), temp);
     renameSync(temp, link);
   } catch (error) {
     rmSync(temp, { force: true });
@@ -109,12 +105,7 @@ function linkName(record: SandboxRecord): void {
  * still this sandbox's, so that a sandbox that takes the name next keeps its link.
  */
 export function unlinkName(name: string, id: string): void {
-  const link = join(paths.namesDir(), name);
-  try {
-    if (readlinkSync(link) === nameTarget(id)) rmSync(link, { force: true });
-  } catch {
-    // No link: nothing to remove.
-  }
+  if (linkedId(name) === id) rmSync(join(paths.namesDir(), name), { force: true });
 }
 
 /**
@@ -129,14 +120,7 @@ export function strayNameLinks(sandboxes: ReadonlyArray<{ id: string; name: stri
   } catch {
     return [];
   }
-  return entries.filter((name) => {
-    const id = ids.get(name);
-    try {
-      return id === undefined || readlinkSync(join(paths.namesDir(), name)) !== nameTarget(id);
-    } catch {
-      return true; // not a link
-    }
-  }).map((name) => join(paths.namesDir(), name));
+  return entries.filter((name) => !ids.has(name) || linkedId(name) !== ids.get(name)).map((name) => join(paths.namesDir(), name));
 }
 
 /**
@@ -149,12 +133,8 @@ export function strayNameLinks(sandboxes: ReadonlyArray<{ id: string; name: stri
 export function runningFromMirror(idOrName: string): SandboxRecord | undefined {
   // Ids and names are both DNS labels: nothing else names a path under the home.
   if (!SANDBOX_NAME_PATTERN.test(idOrName)) return undefined;
-  let id = idOrName;
-  try {
-    id = NAME_TARGET.exec(readlinkSync(join(paths.namesDir(), idOrName)))?.[1] ?? idOrName;
-  } catch {
-    // No sandbox of that name has a link: it may be an id.
-  }
+  // No sandbox of that name has a link: it may be an id.
+  const id = linkedId(idOrName) ?? idOrName;
   const text = readMirrorText(id);
   if (text === undefined) return undefined;
   let record: SandboxRecord;

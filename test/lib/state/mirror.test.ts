@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync,
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { parseSandboxConfig } from "../../../lib/config.ts";
+import { SmolVM } from "../../../lib/index.ts";
 import { paths } from "../../../lib/paths.ts";
 import { storeLooksWhole } from "../../../lib/state/db.ts";
 import { mirrorPath, runningFromMirror } from "../../../lib/state/mirror.ts";
@@ -145,5 +146,32 @@ describe("a running sandbox from its mirror", () => {
       writeFileSync(file, sound);
       expect(runningFromMirror("alpha")?.name).toBe("alpha");
     }
+  });
+});
+
+describe("SmolVM.fromId", () => {
+  const dropRow = (id: string) => {
+    const db = new DatabaseSync(paths.stateDb());
+    db.prepare("DELETE FROM vms WHERE id = ?").run(id);
+    db.close();
+  };
+
+  test("attaches to a running sandbox by its mirror, and to anything else by the store", async () => {
+    const running = sandbox("alpha");
+    const parked = sandbox("parked", { status: "stopped" });
+    for (const vm of [running, parked]) dropRow(vm.id);
+    // The row is gone: only the mirror can have found the running one.
+    const attached = await SmolVM.fromId("alpha");
+    expect([attached.id, attached.name]).toEqual([running.id, "alpha"]);
+    attached.close();
+    await expect(SmolVM.fromId("parked")).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  test("a store whose header is damaged stops it with the store's own error", async () => {
+    sandbox("alpha");
+    const file = paths.stateDb();
+    for (const leftover of [`${file}-wal`, `${file}-shm`]) rmSync(leftover, { force: true });
+    writeFileSync(file, "");
+    await expect(SmolVM.fromId("alpha")).rejects.toMatchObject({ code: "STATE_CORRUPT", message: expect.stringContaining("the file is empty") });
   });
 });
